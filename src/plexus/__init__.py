@@ -1,0 +1,11 @@
+"""plexus: cross-validated, tuned, ensembled segmentation of ultrasound nerve images.
+
+The package holds the science; the Snakemake workflow (``Snakefile``,
+``workflow/rules``) only wires its stages together through documented files
+(see ``docs/contracts.md``).
+"""
+
+__version__ = "0.1.0"
+
+#: Shape (rows, columns) of every Kaggle image and mask.
+ORIGINAL_SHAPE = (420, 580)
