@@ -1,0 +1,26 @@
+# plexus: raw Kaggle-layout TIFFs -> cross-validated, tuned, ensembled submission and figures.
+# A table of contents; the logic lives in workflow/rules/common.smk and the plexus package.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/tune.smk"
+include: "workflow/rules/submit.smk"
+include: "workflow/rules/robustness.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

@@ -1,0 +1,67 @@
+"""Subject-grouped, mask-presence-stratified folds and subject-wise subsets.
+
+Images of one subject are strongly correlated (near-duplicate frames), so every
+split here keeps a subject's images together: a fold never shares a subject with
+another, and a training-size subset adds or leaves out whole subjects.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+
+def make_folds(train: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
+    """Assign each image of the manifest to a fold; returns ``image_id, subject, fold``.
+
+    Uses :class:`sklearn.model_selection.StratifiedGroupKFold` with the subject as
+    group and mask presence (``mask_area > 0``) as the stratification label.
+    """
+    n_subjects = train["subject"].nunique()
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    if n_subjects < n_folds:
+        raise ValueError(f"{n_folds} folds need at least {n_folds} subjects, the manifest has {n_subjects}")
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    fold = np.full(len(train), -1, dtype=int)
+    labels = (train["mask_area"].to_numpy() > 0).astype(int)
+    for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(train)), labels, train["subject"])):
+        fold[held_out] = k
+    return pd.DataFrame({"image_id": train["image_id"], "subject": train["subject"], "fold": fold})
+
+
+def fold_indices(folds: pd.DataFrame, fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the training part and the held-out part of ``fold``."""
+    held_out = folds["fold"].to_numpy() == int(fold)
+    if not held_out.any():
+        raise ValueError(f"fold {fold} does not exist (folds are {sorted(folds['fold'].unique())})")
+    return np.flatnonzero(~held_out), np.flatnonzero(held_out)
+
+
+def resolve_size(size: float, available: int) -> int:
+    """An image count from a size given as a count (>= 1) or a fraction (0 < size < 1)."""
+    if size <= 0:
+        raise ValueError(f"training-set size must be positive, got {size}")
+    target = int(round(size * available)) if size < 1 else int(size)
+    return min(max(target, 1), available)
+
+
+def subject_subset(subjects: np.ndarray, size: float, seed: int) -> np.ndarray:
+    """Pick whole subjects, in a seeded random order, until ``size`` images are covered.
+
+    ``subjects``: the subject of each image of a training part. Returns the sorted
+    positions (into ``subjects``) of the chosen images. The last subject added may
+    overshoot the target; no subject is ever split.
+    """
+    subjects = np.asarray(subjects)
+    target = resolve_size(size, len(subjects))
+    order = np.random.default_rng(seed).permutation(np.unique(subjects))
+    chosen, count = [], 0
+    counts = pd.Series(subjects).value_counts()
+    for subject in order:
+        if count >= target:
+            break
+        chosen.append(subject)
+        count += int(counts[subject])
+    return np.flatnonzero(np.isin(subjects, chosen))

@@ -1,0 +1,214 @@
+# Shared Python of the workflow: config validation, names, input functions,
+# per-rule settings and resources. Rules stay declarative and use these by name.
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+PACKAGE = Path(workflow.basedir) / "src" / "plexus"
+RAW = config["data"]["raw_dir"].rstrip("/")
+FOLDS = list(range(config["cv"]["n_folds"]))
+MODELS = config["models"]
+ENSEMBLES = config["ensembles"]
+ROBUSTNESS = config["robustness"]
+NOISE = ROBUSTNESS["noise"]
+TRAIN_SIZE = ROBUSTNESS["train_size"]
+
+
+def check_config():
+    """Cross-field checks the schema cannot express; each error names the key."""
+    errors = []
+    for name, members in ENSEMBLES.items():
+        for member in members:
+            if member not in MODELS:
+                errors.append(f"ensembles.{name}: unknown model {member!r} (models: {sorted(MODELS)})")
+        if name in MODELS:
+            errors.append(f"ensembles.{name}: a model has the same name; names of models and ensembles must differ")
+    for name, settings in MODELS.items():
+        step = 2 ** settings["depth"]
+        if any(side % step for side in settings["input_size"]):
+            errors.append(f"models.{name}.input_size: {settings['input_size']} is not divisible by 2**depth = {step}")
+    if (NOISE["enabled"] or TRAIN_SIZE["enabled"]) and ROBUSTNESS.get("model") not in MODELS:
+        errors.append(f"robustness.model: {ROBUSTNESS.get('model')!r} is not a key of models ({sorted(MODELS)})")
+    if errors:
+        raise ValueError("invalid config:\n  " + "\n  ".join(errors))
+
+
+check_config()
+
+
+wildcard_constraints:
+    model=r"[A-Za-z][A-Za-z0-9_]*",
+    name=r"[A-Za-z][A-Za-z0-9_]*",
+    ensemble=r"[A-Za-z][A-Za-z0-9_]*",
+    run=r"[A-Za-z][A-Za-z0-9_]*(--noisy|--n[0-9.]+-s[0-9]+)?",
+    fold=r"\d+",
+    size=r"\d+x\d+",
+    sigma=r"[0-9.]+",
+    condition=r"clean|noisy",
+
+
+# -- code versions: Snakemake tracks a script by its own text but does not follow imports,
+# so each rule carries a hash of the plexus modules it runs as a param; editing a module
+# reruns exactly the rules that list it.
+CODE = {
+    "synthesize": ["synthetic", "tiffio"],
+    "ingest": ["ingest", "rle", "tiffio"],
+    "folds": ["splits"],
+    "preprocess": ["resize", "ingest"],
+    "train": ["train", "model", "losses", "augment", "noise", "splits", "device"],
+    "predict": ["predict", "model", "noise", "device"],
+    "average": ["pipeline"],
+    "tune": ["tuning", "metrics", "resize", "rle"],
+    "submit": ["submission", "tuning", "resize", "rle"],
+    "robustness": ["robustness", "metrics", "tuning", "resize"],
+    "figures": ["figures"],
+    "summary": ["summary", "metrics"],
+}
+
+
+def code_version(stage):
+    digest = hashlib.sha256()
+    for module in CODE[stage]:
+        digest.update((PACKAGE / f"{module}.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# -- names -----------------------------------------------------------------------------
+
+
+def tuning_names():
+    """Every model and every ensemble gets tuned (a model is an ensemble of one)."""
+    return list(MODELS) + list(ENSEMBLES)
+
+
+def members_of(name):
+    return list(ENSEMBLES[name]) if name in ENSEMBLES else [name]
+
+
+def parse_run(run):
+    """``unet`` -> (unet, None, None); ``unet--noisy``; ``unet--n0.5-s1`` (size, seed)."""
+    model, _, suffix = run.partition("--")
+    if model not in MODELS:
+        raise ValueError(f"run {run!r}: unknown model {model!r}")
+    if suffix == "noisy":
+        return model, "noisy", None
+    if match := re.fullmatch(r"n([0-9.]+)-s([0-9]+)", suffix):
+        return model, None, {"size": float(match[1]), "seed": int(match[2])}
+    return model, None, None
+
+
+def number_name(value):
+    """0.5 -> '0.5', 40.0 -> '40': a stable, short wildcard value."""
+    return f"{float(value):g}"
+
+
+def size_of(run):
+    height, width = MODELS[parse_run(run)[0]]["input_size"]
+    return f"{height}x{width}"
+
+
+def grid_values(spec, integer=False):
+    values = np.linspace(spec["start"], spec["stop"], spec["num"])
+    return [int(round(v)) for v in values] if integer else [round(float(v), 6) for v in values]
+
+
+# -- input functions -----------------------------------------------------------------
+
+
+def raw_folders():
+    return [f"{RAW}/train", f"{RAW}/test"]
+
+
+def train_npz(wildcards):
+    return f"results/preprocessed/{size_of(wildcards.run)}/train.npz"
+
+
+def test_npz(wildcards):
+    return f"results/preprocessed/{size_of(wildcards.model)}/test.npz"
+
+
+def model_settings(wildcards):
+    return MODELS[parse_run(wildcards.run)[0]]
+
+
+def train_noise(wildcards):
+    """The clean+noisy training mix of the noise branch's ``--noisy`` runs, else None."""
+    if parse_run(wildcards.run)[1] != "noisy":
+        return None
+    return {"sigma": NOISE["train_sigma"], "fraction": NOISE["train_fraction"], "seed": NOISE["seed"]}
+
+
+def train_subset(wildcards):
+    return parse_run(wildcards.run)[2]
+
+
+def test_fold_probs(wildcards):
+    return expand("results/test_probs/{model}/fold{fold}.npz", model=wildcards.model, fold=FOLDS)
+
+
+def member_oofs(wildcards):
+    return {
+        f"oof_{member}": expand("results/oof/{run}/fold{fold}.npz", run=member, fold=FOLDS)
+        for member in members_of(wildcards.name)
+    }
+
+
+def tune_members(wildcards):
+    return members_of(wildcards.name)
+
+
+def member_test_means(wildcards):
+    return [f"results/test_probs/{m}/mean.npz" for m in members_of(wildcards.ensemble)]
+
+
+def ensemble_members(wildcards):
+    return members_of(wildcards.ensemble)
+
+
+# -- resources: GPU jobs ask for one GPU; retries get more time and memory ----------------
+
+
+def train_runtime(wildcards, attempt):
+    return 120 * attempt
+
+
+def predict_runtime(wildcards, attempt):
+    return 30 * attempt
+
+
+def light_runtime(wildcards, attempt):
+    return 20 * attempt
+
+
+def gpu_mem_mb(wildcards, attempt):
+    return 8000 * attempt
+
+
+def light_mem_mb(wildcards, attempt):
+    return 4000 * attempt
+
+
+# -- targets --------------------------------------------------------------------------
+
+
+def get_final_output():
+    outputs = expand("results/submission/{ensemble}.csv", ensemble=ENSEMBLES)
+    outputs += expand("results/tuning/{name}/best.json", name=tuning_names())
+    outputs += figure_targets()
+    return outputs
+
+
+def figure_targets():
+    """Every figure and table (see workflow/rules/figures.smk)."""
+    return expand(
+        "results/figures/tuning/{name}_{kind}.{ext}",
+        name=tuning_names(),
+        kind=["heatmap", "min_area"],
+        ext=["png", "pdf"],
+    )

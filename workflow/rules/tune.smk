@@ -1,0 +1,28 @@
+# Cutoff x minimum-area tuning on out-of-fold probabilities, for every model and
+# every ensemble (members' probabilities averaged at 420x580, same folds).
+
+
+rule tune:
+    input:
+        unpack(member_oofs),
+        folds="results/splits/folds.csv",
+        masks="results/manifest/train_masks.csv",
+    output:
+        grid="results/tuning/{name}/grid.csv",
+        best="results/tuning/{name}/best.json",
+        per_image="results/tuning/{name}/per_image.csv",
+    params:
+        members=tune_members,
+        cutoffs=grid_values(config["tuning"]["cutoffs"]),
+        min_areas=grid_values(config["tuning"]["min_areas"], integer=True),
+        code=code_version("tune"),
+    log:
+        "results/logs/tune/{name}.log",
+    threads: 2
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
+    conda:
+        "../../envs/plexus.yaml"
+    script:
+        "../scripts/tune.py"
