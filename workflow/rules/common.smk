@@ -171,6 +171,65 @@ def ensemble_members(wildcards):
     return members_of(wildcards.ensemble)
 
 
+# -- robustness studies ------------------------------------------------------------------
+
+
+def robust_model():
+    return ROBUSTNESS.get("model")
+
+
+def robust_train_npz(wildcards):
+    return f"results/preprocessed/{size_of(robust_model())}/train.npz"
+
+
+def sigma_value(wildcards):
+    return float(wildcards.sigma)
+
+
+def noisy_condition_models(wildcards):
+    """Train clean (the main checkpoints, no retraining) or train noisy (``--noisy`` runs)."""
+    run = robust_model() + ("--noisy" if wildcards.condition == "noisy" else "")
+    return expand("results/models/{run}/fold{fold}/model.pt", run=run, fold=FOLDS)
+
+
+def noise_entries():
+    """(input key, condition, sigma) of every noise evaluation."""
+    return [
+        [f"{condition}_{number_name(sigma)}", condition, float(sigma)]
+        for condition in ["clean", "noisy"]
+        for sigma in NOISE["sigmas"]
+    ]
+
+
+def noise_prediction_files(wildcards):
+    return {
+        key: f"results/robustness/noise/{condition}/sigma{number_name(sigma)}.npz"
+        for key, condition, sigma in noise_entries()
+    }
+
+
+def train_size_entries():
+    """(input key, size, seed) of every training-size run."""
+    return [
+        [f"n{number_name(size)}_s{seed}", float(size), int(seed)]
+        for size in TRAIN_SIZE["sizes"]
+        for seed in TRAIN_SIZE["seeds"]
+    ]
+
+
+def train_size_oof_files(wildcards):
+    files = {
+        key: expand(
+            "results/oof/{run}/fold{fold}.npz",
+            run=f"{robust_model()}--n{number_name(size)}-s{seed}",
+            fold=FOLDS,
+        )
+        for key, size, seed in train_size_entries()
+    }
+    files["full"] = expand("results/oof/{run}/fold{fold}.npz", run=robust_model(), fold=FOLDS)
+    return files
+
+
 # -- resources: GPU jobs ask for one GPU; retries get more time and memory ----------------
 
 
@@ -200,6 +259,10 @@ def light_mem_mb(wildcards, attempt):
 def get_final_output():
     outputs = expand("results/submission/{ensemble}.csv", ensemble=ENSEMBLES)
     outputs += expand("results/tuning/{name}/best.json", name=tuning_names())
+    if NOISE["enabled"]:
+        outputs.append("results/robustness/noise/scores.csv")
+    if TRAIN_SIZE["enabled"]:
+        outputs.append("results/robustness/train_size/scores.csv")
     outputs += figure_targets()
     return outputs
 

@@ -1,0 +1,78 @@
+# Robustness studies on the folds of robustness.model: noise injection (reusing the
+# main checkpoints, and a clean+noisy retrain) and training-set size (subject subsets).
+# Their networks are trained by the one `train` rule (runs `{model}--noisy`,
+# `{model}--n{size}-s{seed}`), so on SLURM they fan out as ordinary GPU jobs.
+
+if NOISE["enabled"]:
+
+    rule predict_noisy:
+        input:
+            models=noisy_condition_models,
+            data=robust_train_npz,
+            folds="results/splits/folds.csv",
+        output:
+            "results/robustness/noise/{condition}/sigma{sigma}.npz",
+        params:
+            sigma=sigma_value,
+            seed=NOISE["seed"],
+            batch_size=config["predict"]["batch_size"],
+            code=code_version("predict"),
+        log:
+            "results/logs/predict_noisy/{condition}/sigma{sigma}.log",
+        benchmark:
+            "results/benchmarks/predict_noisy/{condition}/sigma{sigma}.tsv"
+        threads: 1
+        resources:
+            gpu=1,
+            runtime=predict_runtime,
+            mem_mb=gpu_mem_mb,
+            cpus_per_task=4,
+        conda:
+            "../../envs/plexus.yaml"
+        script:
+            "../scripts/predict_noisy.py"
+
+    rule noise_scores:
+        input:
+            unpack(noise_prediction_files),
+            best=f"results/tuning/{ROBUSTNESS.get('model')}/best.json",
+            folds="results/splits/folds.csv",
+            masks="results/manifest/train_masks.csv",
+        output:
+            "results/robustness/noise/scores.csv",
+        params:
+            entries=noise_entries(),
+            code=code_version("robustness"),
+        log:
+            "results/logs/robustness/noise_scores.log",
+        resources:
+            runtime=light_runtime,
+            mem_mb=light_mem_mb,
+        conda:
+            "../../envs/plexus.yaml"
+        script:
+            "../scripts/noise_scores.py"
+
+
+if TRAIN_SIZE["enabled"]:
+
+    rule train_size_scores:
+        input:
+            unpack(train_size_oof_files),
+            best=f"results/tuning/{ROBUSTNESS.get('model')}/best.json",
+            folds="results/splits/folds.csv",
+            masks="results/manifest/train_masks.csv",
+        output:
+            "results/robustness/train_size/scores.csv",
+        params:
+            entries=train_size_entries(),
+            code=code_version("robustness"),
+        log:
+            "results/logs/robustness/train_size_scores.log",
+        resources:
+            runtime=light_runtime,
+            mem_mb=light_mem_mb,
+        conda:
+            "../../envs/plexus.yaml"
+        script:
+            "../scripts/train_size_scores.py"

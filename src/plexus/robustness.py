@@ -1,0 +1,100 @@
+"""The robustness studies: Gaussian noise injection and training-set size.
+
+Both score held-out (out-of-fold) predictions with the main model's tuned cutoff
+and minimum area, at 420x580, exactly as the tuning stage does, and report the
+Kaggle Dice and plain Dice per fold.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from plexus import atomic, splits
+from plexus.pipeline import load_oof, load_truth, read_npz
+from plexus.tuning import cutoff_counts, metrics_at
+
+
+def score_at(members, truth, cutoff: float, min_area: int) -> pd.DataFrame:
+    """Per-image metrics of probabilities at one post-processing setting."""
+    return metrics_at(cutoff_counts(members, truth, [cutoff]), cutoff, min_area)
+
+
+def fold_scores(per_image: pd.DataFrame, folds: np.ndarray) -> pd.DataFrame:
+    """Mean Kaggle Dice and plain Dice per fold."""
+    frame = per_image.assign(fold=np.asarray(folds))
+    out = frame.groupby("fold").agg(kaggle_dice=("kaggle_dice", "mean"), dice=("dice", "mean"),
+                                    n_images=("kaggle_dice", "size"))
+    return out.reset_index()
+
+
+def noise_predict_stage(model_pts, train_npz, folds_csv, sigma: float, seed: int, out_npz, *,
+                        batch_size: int = 64, threads: int | None = None) -> None:
+    """Predict each fold's held-out images with its model after adding noise of ``sigma``.
+
+    ``model_pts[k]`` is fold k's model. Writes ``image_id``, ``fold`` and ``prob``.
+    """
+    from plexus.predict import predict_probs
+
+    data = read_npz(train_npz)
+    folds = pd.read_csv(folds_csv)
+    ids, fold_of, probs = [], [], []
+    for fold, model_pt in enumerate(model_pts):
+        _, val_idx = splits.fold_indices(folds, fold)
+        fold_ids = data["image_id"][val_idx]
+        noise = {"sigma": float(sigma), "seed": int(seed), "image_ids": fold_ids.tolist()}
+        out = predict_probs(model_pt, data["images"][val_idx], batch_size=batch_size, threads=threads, noise=noise)
+        ids.append(fold_ids)
+        fold_of.append(np.full(len(val_idx), fold))
+        probs.append(out["prob"])
+    atomic.write_npz(out_npz, image_id=np.concatenate(ids), fold=np.concatenate(fold_of), prob=np.concatenate(probs))
+
+
+def noise_scores_stage(predictions: dict[tuple[str, float], str], folds_csv, masks_csv, best_json, out_csv) -> pd.DataFrame:
+    """``scores.csv``: one row per (condition, sigma, fold)."""
+    best = json.loads(Path(best_json).read_text())
+    rows = []
+    for (condition, sigma), path in sorted(predictions.items()):
+        data = read_npz(path)
+        _, truth = load_truth(folds_csv, masks_csv, data["image_id"].astype(str))
+        per_image = score_at([data["prob"]], truth, best["cutoff"], best["min_area"])
+        scores = fold_scores(per_image, data["fold"])
+        rows.append(scores.assign(condition=condition, sigma=float(sigma)))
+    table = pd.concat(rows)[["condition", "sigma", "fold", "kaggle_dice", "dice", "n_images"]]
+    atomic.write_csv(out_csv, table)
+    print(table.groupby(["condition", "sigma"])[["kaggle_dice", "dice"]].mean().to_string())
+    return table
+
+
+def train_size_scores_stage(runs: dict[tuple, list], full_run: list, folds_csv, masks_csv, best_json, out_csv) -> pd.DataFrame:
+    """``scores.csv``: one row per (size, seed, fold), plus ``size="full"`` rows.
+
+    ``runs[(size, seed)]`` lists that run's OOF files by fold; ``full_run`` the main
+    model's (trained on the whole training part). ``n_train`` is recomputed with
+    :func:`plexus.splits.subject_subset`, the same draw the training job made.
+    """
+    best = json.loads(Path(best_json).read_text())
+    folds, truth = load_truth(folds_csv, masks_csv)
+    ids = folds["image_id"].astype(str).tolist()
+    rows = []
+    entries = [((f"{size:g}", seed), paths) for (size, seed), paths in sorted(runs.items())]
+    entries.append((("full", None), full_run))
+    for (size, seed), paths in entries:
+        per_image = score_at([load_oof(paths, ids)], truth, best["cutoff"], best["min_area"])
+        scores = fold_scores(per_image, folds["fold"])
+        n_train = []
+        for fold in scores["fold"]:
+            train_idx, _ = splits.fold_indices(folds, fold)
+            if size == "full":
+                n_train.append(len(train_idx))
+            else:
+                subjects = folds["subject"].to_numpy()[train_idx]
+                n_train.append(len(splits.subject_subset(subjects, float(size), int(seed))))
+        rows.append(scores.assign(size=size, seed=seed if seed is not None else -1, n_train=n_train))
+    table = pd.concat(rows)[["size", "seed", "fold", "n_train", "kaggle_dice", "dice", "n_images"]]
+    atomic.write_csv(out_csv, table)
+    print(table.groupby("size")[["n_train", "kaggle_dice", "dice"]].mean().to_string())
+    return table
