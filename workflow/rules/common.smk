@@ -67,8 +67,8 @@ CODE = {
     "tune": ["tuning", "metrics", "resize", "rle"],
     "submit": ["submission", "tuning", "resize", "rle"],
     "robustness": ["robustness", "metrics", "tuning", "resize"],
-    "figures": ["figures"],
-    "summary": ["summary", "metrics"],
+    "figures": ["figures", "paper"],
+    "summary": ["summary", "paper"],
 }
 
 
@@ -157,6 +157,22 @@ def member_oofs(wildcards):
         f"oof_{member}": expand("results/oof/{run}/fold{fold}.npz", run=member, fold=FOLDS)
         for member in members_of(wildcards.name)
     }
+
+
+def tuning_kinds():
+    return ["ensemble" if name in ENSEMBLES else "model" for name in tuning_names()]
+
+
+def model_histories(wildcards):
+    return expand("results/models/{model}/fold{fold}/history.csv", model=wildcards.model, fold=FOLDS)
+
+
+def model_oofs(wildcards):
+    return expand("results/oof/{model}/fold{fold}.npz", model=wildcards.model, fold=FOLDS)
+
+
+def model_train_npz(wildcards):
+    return f"results/preprocessed/{size_of(wildcards.model)}/train.npz"
 
 
 def tune_members(wildcards):
@@ -268,10 +284,24 @@ def get_final_output():
 
 
 def figure_targets():
-    """Every figure and table (see workflow/rules/figures.smk)."""
-    return expand(
+    """Every figure (PNG and PDF) and the results table."""
+    names = tuning_names()
+    targets = expand(
         "results/figures/tuning/{name}_{kind}.{ext}",
-        name=tuning_names(),
+        name=names,
         kind=["heatmap", "min_area"],
         ext=["png", "pdf"],
     )
+    targets += expand("results/figures/areas/{name}.{ext}", name=names, ext=["png", "pdf"])
+    targets += expand(
+        "results/figures/{kind}/{model}.{ext}",
+        kind=["learning_curves", "qualitative"],
+        model=MODELS,
+        ext=["png", "pdf"],
+    )
+    if NOISE["enabled"]:
+        targets += expand("results/figures/robustness/noise.{ext}", ext=["png", "pdf"])
+    if TRAIN_SIZE["enabled"]:
+        targets += expand("results/figures/robustness/train_size.{ext}", ext=["png", "pdf"])
+    targets += ["results/tables/summary.csv", "results/tables/summary.md"]
+    return targets

@@ -1,5 +1,6 @@
 # Figures and tables, rendered from files under results/ alone: deleting them and
-# rerunning `snakemake figures` retrains and re-predicts nothing.
+# rerunning `snakemake figures` retrains and re-predicts nothing. Each PNG goes
+# into the report (`snakemake --report results/report.html`) with its caption.
 
 
 rule figure_tuning:
@@ -32,7 +33,161 @@ rule figure_tuning:
     conda:
         "../../envs/plexus.yaml"
     script:
-        "../scripts/figure_tuning.py"
+        "../scripts/figures.py"
+
+
+rule figure_areas:
+    input:
+        per_image="results/tuning/{name}/per_image.csv",
+        best="results/tuning/{name}/best.json",
+    output:
+        png=report(
+            "results/figures/areas/{name}.png",
+            caption="../report/areas.rst",
+            category="Tuning",
+            subcategory="{name}",
+        ),
+        pdf="results/figures/areas/{name}.pdf",
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
+    log:
+        "results/logs/figures/areas_{name}.log",
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
+    conda:
+        "../../envs/plexus.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_learning_curves:
+    input:
+        histories=model_histories,
+    output:
+        png=report(
+            "results/figures/learning_curves/{model}.png",
+            caption="../report/learning_curves.rst",
+            category="Training",
+        ),
+        pdf="results/figures/learning_curves/{model}.pdf",
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
+    log:
+        "results/logs/figures/learning_curves_{model}.log",
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
+    conda:
+        "../../envs/plexus.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_qualitative:
+    input:
+        per_image="results/tuning/{model}/per_image.csv",
+        best="results/tuning/{model}/best.json",
+        data=model_train_npz,
+        oof=model_oofs,
+    output:
+        png=report(
+            "results/figures/qualitative/{model}.png",
+            caption="../report/qualitative.rst",
+            category="Predictions",
+        ),
+        pdf="results/figures/qualitative/{model}.pdf",
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
+    log:
+        "results/logs/figures/qualitative_{model}.log",
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
+    conda:
+        "../../envs/plexus.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_noise:
+    input:
+        "results/robustness/noise/scores.csv",
+    output:
+        png=report(
+            "results/figures/robustness/noise.png",
+            caption="../report/noise.rst",
+            category="Robustness",
+        ),
+        pdf="results/figures/robustness/noise.pdf",
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
+    log:
+        "results/logs/figures/noise.log",
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
+    conda:
+        "../../envs/plexus.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_train_size:
+    input:
+        "results/robustness/train_size/scores.csv",
+    output:
+        png=report(
+            "results/figures/robustness/train_size.png",
+            caption="../report/train_size.rst",
+            category="Robustness",
+        ),
+        pdf="results/figures/robustness/train_size.pdf",
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
+    log:
+        "results/logs/figures/train_size.log",
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
+    conda:
+        "../../envs/plexus.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule summary_table:
+    input:
+        best=expand("results/tuning/{name}/best.json", name=tuning_names()),
+        per_image=expand("results/tuning/{name}/per_image.csv", name=tuning_names()),
+    output:
+        csv=report(
+            "results/tables/summary.csv",
+            caption="../report/summary.rst",
+            category="Results",
+        ),
+        md="results/tables/summary.md",
+    params:
+        names=tuning_names(),
+        kinds=tuning_kinds(),
+        members=[members_of(name) for name in tuning_names()],
+        n_boot=config["summary"]["bootstrap_samples"],
+        seed=config["summary"]["seed"],
+        code=code_version("summary"),
+    log:
+        "results/logs/figures/summary_table.log",
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
+    conda:
+        "../../envs/plexus.yaml"
+    script:
+        "../scripts/summary_table.py"
 
 
 rule figures:

@@ -1,0 +1,41 @@
+# The two commands of the README's quick start:
+#   make run    install (pinned, into .venv) and run the whole default workflow
+#   make test   install and run every check CI runs (lint, format, unit, workflow, real SLURM)
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+CORES ?= 2
+
+.PHONY: install run figures report test unit lint clean
+.DEFAULT_GOAL := run
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+
+figures: install
+	$(BIN)/snakemake --cores $(CORES) figures
+
+report: install
+	$(BIN)/snakemake --report results/report.html
+
+lint: install
+	$(BIN)/snakefmt --check Snakefile workflow/
+	$(BIN)/snakemake --lint
+
+unit: install
+	$(BIN)/pytest -q -m "not workflow and not slurm"
+
+test: lint
+	$(BIN)/pytest -q -ra
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,204 @@
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from plexus import figures
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _histories(n_folds=3, epochs=6):
+    rng = np.random.default_rng(0)
+    out = {}
+    for fold in range(n_folds):
+        e = np.arange(1, epochs + 1)
+        out[fold] = pd.DataFrame({"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e,
+                                  "val_dice": 0.5 + 0.05 * rng.random(epochs), "seconds": 1.0})
+    return out
+
+
+def _noise_scores():
+    rng = np.random.default_rng(1)
+    rows = []
+    for condition in ("noisy", "clean"):  # deliberately not in display order
+        for sigma in (0, 10, 20):
+            for fold in range(4):
+                score = 0.7 - 0.01 * sigma * (condition == "clean") + 0.05 * rng.random()
+                rows.append({"condition": condition, "sigma": sigma, "fold": fold, "kaggle_dice": score,
+                             "dice": score - 0.3, "n_images": 50})
+    return pd.DataFrame(rows)
+
+
+def _size_scores():
+    rng = np.random.default_rng(2)
+    rows = []
+    for size, n in (("20", 20), ("0.5", 200), ("full", 400)):
+        for seed in ((0,) if size == "full" else (1, 2)):
+            for fold in range(3):
+                n_train = n + int(rng.integers(-5, 6))
+                rows.append({"size": size, "seed": seed, "fold": fold, "n_train": n_train,
+                             "kaggle_dice": 0.4 + 0.05 * np.log10(n_train) + 0.02 * rng.random(),
+                             "dice": 0.1 + 0.05 * np.log10(n_train)})
+    return pd.DataFrame(rows)
+
+
+def _per_image():
+    return pd.DataFrame({
+        "image_id": ["1_1", "1_2", "2_1", "2_2", "3_1", "3_2", "4_1", "4_2"],
+        "subject": [1, 1, 2, 2, 3, 3, 4, 4],
+        "fold": [0, 0, 1, 1, 0, 0, 1, 1],
+        "true_area": [0, 5000, 6000, 0, 7000, 4000, 8000, 5500],
+        "pred_area": [0, 4500, 0, 3500, 7200, 4100, 0, 6000],
+        "kaggle_dice": [1.0, 0.8, 0.0, 0.0, 0.9, 0.6, 0.0, 0.7],
+    })
+
+
+def _qualitative_inputs(n=3, h=16, w=20):
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:h, :w]
+    images = rng.integers(0, 256, (n, h, w), dtype=np.uint8)
+    truths = np.stack([((yy - 8) ** 2 + (xx - 10 - i) ** 2 < 20) for i in range(n)]).astype(np.uint8)
+    probs = np.stack([np.exp(-((yy - 8) ** 2 + (xx - 9) ** 2) / 30) for _ in range(n)]).astype(np.float16)
+    return images, truths, probs
+
+
+def _all_figures():
+    images, truths, probs = _qualitative_inputs()
+    grid = pd.DataFrame([{"cutoff": c, "min_area": a, "score": 0.5 + c / 10 - a / 1e5}
+                         for c in (0.3, 0.5, 0.7) for a in (0, 1000, 2000)])
+    best = {"cutoff": 0.7, "min_area": 0, "score": 0.57}
+    return {
+        "learning_curves": lambda: figures.learning_curves(_histories(), "unet"),
+        "noise": lambda: figures.noise_figure(_noise_scores()),
+        "train_size": lambda: figures.train_size_figure(_size_scores()),
+        "qualitative": lambda: figures.qualitative_panel(
+            images, truths, probs, [0.9, 0.5, 0.1], ["2_3", "5_7", "9_1"], ["best", "median", "worst"], 0.5),
+        "area_histogram": lambda: figures.area_histogram(_per_image(), 4200),
+        "tuning_heatmap": lambda: figures.tuning_heatmap(grid, best, "unet"),
+        "score_vs_min_area": lambda: figures.score_vs_min_area(grid, best, "unet"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_all_figures()))
+def test_figure_labelled_and_saved(name, tmp_path):
+    fig = _all_figures()[name]()
+    assert isinstance(fig, Figure)
+    plot_axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert plot_axes
+    # every panel has a title (or the figure a suptitle) and the data axes are labelled
+    assert fig.get_suptitle() or all(ax.get_title(loc="center") or ax.get_title(loc="left") for ax in plot_axes)
+    labelled_x = [ax for ax in plot_axes if ax.get_xlabel()]
+    labelled_y = [ax for ax in plot_axes if ax.get_ylabel()]
+    assert labelled_x and labelled_y
+    if name != "qualitative":  # image grid: only the outer panels carry axis labels
+        assert all(ax.get_xlabel() and ax.get_ylabel() for ax in plot_axes)
+    png, pdf = tmp_path / f"{name}.png", tmp_path / "sub" / f"{name}.pdf"
+    figures.save(fig, [png, pdf])
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert pdf.read_bytes()[:4] == b"%PDF"
+    assert not list(tmp_path.rglob(".*tmp*"))  # no temporaries left behind
+    assert not matplotlib.pyplot.fignum_exists(fig.number)  # save closes the figure
+
+
+def test_learning_curves_lines_per_fold():
+    histories = _histories(n_folds=3, epochs=6)
+    fig = figures.learning_curves(histories, "unet")
+    ax_loss, ax_dice = fig.axes[:2]
+    styles = [line.get_linestyle() for line in ax_loss.get_lines()]
+    assert styles.count("-") == 3 and styles.count("--") == 3  # train solid, val dashed per fold
+    dice_lines = [line for line in ax_dice.get_lines() if line.get_label().startswith("fold")]
+    assert [line.get_label() for line in dice_lines] == ["fold 0", "fold 1", "fold 2"]
+    np.testing.assert_allclose(dice_lines[1].get_ydata(), histories[1]["val_dice"])
+    assert "epoch" in ax_loss.get_xlabel() and "Dice" in ax_dice.get_ylabel()
+    assert "unet" in fig.get_suptitle()
+    matplotlib.pyplot.close(fig)
+
+
+def test_noise_figure_plots_fold_means():
+    scores = _noise_scores()
+    fig = figures.noise_figure(scores)
+    ax_kaggle, ax_dice = fig.axes[:2]
+    assert ax_kaggle.get_xlabel() == "Gaussian noise σ (8-bit intensity units)"
+    for condition, label in (("clean", "train clean, evaluate noisy"), ("noisy", "train noisy, evaluate noisy")):
+        for ax, value in ((ax_kaggle, "kaggle_dice"), (ax_dice, "dice")):
+            (line,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+            expected = scores[scores["condition"] == condition].groupby("sigma")[value].mean()
+            np.testing.assert_allclose(line.get_xdata(), expected.index.to_numpy())
+            np.testing.assert_allclose(line.get_ydata(), expected.to_numpy())
+    legend_texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert legend_texts == ["train clean, evaluate noisy", "train noisy, evaluate noisy"]
+    matplotlib.pyplot.close(fig)
+
+
+def test_train_size_figure_log_x_and_group_means():
+    scores = _size_scores()
+    fig = figures.train_size_figure(scores)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "training images (count, log scale)"
+    groups = scores.groupby("size").agg(n_train=("n_train", "mean"), mean=("kaggle_dice", "mean"),
+                                       sd=("kaggle_dice", "std")).sort_values("n_train")
+    line = ax.containers[0].lines[0]  # the errorbar's mean line
+    np.testing.assert_allclose(line.get_xdata(), groups["n_train"])
+    np.testing.assert_allclose(line.get_ydata(), groups["mean"])
+    # error bars span mean +- sd over (seed, fold)
+    segments = ax.containers[0].lines[2][0].get_segments()
+    np.testing.assert_allclose([s[1, 1] - s[0, 1] for s in segments], 2 * groups["sd"])
+    # the full training part is the rightmost point, marked separately
+    (star,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("full training part")]
+    assert star.get_xdata()[0] == pytest.approx(groups["n_train"].max())
+    assert star.get_xdata()[0] == pytest.approx(groups.loc["full", "n_train"])
+    matplotlib.pyplot.close(fig)
+
+
+def test_pick_examples_ignores_empty_truth():
+    picked = figures.pick_examples(_per_image())
+    # non-empty truths: 1_2 0.8, 2_1 0.0, 3_1 0.9, 3_2 0.6, 4_1 0.0, 4_2 0.7
+    # ascending by (dice, id): 2_1, 4_1, 3_2, 4_2, 1_2, 3_1 -> median index (6-1)//2 = 2
+    assert picked == {"best": ["3_1"], "median": ["3_2"], "worst": ["2_1"]}  # 1_1 (empty, 1.0) never best
+    picked2 = figures.pick_examples(_per_image(), n_each=2)
+    assert picked2["best"] == ["3_1", "1_2"]
+    assert picked2["worst"] == ["2_1", "4_1"]  # tie at 0.0 broken by image id
+    assert picked2["median"] == ["3_2", "4_2"]
+    assert list(picked) == ["best", "median", "worst"]
+    assert figures.pick_examples(_per_image().iloc[::-1]) == picked  # row order irrelevant
+    with pytest.raises(ValueError):
+        figures.pick_examples(_per_image().assign(true_area=0))
+
+
+def test_qualitative_panel_titles_and_overlays():
+    images, truths, probs = _qualitative_inputs()
+    fig = figures.qualitative_panel(images, truths, probs, [0.9, 0.5, 0.12], ["2_3", "5_7", "9_1"],
+                                    ["best", "median", "worst"], 0.5)
+    axes = np.array(fig.axes).reshape(3, 3)
+    assert axes[2, 0].get_title(loc="left") == "worst · 9_1 · Dice 0.12"
+    assert axes[0, 0].get_title(loc="left") == "best · 2_3 · Dice 0.90"
+    assert "ground truth" in axes[0, 1].get_title()
+    assert "0.50" in axes[0, 2].get_title()
+    n_pred = int((probs[0].astype(np.float32) > 0.5).sum())
+    assert f"({n_pred} px)" in axes[0, 2].get_title()
+    assert len(axes[0, 0].get_images()) == 1  # plain image
+    assert len(axes[0, 1].get_images()) == 2  # image + translucent truth
+    assert len(axes[0, 2].get_images()) == 2  # image + translucent prediction
+    assert axes[2, 0].get_xlabel() and axes[2, 0].get_ylabel()
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError):
+        figures.qualitative_panel(images, truths, probs, [0.9], ["2_3"], ["best"], 0.5)
+
+
+def test_area_histogram_counts_and_min_area_line():
+    per_image = _per_image()
+    fig = figures.area_histogram(per_image, 4200)
+    ax = fig.axes[0]
+    assert "420×580" in ax.get_xlabel() and "count" in ax.get_ylabel()
+    vlines = [ln for ln in ax.get_lines() if "minimum area" in ln.get_label()]
+    assert len(vlines) == 1 and vlines[0].get_xdata()[0] == 4200
+    texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "true masks: 6 non-empty, 2 empty" in texts
+    assert "predicted masks: 5 non-empty, 3 empty" in texts
+    # bars count the non-zero areas only
+    (bars,) = [c for c in ax.containers if c.patches[0].get_label() == "true masks: 6 non-empty, 2 empty"]
+    assert sum(p.get_height() for p in bars.patches) == 6
+    matplotlib.pyplot.close(fig)
