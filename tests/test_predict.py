@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+import torch
+
+from plexus.model import build_model
+from plexus.predict import load_model, noisy_images, predict_probs
+
+H, W = 32, 48
+
+
+def _save_model(path, arch, zero_presence=True, **extra):
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 1, "base_channels": 4, "depth": 2, "dropout": 0.2}
+    model = build_model(arch, **kwargs)
+    sd = model.state_dict()
+    if arch == "unet2head" and zero_presence:
+        # presence logit = its bias alone
+        sd["presence.weight"].zero_()
+        sd["presence.bias"].zero_()
+    for k, v in extra.items():
+        sd[k] = v
+    torch.save(
+        {
+            "arch": arch,
+            "model_kwargs": kwargs,
+            "state_dict": sd,
+            "mean": 60.0,
+            "std": 30.0,
+            "input_size": [H, W],
+            "settings": {"arch": arch},
+        },
+        path,
+    )
+    return path
+
+
+def _images(n=10, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, H, W), dtype=np.uint8)
+
+
+def test_unet_probs_shape_dtype_range(tmp_path):
+    path = _save_model(tmp_path / "m.pt", "unet")
+    out = predict_probs(path, _images(), batch_size=4, device="cpu", threads=1)
+    assert set(out) == {"prob"}
+    prob = out["prob"]
+    assert prob.dtype == np.float16 and prob.shape == (10, H, W)
+    assert np.isfinite(prob).all() and prob.min() >= 0 and prob.max() <= 1
+    # same as the model in eval mode, and independent of batch size
+    again = predict_probs(path, _images(), batch_size=3, device="cpu")["prob"]
+    np.testing.assert_array_equal(prob, again)
+    model, meta = load_model(path, "cpu")
+    assert not model.training and meta["input_size"] == [H, W] and "state_dict" not in meta
+    with torch.no_grad():
+        x = (torch.from_numpy(_images()).float() - 60.0) / 30.0
+        ref = torch.sigmoid(model(x[:, None]))[:, 0].numpy().astype(np.float16)
+    np.testing.assert_allclose(prob.astype(np.float32), ref.astype(np.float32), atol=1e-3)
+
+
+def test_two_head_presence_and_gating(tmp_path):
+    # presence logit = +-1 via the bias: first a model that says "present", then "absent"
+    path_yes = _save_model(tmp_path / "yes.pt", "unet2head", **{"presence.bias": torch.tensor([1.0])})
+    path_no = _save_model(tmp_path / "no.pt", "unet2head", **{"presence.bias": torch.tensor([-1.0])})
+    yes = predict_probs(path_yes, _images(), device="cpu")
+    no = predict_probs(path_no, _images(), device="cpu")
+    assert yes["presence"].dtype == np.float32 and yes["presence"].shape == (10,)
+    np.testing.assert_allclose(yes["presence"], 1 / (1 + np.exp(-1)), rtol=1e-5)
+    assert yes["prob"].max() > 0
+    assert not no["prob"].any(), "presence < gate must zero the probability map"
+    ungated = predict_probs(path_no, _images(), device="cpu", presence_gate=None)
+    assert ungated["prob"].max() > 0
+    np.testing.assert_array_equal(ungated["prob"], yes["prob"])  # seg heads are identical
+
+
+def test_mixed_gating_per_image(tmp_path):
+    # randomly initialised presence head: presence varies from image to image
+    path = _save_model(tmp_path / "m.pt", "unet2head", zero_presence=False)
+    imgs = _images(8)
+    imgs[::2] //= 4  # darker images
+    out_ungated = predict_probs(path, imgs, device="cpu", presence_gate=None)
+    assert np.unique(out_ungated["presence"]).size > 1
+    gate = float(np.median(out_ungated["presence"]))
+    out = predict_probs(path, imgs, device="cpu", presence_gate=gate)
+    below = out["presence"] < gate
+    assert below.any() and (~below).any()
+    assert not out["prob"][below].any()
+    np.testing.assert_array_equal(out["prob"][~below], out_ungated["prob"][~below])
+
+
+def test_noise_is_deterministic_and_independent_of_batch_size(tmp_path):
+    path = _save_model(tmp_path / "m.pt", "unet")
+    imgs = _images(9)
+    ids = [f"1_{i}" for i in range(9)]
+    noise = {"sigma": 25.0, "seed": 4, "image_ids": ids}
+    a = predict_probs(path, imgs, batch_size=2, device="cpu", noise=noise)["prob"]
+    b = predict_probs(path, imgs, batch_size=9, device="cpu", noise=noise)["prob"]
+    np.testing.assert_array_equal(a, b)
+    # a subset in another order gets the same noise per image
+    sub = [7, 2]
+    c = predict_probs(path, imgs[sub], device="cpu", noise={**noise, "image_ids": [ids[i] for i in sub]})["prob"]
+    np.testing.assert_array_equal(c, a[sub])
+    clean = predict_probs(path, imgs, device="cpu")["prob"]
+    assert not np.array_equal(clean, a)
+    assert np.array_equal(noisy_images(imgs, {**noise, "sigma": 0.0}), imgs)
+
+
+def test_errors(tmp_path):
+    path = _save_model(tmp_path / "m.pt", "unet")
+    with pytest.raises(ValueError, match="expects 32x48"):
+        predict_probs(path, np.zeros((2, 64, 80), np.uint8), device="cpu")
+    with pytest.raises(ValueError, match="uint8"):
+        predict_probs(path, np.zeros((2, H, W), np.float32), device="cpu")
+    with pytest.raises(ValueError, match="image_ids"):
+        predict_probs(path, _images(3), device="cpu", noise={"sigma": 1.0, "seed": 0, "image_ids": ["a"]})
+
+
+def test_pick_device():
+    from plexus.device import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            pick_device("cuda")
+    with pytest.raises(ValueError):
+        pick_device("tpu")
