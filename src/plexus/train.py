@@ -39,6 +39,7 @@ than channels-first with oneDNN (``benchmarks/bench_train.py``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -67,6 +68,20 @@ def epoch_seed(seed: int, epoch: int) -> int:
     """A 63-bit seed for ``epoch`` of a run seeded ``seed`` (stable across processes)."""
     digest = hashlib.sha256(f"plexus-train|{int(seed)}|{int(epoch)}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def segmentation_loss(settings: dict):
+    """The configured loss; ``dice_reduction`` "batch" (default) is the seed write-up's
+    smooth Dice over the whole batch flattened, "image" one Dice per image, averaged.
+
+    The batch form matters on this data: per image, an all-empty prediction already
+    scores 1 on the (majority) empty masks, a local minimum training can fall into.
+    """
+    name = settings.get("loss", "neg_log_dice")
+    loss = get_loss(name)
+    if name == "bce":
+        return loss
+    return functools.partial(loss, per_image=settings.get("dice_reduction", "batch") == "image")
 
 
 def model_kwargs_from_settings(settings: dict) -> dict:
@@ -405,7 +420,7 @@ def _train(
         mean=mean,
         std=std,
         batch_size=int(settings["batch_size"]),
-        seg_loss=get_loss(settings.get("loss", "neg_log_dice")),
+        seg_loss=segmentation_loss(settings),
         presence_weight=float(settings.get("presence_weight", 0.5)),
         two_head=is_two_head(model),
         augment=None if is_identity(settings.get("augment")) else dict(settings["augment"]),
