@@ -21,6 +21,10 @@ include: "workflow/rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_output(),
-    default_target: True
+
+
+onsuccess:
+    write_provenance()

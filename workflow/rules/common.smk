@@ -2,11 +2,11 @@
 # per-rule settings and resources. Rules stay declarative and use these by name.
 import hashlib
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 from snakemake.utils import validate
-
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -26,15 +26,25 @@ def check_config():
     for name, members in ENSEMBLES.items():
         for member in members:
             if member not in MODELS:
-                errors.append(f"ensembles.{name}: unknown model {member!r} (models: {sorted(MODELS)})")
+                errors.append(
+                    f"ensembles.{name}: unknown model {member!r} (models: {sorted(MODELS)})"
+                )
         if name in MODELS:
-            errors.append(f"ensembles.{name}: a model has the same name; names of models and ensembles must differ")
+            errors.append(
+                f"ensembles.{name}: a model has the same name; names of models and ensembles must differ"
+            )
     for name, settings in MODELS.items():
         step = 2 ** settings["depth"]
         if any(side % step for side in settings["input_size"]):
-            errors.append(f"models.{name}.input_size: {settings['input_size']} is not divisible by 2**depth = {step}")
-    if (NOISE["enabled"] or TRAIN_SIZE["enabled"]) and ROBUSTNESS.get("model") not in MODELS:
-        errors.append(f"robustness.model: {ROBUSTNESS.get('model')!r} is not a key of models ({sorted(MODELS)})")
+            errors.append(
+                f"models.{name}.input_size: {settings['input_size']} is not divisible by 2**depth = {step}"
+            )
+    if (NOISE["enabled"] or TRAIN_SIZE["enabled"]) and ROBUSTNESS.get(
+        "model"
+    ) not in MODELS:
+        errors.append(
+            f"robustness.model: {ROBUSTNESS.get('model')!r} is not a key of models ({sorted(MODELS)})"
+        )
     if errors:
         raise ValueError("invalid config:\n  " + "\n  ".join(errors))
 
@@ -115,7 +125,11 @@ def size_of(run):
 
 def grid_values(spec, integer=False):
     values = np.linspace(spec["start"], spec["stop"], spec["num"])
-    return [int(round(v)) for v in values] if integer else [round(float(v), 6) for v in values]
+    return (
+        [int(round(v)) for v in values]
+        if integer
+        else [round(float(v), 6) for v in values]
+    )
 
 
 # -- input functions -----------------------------------------------------------------
@@ -141,7 +155,11 @@ def train_noise(wildcards):
     """The clean+noisy training mix of the noise branch's ``--noisy`` runs, else None."""
     if parse_run(wildcards.run)[1] != "noisy":
         return None
-    return {"sigma": NOISE["train_sigma"], "fraction": NOISE["train_fraction"], "seed": NOISE["seed"]}
+    return {
+        "sigma": NOISE["train_sigma"],
+        "fraction": NOISE["train_fraction"],
+        "seed": NOISE["seed"],
+    }
 
 
 def train_subset(wildcards):
@@ -149,12 +167,16 @@ def train_subset(wildcards):
 
 
 def test_fold_probs(wildcards):
-    return expand("results/test_probs/{model}/fold{fold}.npz", model=wildcards.model, fold=FOLDS)
+    return expand(
+        "results/test_probs/{model}/fold{fold}.npz", model=wildcards.model, fold=FOLDS
+    )
 
 
 def member_oofs(wildcards):
     return {
-        f"oof_{member}": expand("results/oof/{run}/fold{fold}.npz", run=member, fold=FOLDS)
+        f"oof_{member}": expand(
+            "results/oof/{run}/fold{fold}.npz", run=member, fold=FOLDS
+        )
         for member in members_of(wildcards.name)
     }
 
@@ -164,11 +186,17 @@ def tuning_kinds():
 
 
 def model_histories(wildcards):
-    return expand("results/models/{model}/fold{fold}/history.csv", model=wildcards.model, fold=FOLDS)
+    return expand(
+        "results/models/{model}/fold{fold}/history.csv",
+        model=wildcards.model,
+        fold=FOLDS,
+    )
 
 
 def model_oofs(wildcards):
-    return expand("results/oof/{model}/fold{fold}.npz", model=wildcards.model, fold=FOLDS)
+    return expand(
+        "results/oof/{model}/fold{fold}.npz", model=wildcards.model, fold=FOLDS
+    )
 
 
 def model_train_npz(wildcards):
@@ -242,7 +270,9 @@ def train_size_oof_files(wildcards):
         )
         for key, size, seed in train_size_entries()
     }
-    files["full"] = expand("results/oof/{run}/fold{fold}.npz", run=robust_model(), fold=FOLDS)
+    files["full"] = expand(
+        "results/oof/{run}/fold{fold}.npz", run=robust_model(), fold=FOLDS
+    )
     return files
 
 
@@ -259,6 +289,10 @@ def predict_runtime(wildcards, attempt):
 
 def light_runtime(wildcards, attempt):
     return 20 * attempt
+
+
+def cpus_per_task(wildcards, threads):
+    return threads
 
 
 def gpu_mem_mb(wildcards, attempt):
@@ -292,7 +326,9 @@ def figure_targets():
         kind=["heatmap", "min_area"],
         ext=["png", "pdf"],
     )
-    targets += expand("results/figures/areas/{name}.{ext}", name=names, ext=["png", "pdf"])
+    targets += expand(
+        "results/figures/areas/{name}.{ext}", name=names, ext=["png", "pdf"]
+    )
     targets += expand(
         "results/figures/{kind}/{model}.{ext}",
         kind=["learning_curves", "qualitative"],
@@ -302,6 +338,16 @@ def figure_targets():
     if NOISE["enabled"]:
         targets += expand("results/figures/robustness/noise.{ext}", ext=["png", "pdf"])
     if TRAIN_SIZE["enabled"]:
-        targets += expand("results/figures/robustness/train_size.{ext}", ext=["png", "pdf"])
+        targets += expand(
+            "results/figures/robustness/train_size.{ext}", ext=["png", "pdf"]
+        )
     targets += ["results/tables/summary.csv", "results/tables/summary.md"]
     return targets
+
+
+def write_provenance():
+    """results/provenance.json: git commit and dirtiness, config hash, versions, devices."""
+    sys.path.insert(0, str(PACKAGE.parent))
+    from plexus.provenance import write
+
+    write("results/provenance.json", workflow.basedir, config, "results")

@@ -7,13 +7,13 @@ if config["data"]["synthetic"]["enabled"]:
         output:
             train=directory(f"{RAW}/train"),
             test=directory(f"{RAW}/test"),
-        params:
-            settings=config["data"]["synthetic"],
-            code=code_version("synthesize"),
         log:
             "results/logs/synthesize.log",
         conda:
             "../../envs/plexus.yaml"
+        params:
+            settings=config["data"]["synthetic"],
+            code=code_version("synthesize"),
         script:
             "../scripts/synthesize.py"
 
@@ -25,17 +25,16 @@ rule ingest:
         train="results/manifest/train.csv",
         test="results/manifest/test.csv",
         masks="results/manifest/train_masks.csv",
-    params:
-        raw_dir=RAW,
-        code=code_version("ingest"),
     log:
         "results/logs/ingest.log",
+    conda:
+        "../../envs/plexus.yaml"
     threads: 2
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
+    params:
+        code=code_version("ingest"),
     script:
         "../scripts/ingest.py"
 
@@ -45,17 +44,17 @@ rule folds:
         "results/manifest/train.csv",
     output:
         "results/splits/folds.csv",
+    log:
+        "results/logs/folds.log",
+    conda:
+        "../../envs/plexus.yaml"
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
     params:
         n_folds=config["cv"]["n_folds"],
         seed=config["cv"]["seed"],
         code=code_version("folds"),
-    log:
-        "results/logs/folds.log",
-    resources:
-        runtime=light_runtime,
-        mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
     script:
         "../scripts/folds.py"
 
@@ -69,13 +68,13 @@ rule preprocess:
         test="results/preprocessed/{size}/test.npz",
     log:
         "results/logs/preprocess/{size}.log",
-    params:
-        code=code_version("preprocess"),
+    conda:
+        "../../envs/plexus.yaml"
     threads: 2
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
+    params:
+        code=code_version("preprocess"),
     script:
         "../scripts/preprocess.py"

@@ -22,16 +22,16 @@ rule figure_tuning:
             subcategory="{name}",
         ),
         min_area_pdf="results/figures/tuning/{name}_min_area.pdf",
-    params:
-        style=config["figures"],
-        code=code_version("figures"),
     log:
         "results/logs/figures/tuning_{name}.log",
+    conda:
+        "../../envs/plexus.yaml"
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
     script:
         "../scripts/figures.py"
 
@@ -48,16 +48,16 @@ rule figure_areas:
             subcategory="{name}",
         ),
         pdf="results/figures/areas/{name}.pdf",
-    params:
-        style=config["figures"],
-        code=code_version("figures"),
     log:
         "results/logs/figures/areas_{name}.log",
+    conda:
+        "../../envs/plexus.yaml"
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
     script:
         "../scripts/figures.py"
 
@@ -72,16 +72,16 @@ rule figure_learning_curves:
             category="Training",
         ),
         pdf="results/figures/learning_curves/{model}.pdf",
-    params:
-        style=config["figures"],
-        code=code_version("figures"),
     log:
         "results/logs/figures/learning_curves_{model}.log",
+    conda:
+        "../../envs/plexus.yaml"
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
     script:
         "../scripts/figures.py"
 
@@ -99,16 +99,16 @@ rule figure_qualitative:
             category="Predictions",
         ),
         pdf="results/figures/qualitative/{model}.pdf",
-    params:
-        style=config["figures"],
-        code=code_version("figures"),
     log:
         "results/logs/figures/qualitative_{model}.log",
+    conda:
+        "../../envs/plexus.yaml"
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
     script:
         "../scripts/figures.py"
 
@@ -123,16 +123,16 @@ rule figure_noise:
             category="Robustness",
         ),
         pdf="results/figures/robustness/noise.pdf",
-    params:
-        style=config["figures"],
-        code=code_version("figures"),
     log:
         "results/logs/figures/noise.log",
+    conda:
+        "../../envs/plexus.yaml"
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
     script:
         "../scripts/figures.py"
 
@@ -147,16 +147,16 @@ rule figure_train_size:
             category="Robustness",
         ),
         pdf="results/figures/robustness/train_size.pdf",
-    params:
-        style=config["figures"],
-        code=code_version("figures"),
     log:
         "results/logs/figures/train_size.log",
+    conda:
+        "../../envs/plexus.yaml"
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
+    params:
+        style=config["figures"],
+        code=code_version("figures"),
     script:
         "../scripts/figures.py"
 
@@ -172,6 +172,13 @@ rule summary_table:
             category="Results",
         ),
         md="results/tables/summary.md",
+    log:
+        "results/logs/figures/summary_table.log",
+    conda:
+        "../../envs/plexus.yaml"
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
     params:
         names=tuning_names(),
         kinds=tuning_kinds(),
@@ -179,13 +186,6 @@ rule summary_table:
         n_boot=config["summary"]["bootstrap_samples"],
         seed=config["summary"]["seed"],
         code=code_version("summary"),
-    log:
-        "results/logs/figures/summary_table.log",
-    resources:
-        runtime=light_runtime,
-        mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
     script:
         "../scripts/summary_table.py"
 

@@ -12,23 +12,23 @@ if NOISE["enabled"]:
             folds="results/splits/folds.csv",
         output:
             "results/robustness/noise/{condition}/sigma{sigma}.npz",
-        params:
-            sigma=sigma_value,
-            seed=NOISE["seed"],
-            batch_size=config["predict"]["batch_size"],
-            code=code_version("predict"),
         log:
             "results/logs/predict_noisy/{condition}/sigma{sigma}.log",
         benchmark:
             "results/benchmarks/predict_noisy/{condition}/sigma{sigma}.tsv"
+        conda:
+            "../../envs/plexus.yaml"
         threads: 1
         resources:
             gpu=1,
             runtime=predict_runtime,
             mem_mb=gpu_mem_mb,
-            cpus_per_task=4,
-        conda:
-            "../../envs/plexus.yaml"
+            cpus_per_task=cpus_per_task,
+        params:
+            sigma=sigma_value,
+            seed=NOISE["seed"],
+            batch_size=config["predict"]["batch_size"],
+            code=code_version("predict"),
         script:
             "../scripts/predict_noisy.py"
 
@@ -40,16 +40,16 @@ if NOISE["enabled"]:
             masks="results/manifest/train_masks.csv",
         output:
             "results/robustness/noise/scores.csv",
-        params:
-            entries=noise_entries(),
-            code=code_version("robustness"),
         log:
             "results/logs/robustness/noise_scores.log",
+        conda:
+            "../../envs/plexus.yaml"
         resources:
             runtime=light_runtime,
             mem_mb=light_mem_mb,
-        conda:
-            "../../envs/plexus.yaml"
+        params:
+            entries=noise_entries(),
+            code=code_version("robustness"),
         script:
             "../scripts/noise_scores.py"
 
@@ -64,15 +64,15 @@ if TRAIN_SIZE["enabled"]:
             masks="results/manifest/train_masks.csv",
         output:
             "results/robustness/train_size/scores.csv",
-        params:
-            entries=train_size_entries(),
-            code=code_version("robustness"),
         log:
             "results/logs/robustness/train_size_scores.log",
+        conda:
+            "../../envs/plexus.yaml"
         resources:
             runtime=light_runtime,
             mem_mb=light_mem_mb,
-        conda:
-            "../../envs/plexus.yaml"
+        params:
+            entries=train_size_entries(),
+            code=code_version("robustness"),
         script:
             "../scripts/train_size_scores.py"

@@ -8,15 +8,15 @@ rule submission:
     output:
         csv="results/submission/{ensemble}.csv",
         summary="results/submission/{ensemble}.json",
-    params:
-        batch_size=config["predict"]["batch_size"],
-        code=code_version("submit"),
     log:
         "results/logs/submission/{ensemble}.log",
+    conda:
+        "../../envs/plexus.yaml"
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
+    params:
+        batch_size=config["predict"]["batch_size"],
+        code=code_version("submit"),
     script:
         "../scripts/submission.py"

@@ -10,6 +10,18 @@ rule train:
         model="results/models/{run}/fold{fold}/model.pt",
         history="results/models/{run}/fold{fold}/history.csv",
         info="results/models/{run}/fold{fold}/train_info.json",
+    log:
+        "results/logs/train/{run}/fold{fold}.log",
+    benchmark:
+        "results/benchmarks/train/{run}/fold{fold}.tsv"
+    conda:
+        "../../envs/plexus.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        runtime=train_runtime,
+        mem_mb=gpu_mem_mb,
+        cpus_per_task=cpus_per_task,
     params:
         settings=model_settings,
         noise=train_noise,
@@ -17,18 +29,6 @@ rule train:
         # the per-epoch checkpoint is no declared output, so a killed job keeps it to resume
         checkpoint="results/checkpoints/{run}/fold{fold}.pt",
         code=code_version("train"),
-    log:
-        "results/logs/train/{run}/fold{fold}.log",
-    benchmark:
-        "results/benchmarks/train/{run}/fold{fold}.tsv"
-    threads: 1
-    resources:
-        gpu=1,
-        runtime=train_runtime,
-        mem_mb=gpu_mem_mb,
-        cpus_per_task=4,
-    conda:
-        "../../envs/plexus.yaml"
     script:
         "../scripts/train.py"
 
@@ -40,21 +40,21 @@ rule predict_oof:
         folds="results/splits/folds.csv",
     output:
         "results/oof/{run}/fold{fold}.npz",
-    params:
-        batch_size=config["predict"]["batch_size"],
-        code=code_version("predict"),
     log:
         "results/logs/predict_oof/{run}/fold{fold}.log",
     benchmark:
         "results/benchmarks/predict_oof/{run}/fold{fold}.tsv"
+    conda:
+        "../../envs/plexus.yaml"
     threads: 1
     resources:
         gpu=1,
         runtime=predict_runtime,
         mem_mb=gpu_mem_mb,
-        cpus_per_task=4,
-    conda:
-        "../../envs/plexus.yaml"
+        cpus_per_task=cpus_per_task,
+    params:
+        batch_size=config["predict"]["batch_size"],
+        code=code_version("predict"),
     script:
         "../scripts/predict.py"
 
@@ -65,21 +65,21 @@ rule predict_test:
         data=test_npz,
     output:
         "results/test_probs/{model}/fold{fold}.npz",
-    params:
-        batch_size=config["predict"]["batch_size"],
-        code=code_version("predict"),
     log:
         "results/logs/predict_test/{model}/fold{fold}.log",
     benchmark:
         "results/benchmarks/predict_test/{model}/fold{fold}.tsv"
+    conda:
+        "../../envs/plexus.yaml"
     threads: 1
     resources:
         gpu=1,
         runtime=predict_runtime,
         mem_mb=gpu_mem_mb,
-        cpus_per_task=4,
-    conda:
-        "../../envs/plexus.yaml"
+        cpus_per_task=cpus_per_task,
+    params:
+        batch_size=config["predict"]["batch_size"],
+        code=code_version("predict"),
     script:
         "../scripts/predict.py"
 
@@ -89,14 +89,14 @@ rule average_folds:
         test_fold_probs,
     output:
         "results/test_probs/{model}/mean.npz",
-    params:
-        code=code_version("average"),
     log:
         "results/logs/average_folds/{model}.log",
+    conda:
+        "../../envs/plexus.yaml"
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
+    params:
+        code=code_version("average"),
     script:
         "../scripts/average_folds.py"

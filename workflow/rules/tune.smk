@@ -11,18 +11,18 @@ rule tune:
         grid="results/tuning/{name}/grid.csv",
         best="results/tuning/{name}/best.json",
         per_image="results/tuning/{name}/per_image.csv",
+    log:
+        "results/logs/tune/{name}.log",
+    conda:
+        "../../envs/plexus.yaml"
+    threads: 2
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
     params:
         members=tune_members,
         cutoffs=grid_values(config["tuning"]["cutoffs"]),
         min_areas=grid_values(config["tuning"]["min_areas"], integer=True),
         code=code_version("tune"),
-    log:
-        "results/logs/tune/{name}.log",
-    threads: 2
-    resources:
-        runtime=light_runtime,
-        mem_mb=light_mem_mb,
-    conda:
-        "../../envs/plexus.yaml"
     script:
         "../scripts/tune.py"

@@ -9,4 +9,4 @@ from plexus.runlog import logged  # noqa: E402
 
 with logged(snakemake.log[0]):
     out = snakemake.output
-    ingest_stage(snakemake.params.raw_dir, out.train, out.test, out.masks, threads=snakemake.threads)
+    ingest_stage(Path(snakemake.input[0]).parent, out.train, out.test, out.masks, threads=snakemake.threads)
