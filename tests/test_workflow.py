@@ -1,0 +1,166 @@
+"""The workflow end to end on tests/configs/tiny.yaml, then what reruns after each kind of edit.
+
+Snakemake 9 reruns a job when its output is older than an input, or when its
+params, input set, software environment or code changed. Each rule's params hold
+exactly the settings it uses (plus a hash of the plexus modules it runs), so an
+edit reruns exactly the stages that depend on it. These tests pin that down with
+``snakemake -n`` after a complete run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+
+import pandas as pd
+import pytest
+
+from workflow_helpers import make_workdir, planned_jobs, read_config, rule_counts, snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+
+FIGURE_RULES = {"figure_tuning", "figure_areas", "figure_learning_curves", "figure_qualitative",
+                "figure_noise", "figure_train_size"}
+GPU_RULES = {"train", "predict_oof", "predict_test", "predict_noisy"}
+
+
+def _jobs_after(workdir, edit):
+    """Plan the jobs after ``edit(config)``, then restore the config."""
+    original = read_config(workdir)
+    edited = copy.deepcopy(original)
+    edit(edited)
+    write_config(workdir, edited)
+    try:
+        return planned_jobs(workdir)
+    finally:
+        write_config(workdir, original)
+
+
+def test_default_dag_outputs(tiny_run):
+    sub = pd.read_csv(tiny_run / "results/submission/main.csv", keep_default_na=False)
+    assert list(sub.columns) == ["img", "pixels"]
+    assert sub["img"].tolist() == sorted(sub["img"])
+    summary = json.loads((tiny_run / "results/submission/main.json").read_text())
+    assert summary["rows"] == len(sub) == 8
+    assert summary["empty"] == int((sub["pixels"] == "").sum())
+    grid = pd.read_csv(tiny_run / "results/tuning/main/grid.csv")
+    assert list(grid.columns) == ["cutoff", "min_area", "score", "score_fold0", "score_fold1"]
+    assert len(grid) == 25
+    best = json.loads((tiny_run / "results/tuning/unet/best.json").read_text())
+    assert best["score"] == pytest.approx(grid_max(tiny_run, "unet"))
+    assert best["score"] >= best["untuned_score"]  # (0.5, 0) is a grid point: tuning cannot lose
+    folds = pd.read_csv(tiny_run / "results/splits/folds.csv")
+    assert (folds.groupby("subject")["fold"].nunique() == 1).all()
+    noise = pd.read_csv(tiny_run / "results/robustness/noise/scores.csv")
+    assert len(noise) == 2 * 2 * 2  # condition x sigma x fold
+    sizes = pd.read_csv(tiny_run / "results/robustness/train_size/scores.csv", dtype={"size": str})
+    assert set(sizes["size"]) == {"0.5", "full"}
+    for ext in ("png", "pdf"):
+        for name in ("tuning/main_heatmap", "tuning/unet_min_area", "areas/main", "learning_curves/unet",
+                     "qualitative/unet2head", "robustness/noise", "robustness/train_size"):
+            assert (tiny_run / f"results/figures/{name}.{ext}").stat().st_size > 1000
+    assert "| main | ensemble | unet+unet2head |" in (tiny_run / "results/tables/summary.md").read_text()
+    provenance = json.loads((tiny_run / "results/provenance.json").read_text())
+    assert provenance["training_devices"] == ["cpu"]
+    assert len(provenance["config_sha256"]) == 64 and "torch" in provenance["packages"]
+
+
+def grid_max(workdir, name):
+    return pd.read_csv(workdir / f"results/tuning/{name}/grid.csv")["score"].max()
+
+
+def test_nothing_changed_runs_nothing(tiny_run):
+    assert planned_jobs(tiny_run) == []
+
+
+def test_tuning_grid_change(tiny_run):
+    jobs = _jobs_after(tiny_run, lambda c: c["tuning"]["cutoffs"].update(num=6))
+    assert set(rule_counts(jobs)) == {
+        "tune", "submission", "figure_tuning", "figure_areas", "figure_qualitative", "summary_table",
+        "noise_scores", "train_size_scores", "figure_noise", "figure_train_size", "all"}
+    assert rule_counts(jobs)["tune"] == 3
+
+
+def test_figure_style_change(tiny_run):
+    jobs = _jobs_after(tiny_run, lambda c: c["figures"].update(dpi=72))
+    assert set(rule_counts(jobs)) == FIGURE_RULES | {"all"}
+
+
+def test_ensemble_membership_change(tiny_run):
+    jobs = _jobs_after(tiny_run, lambda c: c["ensembles"].update(main=["unet"]))
+    assert sorted(jobs, key=str) == sorted([
+        ("tune", {"name": "main"}), ("submission", {"ensemble": "main"}),
+        ("figure_tuning", {"name": "main"}), ("figure_areas", {"name": "main"}),
+        ("summary_table", {}), ("all", {})], key=str)
+
+
+def test_one_model_setting_change(tiny_run):
+    jobs = _jobs_after(tiny_run, lambda c: c["models"]["unet2head"].update(epochs=3))
+    counts = rule_counts(jobs)
+    assert counts["train"] == 2 and counts["predict_oof"] == 2 and counts["predict_test"] == 2
+    assert set(counts) == {"train", "predict_oof", "predict_test", "average_folds", "tune", "submission",
+                           "figure_tuning", "figure_areas", "figure_learning_curves", "figure_qualitative",
+                           "summary_table", "all"}
+    touched = {value for _, wildcards in jobs for value in wildcards.values()}
+    assert "unet" not in touched  # the other model, and the robustness runs built on it, are untouched
+    assert {"unet2head", "main"} <= touched
+
+
+def test_noise_sigma_added(tiny_run):
+    jobs = _jobs_after(tiny_run, lambda c: c["robustness"]["noise"].update(sigmas=[0, 20, 40]))
+    assert sorted(jobs, key=str) == sorted([
+        ("predict_noisy", {"condition": "clean", "sigma": "40"}),
+        ("predict_noisy", {"condition": "noisy", "sigma": "40"}),
+        ("noise_scores", {}), ("figure_noise", {}), ("all", {})], key=str)
+
+
+def test_package_edit_reruns_only_its_rules(tiny_run):
+    figures_py = tiny_run / "src/plexus/figures.py"
+    original = figures_py.read_text()
+    figures_py.write_text(original + "\n# an edit\n")
+    try:
+        jobs = planned_jobs(tiny_run)
+    finally:
+        figures_py.write_text(original)
+    assert set(rule_counts(jobs)) == FIGURE_RULES | {"all"}
+
+
+def test_figures_rebuild_from_results_alone(tiny_run):
+    shutil.rmtree(tiny_run / "results/figures")
+    jobs = planned_jobs(tiny_run, "figures")
+    assert set(rule_counts(jobs)) == FIGURE_RULES | {"figures"}
+    assert not GPU_RULES & set(rule_counts(jobs))
+    snakemake(tiny_run, "--cores", "2", "figures")
+    assert (tiny_run / "results/figures/robustness/noise.pdf").exists()
+    assert planned_jobs(tiny_run) == []
+
+
+def test_report_builds(tiny_run):
+    snakemake(tiny_run, "--report", "results/report.html")
+    html = (tiny_run / "results/report.html").read_text(errors="replace")
+    assert len(html) > 100_000
+    for caption_words in ("Mean out-of-fold Kaggle Dice", "Learning curves", "Gaussian noise", "bootstrap"):
+        assert caption_words in html
+
+
+@pytest.mark.parametrize("edit,key", [
+    (lambda c: c["cv"].update(n_fold=3), "n_fold"),
+    (lambda c: c["models"]["unet"].update(lr=-1), "lr"),
+    (lambda c: c["tuning"].update(cutoff={"start": 0, "stop": 1, "num": 3}), "cutoff"),
+    (lambda c: c["ensembles"].update(main=["unet", "unet3"]), "unet3"),
+    (lambda c: c["models"]["unet"].update(input_size=[30, 48]), "input_size"),
+])
+def test_bad_config_fails_fast_naming_the_key(tmp_path, edit, key):
+    workdir = make_workdir(tmp_path / "plexus", "tiny.yaml")
+    config = read_config(workdir)
+    edit(config)
+    write_config(workdir, config)
+    started = time.perf_counter()
+    result = snakemake(workdir, "-n", check=False)
+    elapsed = time.perf_counter() - started
+    assert result.returncode != 0
+    assert key in result.stdout + result.stderr
+    assert not (workdir / "results").exists()
+    print(f"config error reported in {elapsed:.2f} s")
