@@ -36,15 +36,24 @@ class CutoffCounts:
     true_area: np.ndarray  # (n,) int64
 
 
-def _counts_above(values: torch.Tensor, cutoffs: torch.Tensor) -> torch.Tensor:
-    """For each cutoff, how many of ``values`` (flattened per row) exceed it."""
-    k = len(cutoffs)
-    # bucket b = number of cutoffs strictly below the value -> value > cutoffs[:b]
-    buckets = torch.bucketize(values, cutoffs, right=False)
-    hist = torch.zeros((values.shape[0], k + 1), dtype=torch.int64)
-    hist.scatter_add_(1, buckets, torch.ones_like(buckets))
-    # value > cutoffs[j]  <=>  bucket > j: reverse cumulative sum over buckets j+1..k
-    return hist.flip(1).cumsum(1).flip(1)[:, 1:]
+def _counts_above(prob: torch.Tensor, truth: torch.Tensor, cutoffs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row and cutoff: pixels with prob > cutoff, and those of them inside ``truth``.
+
+    One binary search per pixel: bucket b = number of cutoffs strictly below the
+    value, so the value exceeds cutoffs[:b]. A single bincount over (row, bucket)
+    gives the histogram; a reverse cumulative sum turns it into counts per cutoff.
+    """
+    n, k = prob.shape[0], len(cutoffs)
+    buckets = torch.bucketize(prob, cutoffs, right=False)
+    flat = (buckets + torch.arange(n)[:, None] * (k + 1)).reshape(-1)
+    hist_all = torch.bincount(flat, minlength=n * (k + 1)).reshape(n, k + 1)
+    hist_true = torch.bincount(flat[truth.reshape(-1)], minlength=n * (k + 1)).reshape(n, k + 1)
+
+    def above(hist):
+        # value > cutoffs[j]  <=>  bucket > j
+        return hist.flip(1).cumsum(1).flip(1)[:, 1:]
+
+    return above(hist_all), above(hist_true)
 
 
 def cutoff_counts(members: list[np.ndarray], true_masks: np.ndarray, cutoffs, *,
@@ -67,9 +76,8 @@ def cutoff_counts(members: list[np.ndarray], true_masks: np.ndarray, cutoffs, *,
         hi = min(lo + batch_size, n)
         prob = upsample_mean([m[lo:hi] for m in members], shape).reshape(hi - lo, -1)
         truth = torch.from_numpy(np.asarray(true_masks[lo:hi]) != 0).reshape(hi - lo, -1)
-        pred_area[lo:hi] = _counts_above(prob, cut_t).numpy()
-        # pixels outside the truth count as -1, below every cutoff
-        inter[lo:hi] = _counts_above(torch.where(truth, prob, -1.0), cut_t).numpy()
+        above, above_true = _counts_above(prob, truth, cut_t)
+        pred_area[lo:hi], inter[lo:hi] = above.numpy(), above_true.numpy()
         true_area[lo:hi] = truth.sum(1).numpy()
     return CutoffCounts(cutoffs, pred_area, inter, true_area)
 
