@@ -68,15 +68,24 @@ wildcard_constraints:
 # reruns exactly the rules that list it.
 CODE = {
     "synthesize": ["synthetic", "tiffio"],
-    "ingest": ["ingest", "rle", "tiffio"],
-    "folds": ["splits"],
-    "preprocess": ["resize", "ingest"],
-    "train": ["train", "model", "losses", "augment", "noise", "splits", "device"],
-    "predict": ["predict", "model", "noise", "device"],
+    "ingest": ["pipeline", "ingest", "rle", "tiffio"],
+    "folds": ["pipeline", "splits"],
+    "preprocess": ["pipeline", "resize", "ingest"],
+    "train": [
+        "pipeline",
+        "train",
+        "model",
+        "losses",
+        "augment",
+        "noise",
+        "splits",
+        "device",
+    ],
+    "predict": ["pipeline", "predict", "model", "noise", "device"],
     "average": ["pipeline"],
-    "tune": ["tuning", "metrics", "resize", "rle"],
-    "submit": ["submission", "tuning", "resize", "rle"],
-    "robustness": ["robustness", "metrics", "tuning", "resize"],
+    "tune": ["pipeline", "tuning", "metrics", "resize", "rle"],
+    "submit": ["pipeline", "submission", "tuning", "resize", "rle"],
+    "robustness": ["robustness", "pipeline", "metrics", "tuning", "resize"],
     "figures": ["figures", "paper"],
     "summary": ["summary", "paper"],
 }
@@ -87,6 +96,11 @@ def code_version(stage):
     for module in CODE[stage]:
         digest.update((PACKAGE / f"{module}.py").read_bytes())
     return digest.hexdigest()[:16]
+
+
+def synthetic_settings():
+    """The generator's arguments: the synthetic section without its on/off switch."""
+    return {k: v for k, v in config["data"]["synthetic"].items() if k != "enabled"}
 
 
 # -- names -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ if config["data"]["synthetic"]["enabled"]:
         conda:
             "../../envs/plexus.yaml"
         params:
-            settings=config["data"]["synthetic"],
+            settings=synthetic_settings(),
             code=code_version("synthesize"),
         script:
             "../scripts/synthesize.py"
