@@ -164,3 +164,17 @@ def test_bad_config_fails_fast_naming_the_key(tmp_path, edit, key):
     assert key in result.stdout + result.stderr
     assert not (workdir / "results").exists()
     print(f"config error reported in {elapsed:.2f} s")
+
+
+def test_synthetic_never_overwrites_foreign_raw_data(tmp_path):
+    workdir = make_workdir(tmp_path / "plexus", "tiny.yaml")
+    real = tmp_path / "kaggle"
+    (real / "train").mkdir(parents=True)
+    (real / "train" / "1_1.tif").write_bytes(b"someone's real data")
+    config = read_config(workdir)
+    config["data"]["raw_dir"] = str(real)  # synthetic.enabled left true by mistake
+    write_config(workdir, config)
+    result = snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0
+    assert "data.synthetic.enabled" in result.stdout + result.stderr
+    assert (real / "train" / "1_1.tif").read_bytes() == b"someone's real data"
