@@ -306,6 +306,9 @@ AccountingStorageTRES=gres/gpu
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 JobCompType=jobcomp/none
+# Keep the job comment in the accounting DB: the Snakemake slurm plugin puts the
+# rule (and wildcards) there, so sacct -o JobID,Comment tells which rule a job ran.
+AccountingStoreFlags=job_comment
 $NODE_LINE NodeAddr=127.0.0.1 Gres=gpu:1 State=UNKNOWN
 PartitionName=cpu Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$NODE Default=NO MaxTime=INFINITE State=UP
