@@ -49,7 +49,10 @@ def check_config():
     if config["data"]["synthetic"]["enabled"] and (raw / "train").is_dir():
         # the synthesize rule owns raw_dir/train and raw_dir/test as directory outputs, which
         # Snakemake deletes before regenerating: never let that happen to real data
-        if any((raw / "train").iterdir()) and not (raw / "synthetic_summary.json").exists():
+        if (
+            any((raw / "train").iterdir())
+            and not (raw / "synthetic_summary.json").exists()
+        ):
             errors.append(
                 f"data.synthetic.enabled: {raw} holds data that plexus did not generate; "
                 "set data.synthetic.enabled: false to use it, or point data.raw_dir elsewhere"
