@@ -68,6 +68,12 @@ def write_npz(path: str | os.PathLike, **arrays) -> None:
             np.savez(fh, **arrays)
 
 
+def read_npz(path) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (the counterpart of :func:`write_npz`; no pickles)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
 def _json_default(obj):
     if isinstance(obj, np.generic):
         return obj.item()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from plexus import atomic, figures, summary
-from plexus.pipeline import read_npz
+from plexus.atomic import read_npz
 
 
 def _json(path) -> dict:

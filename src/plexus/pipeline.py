@@ -14,12 +14,8 @@ import numpy as np
 import pandas as pd
 
 from plexus import ORIGINAL_SHAPE, atomic, ingest, splits
+from plexus.atomic import read_npz
 from plexus.resize import parse_size, resize_images, resize_masks
-
-
-def read_npz(path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
 
 
 # -- data -------------------------------------------------------------------------
