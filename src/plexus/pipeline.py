@@ -91,10 +91,7 @@ def predict_stage(model_pt, images_npz, out_npz, *, folds_csv=None, fold=None, n
 
 def average_stage(fold_npzs, out_npz) -> None:
     """Average the folds' test probabilities (same images, same order)."""
-    runs = [read_npz(p) for p in fold_npzs]
-    for path, run in zip(fold_npzs, runs):
-        if not np.array_equal(run["image_id"], runs[0]["image_id"]):
-            raise ValueError(f"{path}: image ids differ from {fold_npzs[0]}")
+    runs = read_aligned(fold_npzs)
     out = {"image_id": runs[0]["image_id"],
            "prob": np.mean([r["prob"].astype(np.float32) for r in runs], axis=0).astype(np.float16)}
     if "presence" in runs[0]:
@@ -102,9 +99,17 @@ def average_stage(fold_npzs, out_npz) -> None:
     atomic.write_npz(out_npz, **out)
 
 
+def read_aligned(paths) -> list[dict[str, np.ndarray]]:
+    """Read probability files that must hold the same images in the same order."""
+    runs = [read_npz(p) for p in paths]
+    for path, run in zip(paths, runs):
+        _check_aligned(run["image_id"], runs[0]["image_id"], path, paths[0])
+    return runs
+
+
 def _check_aligned(ids, expected, path, reference) -> None:
     if not np.array_equal(np.asarray(ids, dtype=str), np.asarray(expected, dtype=str)):
-        raise ValueError(f"{path}: image ids do not match {reference}; rerun the preprocessing")
+        raise ValueError(f"{path}: image ids do not match {reference}; rerun the stage that wrote the older file")
 
 
 # -- out-of-fold scoring ------------------------------------------------------------------
@@ -124,10 +129,9 @@ def load_oof(fold_npzs, image_ids) -> np.ndarray:
     return np.concatenate(probs)[[position[i] for i in image_ids]]
 
 
-def load_truth(folds_csv, masks_csv, image_ids=None):
+def load_truth(folds_csv, masks_csv):
+    """The folds table and the true masks (420x580, {0, 1}) in its row order."""
     folds = pd.read_csv(folds_csv)
-    if image_ids is not None:
-        folds = folds.set_index("image_id").loc[list(image_ids)].reset_index()
     masks = ingest.load_masks(pd.read_csv(masks_csv, keep_default_na=False), folds["image_id"], ORIGINAL_SHAPE)
     return folds, masks
 
@@ -157,10 +161,7 @@ def submission_stage(member_means, best_json, csv_path, json_path, batch_size: i
     from plexus.submission import encode_masks, submission_frame, write_submission
 
     best = json.loads(Path(best_json).read_text())
-    runs = [read_npz(p) for p in member_means]
-    for path, run in zip(member_means, runs):
-        if not np.array_equal(run["image_id"], runs[0]["image_id"]):
-            raise ValueError(f"{path}: test image ids differ from {member_means[0]}")
+    runs = read_aligned(member_means)
     pixels = encode_masks([r["prob"] for r in runs], best["cutoff"], best["min_area"], batch_size=batch_size)
     frame = submission_frame(runs[0]["image_id"], pixels)
     summary = write_submission(frame, csv_path)

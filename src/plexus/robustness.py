@@ -56,10 +56,12 @@ def noise_predict_stage(model_pts, train_npz, folds_csv, sigma: float, seed: int
 def noise_scores_stage(predictions: dict[tuple[str, float], str], folds_csv, masks_csv, best_json, out_csv) -> pd.DataFrame:
     """``scores.csv``: one row per (condition, sigma, fold)."""
     best = json.loads(Path(best_json).read_text())
+    folds, all_truth = load_truth(folds_csv, masks_csv)  # decoded once, shared by every file
+    row_of = {image_id: row for row, image_id in enumerate(folds["image_id"].astype(str))}
     rows = []
     for (condition, sigma), path in sorted(predictions.items()):
         data = read_npz(path)
-        _, truth = load_truth(folds_csv, masks_csv, data["image_id"].astype(str))
+        truth = all_truth[[row_of[i] for i in data["image_id"].astype(str)]]
         per_image = score_at([data["prob"]], truth, best["cutoff"], best["min_area"])
         scores = fold_scores(per_image, data["fold"])
         rows.append(scores.assign(condition=condition, sigma=float(sigma)))
