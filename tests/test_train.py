@@ -241,20 +241,18 @@ def test_resume_after_sigkill_is_exact(reference, resume_data, tmp_path):
     assert not ck.exists()
 
 
+def _interrupt_after_first_epoch(args, out, ck):
+    """Train 2 epochs of the default settings, stopping after the first checkpoint."""
+    with pytest.raises(Stop):
+        train_model(*args, settings(epochs=2), out, checkpoint_path=ck, threads=1, log=lambda s: None,
+                    on_epoch_end=stop_after(1))
+
+
 def test_checkpoint_of_other_settings_is_ignored(tmp_path):
     images, masks = synthetic(48)
     args = (images, masks, np.arange(32), np.arange(32, 48))
     ck, out = tmp_path / "ck.pt", tmp_path / "out"
-    with pytest.raises(Stop):
-        train_model(
-            *args,
-            settings(epochs=2),
-            out,
-            checkpoint_path=ck,
-            threads=1,
-            log=lambda s: None,
-            on_epoch_end=stop_after(1),
-        )
+    _interrupt_after_first_epoch(args, out, ck)
     assert ck.exists()
     logs = []
     summary = train_model(*args, settings(epochs=2, lr=1e-2), out, checkpoint_path=ck, threads=1, log=logs.append)
@@ -262,16 +260,7 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path):
     assert any("ignoring checkpoint" in line for line in logs)
     assert [line.split()[1] for line in logs if line.startswith("epoch ")] == ["1/2", "2/2"]
     # other split -> also ignored
-    with pytest.raises(Stop):
-        train_model(
-            *args,
-            settings(epochs=2),
-            out,
-            checkpoint_path=ck,
-            threads=1,
-            log=lambda s: None,
-            on_epoch_end=stop_after(1),
-        )
+    _interrupt_after_first_epoch(args, out, ck)
     logs = []
     summary = train_model(
         images,
