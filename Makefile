@@ -1,6 +1,6 @@
 # The two commands of the README's quick start:
 #   make run    install (pinned, into .venv) and run the whole default workflow
-#   make test   install and run every check CI runs (lint, format, unit, workflow, real SLURM)
+#   make test   install and run every check CI runs (ruff, snakefmt, --lint, unit, workflow, real SLURM)
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -28,6 +28,7 @@ report: install
 	$(BIN)/snakemake --report results/report.html
 
 lint: install
+	$(BIN)/ruff check src tests benchmarks workflow/scripts
 	$(BIN)/snakefmt --check Snakefile workflow/
 	$(BIN)/snakemake --lint
 

@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# --configfile replaces the default config instead of being merged into it key by key,
+# so `--configfile config/kaggle.yaml` plans exactly the models and studies of that file.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -14,10 +18,13 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/predict.smk"
 include: "workflow/rules/tune.smk"
+include: "workflow/rules/postprocess.smk"
 include: "workflow/rules/submit.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:

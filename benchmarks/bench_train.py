@@ -1,13 +1,15 @@
 """Training throughput (images/s) of the default model, several execution settings.
 
-Runs the real training inner loop (``plexus.train._train_epoch``: gather batch,
-z-score, augment, forward, -log Dice loss, backward, Adam step) on a synthetic set
+Runs the real training inner loop (``plexus.training.loop._train_epoch``: gather batch,
+z-score, augment, forward, -log Dice loss, backward, Adam step, under
+``plexus.training.determinism.torch_run_context`` as in training) on a synthetic set
 of ~190 images of 64x80 with the default model (base_channels 8, depth 3, batch
 16), and compares against a baseline measured in the same run:
 
 * CPU: channels-first fp32 with 1 thread (baseline), 2 threads, channels_last
   (``train_model``'s default format) with 1 and 2 threads, no augmentation (the
-  cost of augmenting);
+  cost of augmenting), bfloat16 autocast (``amp_dtype: bfloat16``; fast only on
+  CPUs with native bfloat16, e.g. AVX-512 BF16 or AMX);
 * CUDA (when available): fp32, AMP float16 (+GradScaler), AMP bfloat16, AMP +
   channels_last.
 
@@ -21,19 +23,24 @@ under a minute on a 2-core CPU. Prints a table; writes nothing.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import time
 
 import numpy as np
 import torch
 
-from plexus.losses import get_loss
-from plexus.model import build_model
-from plexus.train import _Setup, _train_epoch, epoch_seed, make_optimizer
+from plexus.models import build_model
+from plexus.training.determinism import torch_run_context
+from plexus.training.loop import _Setup, _train_epoch, epoch_seed
+from plexus.training.losses import segmentation_loss
+from plexus.training.optim import make_optimizer
+from plexus.training.settings import TrainSettings
 
-SETTINGS = {"arch": "unet", "base_channels": 8, "depth": 3, "dropout": 0.2, "lr": 1e-3, "batch_size": 16}
 AUGMENT = {"hflip": 0.5, "vflip": 0.0, "shift": 0.1, "rotate": 10, "shear": 5, "zoom": 0.1}
+SETTINGS = TrainSettings.from_config(
+    {"arch": "unet", "input_size": [64, 80], "epochs": 1, "base_channels": 8, "depth": 3, "dropout": 0.2,
+     "lr": 1e-3, "batch_size": 16, "augment": AUGMENT}
+)
 
 
 def synthetic(n: int, h: int = 64, w: int = 80, seed: int = 0):
@@ -66,22 +73,20 @@ class Runner:
         self.threads, self.deterministic = threads, deterministic
         with self._context():
             torch.manual_seed(0)
-            model = build_model("unet", base_channels=8, depth=3, dropout=0.2)
+            model = build_model(SETTINGS.arch, **SETTINGS.model_kwargs())
             self.model = model.to(self.dev, memory_format=torch.channels_last) if channels_last else model.to(self.dev)
             self.optimizer = make_optimizer(self.model, SETTINGS)
-            use_amp = amp_dtype is not None
-            self.scaler = torch.amp.GradScaler(self.dev.type, enabled=use_amp and amp_dtype == torch.float16)
+            self.scaler = torch.amp.GradScaler(self.dev.type, enabled=amp_dtype == torch.float16)
             self.setup = _Setup(
                 device=self.dev,
                 mean=float(images.mean()),
                 std=float(images.std()),
-                batch_size=SETTINGS["batch_size"],
-                seg_loss=get_loss("neg_log_dice"),
+                batch_size=SETTINGS.batch_size,
+                seg_loss=segmentation_loss(SETTINGS.loss, SETTINGS.dice_reduction),
                 presence_weight=0.0,
                 two_head=False,
-                augment=AUGMENT if augment else None,
-                use_amp=use_amp,
-                amp_dtype=amp_dtype or torch.float32,
+                augment=SETTINGS.augment.to_dict() if augment else None,
+                autocast=amp_dtype,
                 channels_last=channels_last,
             )
             self.images_t = torch.from_numpy(images).to(self.dev)
@@ -89,22 +94,9 @@ class Runner:
             self.idx_t = torch.arange(len(images), device=self.dev)
         self.epoch = 0
 
-    @contextlib.contextmanager
     def _context(self):
-        prev_threads = torch.get_num_threads()
-        prev_det = torch.are_deterministic_algorithms_enabled()
-        prev_fill = torch.utils.deterministic.fill_uninitialized_memory
-        try:
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            # as plexus.train.train_model does
-            torch.use_deterministic_algorithms(self.deterministic, warn_only=self.dev.type == "cuda")
-            torch.utils.deterministic.fill_uninitialized_memory = False
-            yield
-        finally:
-            torch.set_num_threads(prev_threads)
-            torch.use_deterministic_algorithms(prev_det)
-            torch.utils.deterministic.fill_uninitialized_memory = prev_fill
+        """Threads and determinism flags as ``plexus.training.loop.train_model`` sets them."""
+        return torch_run_context(self.dev, self.threads, self.deterministic)
 
     def epoch_seconds(self) -> float:
         """Wall time of one training epoch (the ``.item()`` at its end syncs CUDA)."""
@@ -153,6 +145,7 @@ def main(argv=None):
         ("cpu fp32 channels_last, 1 thread", dict(threads=1, channels_last=True)),
         ("cpu fp32 channels_last, 2 threads", dict(threads=2, channels_last=True)),
         ("cpu fp32, 1 thread, no augmentation", dict(threads=1, augment=False)),
+        ("cpu AMP bfloat16 channels_last, 1 thread", dict(threads=1, channels_last=True, amp_dtype=torch.bfloat16)),
     ]
     rows = run_group(images, masks, [(n, dict(device="cpu", **kw)) for n, kw in cpu], args.rounds, args.epochs)
     baseline = rows[0][1]

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from plexus.augment import affine_matrices, augment_batch
+from plexus.training.augment import affine_matrices, augment_batch
 
 FULL = {"hflip": 0.5, "vflip": 0.5, "shift": 0.1, "rotate": 15, "shear": 8, "zoom": 0.15}
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from plexus import figures
+from plexus.report import figures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from plexus import ingest, rle
-from plexus.tiffio import write_tiff
+from plexus.data import ingest
+from plexus.io.tiff import write_tiff
+from plexus.postprocess import rle
 
 SHAPE = (420, 580)
 
@@ -41,7 +42,8 @@ def _digest(folder: Path):
 def test_valid_folder(raw):
     before = _digest(raw)
     train, test, train_masks = ingest.scan(raw)
-    assert list(train.columns) == ["image_id", "subject", "image", "image_path", "mask_path", "height", "width", "mask_area"]
+    assert list(train.columns) == [
+        "image_id", "subject", "image", "image_path", "mask_path", "height", "width", "mask_area"]
     assert train["image_id"].tolist() == ["1_1", "1_2", "2_1", "10_3"]
     assert train["mask_area"].tolist() == [50 * 60, 0, 40 * 60, 0]
     assert test["image_id"].tolist() == ["1", "2", "10"]
@@ -90,6 +92,16 @@ def test_rgb_is_wrong_shape(raw):
     _expect_problem(raw, "shape (420, 580, 3)", "1_2.tif")
 
 
+@pytest.mark.parametrize("second_page_shape", [SHAPE, (10, 10)])
+def test_multi_page_tiff_is_rejected_by_name(raw, second_page_shape):
+    """A stack of pages (same or other size) is never read as its first page."""
+    path = raw / "train" / "1_1_mask.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(_mask(50))
+        tif.write(np.zeros(second_page_shape, dtype=np.uint8))
+    _expect_problem(raw, "multi-page TIFF (2 pages)", "1_1_mask.tif")
+
+
 def test_mask_not_binary(raw):
     m = _mask(10)
     m[0, 0] = 7
@@ -97,7 +109,9 @@ def test_mask_not_binary(raw):
     _expect_problem(raw, "mask is not binary", "1_1_mask.tif")
 
 
-@pytest.mark.parametrize("folder,name", [("train", "1-4.tif"), ("train", "a_1.tif"), ("test", "x.tif"), ("train", "0_1.tif")])
+@pytest.mark.parametrize(
+    "folder,name", [("train", "1-4.tif"), ("train", "a_1.tif"), ("test", "x.tif"), ("train", "0_1.tif")]
+)
 def test_malformed_name(raw, folder, name):
     write_tiff(raw / folder / name, _image(0))
     _expect_problem(raw, "malformed name", name)

@@ -3,13 +3,14 @@ import math
 import pytest
 import torch
 
-from plexus.losses import (
+from plexus.training.losses import (
     LOSSES,
     bce_dice_loss,
     dice_loss,
     get_loss,
     neg_log_dice_loss,
     presence_loss,
+    segmentation_loss,
     soft_dice,
     two_head_loss,
 )
@@ -77,6 +78,18 @@ def test_gradients_are_finite():
 def test_get_loss_unknown_lists_valid_names():
     with pytest.raises(ValueError, match="neg_log_dice"):
         get_loss("focal")
+
+
+def test_segmentation_loss_reduction():
+    logits = _logit(PROBS)
+    assert segmentation_loss("dice", "image")(logits, TARGET).item() == pytest.approx(0.4, abs=1e-6)
+    assert segmentation_loss("dice", "batch")(logits, TARGET).item() == pytest.approx(1 - 3.5 / 6, abs=1e-6)
+    loss = segmentation_loss("neg_log_dice", "batch")(logits, TARGET).item()
+    assert loss == pytest.approx(-math.log(3.5 / 6), abs=1e-6)
+    with pytest.raises(ValueError, match="dice_reduction"):
+        segmentation_loss("dice", "pixel")
+    with pytest.raises(ValueError, match="valid losses"):
+        segmentation_loss("bce", "batch")
 
 
 def test_two_head_loss():

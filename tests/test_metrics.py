@@ -1,13 +1,15 @@
 import numpy as np
 import pytest
 
-from plexus import metrics
+from plexus.evaluation import metrics
 
 
 def test_kaggle_dice_hand_cases():
     empty = np.zeros((3, 3))
-    a = np.zeros((3, 3)); a[0, :2] = 1  # 2 px
-    b = np.zeros((3, 3)); b[0, 1:] = 1  # 2 px, 1 overlapping
+    a = np.zeros((3, 3))
+    a[0, :2] = 1  # 2 px
+    b = np.zeros((3, 3))
+    b[0, 1:] = 1  # 2 px, 1 overlapping
     assert metrics.kaggle_dice(empty, empty) == 1.0
     assert metrics.kaggle_dice(a, empty) == 0.0
     assert metrics.kaggle_dice(empty, a) == 0.0

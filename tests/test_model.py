@@ -1,9 +1,20 @@
 """timm-style checks of every registered model."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from plexus.model import MODELS, TwoHeadUNet, UNet, build_model, is_two_head, register_model
+from plexus.models import (
+    MODELS,
+    TwoHeadUNet,
+    UNet,
+    build_model,
+    is_two_head,
+    register_model,
+)
+from plexus.models.presence import with_presence_head
 
 TINY = {"base_channels": 4, "depth": 2, "dropout": 0.2}
 
@@ -78,3 +89,11 @@ def test_registry():
         build_model("resnet9000")
     with pytest.raises(ValueError, match="already registered"):
         register_model("unet")(UNet)
+
+
+def test_every_architecture_is_registered_on_import_and_two_heads_are_recognised():
+    code = "import plexus.models as m; print(','.join(sorted(m.MODELS)))"
+    names = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert names.split(",") == sorted(MODELS)  # nothing depends on which test module imported what first
+    assert is_two_head(build_model("unet2head", **TINY)) and not is_two_head(build_model("unetpp", **TINY))
+    assert is_two_head(with_presence_head(build_model("unetpp", **TINY)))

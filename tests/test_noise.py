@@ -3,7 +3,7 @@ import zlib
 import numpy as np
 import pytest
 
-from plexus.noise import add_gaussian_noise, image_seed
+from plexus.data.noise import add_gaussian_noise, image_seed
 
 
 def test_image_seed_is_stable_and_distinct():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from plexus.model import build_model
-from plexus.predict import load_model, noisy_images, predict_probs
+from plexus.inference.predict import load_model, noisy_images, predict_probs
+from plexus.models import build_model
 
 H, W = 32, 48
 

@@ -33,7 +33,14 @@ import psutil
 import pytest
 import torch
 
-from workflow_helpers import JOB_HEADER, SNAKEMAKE, make_workdir, read_config, snakemake, write_config
+from workflow_helpers import (
+    JOB_HEADER,
+    SNAKEMAKE,
+    make_workdir,
+    read_config,
+    snakemake,
+    write_config,
+)
 
 pytestmark = pytest.mark.workflow
 

@@ -45,7 +45,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workflow_helpers import REPO, SNAKEMAKE, make_workdir, planned_jobs, read_config, rule_counts
+from workflow_helpers import (
+    REPO,
+    SNAKEMAKE,
+    make_workdir,
+    planned_jobs,
+    read_config,
+    rule_counts,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -247,7 +254,7 @@ def test_jobs_ran_on_the_right_partitions(first_run):
     assert sorted(jobs["JobID"], key=int) == sorted(run.submitted, key=int), jobs.to_string()
     comments = stores_job_comment()
     if not comments:
-        warnings.warn("the running cluster does not store job comments (started by an older "
+        warnings.warn(stacklevel=2, message="the running cluster does not store job comments (started by an older "
                       "tests/slurm/start.sh?); jobs are matched to rules by their log paths only")
     wrong = []
     for job in jobs.itertuples():

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plexus import splits
+from plexus.data import splits
 
 
 def _manifest(n_subjects=12, per_subject=10, seed=0):

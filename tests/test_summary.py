@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plexus.summary import TABLE_COLUMNS, bootstrap_ci, results_table, subject_draws, to_markdown
+from plexus.evaluation.bootstrap import bootstrap_ci, paired_difference_ci, subject_draws
+from plexus.report.tables import TABLE_COLUMNS, results_table, to_markdown
 
 
 def _one_big_subject():
@@ -132,3 +133,27 @@ def test_to_markdown():
     assert "| 3000 |" in lines[2] and "| 0.450 |" in lines[2]
     assert "unet+two\\|head" in lines[3]  # pipes escaped: column count intact
     assert all(line.replace("\\|", "").count("|") == len(TABLE_COLUMNS) + 1 for line in lines)
+
+
+def test_paired_difference_ci_matches_a_direct_subject_bootstrap():
+    rng = np.random.default_rng(3)
+    subjects = rng.integers(0, 8, 120)
+    frame = pd.DataFrame({"subject": subjects, "a": rng.random(120), "b": rng.random(120)})
+    frame["a"] += 0.05 * (subjects % 2)  # a beats b on odd subjects only
+    ci = paired_difference_ci(frame, "a", "b", n_boot=500, seed=7)
+    groups = np.unique(subjects)
+    draws = subject_draws(len(groups), 500, 7)
+    means = []
+    for draw in draws:
+        rows = np.concatenate([np.flatnonzero(subjects == groups[g]) for g in draw])
+        means.append((frame["a"].to_numpy()[rows] - frame["b"].to_numpy()[rows]).mean())
+    low, high = np.quantile(means, [0.025, 0.975])
+    assert ci["low"] == pytest.approx(low) and ci["high"] == pytest.approx(high)
+    assert ci["mean"] == pytest.approx((frame["a"] - frame["b"]).mean())
+
+
+def test_paired_difference_of_a_consistent_gain_excludes_zero():
+    frame = pd.DataFrame({"subject": np.repeat(np.arange(10), 5), "b": np.linspace(0, 1, 50)})
+    frame["a"] = frame["b"] + 0.01
+    ci = paired_difference_ci(frame, "a", "b", n_boot=200, seed=0)
+    assert ci["low"] == pytest.approx(0.01) and ci["high"] == pytest.approx(0.01)

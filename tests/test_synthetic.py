@@ -1,4 +1,4 @@
-"""Tests of the synthetic Kaggle-like dataset (plexus.synthetic)."""
+"""Tests of the synthetic Kaggle-like dataset (plexus.data.synthetic)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import tifffile
 from scipy import ndimage
 
-from plexus.synthetic import generate_dataset
-from plexus.tiffio import read_tiff
+from plexus.data.synthetic import generate_dataset
+from plexus.io.tiff import read_tiff
 
 SMALL = dict(n_subjects=4, images_per_subject=6, n_test_subjects=2, test_images_per_subject=4)
 H, W = 420, 580

@@ -13,9 +13,13 @@ import pandas as pd
 import pytest
 import torch
 
-from plexus.train import HISTORY_COLUMNS, epoch_seed, train_model
+import plexus.training.loop
+from plexus.inference.predict import predict_probs
+from plexus.training.loop import HISTORY_COLUMNS, TrainingDiverged, epoch_seed, train_model
+from plexus.training.settings import TrainSettings
 
 AUGMENT = {"hflip": 0.5, "vflip": 0.5, "shift": 0.1, "rotate": 10, "shear": 5, "zoom": 0.1}
+NO_AUGMENT = dict.fromkeys(AUGMENT, 0.0)  # a partial augment entry takes the schema's defaults for the rest
 NOISE = {"sigma": 20.0, "fraction": 0.5, "seed": 3}
 
 
@@ -31,7 +35,8 @@ def synthetic(n, h=32, w=48, seed=0):
     return images, masks
 
 
-def settings(**overrides):
+def entry(**overrides) -> dict:
+    """A model entry of the config (as a dict)."""
     s = {
         "arch": "unet",
         "input_size": [32, 48],
@@ -45,11 +50,15 @@ def settings(**overrides):
         "weight_decay": 0.0,
         "epochs": 3,
         "batch_size": 8,
-        "augment": {},
+        "augment": NO_AUGMENT,
         "seed": 1,
     }
     s.update(overrides)
     return s
+
+
+def settings(**overrides) -> TrainSettings:
+    return TrainSettings.from_config(entry(**overrides))
 
 
 class Stop(Exception):
@@ -92,7 +101,7 @@ def test_training_learns_and_writes_documented_outputs(tmp_path):
         masks,
         np.arange(72),
         np.arange(72, 96),
-        settings(epochs=4, augment={"hflip": 0.5}),
+        settings(epochs=4, augment={**NO_AUGMENT, "hflip": 0.5}),
         out,
         checkpoint_path=ck,
         threads=1,
@@ -117,6 +126,11 @@ def test_training_learns_and_writes_documented_outputs(tmp_path):
     for key in ("arch", "model_kwargs", "state_dict", "mean", "std", "input_size", "settings"):
         assert key in saved
     assert saved["arch"] == "unet" and saved["input_size"] == [32, 48]
+    assert saved["settings"] == settings(epochs=4, augment={**NO_AUGMENT, "hflip": 0.5}).to_dict()
+    assert saved["weights"] == "final" and saved["epochs"] == 4
+    # the default amp_dtype float16 does not autocast on the CPU: float32 throughout
+    assert info["amp"] is False and info["amp_dtype"] is None
+    assert info["channels_last"] is True and info["deterministic"] is True
     train_px = images[:72].astype(np.float64)
     assert saved["mean"] == pytest.approx(train_px.mean()) and saved["std"] == pytest.approx(train_px.std())
     assert not ck.exists(), "checkpoint must be removed after success"
@@ -132,15 +146,18 @@ def test_input_validation(tmp_path):
     with pytest.raises(ValueError, match="input_size"):
         train_model(images, masks, np.arange(6), np.arange(6, 8), settings(input_size=[64, 80]), tmp_path, **kw)
     with pytest.raises(ValueError, match="optimizer"):
-        train_model(images, masks, np.arange(6), np.arange(6, 8), settings(optimizer="lbfgs"), tmp_path, **kw)
+        settings(optimizer="lbfgs")
     with pytest.raises(ValueError, match="loss"):
-        train_model(images, masks, np.arange(6), np.arange(6, 8), settings(loss="focal"), tmp_path, **kw)
+        settings(loss="focal")
+    with pytest.raises(TypeError, match="TrainSettings"):
+        train_model(images, masks, np.arange(6), np.arange(6, 8), entry(), tmp_path, **kw)
 
 
 # ---------------------------------------------------------------- resume
 
 RESUME_N, RESUME_TRAIN = 300, 240
-RESUME_SETTINGS = settings(arch="unet2head", epochs=4, augment=AUGMENT, optimizer="adamw", weight_decay=1e-4)
+RESUME_ENTRY = entry(arch="unet2head", epochs=4, augment=AUGMENT, optimizer="adamw", weight_decay=1e-4)
+RESUME_SETTINGS = TrainSettings.from_config(RESUME_ENTRY)
 
 
 @pytest.fixture(scope="module")
@@ -193,9 +210,11 @@ def test_resume_after_sigkill_is_exact(reference, resume_data, tmp_path):
     out, ck, logfile = tmp_path / "out", tmp_path / "ck" / "fold0.pt", tmp_path / "log.txt"
     script = textwrap.dedent(f"""
         import json, numpy as np
-        from plexus.train import train_model
+        from plexus.training.loop import train_model
+        from plexus.training.settings import TrainSettings
         d = np.load({str(data)!r})
-        train_model(d["images"], d["masks"], d["train_idx"], d["val_idx"], json.loads({json.dumps(RESUME_SETTINGS)!r}),
+        settings = TrainSettings.from_config(json.loads({json.dumps(RESUME_ENTRY)!r}))
+        train_model(d["images"], d["masks"], d["train_idx"], d["val_idx"], settings,
                     {str(out)!r}, checkpoint_path={str(ck)!r}, threads=1, noise=json.loads({json.dumps(NOISE)!r}),
                     log=lambda s: print(s, flush=True))
         """)
@@ -218,7 +237,7 @@ def test_resume_after_sigkill_is_exact(reference, resume_data, tmp_path):
             proc.kill()
             proc.wait()
     done_epochs = [line for line in logfile.read_text().splitlines() if line.startswith("epoch ")]
-    assert 1 <= len(done_epochs) < RESUME_SETTINGS["epochs"]
+    assert 1 <= len(done_epochs) < RESUME_SETTINGS.epochs
     # atomic writes: nothing in out_dir looks complete
     assert not (out / "model.pt").exists() and not (out / "history.csv").exists()
     assert not (out / "train_info.json").exists()
@@ -291,3 +310,68 @@ def test_sgd_and_noise_run(tmp_path):
         log=lambda s: None,
     )
     assert np.isfinite(summary["train_loss"])
+
+
+# ---------------------------------------------------------------- divergence
+
+
+def test_divergence_is_an_error_naming_model_fold_and_epoch(tmp_path):
+    images, masks = synthetic(32)
+    out, ck = tmp_path / "out", tmp_path / "ck.pt"
+    logs = []
+    with pytest.raises(TrainingDiverged, match=r"model unet, fold 2: training diverged at epoch 1 \(train_loss nan"):
+        train_model(images, masks, np.arange(24), np.arange(24, 32), settings(lr=1e6), out, checkpoint_path=ck,
+                    run_name="unet", fold=2, threads=1, log=logs.append)
+    assert any(line.startswith("epoch 1/3 train_loss nan") for line in logs)
+    assert not ck.exists(), "the non-finite epoch's checkpoint must not be written"
+    for name in ("model.pt", "history.csv", "train_info.json"):
+        assert not (out / name).exists(), name
+
+
+def test_divergence_keeps_the_last_finite_checkpoint(tmp_path, monkeypatch):
+    images, masks = synthetic(32)
+    out, ck = tmp_path / "out", tmp_path / "ck.pt"
+    real_epoch = plexus.training.loop._train_epoch
+    calls = []
+
+    def nan_at_epoch_2(*args, **kwargs):
+        calls.append(1)
+        loss = real_epoch(*args, **kwargs)
+        return float("nan") if len(calls) == 2 else loss
+
+    monkeypatch.setattr(plexus.training.loop, "_train_epoch", nan_at_epoch_2)
+    with pytest.raises(TrainingDiverged, match="epoch 2") as err:
+        train_model(images, masks, np.arange(24), np.arange(24, 32), settings(), out, checkpoint_path=ck,
+                    run_name="unet2", fold=0, threads=1, log=lambda s: None)
+    assert isinstance(err.value, ValueError)
+    assert (err.value.run_name, err.value.fold, err.value.epoch) == ("unet2", 0, 2)
+    assert f"the checkpoint of epoch 1 is kept at {ck}" in str(err.value)
+    kept = torch.load(ck, weights_only=True)
+    assert kept["epoch"] == 1 and [row["epoch"] for row in kept["history"]] == [1]
+    assert not (out / "model.pt").exists() and not (out / "history.csv").exists()
+
+
+# ---------------------------------------------------------------- mixed precision on the CPU
+
+
+def test_bfloat16_amp_trains_and_predicts_on_cpu(tmp_path):
+    """CPU bfloat16 autocast is a real path of torch.autocast: it runs the AMP code in CI."""
+    images, masks = synthetic(48)
+    out = tmp_path / "out"
+    train_model(images, masks, np.arange(32), np.arange(32, 48), settings(epochs=2, amp=True, amp_dtype="bfloat16"),
+                out, checkpoint_path=tmp_path / "ck.pt", device="cpu", threads=1, log=lambda s: None)
+    hist = pd.read_csv(out / "history.csv")
+    assert hist["epoch"].tolist() == [1, 2]
+    assert np.isfinite(hist[["train_loss", "val_loss", "val_dice"]].to_numpy()).all()
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["amp"] is True and info["amp_dtype"] == "bfloat16"
+    saved = torch.load(out / "model.pt", weights_only=True)
+    assert saved["settings"]["amp"] is True and saved["settings"]["amp_dtype"] == "bfloat16"
+    assert all(t.dtype == torch.float32 for t in saved["state_dict"].values() if t.is_floating_point())
+    prob = predict_probs(out / "model.pt", images[32:], batch_size=8, device="cpu", threads=1)["prob"]
+    assert prob.shape == (16, 32, 48) and np.isfinite(prob).all() and 0 <= prob.min() <= prob.max() <= 1
+    # prediction autocasts too: the same weights predicted in float32 differ, slightly
+    torch.save({**saved, "settings": {**saved["settings"], "amp": False}}, tmp_path / "fp32.pt")
+    ref = predict_probs(tmp_path / "fp32.pt", images[32:], batch_size=8, device="cpu", threads=1)["prob"]
+    assert not np.array_equal(prob, ref)
+    np.testing.assert_allclose(prob.astype(np.float32), ref.astype(np.float32), atol=0.1)

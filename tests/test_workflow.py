@@ -14,10 +14,18 @@ import json
 import shutil
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_helpers import make_workdir, planned_jobs, read_config, rule_counts, snakemake, write_config
+from workflow_helpers import (
+    make_workdir,
+    planned_jobs,
+    read_config,
+    rule_counts,
+    snakemake,
+    write_config,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -46,8 +54,10 @@ def test_default_dag_outputs(tiny_run):
     assert summary["rows"] == len(sub) == 8
     assert summary["empty"] == int((sub["pixels"] == "").sum())
     grid = pd.read_csv(tiny_run / "results/tuning/main/grid.csv")
-    assert list(grid.columns) == ["cutoff", "min_area", "score", "score_fold0", "score_fold1"]
-    assert len(grid) == 25
+    # the ensemble has a two-head member: its presence gate is tuned jointly (3 thresholds)
+    assert list(grid.columns) == ["cutoff", "min_area", "presence_threshold", "score", "score_fold0", "score_fold1"]
+    assert len(grid) == 5 * 5 * 3
+    assert "presence_threshold" not in pd.read_csv(tiny_run / "results/tuning/unet/grid.csv")
     best = json.loads((tiny_run / "results/tuning/unet/best.json").read_text())
     assert best["score"] == pytest.approx(grid_max(tiny_run, "unet"))
     assert best["score"] >= best["untuned_score"]  # (0.5, 0) is a grid point: tuning cannot lose
@@ -62,9 +72,24 @@ def test_default_dag_outputs(tiny_run):
                      "qualitative/unet2head", "robustness/noise", "robustness/train_size"):
             assert (tiny_run / f"results/figures/{name}.{ext}").stat().st_size > 1000
     assert "| main | ensemble | unet+unet2head |" in (tiny_run / "results/tables/summary.md").read_text()
+    for name in ("unet", "unet2head", "main"):
+        decided = json.loads((tiny_run / f"results/postprocess/{name}.json").read_text())
+        tuned = pd.read_csv(tiny_run / f"results/tuning/{name}/per_image.csv")
+        per_image = pd.read_csv(tiny_run / f"results/postprocess/{name}_per_image.csv")
+        # two implementations agree: the streaming histogram counts and PostProcess.apply per image
+        np.testing.assert_allclose(per_image["tuned"], tuned["kaggle_dice"])
+        assert decided["tuned_score"] == pytest.approx(best_score(tiny_run, name))
+        kept = [d for d in decided["decisions"] if d["kept"]]
+        assert all(d["ci_low"] > 0 for d in kept)
+        assert len(decided["folds"]) == 2 and 0 <= decided["cross_fitted_score"] <= 1
+    assert summary["pipeline"] == json.loads((tiny_run / "results/postprocess/main.json").read_text())["pipeline"]
     provenance = json.loads((tiny_run / "results/provenance.json").read_text())
     assert provenance["training_devices"] == ["cpu"]
     assert len(provenance["config_sha256"]) == 64 and "torch" in provenance["packages"]
+
+
+def best_score(workdir, name):
+    return json.loads((workdir / f"results/tuning/{name}/best.json").read_text())["score"]
 
 
 def grid_max(workdir, name):
@@ -78,9 +103,15 @@ def test_nothing_changed_runs_nothing(tiny_run):
 def test_tuning_grid_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["tuning"]["cutoffs"].update(num=6))
     assert set(rule_counts(jobs)) == {
-        "tune", "submission", "figure_tuning", "figure_areas", "figure_qualitative", "summary_table",
-        "noise_scores", "train_size_scores", "figure_noise", "figure_train_size", "all"}
+        "tune", "postprocess", "submission", "figure_tuning", "figure_areas", "figure_qualitative",
+        "summary_table", "noise_scores", "train_size_scores", "figure_noise", "figure_train_size", "all"}
     assert rule_counts(jobs)["tune"] == 3
+
+
+def test_postprocess_option_change(tiny_run):
+    jobs = _jobs_after(tiny_run, lambda c: c["postprocess"].update(component_sizes=[300]))
+    assert set(rule_counts(jobs)) == {"postprocess", "submission", "summary_table", "all"}
+    assert rule_counts(jobs)["postprocess"] == 3
 
 
 def test_figure_style_change(tiny_run):
@@ -91,7 +122,7 @@ def test_figure_style_change(tiny_run):
 def test_ensemble_membership_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["ensembles"].update(main=["unet"]))
     assert sorted(jobs, key=str) == sorted([
-        ("tune", {"name": "main"}), ("submission", {"ensemble": "main"}),
+        ("tune", {"name": "main"}), ("postprocess", {"name": "main"}), ("submission", {"ensemble": "main"}),
         ("figure_tuning", {"name": "main"}), ("figure_areas", {"name": "main"}),
         ("summary_table", {}), ("all", {})], key=str)
 
@@ -100,7 +131,7 @@ def test_one_model_setting_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["models"]["unet2head"].update(epochs=3))
     counts = rule_counts(jobs)
     assert counts["train"] == 2 and counts["predict_oof"] == 2 and counts["predict_test"] == 2
-    assert set(counts) == {"train", "predict_oof", "predict_test", "average_folds", "tune", "submission",
+    assert set(counts) == {"train", "predict_oof", "predict_test", "average_folds", "tune", "postprocess", "submission",
                            "figure_tuning", "figure_areas", "figure_learning_curves", "figure_qualitative",
                            "summary_table", "all"}
     touched = {value for _, wildcards in jobs for value in wildcards.values()}
@@ -114,17 +145,6 @@ def test_noise_sigma_added(tiny_run):
         ("predict_noisy", {"condition": "clean", "sigma": "40"}),
         ("predict_noisy", {"condition": "noisy", "sigma": "40"}),
         ("noise_scores", {}), ("figure_noise", {}), ("all", {})], key=str)
-
-
-def test_package_edit_reruns_only_its_rules(tiny_run):
-    figures_py = tiny_run / "src/plexus/figures.py"
-    original = figures_py.read_text()
-    figures_py.write_text(original + "\n# an edit\n")
-    try:
-        jobs = planned_jobs(tiny_run)
-    finally:
-        figures_py.write_text(original)
-    assert set(rule_counts(jobs)) == FIGURE_RULES | {"all"}
 
 
 def test_figures_rebuild_from_results_alone(tiny_run):
@@ -151,6 +171,10 @@ def test_report_builds(tiny_run):
     (lambda c: c["tuning"].update(cutoff={"start": 0, "stop": 1, "num": 3}), "cutoff"),
     (lambda c: c["ensembles"].update(main=["unet", "unet3"]), "unet3"),
     (lambda c: c["models"]["unet"].update(input_size=[30, 48]), "input_size"),
+    # finding 6 of issue 9: out-of-range tuning grids were accepted and training planned
+    (lambda c: c["tuning"]["cutoffs"].update(stop=1.5), "tuning.cutoffs.stop"),
+    (lambda c: c["tuning"]["min_areas"].update(start=-500), "tuning.min_areas.start"),
+    (lambda c: c["tuning"]["cutoffs"].update(start=0.9, stop=0.1), "tuning.cutoffs"),
 ])
 def test_bad_config_fails_fast_naming_the_key(tmp_path, edit, key):
     workdir = make_workdir(tmp_path / "plexus", "tiny.yaml")

@@ -45,17 +45,31 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True)
 JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
 
 
-def planned_jobs(workdir: Path, *targets: str) -> list[tuple[str, dict]]:
+def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict]]:
     """The jobs ``snakemake -n`` would run: (rule, wildcards) pairs."""
-    out = snakemake(workdir, "-n", *targets).stdout
-    jobs: list[tuple[str, dict]] = []
+    return [(rule, wildcards) for rule, wildcards, _ in planned_jobs_with_reasons(workdir, *args)]
+
+
+def planned_jobs_with_reasons(workdir: Path, *args: str) -> list[tuple[str, dict, str]]:
+    """(rule, wildcards, reason) of every job ``snakemake -n`` would run."""
+    out = snakemake(workdir, "-n", *args).stdout
+    jobs: list[tuple[str, dict, str]] = []
     for line in out.splitlines():
-        if match := JOB_HEADER.match(line.strip()):
-            jobs.append((match[1], {}))
-        elif jobs and line.strip().startswith("wildcards:"):
-            pairs = line.strip()[len("wildcards:"):].split(",")
+        line = line.strip()
+        if match := JOB_HEADER.match(line):
+            jobs.append((match[1], {}, ""))
+        elif jobs and line.startswith("wildcards:"):
+            pairs = line[len("wildcards:"):].split(",")
             jobs[-1][1].update(p.strip().split("=", 1) for p in pairs if "=" in p)
+        elif jobs and line.startswith("reason:"):
+            jobs[-1] = (jobs[-1][0], jobs[-1][1], line[len("reason:"):].strip())
     return jobs
+
+
+def copy_workdir(source: Path, target: Path) -> Path:
+    """A copy of a workdir that has run, results and Snakemake's metadata included (mtimes kept)."""
+    shutil.copytree(source, target, symlinks=True)
+    return target
 
 
 def rule_counts(jobs) -> Counter:
@@ -68,3 +82,24 @@ def read_config(workdir: Path) -> dict:
 
 def write_config(workdir: Path, config: dict) -> None:
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def rule_graph(workdir: Path) -> dict[str, set[str]]:
+    """Rule -> the rules that consume its outputs (``snakemake --rulegraph``)."""
+    dot = snakemake(workdir, "--rulegraph").stdout
+    names = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', dot, re.M))
+    children: dict[str, set[str]] = {name: set() for name in names.values()}
+    for src, dst in re.findall(r"^\s*(\d+) -> (\d+)", dot, re.M):
+        children[names[src]].add(names[dst])
+    return children
+
+
+def downstream(graph: dict[str, set[str]], rules) -> set[str]:
+    """``rules`` and every rule that (transitively) consumes their outputs."""
+    seen, todo = set(), list(rules)
+    while todo:
+        rule = todo.pop()
+        if rule not in seen:
+            seen.add(rule)
+            todo.extend(graph.get(rule, ()))
+    return seen

@@ -14,7 +14,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from plexus import atomic
+from plexus.io import atomic
 
 PACKAGES = ["plexus", "torch", "numpy", "pandas", "scipy", "scikit-learn", "matplotlib", "tifffile",
             "imagecodecs", "snakemake", "snakemake-executor-plugin-slurm"]
@@ -55,14 +55,15 @@ def training_devices(results_dir) -> dict:
         info = json.loads(info_path.read_text())
         key = f"{info_path.parent.parent.name}/{info_path.parent.name}"
         devices[key] = {k: info.get(k) for k in
-                        ("device", "cuda_device_name", "torch_version", "amp", "slurm_job_id", "slurm_job_partition", "hostname")}
+                        ("device", "cuda_device_name", "torch_version", "amp", "slurm_job_id",
+                                     "slurm_job_partition", "hostname")}
     return devices
 
 
 def collect(repo_dir, config: dict, results_dir="results") -> dict:
     trained = training_devices(results_dir)
     return {
-        "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git": git_state(repo_dir),
         "config_sha256": config_hash(config),
         "python": platform.python_version(),

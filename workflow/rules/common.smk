@@ -1,16 +1,22 @@
 # Shared Python of the workflow: config validation, names, input functions,
 # per-rule settings and resources. Rules stay declarative and use these by name.
-import hashlib
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
-from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+# this checkout's plexus, whatever the environment has installed (the scripts do the same)
+SRC = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SRC))
 
-PACKAGE = Path(workflow.basedir) / "src" / "plexus"
+from plexus.codehash import code_version
+from plexus.config import validate_config
+from plexus.data.fingerprint import refresh as refresh_fingerprint
+
+validate_config(config)
+
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 RAW = config["data"]["raw_dir"].rstrip("/")
 FOLDS = list(range(config["cv"]["n_folds"]))
 MODELS = config["models"]
@@ -32,6 +38,12 @@ def check_config():
         if name in MODELS:
             errors.append(
                 f"ensembles.{name}: a model has the same name; names of models and ensembles must differ"
+            )
+    for key in ("cutoffs", "min_areas", "presence_thresholds"):
+        spec = config["tuning"][key]
+        if spec["start"] > spec["stop"]:
+            errors.append(
+                f"tuning.{key}: start {spec['start']} is above stop {spec['stop']}"
             )
     for name, settings in MODELS.items():
         step = 2 ** settings["depth"]
@@ -76,38 +88,20 @@ wildcard_constraints:
 
 
 # -- code versions: Snakemake tracks a script by its own text but does not follow imports,
-# so each rule carries a hash of the plexus modules it runs as a param; editing a module
-# reruns exactly the rules that list it.
-CODE = {
-    "synthesize": ["synthetic", "tiffio"],
-    "ingest": ["pipeline", "ingest", "rle", "tiffio"],
-    "folds": ["pipeline", "splits"],
-    "preprocess": ["pipeline", "resize", "ingest"],
-    "train": [
-        "pipeline",
-        "train",
-        "model",
-        "losses",
-        "augment",
-        "noise",
-        "splits",
-        "device",
-    ],
-    "predict": ["pipeline", "predict", "model", "noise", "device"],
-    "average": ["pipeline"],
-    "tune": ["pipeline", "tuning", "metrics", "resize", "rle"],
-    "submit": ["pipeline", "submission", "tuning", "resize", "rle"],
-    "robustness": ["robustness", "pipeline", "metrics", "tuning", "resize"],
-    "figures": ["figures", "paper"],
-    "summary": ["summary", "paper"],
-}
+# so each rule carries the hash of the plexus modules its script can import (derived
+# from the code by plexus.codehash); editing a module reruns exactly the rules that use it.
 
 
-def code_version(stage):
-    digest = hashlib.sha256()
-    for module in CODE[stage]:
-        digest.update((PACKAGE / f"{module}.py").read_bytes())
-    return digest.hexdigest()[:16]
+def script_code(script):
+    """Code version of ``workflow/scripts/{script}.py`` and its plexus import closure."""
+    return code_version(SCRIPTS / f"{script}.py", SRC)
+
+
+# -- raw data: a fingerprint of names, sizes and mtimes, refreshed on every start; ingest
+# reruns when it changes (an in-place rewrite leaves the folders' own mtimes alone)
+RAW_FINGERPRINT = "results/manifest/raw_fingerprint.json"
+if workflow.is_main_process:
+    refresh_fingerprint(RAW, RAW_FINGERPRINT)
 
 
 def synthetic_settings():
@@ -147,6 +141,12 @@ def number_name(value):
 def size_of(run):
     height, width = MODELS[parse_run(run)[0]]["input_size"]
     return f"{height}x{width}"
+
+
+def postprocess_options():
+    """What the candidate selection reads: the candidates and their options."""
+    keys = ("candidates", "component_sizes", "hysteresis_highs")
+    return {key: config["postprocess"][key] for key in keys}
 
 
 def grid_values(spec, integer=False):
@@ -335,6 +335,7 @@ def light_mem_mb(wildcards, attempt):
 def get_final_output():
     outputs = expand("results/submission/{ensemble}.csv", ensemble=ENSEMBLES)
     outputs += expand("results/tuning/{name}/best.json", name=tuning_names())
+    outputs += expand("results/postprocess/{name}.json", name=tuning_names())
     if NOISE["enabled"]:
         outputs.append("results/robustness/noise/scores.csv")
     if TRAIN_SIZE["enabled"]:
@@ -373,7 +374,6 @@ def figure_targets():
 
 def write_provenance():
     """results/provenance.json: git commit and dirtiness, config hash, versions, devices."""
-    sys.path.insert(0, str(PACKAGE.parent))
     from plexus.provenance import write
 
     write("results/provenance.json", workflow.basedir, config, "results")

@@ -7,20 +7,25 @@ if config["data"]["synthetic"]["enabled"]:
         output:
             train=directory(f"{RAW}/train"),
             test=directory(f"{RAW}/test"),
+            fingerprint=RAW_FINGERPRINT,
         log:
             "results/logs/synthesize.log",
         conda:
             "../../envs/plexus.yaml"
+        resources:
+            runtime=light_runtime,
+            mem_mb=light_mem_mb,
         params:
             settings=synthetic_settings(),
-            code=code_version("synthesize"),
+            code=script_code("synthesize"),
         script:
             "../scripts/synthesize.py"
 
 
 rule ingest:
     input:
-        raw_folders(),
+        raw=raw_folders(),
+        fingerprint=RAW_FINGERPRINT,
     output:
         train="results/manifest/train.csv",
         test="results/manifest/test.csv",
@@ -34,7 +39,7 @@ rule ingest:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
-        code=code_version("ingest"),
+        code=script_code("ingest"),
     script:
         "../scripts/ingest.py"
 
@@ -54,7 +59,7 @@ rule folds:
     params:
         n_folds=config["cv"]["n_folds"],
         seed=config["cv"]["seed"],
-        code=code_version("folds"),
+        code=script_code("folds"),
     script:
         "../scripts/folds.py"
 
@@ -75,6 +80,6 @@ rule preprocess:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
-        code=code_version("preprocess"),
+        code=script_code("preprocess"),
     script:
         "../scripts/preprocess.py"

@@ -31,9 +31,9 @@ rule figure_tuning:
         mem_mb=light_mem_mb,
     params:
         style=config["figures"],
-        code=code_version("figures"),
+        code=script_code("figure_tuning"),
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_tuning.py"
 
 
 rule figure_areas:
@@ -57,9 +57,9 @@ rule figure_areas:
         mem_mb=light_mem_mb,
     params:
         style=config["figures"],
-        code=code_version("figures"),
+        code=script_code("figure_areas"),
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_areas.py"
 
 
 rule figure_learning_curves:
@@ -81,9 +81,9 @@ rule figure_learning_curves:
         mem_mb=light_mem_mb,
     params:
         style=config["figures"],
-        code=code_version("figures"),
+        code=script_code("figure_learning_curves"),
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_learning_curves.py"
 
 
 rule figure_qualitative:
@@ -108,9 +108,9 @@ rule figure_qualitative:
         mem_mb=light_mem_mb,
     params:
         style=config["figures"],
-        code=code_version("figures"),
+        code=script_code("figure_qualitative"),
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_qualitative.py"
 
 
 rule figure_noise:
@@ -132,9 +132,9 @@ rule figure_noise:
         mem_mb=light_mem_mb,
     params:
         style=config["figures"],
-        code=code_version("figures"),
+        code=script_code("figure_noise"),
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_noise.py"
 
 
 rule figure_train_size:
@@ -156,38 +156,9 @@ rule figure_train_size:
         mem_mb=light_mem_mb,
     params:
         style=config["figures"],
-        code=code_version("figures"),
+        code=script_code("figure_train_size"),
     script:
-        "../scripts/figures.py"
-
-
-rule summary_table:
-    input:
-        best=expand("results/tuning/{name}/best.json", name=tuning_names()),
-        per_image=expand("results/tuning/{name}/per_image.csv", name=tuning_names()),
-    output:
-        csv=report(
-            "results/tables/summary.csv",
-            caption="../report/summary.rst",
-            category="Results",
-        ),
-        md="results/tables/summary.md",
-    log:
-        "results/logs/figures/summary_table.log",
-    conda:
-        "../../envs/plexus.yaml"
-    resources:
-        runtime=light_runtime,
-        mem_mb=light_mem_mb,
-    params:
-        names=tuning_names(),
-        kinds=tuning_kinds(),
-        members=[members_of(name) for name in tuning_names()],
-        n_boot=config["summary"]["bootstrap_samples"],
-        seed=config["summary"]["seed"],
-        code=code_version("summary"),
-    script:
-        "../scripts/summary_table.py"
+        "../scripts/figure_train_size.py"
 
 
 rule figures:

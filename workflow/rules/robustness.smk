@@ -28,7 +28,7 @@ if NOISE["enabled"]:
             sigma=sigma_value,
             seed=NOISE["seed"],
             batch_size=config["predict"]["batch_size"],
-            code=code_version("predict"),
+            code=script_code("predict_noisy"),
         script:
             "../scripts/predict_noisy.py"
 
@@ -49,7 +49,7 @@ if NOISE["enabled"]:
             mem_mb=light_mem_mb,
         params:
             entries=noise_entries(),
-            code=code_version("robustness"),
+            code=script_code("noise_scores"),
         script:
             "../scripts/noise_scores.py"
 
@@ -73,6 +73,6 @@ if TRAIN_SIZE["enabled"]:
             mem_mb=light_mem_mb,
         params:
             entries=train_size_entries(),
-            code=code_version("robustness"),
+            code=script_code("train_size_scores"),
         script:
             "../scripts/train_size_scores.py"

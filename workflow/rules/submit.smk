@@ -1,10 +1,10 @@
-# The ensemble's fold-averaged test probabilities -> tuned post-processing -> RLE CSV.
+# The ensemble's fold-averaged test probabilities -> post-processing decided on OOF -> RLE CSV.
 
 
 rule submission:
     input:
         means=member_test_means,
-        best="results/tuning/{ensemble}/best.json",
+        pipeline="results/postprocess/{ensemble}.json",
     output:
         csv="results/submission/{ensemble}.csv",
         summary="results/submission/{ensemble}.json",
@@ -17,6 +17,6 @@ rule submission:
         mem_mb=light_mem_mb,
     params:
         batch_size=config["predict"]["batch_size"],
-        code=code_version("submit"),
+        code=script_code("submission"),
     script:
         "../scripts/submission.py"

@@ -23,6 +23,7 @@ rule tune:
         members=tune_members,
         cutoffs=grid_values(config["tuning"]["cutoffs"]),
         min_areas=grid_values(config["tuning"]["min_areas"], integer=True),
-        code=code_version("tune"),
+        presence_thresholds=grid_values(config["tuning"]["presence_thresholds"]),
+        code=script_code("tune"),
     script:
         "../scripts/tune.py"

@@ -1,11 +1,8 @@
 """Average a model's test probabilities over its folds."""
-import sys
-from pathlib import Path
+import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # plexus without installing it (conda envs)
-
-from plexus.pipeline import average_stage  # noqa: E402
-from plexus.runlog import logged  # noqa: E402
+from plexus.runlog import logged
+from plexus.stages.predict import average_stage
 
 with logged(snakemake.log[0]):
     average_stage(list(snakemake.input), snakemake.output[0])

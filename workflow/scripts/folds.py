@@ -1,11 +1,8 @@
 """Subject-grouped, stratified folds."""
-import sys
-from pathlib import Path
+import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # plexus without installing it (conda envs)
-
-from plexus.pipeline import folds_stage  # noqa: E402
-from plexus.runlog import logged  # noqa: E402
+from plexus.runlog import logged
+from plexus.stages.data import folds_stage
 
 with logged(snakemake.log[0]):
     folds_stage(snakemake.input[0], snakemake.output[0], snakemake.params.n_folds, snakemake.params.seed)

@@ -1,12 +1,11 @@
 """Validate the raw folder and write the manifests."""
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # plexus without installing it (conda envs)
+import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
 
-from plexus.pipeline import ingest_stage  # noqa: E402
-from plexus.runlog import logged  # noqa: E402
+from plexus.runlog import logged
+from plexus.stages.data import ingest_stage
 
 with logged(snakemake.log[0]):
     out = snakemake.output
-    ingest_stage(Path(snakemake.input[0]).parent, out.train, out.test, out.masks, threads=snakemake.threads)
+    ingest_stage(Path(snakemake.input.raw[0]).parent, out.train, out.test, out.masks, threads=snakemake.threads)

@@ -1,11 +1,8 @@
 """Predict every fold's held-out images with added Gaussian noise."""
-import sys
-from pathlib import Path
+import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # plexus without installing it (conda envs)
-
-from plexus.robustness import noise_predict_stage  # noqa: E402
-from plexus.runlog import logged  # noqa: E402
+from plexus.runlog import logged
+from plexus.stages.predict import noise_predict_stage
 
 with logged(snakemake.log[0]):
     i, p = snakemake.input, snakemake.params

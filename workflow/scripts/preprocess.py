@@ -1,11 +1,8 @@
 """Resize every image (and mask) to one model input size."""
-import sys
-from pathlib import Path
+import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # plexus without installing it (conda envs)
-
-from plexus.pipeline import preprocess_stage  # noqa: E402
-from plexus.runlog import logged  # noqa: E402
+from plexus.runlog import logged
+from plexus.stages.data import preprocess_stage
 
 with logged(snakemake.log[0]):
     i, o = snakemake.input, snakemake.output

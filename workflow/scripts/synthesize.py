@@ -1,11 +1,11 @@
 """Write the embedded synthetic dataset in the Kaggle layout."""
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # plexus without installing it (conda envs)
+import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
 
-from plexus.runlog import logged  # noqa: E402
-from plexus.synthetic import generate_dataset  # noqa: E402
+from plexus.data.fingerprint import refresh
+from plexus.data.synthetic import generate_dataset
+from plexus.runlog import logged
 
 with logged(snakemake.log[0]):
     s = snakemake.params.settings
@@ -19,3 +19,4 @@ with logged(snakemake.log[0]):
         seed=s["seed"],
     )
     print({k: v for k, v in summary.items() if not isinstance(v, (list, dict))})
+    refresh(out_dir, snakemake.output.fingerprint)  # what ingest compares the folder with

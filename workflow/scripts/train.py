@@ -1,11 +1,10 @@
 """Train one (run, fold)."""
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # plexus without installing it (conda envs)
+import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
 
-from plexus.pipeline import train_stage  # noqa: E402
-from plexus.runlog import logged  # noqa: E402
+from plexus.runlog import logged
+from plexus.stages.train import train_stage
 
 with logged(snakemake.log[0]):
     p = snakemake.params
@@ -16,6 +15,7 @@ with logged(snakemake.log[0]):
         p.settings,
         Path(snakemake.output.model).parent,
         p.checkpoint,
+        run_name=snakemake.wildcards.run,
         threads=snakemake.threads,
         noise=p.noise,
         subset=p.subset,

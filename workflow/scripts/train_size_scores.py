@@ -1,11 +1,8 @@
 """Score the training-size study at the main model's tuned post-processing."""
-import sys
-from pathlib import Path
+import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # plexus without installing it (conda envs)
-
-from plexus.robustness import train_size_scores_stage  # noqa: E402
-from plexus.runlog import logged  # noqa: E402
+from plexus.runlog import logged
+from plexus.stages.robustness import train_size_scores_stage
 
 with logged(snakemake.log[0]):
     i = snakemake.input

@@ -1,0 +1,74 @@
+"""Resizing between the original 420x580 grid and model input sizes.
+
+:func:`upsample` is *the* way probabilities return to 420x580: tuning and the
+submission both call it, so the tuned cutoff and minimum area mean the same thing
+in both places. Bilinear interpolation is linear, so averaging probabilities of
+several folds before or after upsampling gives the same result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from plexus import ORIGINAL_SHAPE
+
+
+def parse_size(size: str | list | tuple) -> tuple[int, int]:
+    """``"64x80"`` or ``[64, 80]`` -> ``(64, 80)``."""
+    if isinstance(size, str):
+        parts = size.lower().split("x")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"size must look like HxW (e.g. 64x80), got {size!r}")
+        return int(parts[0]), int(parts[1])
+    h, w = size
+    return int(h), int(w)
+
+
+def size_name(size) -> str:
+    h, w = parse_size(size)
+    return f"{h}x{w}"
+
+
+def _interpolate(stack: np.ndarray, size: tuple[int, int], antialias: bool) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[:, None]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias)[:, 0]
+
+
+def resize_images(images: np.ndarray, size) -> np.ndarray:
+    """Resize uint8 images (N, H, W) to ``size`` with antialiased bilinear filtering."""
+    size = parse_size(size)
+    if images.shape[1:] == size:
+        return images.copy()
+    out = _interpolate(images, size, antialias=True)
+    return out.round_().clamp_(0, 255).to(torch.uint8).numpy()
+
+
+def resize_masks(masks: np.ndarray, size) -> np.ndarray:
+    """Resize binary masks (N, H, W; nonzero = foreground) to ``size``; returns {0, 1} uint8."""
+    size = parse_size(size)
+    binary = (np.asarray(masks) != 0).astype(np.float32)
+    if binary.shape[1:] == size:
+        return binary.astype(np.uint8)
+    return (_interpolate(binary, size, antialias=True) > 0.5).to(torch.uint8).numpy()
+
+
+def upsample(prob: np.ndarray, shape: tuple[int, int] = ORIGINAL_SHAPE) -> torch.Tensor:
+    """Upsample probabilities (N, h, w) to ``shape``; returns a float32 tensor (N, *shape)."""
+    if prob.shape[1:] == tuple(shape):
+        return torch.from_numpy(np.asarray(prob, dtype=np.float32))
+    return _interpolate(prob, tuple(shape), antialias=False).clamp_(0.0, 1.0)
+
+
+def upsample_mean(members: list[np.ndarray], shape: tuple[int, int] = ORIGINAL_SHAPE) -> torch.Tensor:
+    """Average several models' probabilities for the same images at ``shape``.
+
+    Members may have different input sizes (an ensemble of 128x160 and 192x240
+    models); each is upsampled, then they are averaged with equal weights.
+    """
+    total = None
+    for prob in members:
+        up = upsample(prob, shape)
+        total = up if total is None else total.add_(up)
+    return total if len(members) == 1 else total.div_(len(members))  # x / 1 == x: skip the pass

@@ -1,0 +1,132 @@
+"""Inference: nerve probabilities (and presence) from a trained ``model.pt``.
+
+``predict_probs`` returns the arrays of the "Probabilities" contract
+(``docs/contracts.md``): ``prob`` float16 (N,H,W) at the model input size and, for
+two-head models, ``presence`` float32 (N,).
+
+Gating (two-head models): the returned ``prob`` is ``prob * (presence >=
+presence_gate)``, i.e. the whole map is zeroed for images the presence head calls
+empty (``presence_gate=0.5`` by default; ``None`` returns the ungated map). The
+ungated presence probability is returned alongside.
+
+Precision follows the training settings stored in ``model.pt`` (``amp``,
+``amp_dtype``; :func:`plexus.training.precision.autocast_dtype`): by default
+autocast float16 on CUDA and float32 on the CPU; ``amp_dtype: bfloat16`` autocasts
+in bfloat16 on both. Settings a ``model.pt`` lacks take the schema's defaults.
+Inference runs in the channels_last memory format (faster with oneDNN and cuDNN).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from plexus.data.noise import add_gaussian_noise, image_seed
+from plexus.device import pick_device
+from plexus.models import build_model, is_two_head
+from plexus.training.precision import autocast_dtype
+from plexus.training.settings import model_schema
+
+
+def load_model(path, device="cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild the network of ``model.pt`` in eval mode on ``device``.
+
+    Returns ``(model, meta)``; ``meta`` is the saved dict without ``state_dict``
+    (``arch``, ``model_kwargs``, ``mean``, ``std``, ``input_size``, ``settings``...).
+    """
+    dev = pick_device(device)
+    saved = torch.load(Path(path), map_location="cpu", weights_only=True)
+    model = build_model(saved["arch"], **saved["model_kwargs"])
+    model.load_state_dict(saved["state_dict"])
+    model.eval().to(dev)
+    meta = {k: v for k, v in saved.items() if k != "state_dict"}
+    return model, meta
+
+
+def noisy_images(images: np.ndarray, noise: dict | None) -> np.ndarray:
+    """Apply prediction-time noise ``{"sigma", "seed", "image_ids"}`` (or none).
+
+    Each image's noise is seeded by ``image_seed(seed, sigma, image_id)``, so it
+    does not depend on batch size or on which other images are predicted.
+    """
+    if not noise or float(noise.get("sigma", 0.0)) == 0:
+        return images
+    sigma = float(noise["sigma"])
+    ids = list(noise["image_ids"])
+    if len(ids) != len(images):
+        raise ValueError(f"noise image_ids has {len(ids)} entries for {len(images)} images")
+    seeds = [image_seed(int(noise.get("seed", 0)), sigma, i) for i in ids]
+    return add_gaussian_noise(images, sigma, seeds)
+
+
+def _autocast(meta: dict, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the stored training settings on ``device`` (None: float32)."""
+    stored = meta.get("settings") or {}
+    props = model_schema()["properties"]
+    amp, amp_dtype = (stored.get(k, props[k]["default"]) for k in ("amp", "amp_dtype"))
+    return autocast_dtype(device, bool(amp), str(amp_dtype))
+
+
+@torch.no_grad()
+def predict_probs(
+    model_path,
+    images,
+    *,
+    batch_size: int = 32,
+    device="auto",
+    threads: int | None = None,
+    noise: dict | None = None,
+    presence_gate: float | None = 0.5,
+) -> dict[str, np.ndarray]:
+    """Probabilities for uint8 ``images`` (N,H,W) at the model's input size.
+
+    Returns ``{"prob": float16 (N,H,W)}`` plus ``"presence": float32 (N,)`` for
+    two-head models, whose ``prob`` is gated by ``presence >= presence_gate``.
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"images must be uint8 (N, H, W), got {images.dtype} {images.shape}")
+    dev = pick_device(device)
+    prev_threads = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(int(threads))
+        model, meta = load_model(model_path, dev)
+        size = tuple(int(s) for s in meta["input_size"])
+        if images.shape[1:] != size:
+            raise ValueError(
+                f"images are {images.shape[1]}x{images.shape[2]} but the model expects {size[0]}x{size[1]}"
+            )
+        images = noisy_images(images, noise)
+        two_head = is_two_head(model)
+        cuda = dev.type == "cuda"
+        amp = _autocast(meta, dev)
+        model = model.to(memory_format=torch.channels_last)
+        mean, std = float(meta["mean"]), float(meta["std"])
+        n = len(images)
+        prob = np.empty(images.shape, dtype=np.float16)
+        presence = np.empty(n, dtype=np.float32)
+        for start in range(0, n, batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+            if cuda:
+                chunk = chunk.pin_memory().to(dev, non_blocking=True)
+            x = ((chunk.float() - mean) / std).unsqueeze(1).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext():
+                out = model(x)
+            seg, pres = out if two_head else (out, None)
+            p = torch.sigmoid(seg.float())[:, 0]
+            if pres is not None:
+                pp = torch.sigmoid(pres.float())
+                presence[start : start + len(pp)] = pp.cpu().numpy()
+                if presence_gate is not None:
+                    p = p * (pp >= presence_gate).to(p.dtype)[:, None, None]
+            prob[start : start + len(p)] = p.cpu().numpy().astype(np.float16)
+    finally:
+        torch.set_num_threads(prev_threads)
+    result = {"prob": prob}
+    if two_head:
+        result["presence"] = presence
+    return result

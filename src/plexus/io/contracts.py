@@ -1,0 +1,103 @@
+"""Readers of the files that stages pass to each other (see ``docs/contracts.md``).
+
+Every stage reads its inputs through these, so a file's layout is checked in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from plexus import ORIGINAL_SHAPE
+from plexus.data import ingest
+
+
+def read_npz(path) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (the counterpart of :func:`plexus.io.atomic.write_npz`; no pickles)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def read_json(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def read_folds(folds_csv) -> pd.DataFrame:
+    """``results/splits/folds.csv``: image_id, subject, fold (image ids kept as strings)."""
+    return pd.read_csv(folds_csv, dtype={"image_id": str})
+
+
+def read_aligned(paths) -> list[dict[str, np.ndarray]]:
+    """Read probability files that must hold the same images in the same order."""
+    runs = [read_npz(p) for p in paths]
+    for path, run in zip(paths, runs):
+        check_aligned(run["image_id"], runs[0]["image_id"], path, paths[0])
+    return runs
+
+
+def check_aligned(ids, expected, path, reference) -> None:
+    if not np.array_equal(np.asarray(ids, dtype=str), np.asarray(expected, dtype=str)):
+        raise ValueError(f"{path}: image ids do not match {reference}; rerun the stage that wrote the older file")
+
+
+def load_oof(fold_npzs, image_ids, key: str = "prob") -> np.ndarray | None:
+    """Concatenate a model's per-fold OOF ``key`` arrays into ``image_ids`` order.
+
+    ``key="presence"`` gives the presence probabilities of a two-head model, or None
+    when the files hold none.
+    """
+    ids, values = [], []
+    for path in fold_npzs:
+        data = read_npz(path)
+        if key not in data:
+            if key == "prob":
+                raise ValueError(f"{path}: no 'prob' array; rerun the prediction that wrote it")
+            return None
+        ids.append(data["image_id"])
+        values.append(data[key])
+    ids = np.concatenate(ids).astype(str)
+    position = {image_id: row for row, image_id in enumerate(ids)}
+    missing = [i for i in image_ids if i not in position]
+    if missing:
+        raise ValueError(f"OOF predictions {list(map(str, fold_npzs))} miss {len(missing)} images, e.g. {missing[:3]}")
+    return np.concatenate(values)[[position[i] for i in image_ids]]
+
+
+def read_masks_table(masks_csv) -> pd.DataFrame:
+    """``results/manifest/train_masks.csv``: subject, img, pixels (RLE; empty = no mask)."""
+    return pd.read_csv(masks_csv, keep_default_na=False)
+
+
+class LazyMasks:
+    """True masks of ``image_ids`` decoded from their RLE only when sliced (streaming tuning).
+
+    Behaves like the (n, *shape) uint8 array it stands for under ``len`` and slicing
+    or integer-array indexing, so 5,635 Kaggle masks (1.3 GB decoded) are never held at once.
+    """
+
+    def __init__(self, train_masks: pd.DataFrame, image_ids, shape=ORIGINAL_SHAPE):
+        self.table, self.ids, self.shape = train_masks, [str(i) for i in image_ids], tuple(shape)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = range(len(self.ids))[index] if isinstance(index, slice) else np.asarray(index).reshape(-1)
+        return ingest.load_masks(self.table, [self.ids[r] for r in rows], self.shape)
+
+
+def load_truth(folds_csv, masks_csv, *, lazy: bool = False):
+    """The folds table and the true masks (420x580, {0, 1}) in its row order (decoded on demand if ``lazy``)."""
+    folds = read_folds(folds_csv)
+    table = read_masks_table(masks_csv)
+    masks = LazyMasks(table, folds["image_id"]) if lazy else ingest.load_masks(table, folds["image_id"], ORIGINAL_SHAPE)
+    return folds, masks
+
+
+def member_presence(member_oofs: dict[str, list], image_ids) -> np.ndarray | None:
+    """Presence probability per image, averaged over the members that have a presence head."""
+    found = [p for paths in member_oofs.values() if (p := load_oof(paths, image_ids, key="presence")) is not None]
+    return np.mean(found, axis=0) if found else None

@@ -1,0 +1,134 @@
+"""Post-processing candidates on one probability map at its original size.
+
+Each turns probabilities (H, W) in [0, 1] or a binary mask into a binary mask.
+Objects are 8-connected components (``scipy.ndimage.label`` with a 3x3 structure),
+as a nerve cross-section touching itself diagonally is one object.
+
+:class:`PostProcess` chains them in a fixed order: threshold (a fixed cutoff, a
+per-image Otsu threshold, or hysteresis seeded above ``hysteresis_high``), remove
+components below ``remove_below`` pixels, keep the largest component, fill holes,
+empty the mask when its total area is below ``min_area``, and empty it when the
+presence probability (two-head models) is below ``presence_threshold``. Each step
+is a candidate that the workflow keeps only when the out-of-fold predictions say it
+helps (:mod:`plexus.postprocess.selection`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+from scipy import ndimage
+
+EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def otsu_threshold(prob: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of the values in [0, 1]: foreground is ``prob > threshold``.
+
+    The values are histogrammed into ``bins`` equal bins; the threshold is the upper
+    edge of the bin that maximises the between-class variance of the split below /
+    above it (first maximum on ties). A constant map gives 0.5, as the fixed cutoff.
+    """
+    values = np.asarray(prob, dtype=np.float64).ravel()
+    hist = np.bincount(np.clip((values * bins).astype(np.int64), 0, bins - 1), minlength=bins).astype(np.float64)
+    centers = (np.arange(bins) + 0.5) / bins
+    weight_low = np.cumsum(hist)[:-1]
+    weight_high = hist.sum() - weight_low
+    mass_low = np.cumsum(hist * centers)[:-1]
+    mass_high = (hist * centers).sum() - mass_low
+    valid = (weight_low > 0) & (weight_high > 0)
+    if not valid.any():
+        return 0.5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = weight_low * weight_high * (mass_low / weight_low - mass_high / weight_high) ** 2
+    between = np.where(valid, between, -1.0)
+    return float((np.argmax(between) + 1) / bins)
+
+
+def hysteresis(prob: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Components of ``prob > low`` that hold at least one pixel ``> high``."""
+    grown = np.asarray(prob) > low
+    labels, n = ndimage.label(grown, structure=EIGHT)
+    if n == 0:
+        return grown
+    seeded = np.zeros(n + 1, dtype=bool)
+    seeded[np.unique(labels[np.asarray(prob) > high])] = True
+    seeded[0] = False
+    return seeded[labels]
+
+
+def component_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label image and the size of each label (index 0, the background, is 0)."""
+    labels, n = ndimage.label(mask, structure=EIGHT)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    return labels, sizes
+
+
+def remove_small_components(mask: np.ndarray, min_size: int) -> np.ndarray:
+    """Drop the components of fewer than ``min_size`` pixels."""
+    if min_size <= 0 or not mask.any():
+        return np.asarray(mask, dtype=bool)
+    labels, sizes = component_sizes(mask)
+    return (sizes >= min_size)[labels] & (labels > 0)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Only the largest component (the first of equal largest ones, in label order)."""
+    if not mask.any():
+        return np.asarray(mask, dtype=bool)
+    labels, sizes = component_sizes(mask)
+    return labels == int(np.argmax(sizes))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Background regions not connected to the image border become foreground."""
+    return ndimage.binary_fill_holes(mask)
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """One post-processing pipeline; the defaults are the plain cutoff + minimum area."""
+
+    cutoff: float = 0.5
+    min_area: int = 0
+    presence_threshold: float | None = None  # two-head models: empty below it
+    otsu: bool = False  # a per-image Otsu threshold in place of ``cutoff``
+    hysteresis_high: float | None = None  # seeds above it, grown to ``prob > cutoff``
+    remove_below: int = 0  # drop components smaller than this (pixels)
+    largest_only: bool = False
+    fill_holes: bool = False
+
+    @property
+    def needs_components(self) -> bool:
+        """True when a step needs per-image connected components (not a pure histogram)."""
+        return bool(self.otsu or self.hysteresis_high is not None or self.remove_below
+                    or self.largest_only or self.fill_holes)
+
+    def apply(self, prob: np.ndarray, presence: float | None = None) -> np.ndarray:
+        """The binary mask of one probability map (H, W) at the original size."""
+        prob = np.asarray(prob, dtype=np.float32)
+        if self.presence_threshold is not None and presence is not None and presence < self.presence_threshold:
+            return np.zeros(prob.shape, dtype=bool)
+        if self.otsu:
+            mask = prob > otsu_threshold(prob)
+        elif self.hysteresis_high is not None:
+            mask = hysteresis(prob, self.cutoff, self.hysteresis_high)
+        else:
+            mask = prob > self.cutoff
+        if self.remove_below:
+            mask = remove_small_components(mask, self.remove_below)
+        if self.largest_only:
+            mask = largest_component(mask)
+        if self.fill_holes:
+            mask = fill_holes(mask)
+        if mask.sum() < self.min_area:
+            mask = np.zeros_like(mask)
+        return mask
+
+    def with_changes(self, **changes) -> PostProcess:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

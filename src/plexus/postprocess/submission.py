@@ -1,0 +1,58 @@
+"""The Kaggle submission: ensemble test probabilities, post-process, run-length encode."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from plexus import ORIGINAL_SHAPE
+from plexus.data.resize import upsample_mean
+from plexus.io.atomic import atomic_path
+from plexus.postprocess.candidates import PostProcess
+from plexus.postprocess.rle import encode
+from plexus.postprocess.tuning import postprocess
+
+#: Images upsampled at once: small batches keep the 420x580 maps in cache (about 2x faster than 64).
+_CHUNK = 8
+
+
+def encode_masks(members: list[np.ndarray], cutoff: float, min_area: int, *, batch_size: int = 64,
+                 shape=ORIGINAL_SHAPE, pipeline: PostProcess | None = None, presence=None) -> list[str]:
+    """RLE strings of the post-processed ensemble masks, one per row of the members.
+
+    At most ``batch_size`` images (fewer: 8) are upsampled at a time. ``pipeline``
+    (a :class:`PostProcess` decided on OOF) replaces ``cutoff``/``min_area`` when
+    given; its presence gate uses ``presence`` (n,), the members' averaged presence.
+    Pipelines without connected-component steps take the vectorised path.
+    """
+    pipeline = pipeline or PostProcess(cutoff=float(cutoff), min_area=int(min_area))
+    n = len(members[0])
+    step = max(1, min(batch_size, _CHUNK))
+    pixels = []
+    for lo in range(0, n, step):
+        prob = upsample_mean([m[lo:lo + step] for m in members], shape)
+        gates = [None] * len(prob) if presence is None else np.asarray(presence[lo:lo + step], dtype=np.float64)
+        if pipeline.needs_components:
+            masks = [pipeline.apply(p, g) for p, g in zip(prob.numpy(), gates)]
+        else:
+            masks = postprocess(prob, pipeline.cutoff, pipeline.min_area).numpy()
+            if pipeline.presence_threshold is not None and presence is not None:
+                masks[np.asarray(gates) < pipeline.presence_threshold] = False
+        pixels += [encode(mask) for mask in masks]
+    return pixels
+
+
+def submission_frame(image_ids, pixels) -> pd.DataFrame:
+    """``img,pixels`` sorted by image number."""
+    frame = pd.DataFrame({"img": [int(i) for i in image_ids], "pixels": pixels})
+    return frame.sort_values("img", kind="stable").reset_index(drop=True)
+
+
+def write_submission(frame: pd.DataFrame, path: str | os.PathLike) -> dict:
+    """Write the CSV atomically and return its summary (rows, empty count, bytes)."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+        size = tmp.stat().st_size
+    return {"rows": int(len(frame)), "empty": int((frame["pixels"] == "").sum()), "bytes": int(size)}

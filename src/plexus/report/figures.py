@@ -1,0 +1,362 @@
+"""Paper figures, rendered from the CSV/JSON/NPZ files under ``results/`` alone.
+
+Every function takes data already read from those files and a style dict
+(``dpi``, ``font_size``, ``cmap`` from the config's ``figures`` section), and
+:func:`save` writes each figure as PNG and PDF atomically.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from plexus.io.atomic import atomic_path  # noqa: E402
+
+DEFAULT_STYLE = {"dpi": 150, "font_size": 9, "cmap": "viridis"}
+
+
+def apply_style(style: dict | None = None) -> dict:
+    style = {**DEFAULT_STYLE, **(style or {})}
+    plt.rcParams.update({
+        "font.size": style["font_size"],
+        "axes.titlesize": style["font_size"] + 1,
+        "axes.labelsize": style["font_size"],
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "figure.dpi": style["dpi"],
+        "savefig.dpi": style["dpi"],
+        "savefig.bbox": "tight",
+        "pdf.fonttype": 42,
+        # no dates or random ids in the PDFs: reruns give identical files
+        "svg.hashsalt": "plexus",
+    })
+    return style
+
+
+def save(fig, paths) -> None:
+    """Save ``fig`` to each path (format from its suffix) atomically, then close it."""
+    for path in paths:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], metadata=_metadata(path))
+    plt.close(fig)
+
+
+def _metadata(path):
+    return {"CreationDate": None} if str(path).endswith(".pdf") else {}
+
+
+def tuning_heatmap(grid: pd.DataFrame, best: dict, title: str, style: dict | None = None):
+    """Mean OOF Kaggle Dice over probability cutoff (rows) x minimum area (columns)."""
+    style = apply_style(style)
+    table = grid.pivot(index="cutoff", columns="min_area", values="score").sort_index()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    image = ax.imshow(table.to_numpy(), origin="lower", aspect="auto", cmap=style["cmap"],
+                      extent=_extent(table.columns.to_numpy(), table.index.to_numpy()))
+    ax.plot(best["min_area"], best["cutoff"], marker="*", color="white", markersize=12,
+            markeredgecolor="black", label=f"best {best['score']:.3f}")
+    ax.set_xlabel("minimum mask area (px at 420×580)")
+    ax.set_ylabel("probability cutoff")
+    ax.set_title(f"{title}: OOF score over cutoff × minimum area")
+    ax.legend(loc="upper right", frameon=True)
+    fig.colorbar(image, ax=ax, label="mean Kaggle Dice")
+    return fig
+
+
+def _extent(x, y):
+    dx = (x[1] - x[0]) / 2 if len(x) > 1 else 0.5
+    dy = (y[1] - y[0]) / 2 if len(y) > 1 else 0.05
+    return (x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy)
+
+
+def score_vs_min_area(grid: pd.DataFrame, best: dict, title: str, style: dict | None = None):
+    """The seed blog's 1-D view: score vs minimum area, one series per cutoff."""
+    style = apply_style(style)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    cutoffs = np.sort(grid["cutoff"].unique())
+    colors = plt.get_cmap(style["cmap"])(np.linspace(0, 1, len(cutoffs)))
+    for color, cutoff in zip(colors, cutoffs):
+        rows = grid[grid["cutoff"] == cutoff].sort_values("min_area")
+        ax.plot(rows["min_area"], rows["score"], "o-", ms=2.5, lw=0.8, color=color)
+    ax.axvline(best["min_area"], color="black", ls="--", lw=0.8,
+               label=f"chosen: {best['min_area']} px, cutoff {best['cutoff']:.2f}")
+    sm = plt.cm.ScalarMappable(cmap=style["cmap"], norm=plt.Normalize(cutoffs.min(), cutoffs.max()))
+    fig.colorbar(sm, ax=ax, label="probability cutoff")
+    ax.set_xlabel("minimum mask area (px at 420×580)")
+    ax.set_ylabel("mean Kaggle Dice (OOF)")
+    ax.set_title(f"{title}: score vs minimum mask area")
+    ax.legend(loc="lower right")
+    return fig
+
+
+# --------------------------------------------------------------------------
+# Training, robustness and qualitative figures
+# --------------------------------------------------------------------------
+
+ORIGINAL_PIXELS = "px at 420×580"
+CONDITION_LABELS = {
+    "clean": "train clean, evaluate noisy",
+    "noisy": "train noisy, evaluate noisy",
+}
+SCORE_LABELS = {
+    "kaggle_dice": "mean Kaggle Dice (empty/empty = 1)",
+    "dice": "mean plain Dice (empty/empty = 0)",
+}
+
+
+def _fold_colors(n: int):
+    cmap = plt.get_cmap("tab10")
+    return [cmap(i % 10) for i in range(n)]
+
+
+def learning_curves(histories: dict[int, pd.DataFrame], title: str, style: dict | None = None):
+    """Loss (training solid, validation dashed) and validation Dice vs epoch, one colour per fold.
+
+    ``histories`` maps fold -> ``history.csv`` frame (``epoch, train_loss,
+    val_loss, val_dice, seconds``).
+    """
+    from matplotlib.lines import Line2D
+
+    apply_style(style)
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(8.4, 3.4), layout="constrained")
+    folds = sorted(histories)
+    for color, fold in zip(_fold_colors(len(folds)), folds):
+        h = histories[fold].sort_values("epoch")
+        ax_loss.plot(h["epoch"], h["train_loss"], "-", color=color, lw=1.1)
+        ax_loss.plot(h["epoch"], h["val_loss"], "--", color=color, lw=1.1)
+        ax_dice.plot(h["epoch"], h["val_dice"], "-", color=color, lw=1.1, label=f"fold {fold}")
+        best = h.loc[h["val_dice"].idxmax()]
+        ax_dice.plot(best["epoch"], best["val_dice"], "o", color=color, ms=3.5)
+    ax_loss.set_xlabel("epoch (count)")
+    ax_loss.set_ylabel("loss (training objective, unitless)")
+    ax_loss.set_title("training and validation loss")
+    ax_loss.legend(handles=[Line2D([], [], color="0.3", ls="-", label="training"),
+                            Line2D([], [], color="0.3", ls="--", label="validation")],
+                   loc="upper right", frameon=False)
+    ax_dice.set_xlabel("epoch (count)")
+    ax_dice.set_ylabel("validation Kaggle Dice (cutoff 0.5, unitless)")
+    ax_dice.set_title("validation Dice (dot: best epoch)")
+    ax_dice.legend(loc="lower right", frameon=False, ncol=2 if len(folds) > 5 else 1)
+    for ax in (ax_loss, ax_dice):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(f"{title}: learning curves of {len(folds)} cross-validation folds")
+    return fig
+
+
+def _mean_sd(frame: pd.DataFrame, by: str, value: str) -> pd.DataFrame:
+    """Mean, sample sd (0 for a single row) and count of ``value`` per ``by``."""
+    stats = frame.groupby(by, sort=True)[value].agg(["mean", "std", "count"])
+    stats["std"] = stats["std"].fillna(0.0)
+    return stats
+
+
+def _condition_order(conditions) -> list:
+    known = [c for c in CONDITION_LABELS if c in set(conditions)]
+    return known + sorted(set(conditions) - set(known), key=str)
+
+
+def noise_figure(scores: pd.DataFrame, style: dict | None = None, title: str | None = None):
+    """Score vs Gaussian noise sigma, one line per training condition, mean ± sd over folds.
+
+    ``scores``: ``condition, sigma, fold, kaggle_dice, dice, n_images`` with
+    condition ``clean`` (trained on clean images) or ``noisy`` (trained with
+    noise); every row is evaluated on images with noise ``sigma``. Left panel:
+    Kaggle Dice; right panel: plain Dice. Each mean line carries the legend label
+    of its condition; the band is ± one sample sd over folds.
+    """
+    apply_style(style)
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4), layout="constrained")
+    colors = {"clean": "tab:blue", "noisy": "tab:orange"}
+    extra = iter(["tab:green", "tab:red", "tab:purple", "tab:brown"])
+    conditions = _condition_order(scores["condition"].unique())
+    n_folds = scores["fold"].nunique()
+    for condition in conditions:
+        rows = scores[scores["condition"] == condition]
+        color = colors.get(condition) or next(extra, "0.3")
+        label = CONDITION_LABELS.get(condition, str(condition))
+        for ax, value in zip(axes, ("kaggle_dice", "dice")):
+            stats = _mean_sd(rows, "sigma", value)
+            x = stats.index.to_numpy(dtype=float)
+            mean, sd = stats["mean"].to_numpy(), stats["std"].to_numpy()
+            ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
+            ax.plot(x, mean, "o-", color=color, ms=3.5, lw=1.2, label=label)
+    for ax, value in zip(axes, ("kaggle_dice", "dice")):
+        ax.set_xlabel("Gaussian noise σ (8-bit intensity units)")
+        ax.set_ylabel(SCORE_LABELS[value])
+    axes[0].set_title("Kaggle Dice (OOF)")
+    axes[1].set_title("plain Dice (OOF)")
+    fig.legend(handles=axes[0].get_legend_handles_labels()[0], loc="outside lower center",
+               ncol=len(conditions), frameon=False)
+    fig.suptitle(title or f"Robustness to Gaussian noise: mean ± sd over {n_folds} folds")
+    return fig
+
+
+def _size_key(size) -> str:
+    return str(size)
+
+
+def train_size_figure(scores: pd.DataFrame, style: dict | None = None, title: str | None = None):
+    """Score vs number of training images (log x), mean ± sd over (seed, fold) per size.
+
+    ``scores``: ``size, seed, fold, n_train, kaggle_dice, dice``. Each size spec
+    is one point at the mean ``n_train`` of its rows; ``size == "full"`` (the
+    main model on the whole training part) is marked with a star. Faint dots are
+    the single runs.
+    """
+    apply_style(style)
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4), layout="constrained")
+    frame = scores.assign(_size=scores["size"].map(_size_key))
+    is_full = frame["_size"] == "full"
+    for ax, value in zip(axes, ("kaggle_dice", "dice")):
+        stats = frame.groupby("_size").agg(
+            n_train=("n_train", "mean"), mean=(value, "mean"), sd=(value, "std"), runs=(value, "count"))
+        stats["sd"] = stats["sd"].fillna(0.0)
+        stats = stats.sort_values("n_train")
+        full = stats.loc[stats.index == "full"]
+        ax.scatter(frame["n_train"].to_numpy(dtype=float), frame[value].to_numpy(dtype=float), s=6,
+                   color="0.6", alpha=0.5, lw=0,
+                   label="single runs (seed, fold)", zorder=1)
+        ax.errorbar(stats["n_train"].to_numpy(dtype=float), stats["mean"].to_numpy(dtype=float),
+                    yerr=stats["sd"].to_numpy(dtype=float), fmt="o-", color="tab:blue",
+                    ms=4, lw=1.2, capsize=3, label="mean ± sd per size", zorder=2)
+        if len(full):
+            ax.plot(full["n_train"].to_numpy(dtype=float), full["mean"].to_numpy(dtype=float), "*",
+                    color="tab:red", ms=12,
+                    markeredgecolor="black", markeredgewidth=0.5, zorder=3,
+                    label=f"full training part ({int(round(full['n_train'].iloc[0]))} images)")
+        ax.set_xscale("log")
+        ax.set_xlabel("training images (count, log scale)")
+        ax.set_ylabel(SCORE_LABELS[value])
+    axes[0].set_title("Kaggle Dice (OOF)")
+    axes[1].set_title("plain Dice (OOF)")
+    fig.legend(handles=axes[0].get_legend_handles_labels()[0], loc="outside lower center",
+               ncol=3, frameon=False)
+    n_runs = frame.loc[~is_full].groupby("_size").size()
+    runs = f"{n_runs.min()}" if len(n_runs) and n_runs.min() == n_runs.max() else "several"
+    fig.suptitle(title or f"Score vs training-set size: mean ± sd over {runs} runs (seeds × folds) per size")
+    return fig
+
+
+def pick_examples(per_image: pd.DataFrame, n_each: int = 1) -> dict[str, list[str]]:
+    """Best, median and worst images by Kaggle Dice among images with a nerve.
+
+    Only rows with ``true_area > 0`` count. Ties are broken by ``image_id``
+    (ascending): the worst are the first rows sorted by ``(kaggle_dice,
+    image_id)``, the best the first sorted by ``(-kaggle_dice, image_id)``, the
+    median ones the ``n_each`` rows around the middle of the ascending order.
+    Returns ``{"best": [...], "median": [...], "worst": [...]}`` (image ids as str).
+    """
+    if n_each < 1:
+        raise ValueError(f"n_each must be >= 1, got {n_each}")
+    rows = per_image.loc[per_image["true_area"] > 0, ["image_id", "kaggle_dice"]].copy()
+    if rows.empty:
+        raise ValueError("no image with a non-empty true mask")
+    rows["image_id"] = rows["image_id"].astype(str)
+    ascending = rows.sort_values(["kaggle_dice", "image_id"], kind="mergesort")["image_id"].tolist()
+    rows["_neg"] = -rows["kaggle_dice"]
+    descending = rows.sort_values(["_neg", "image_id"], kind="mergesort")["image_id"].tolist()
+    n = len(ascending)
+    start = (n - 1) // 2 - (n_each - 1) // 2
+    if n >= 3 * n_each:
+        start = min(max(start, n_each), n - 2 * n_each)
+    start = min(max(start, 0), max(n - n_each, 0))
+    return {
+        "best": descending[:n_each],
+        "median": ascending[start:start + n_each],
+        "worst": ascending[:n_each],
+    }
+
+
+def _overlay(ax, image, mask, color, *, fill_alpha=0.35, outline=None):
+    from matplotlib.colors import ListedColormap
+
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    mask = np.asarray(mask) > 0
+    if mask.any():
+        ax.imshow(np.ma.masked_where(~mask, mask), cmap=ListedColormap([color]), alpha=fill_alpha,
+                  vmin=0, vmax=1, interpolation="nearest")
+        ax.contour(mask.astype(float), levels=[0.5], colors=[color], linewidths=1.0)
+    if outline is not None and np.asarray(outline).any():
+        ax.contour((np.asarray(outline) > 0).astype(float), levels=[0.5], colors=["lime"],
+                   linewidths=0.8, linestyles="--")
+
+
+def qualitative_panel(images, truths, probs, dices, image_ids, labels, cutoff: float,
+                      style: dict | None = None, title: str | None = None):
+    """Rows of examples; columns: image, image + truth, image + prediction (prob > cutoff).
+
+    Arrays are at the model input size: ``images`` uint8 (n, H, W), ``truths``
+    {0,1} (n, H, W), ``probs`` float (n, H, W). ``dices`` are the images' Kaggle
+    Dice at the tuned setting (from ``per_image.csv``), ``labels`` e.g.
+    best/median/worst. The first panel of each row is titled
+    ``"{label} · {image_id} · Dice {dice:.2f}"``. The prediction panel also
+    outlines the truth (dashed) for comparison. The minimum-area rule is not
+    applied to the drawn prediction.
+    """
+    apply_style(style)
+    images = np.asarray(images)
+    truths = np.asarray(truths)
+    probs = np.asarray(probs, dtype=np.float32)
+    n = len(images)
+    if not (len(truths) == len(probs) == len(dices) == len(image_ids) == len(labels) == n) or n == 0:
+        raise ValueError("images, truths, probs, dices, image_ids and labels need the same non-zero length")
+    h, w = images.shape[1:3]
+    panel_w = 2.6
+    fig, axes = plt.subplots(n, 3, figsize=(3 * panel_w, n * panel_w * h / w + 0.6),
+                             squeeze=False, layout="constrained")
+    for i in range(n):
+        ax_img, ax_true, ax_pred = axes[i]
+        ax_img.imshow(images[i], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        _overlay(ax_true, images[i], truths[i], "lime")
+        pred = probs[i] > cutoff
+        _overlay(ax_pred, images[i], pred, "red", outline=truths[i])
+        ax_img.set_title(f"{labels[i]} · {image_ids[i]} · Dice {float(dices[i]):.2f}", loc="left")
+        ax_true.set_title(f"ground truth ({int(np.asarray(truths[i]).astype(bool).sum())} px)")
+        ax_pred.set_title(f"prediction p > {cutoff:.2f} ({int(pred.sum())} px)")
+        for j, ax in enumerate(axes[i]):
+            ax.set_xticks([0, w - 1])
+            ax.set_yticks([0, h - 1])
+            ax.tick_params(labelsize="x-small", length=2)
+            if i < n - 1:
+                ax.set_xticklabels([])
+            if j > 0:
+                ax.set_yticklabels([])
+    for ax in axes[-1]:
+        ax.set_xlabel(f"x (px at model input {h}×{w})", fontsize="small")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("y (px)", fontsize="small")
+    fig.suptitle(title or "OOF examples: image, truth (green), prediction (red, truth dashed)")
+    return fig
+
+
+def area_histogram(per_image: pd.DataFrame, min_area: int, style: dict | None = None,
+                   title: str | None = None):
+    """Histograms of non-zero true and predicted mask areas (px at 420×580), with the min-area line.
+
+    The legend gives the number of non-empty masks and of empty ones for truth
+    and prediction.
+    """
+    apply_style(style)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
+    true = per_image["true_area"].to_numpy(dtype=float)
+    pred = per_image["pred_area"].to_numpy(dtype=float)
+    nonzero = np.concatenate([true[true > 0], pred[pred > 0]])
+    if len(nonzero):
+        bins = np.histogram_bin_edges(np.append(nonzero, min_area), bins=40)
+    else:
+        bins = np.linspace(0, max(min_area, 1) * 2, 41)
+    for values, color, name in ((true, "tab:green", "true"), (pred, "tab:purple", "predicted")):
+        ax.hist(values[values > 0], bins=bins, color=color, alpha=0.45,
+                label=f"{name} masks: {int((values > 0).sum())} non-empty, {int((values == 0).sum())} empty")
+        ax.hist(values[values > 0], bins=bins, color=color, histtype="step", lw=1.0)
+    ax.axvline(min_area, color="black", ls="--", lw=1.0, label=f"chosen minimum area: {int(min_area)} px")
+    ax.set_xlabel(f"mask area ({ORIGINAL_PIXELS})")
+    ax.set_ylabel("images (count)")
+    ax.set_title(title or f"Mask areas of {len(per_image)} OOF images: truth vs tuned prediction")
+    fig.legend(handles=ax.get_legend_handles_labels()[0], loc="outside lower center", ncol=2,
+               frameon=False)
+    return fig

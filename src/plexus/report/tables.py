@@ -1,0 +1,90 @@
+"""The results table: one row per model or ensemble, with its subject-level bootstrap CI."""
+
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from plexus.evaluation.bootstrap import bootstrap_ci
+
+TABLE_COLUMNS = [
+    "name", "kind", "members", "untuned_score", "tuned_score", "cutoff", "min_area",
+    "ci_low", "ci_high", "postprocessed_score", "kept", "cross_fitted_score", "cf_ci_low", "cf_ci_high",
+    "empty_score", "n_images", "n_subjects",
+]
+
+
+def results_table(entries: dict[str, dict], *, n_boot: int = 2000, seed: int = 0,
+                  level: float = 0.95) -> pd.DataFrame:
+    """One row per model or ensemble, in the order of ``entries``.
+
+    Each entry: ``{"kind": "model"|"ensemble", "members": [...], "best": best.json
+    dict, "per_image": per_image.csv frame, "postprocess": results/postprocess/{name}.json
+    dict (optional)}``. ``cross_fitted_score`` (with ``cf_ci_*``) is the honest estimate:
+    each fold scored by the setting chosen on the other folds. ``ci_low``/``ci_high`` are the
+    subject-level bootstrap interval of the per-image Kaggle Dice
+    (:func:`bootstrap_ci` with ``n_boot``, ``seed``, ``level``).
+    """
+    rows = []
+    for name, entry in entries.items():
+        best = entry["best"]
+        per_image = entry["per_image"]
+        members = entry.get("members") or best.get("members") or [name]
+        if isinstance(members, str):
+            members = [members]
+        ci = bootstrap_ci(per_image, value="kaggle_dice", group="subject",
+                          n_boot=n_boot, seed=seed, level=level)
+        rows.append({
+            "name": str(name),
+            "kind": str(entry.get("kind", "model")),
+            "members": "+".join(str(m) for m in members),
+            "untuned_score": float(best["untuned_score"]),
+            "tuned_score": float(best["score"]),
+            "cutoff": float(best["cutoff"]),
+            "min_area": int(best["min_area"]),
+            "ci_low": ci["low"],
+            "ci_high": ci["high"],
+            **_postprocess_columns(entry.get("postprocess")),
+            "empty_score": float(best["empty_score"]),
+            "n_images": int(len(per_image)),
+            "n_subjects": ci["n_groups"],
+        })
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def _postprocess_columns(decided: dict | None) -> dict:
+    """The post-processing columns: the kept candidates, their OOF score and the cross-fitted one."""
+    if decided is None:
+        return {"postprocessed_score": np.nan, "kept": "", "cross_fitted_score": np.nan,
+                "cf_ci_low": np.nan, "cf_ci_high": np.nan}
+    kept = [d["candidate"] for d in decided["decisions"] if d["kept"]]
+    return {"postprocessed_score": float(decided["score"]), "kept": "+".join(kept) or "none",
+            "cross_fitted_score": float(decided["cross_fitted_score"]),
+            "cf_ci_low": float(decided["cross_fitted_ci"][0]), "cf_ci_high": float(decided["cross_fitted_ci"][1])}
+
+
+def _cell(value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.{digits}f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    """GitHub-flavoured Markdown table; floats with ``digits`` decimals, numbers right-aligned."""
+    columns = [str(c) for c in table.columns]
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
+               for c in table.columns]
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---:" if num else ":---" for num in numeric) + "|",
+    ]
+    for row in table.itertuples(index=False, name=None):
+        lines.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,37 @@
+"""Data stages: raw folder -> manifests -> subject-grouped folds -> arrays at each input size."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from plexus.data import ingest, splits
+from plexus.data.resize import parse_size, resize_images, resize_masks
+from plexus.io import atomic
+
+
+def ingest_stage(raw_dir, train_csv, test_csv, masks_csv, threads: int = 2) -> None:
+    train, test, train_masks = ingest.scan(raw_dir, threads=threads)
+    atomic.write_csv(train_csv, train)
+    atomic.write_csv(test_csv, test)
+    atomic.write_csv(masks_csv, train_masks)
+    print(f"{len(train)} training images from {train['subject'].nunique()} subjects "
+          f"({(train['mask_area'] > 0).mean():.1%} with a nerve), {len(test)} test images")
+
+
+def folds_stage(train_csv, folds_csv, n_folds: int, seed: int) -> None:
+    train = pd.read_csv(train_csv)
+    folds = splits.make_folds(train, n_folds, seed)
+    atomic.write_csv(folds_csv, folds)
+    summary = folds.assign(nerve=train["mask_area"] > 0).groupby("fold").agg(
+        images=("image_id", "size"), subjects=("subject", "nunique"), nerve=("nerve", "mean"))
+    print(summary.to_string())
+
+
+def preprocess_stage(train_csv, test_csv, size, train_npz, test_npz, threads: int = 2) -> None:
+    size = parse_size(size)
+    train, test = pd.read_csv(train_csv), pd.read_csv(test_csv, dtype={"image_id": str})
+    images = resize_images(ingest.read_stack(train["image_path"], threads), size)
+    masks = resize_masks(ingest.read_stack(train["mask_path"], threads), size)
+    atomic.write_npz(train_npz, image_id=train["image_id"].to_numpy(str), images=images, masks=masks)
+    test_images = resize_images(ingest.read_stack(test["image_path"], threads), size)
+    atomic.write_npz(test_npz, image_id=test["image_id"].to_numpy(str), images=test_images)

@@ -1,0 +1,70 @@
+"""Prediction stages: out-of-fold, test and noisy probabilities; the folds' test average."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from plexus.data import splits
+from plexus.io import atomic
+from plexus.io.contracts import check_aligned, read_aligned, read_npz
+
+
+def predict_stage(model_pt, images_npz, out_npz, *, folds_csv=None, fold=None, noise=None,
+                  batch_size: int = 64, threads: int | None = None) -> None:
+    """Predict every image of ``images_npz`` or, given a fold, its held-out images.
+
+    ``noise={"sigma": s, "seed": k}`` adds seeded Gaussian noise per image first.
+    """
+    from plexus.inference.predict import predict_probs
+
+    data = read_npz(images_npz)
+    ids, images = data["image_id"], data["images"]
+    if fold is not None:
+        folds = pd.read_csv(folds_csv)
+        check_aligned(ids, folds["image_id"], images_npz, folds_csv)
+        _, val_idx = splits.fold_indices(folds, fold)
+        ids, images = ids[val_idx], images[val_idx]
+    if noise is not None:
+        noise = {**noise, "image_ids": ids.tolist()}
+    # maps are stored ungated: the presence gate is tuned on OOF and applied once, after averaging
+    out = predict_probs(model_pt, images, batch_size=batch_size, threads=threads, noise=noise, presence_gate=None)
+    atomic.write_npz(out_npz, image_id=ids, **out)
+
+
+def average_stage(fold_npzs, out_npz) -> None:
+    """Average the folds' test probabilities (same images, same order)."""
+    runs = read_aligned(fold_npzs)
+    out = {"image_id": runs[0]["image_id"],
+           "prob": np.mean([r["prob"].astype(np.float32) for r in runs], axis=0).astype(np.float16)}
+    if "presence" in runs[0]:
+        out["presence"] = np.mean([r["presence"] for r in runs], axis=0)
+    atomic.write_npz(out_npz, **out)
+
+
+def noise_predict_stage(model_pts, train_npz, folds_csv, sigma: float, seed: int, out_npz, *,
+                        batch_size: int = 64, threads: int | None = None) -> None:
+    """Predict each fold's held-out images with its model after adding noise of ``sigma``.
+
+    ``model_pts[k]`` is fold k's model. Writes ``image_id``, ``fold``, ``prob`` (ungated)
+    and, for two-head models, ``presence``.
+    """
+    from plexus.inference.predict import predict_probs
+
+    data = read_npz(train_npz)
+    folds = pd.read_csv(folds_csv)
+    ids, fold_of, probs, presence = [], [], [], []
+    for fold, model_pt in enumerate(model_pts):
+        _, val_idx = splits.fold_indices(folds, fold)
+        fold_ids = data["image_id"][val_idx]
+        noise = {"sigma": float(sigma), "seed": int(seed), "image_ids": fold_ids.tolist()}
+        out = predict_probs(model_pt, data["images"][val_idx], batch_size=batch_size, threads=threads, noise=noise,
+                            presence_gate=None)
+        ids.append(fold_ids)
+        fold_of.append(np.full(len(val_idx), fold))
+        probs.append(out["prob"])
+        if "presence" in out:
+            presence.append(out["presence"])
+    extra = {"presence": np.concatenate(presence)} if presence else {}
+    atomic.write_npz(out_npz, image_id=np.concatenate(ids), fold=np.concatenate(fold_of), prob=np.concatenate(probs),
+                     **extra)

@@ -1,0 +1,27 @@
+"""Table stage: the results table (CSV and Markdown) with subject-level bootstrap CIs."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from plexus.io import atomic
+from plexus.io.contracts import read_json
+from plexus.report import tables
+
+
+def summary_stage(
+    names, kinds, members, best_jsons, per_image_csvs, csv_path, md_path, *, n_boot, seed, postprocess_jsons=None
+) -> pd.DataFrame:
+    postprocess_jsons = postprocess_jsons or [None] * len(names)
+    entries = {
+        name: {"kind": kind, "members": member_list, "best": read_json(best),
+               "per_image": pd.read_csv(per_image, dtype={"image_id": str}),
+               "postprocess": read_json(decided) if decided else None}
+        for name, kind, member_list, best, per_image, decided in zip(
+            names, kinds, members, best_jsons, per_image_csvs, postprocess_jsons)
+    }
+    table = tables.results_table(entries, n_boot=n_boot, seed=seed)
+    atomic.write_csv(csv_path, table)
+    atomic.write_text(md_path, tables.to_markdown(table) + "\n")
+    print(tables.to_markdown(table))
+    return table

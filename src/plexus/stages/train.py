@@ -1,0 +1,31 @@
+"""Training stage: one (run, fold) network."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from plexus.data import splits
+from plexus.io.contracts import check_aligned, read_npz
+from plexus.training.settings import TrainSettings
+
+
+def train_stage(train_npz, folds_csv, fold: int, settings: dict, out_dir, checkpoint, *, run_name: str,
+                threads: int | None = None, noise: dict | None = None, subset: dict | None = None) -> dict:
+    """Train model entry ``settings`` (named ``run_name``) on ``fold``.
+
+    ``subset={"size": s, "seed": k}`` trains on whole subjects only.
+    """
+    from plexus.training.loop import train_model
+
+    train_settings = TrainSettings.from_config(settings)
+    data = read_npz(train_npz)
+    folds = pd.read_csv(folds_csv)
+    check_aligned(data["image_id"], folds["image_id"], train_npz, folds_csv)
+    train_idx, val_idx = splits.fold_indices(folds, fold)
+    if subset is not None:
+        keep = splits.subject_subset(folds["subject"].to_numpy()[train_idx], subset["size"], subset["seed"])
+        train_idx = train_idx[keep]
+        print(f"training-size subset: {len(train_idx)} images from "
+              f"{folds['subject'].iloc[train_idx].nunique()} subjects (target {subset['size']})")
+    return train_model(data["images"], data["masks"], train_idx, val_idx, train_settings, out_dir,
+                       checkpoint_path=checkpoint, run_name=run_name, fold=fold, threads=threads, noise=noise)

@@ -1,0 +1,473 @@
+"""Training of one network on one fold, resumable and deterministic.
+
+:func:`train_model` trains a registered model (:mod:`plexus.models`) described by
+a :class:`plexus.training.settings.TrainSettings` on ``images[train_idx]`` and
+validates on ``images[val_idx]``, writing ``model.pt``, ``history.csv`` and
+``train_info.json`` (see ``docs/contracts.md``, "Trained network").
+
+Determinism and resume
+----------------------
+Every epoch draws all its randomness from ``epoch_seed(seed, epoch)``: a
+``torch.Generator`` seeded with it shuffles the training set and draws the
+augmentation, ``torch.manual_seed`` of it drives dropout, and a NumPy generator
+seeded with ``(noise seed, seed, epoch)`` picks the noisy samples and their noise.
+No random state has to be carried across epochs, so a run restarted from the
+checkpoint of epoch ``e`` (model, optimizer and grad-scaler state, history;
+:mod:`plexus.training.checkpoint`) reproduces exactly the weights and history (but
+for the ``seconds`` column) of an uninterrupted run on the same device with the
+same thread count. Threads, determinism flags and the global torch RNG are set for
+the run and restored on return (:func:`plexus.training.determinism.torch_run_context`).
+The checkpoint is deleted once the outputs are written.
+
+Divergence
+----------
+An epoch whose training or validation loss is not finite stops the run with
+:class:`TrainingDiverged` naming the model, fold and epoch. That epoch's
+checkpoint is not written, so the last finite epoch's checkpoint is kept, and no
+``model.pt``, ``history.csv`` or ``train_info.json`` is written.
+
+Saved weights: ``model.pt`` holds the weights after the **final** epoch (not the
+best validation epoch), so that the result does not depend on the validation
+fold beyond reporting; ``history.csv`` has the per-epoch validation numbers.
+
+Data handling: the whole uint8 dataset lives on the device as one tensor and
+batches are gathered from it by index; images are converted to float, z-scored
+with the training part's mean/std and augmented on the device. Mixed precision
+(``amp``) autocasts in ``amp_dtype`` on CUDA (float16 with a GradScaler, or
+bfloat16) and, with bfloat16 only, on the CPU (:mod:`plexus.training.precision`).
+Model and batches use the channels_last memory format by default on every device
+(``channels_last: false`` turns it off): on the CPU it measured 1.2-1.5x faster
+than channels-first with oneDNN (``benchmarks/bench_train.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from plexus.data.noise import add_gaussian_noise
+from plexus.device import pick_device
+from plexus.io.atomic import write_csv, write_json
+from plexus.models import build_model, count_parameters, is_two_head
+from plexus.training import checkpoint
+from plexus.training.augment import augment_batch
+from plexus.training.determinism import torch_run_context
+from plexus.training.losses import segmentation_loss, two_head_loss
+from plexus.training.optim import make_optimizer
+from plexus.training.precision import autocast_dtype, dtype_name
+from plexus.training.settings import TrainSettings
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "seconds"]
+
+
+class TrainingDiverged(ValueError):
+    """A non-finite training or validation loss; the message names model, fold and epoch."""
+
+    def __init__(self, message: str, *, run_name: str, fold: int | None, epoch: int):
+        super().__init__(message)
+        self.run_name, self.fold, self.epoch = run_name, fold, epoch
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit seed for ``epoch`` of a run seeded ``seed`` (stable across processes)."""
+    digest = hashlib.sha256(f"plexus-train|{int(seed)}|{int(epoch)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+# ---------------------------------------------------------------- one epoch
+
+
+@dataclass
+class _Setup:
+    """Everything an epoch needs besides model, optimizer and data."""
+
+    device: torch.device
+    mean: float
+    std: float
+    batch_size: int
+    seg_loss: Callable
+    presence_weight: float
+    two_head: bool
+    augment: dict | None
+    autocast: torch.dtype | None = None  # None: float32
+    channels_last: bool = False
+
+
+def _batch(images_t, masks_t, idx, setup: _Setup):
+    x = images_t.index_select(0, idx).unsqueeze(1).float()
+    x = (x - setup.mean) / setup.std
+    y = masks_t.index_select(0, idx).unsqueeze(1).float()
+    return x, y
+
+
+def _loss(model, x, y, setup: _Setup):
+    if setup.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    if setup.autocast is None:
+        ctx = contextlib.nullcontext()
+    else:
+        ctx = torch.autocast(setup.device.type, dtype=setup.autocast)
+    with ctx:
+        out = model(x)
+    if setup.two_head:
+        seg, presence = out
+        loss = two_head_loss(seg, presence, y, setup.seg_loss, setup.presence_weight)
+    else:
+        seg, presence = out, None
+        loss = setup.seg_loss(seg, y)
+    return loss, seg, presence
+
+
+def _train_epoch(
+    model, optimizer, scaler, images_t, masks_t, train_idx_t, setup: _Setup, generator: torch.Generator
+) -> float:
+    """One shuffled pass over ``train_idx_t``; returns the image-weighted mean loss."""
+    model.train()
+    n = len(train_idx_t)
+    perm = torch.randperm(n, generator=generator).to(setup.device)
+    order = train_idx_t.index_select(0, perm)
+    total = torch.zeros((), dtype=torch.float64, device=setup.device)
+    for start in range(0, n, setup.batch_size):
+        idx = order[start : start + setup.batch_size]
+        x, y = _batch(images_t, masks_t, idx, setup)
+        if setup.augment:
+            x, y = augment_batch(x, y, setup.augment, generator)
+        loss, _, _ = _loss(model, x, y, setup)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += loss.detach().double() * len(idx)
+    return float(total.item() / n)
+
+
+@torch.no_grad()
+def _evaluate(model, images_t, masks_t, val_idx_t, setup: _Setup, presence_gate: float = 0.5) -> tuple[float, float]:
+    """Validation loss and mean hard Kaggle Dice (prediction = prob > 0.5).
+
+    For two-head models the prediction is emptied where the presence probability
+    is below ``presence_gate`` (as :func:`plexus.inference.predict.predict_probs` does).
+    """
+    model.eval()
+    n = len(val_idx_t)
+    total_loss = torch.zeros((), dtype=torch.float64, device=setup.device)
+    total_dice = torch.zeros((), dtype=torch.float64, device=setup.device)
+    for start in range(0, n, setup.batch_size):
+        idx = val_idx_t[start : start + setup.batch_size]
+        x, y = _batch(images_t, masks_t, idx, setup)
+        loss, seg, presence = _loss(model, x, y, setup)
+        total_loss += loss.double() * len(idx)
+        pred = (seg.float() > 0).flatten(1)
+        if presence is not None:
+            pred = pred & (torch.sigmoid(presence.float()) >= presence_gate)[:, None]
+        true = y.flatten(1) > 0.5
+        inter = (pred & true).sum(1).double()
+        denom = (pred.sum(1) + true.sum(1)).double()
+        dice = torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
+        total_dice += dice.sum()
+    return float(total_loss.item() / n), float(total_dice.item() / n)
+
+
+# ---------------------------------------------------------------- inputs and data
+
+
+def _validate_inputs(images, masks, train_idx, val_idx, settings: TrainSettings):
+    images = np.asarray(images)
+    masks = np.asarray(masks)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"images must be uint8 (N, H, W), got {images.dtype} {images.shape}")
+    if masks.shape != images.shape:
+        raise ValueError(f"masks shape {masks.shape} differs from images shape {images.shape}")
+    masks = masks.astype(np.uint8, copy=False)
+    train_idx = np.asarray(train_idx, dtype=np.int64).reshape(-1)
+    val_idx = np.asarray(val_idx, dtype=np.int64).reshape(-1)
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise ValueError(f"train_idx and val_idx must both be non-empty (got {len(train_idx)} and {len(val_idx)})")
+    n = len(images)
+    for name, idx in (("train_idx", train_idx), ("val_idx", val_idx)):
+        if idx.min() < 0 or idx.max() >= n:
+            raise ValueError(f"{name} out of range for {n} images")
+    if settings.input_size != images.shape[1:]:
+        raise ValueError(
+            f"images are {images.shape[1]}x{images.shape[2]} but settings input_size is {list(settings.input_size)}"
+        )
+    return images, masks, train_idx, val_idx
+
+
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t
+
+
+def _epoch_images(images, images_t, train_idx, noise, seed, epoch, device):
+    """Training images of ``epoch``: a fraction of the training samples with noise."""
+    if not noise or float(noise.get("sigma", 0.0)) == 0 or float(noise.get("fraction", 0.0)) == 0:
+        return images_t
+    rng = np.random.default_rng([int(noise.get("seed", 0)), int(seed), int(epoch)])
+    n_noisy = int(round(float(noise["fraction"]) * len(train_idx)))
+    chosen = np.sort(train_idx[rng.choice(len(train_idx), size=n_noisy, replace=False)])
+    seeds = rng.integers(0, 2**32, size=n_noisy, dtype=np.uint64)
+    noisy = add_gaussian_noise(images[chosen], float(noise["sigma"]), seeds)
+    out = images_t.clone()
+    out[torch.from_numpy(chosen).to(device)] = _to_device(noisy, device)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """One call of :func:`train_model`: its inputs, identity and callbacks."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    settings: TrainSettings
+    out_dir: Path
+    checkpoint_path: Path
+    run_name: str
+    fold: int | None
+    device: torch.device
+    noise: dict | None
+    log: Callable[[str], None]
+    on_epoch_end: Callable[[int, dict], None] | None
+    hash: str
+    t_start: float
+
+    @property
+    def label(self) -> str:
+        fold = "" if self.fold is None else f", fold {self.fold}"
+        return f"model {self.run_name}{fold}"
+
+
+@dataclass(frozen=True, eq=False)
+class _DeviceData:
+    images: torch.Tensor
+    masks: torch.Tensor
+    train_idx: torch.Tensor
+    val_idx: torch.Tensor
+
+    @classmethod
+    def of(cls, run: _Run) -> _DeviceData:
+        dev = run.device
+        return cls(_to_device(run.images, dev), _to_device(run.masks, dev),
+                   torch.from_numpy(run.train_idx).to(dev), torch.from_numpy(run.val_idx).to(dev))
+
+
+# ---------------------------------------------------------------- the run
+
+
+def train_model(
+    images,
+    masks,
+    train_idx,
+    val_idx,
+    settings: TrainSettings,
+    out_dir,
+    *,
+    checkpoint_path,
+    run_name: str = "model",
+    fold: int | None = None,
+    device="auto",
+    threads: int | None = None,
+    noise: dict | None = None,
+    log: Callable[[str], None] = print,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Train one network; write ``model.pt``, ``history.csv``, ``train_info.json``.
+
+    ``images`` uint8 (N,H,W) and ``masks`` {0,1} uint8 (N,H,W) at
+    ``settings.input_size``. ``run_name`` and ``fold`` name the run in messages
+    (:class:`TrainingDiverged`). ``noise``: ``None`` or ``{"sigma", "fraction",
+    "seed"}``, Gaussian noise (8-bit units) added before z-scoring to that fraction
+    of the training samples, redrawn each epoch. ``on_epoch_end(epoch, row)`` is
+    called after each epoch's checkpoint is written (a hook for tests and progress
+    reporting). Returns a summary dict.
+    """
+    t_start = time.perf_counter()
+    if not isinstance(settings, TrainSettings):
+        raise TypeError(f"settings must be a TrainSettings (TrainSettings.from_config), got {type(settings).__name__}")
+    images, masks, train_idx, val_idx = _validate_inputs(images, masks, train_idx, val_idx, settings)
+    dev = pick_device(device)
+    run = _Run(
+        images=images, masks=masks, train_idx=train_idx, val_idx=val_idx, settings=settings,
+        out_dir=Path(out_dir), checkpoint_path=Path(checkpoint_path), run_name=run_name, fold=fold, device=dev,
+        noise=noise, log=log, on_epoch_end=on_epoch_end, t_start=t_start,
+        hash=checkpoint.run_hash(settings.to_dict(), train_idx, val_idx, images, masks, noise),
+    )
+    with torch_run_context(dev, threads, settings.deterministic):
+        return _train(run)
+
+
+def _train(run: _Run) -> dict:
+    model, optimizer, scaler, setup = _build(run)
+    history, start_epoch = _resume(run, model, optimizer, scaler)
+    data = _DeviceData.of(run)
+    for epoch in range(start_epoch + 1, run.settings.epochs + 1):
+        row = _run_epoch(run, model, optimizer, scaler, setup, data, epoch)
+        history.append(row)
+        _log_epoch(run, row)
+        _check_finite(run, row)
+        checkpoint.save_checkpoint(
+            run.checkpoint_path, run_hash=run.hash, epoch=epoch, model=model, optimizer=optimizer, scaler=scaler,
+            history=history, settings=run.settings.to_dict(),
+        )
+        if run.on_epoch_end is not None:
+            run.on_epoch_end(epoch, dict(row))
+    return _finish(run, model, setup, history, start_epoch)
+
+
+def _build(run: _Run):
+    """Model (initial weights from ``epoch_seed(seed, 0)``), optimizer, grad scaler and epoch setup."""
+    s = run.settings
+    train_images = run.images[run.train_idx]
+    mean = float(train_images.mean(dtype=np.float64))
+    std = float(train_images.std(dtype=np.float64))
+    if not std > 0:
+        std = 1.0
+    torch.manual_seed(epoch_seed(s.seed, 0))  # initial weights
+    model = build_model(s.arch, **s.model_kwargs())
+    amp = autocast_dtype(run.device, s.amp, s.amp_dtype)
+    model = model.to(run.device, memory_format=torch.channels_last) if s.channels_last else model.to(run.device)
+    optimizer = make_optimizer(model, s)
+    scaler = torch.amp.GradScaler(run.device.type, enabled=amp == torch.float16)
+    setup = _Setup(
+        device=run.device,
+        mean=mean,
+        std=std,
+        batch_size=s.batch_size,
+        seg_loss=segmentation_loss(s.loss, s.dice_reduction),
+        presence_weight=s.presence_weight,
+        two_head=is_two_head(model),
+        augment=None if s.augment.is_identity() else s.augment.to_dict(),
+        autocast=amp,
+        channels_last=s.channels_last,
+    )
+    return model, optimizer, scaler, setup
+
+
+def _resume(run: _Run, model, optimizer, scaler) -> tuple[list[dict], int]:
+    """History and last epoch of this run's checkpoint, loaded into the objects; ``([], 0)`` if none."""
+    checkpoint.remove_stale_temporaries(run.checkpoint_path)
+    ck = checkpoint.load_checkpoint(run.checkpoint_path, run.hash, run.log)
+    if ck is None:
+        return [], 0
+    history, epoch = checkpoint.restore(ck, model, optimizer, scaler)
+    run.log(f"resuming from checkpoint {run.checkpoint_path} after epoch {epoch}/{run.settings.epochs}")
+    return history, epoch
+
+
+def _run_epoch(run: _Run, model, optimizer, scaler, setup: _Setup, data: _DeviceData, epoch: int) -> dict:
+    """Train and validate one epoch; its history row."""
+    t0 = time.perf_counter()
+    seed = run.settings.seed
+    es = epoch_seed(seed, epoch)
+    torch.manual_seed(es)  # dropout (CPU and CUDA)
+    generator = torch.Generator().manual_seed(es)  # shuffling and augmentation
+    images_t = _epoch_images(run.images, data.images, run.train_idx, run.noise, seed, epoch, run.device)
+    train_loss = _train_epoch(model, optimizer, scaler, images_t, data.masks, data.train_idx, setup, generator)
+    del images_t
+    val_loss, val_dice = _evaluate(model, data.images, data.masks, data.val_idx, setup)
+    if run.device.type == "cuda":
+        torch.cuda.synchronize(run.device)
+    seconds = time.perf_counter() - t0
+    return {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_dice": val_dice, "seconds": seconds}
+
+
+def _log_epoch(run: _Run, row: dict) -> None:
+    run.log(
+        f"epoch {row['epoch']}/{run.settings.epochs} train_loss {row['train_loss']:.4f} "
+        f"val_loss {row['val_loss']:.4f} val_dice {row['val_dice']:.4f} {row['seconds']:.1f}s"
+    )
+
+
+def _check_finite(run: _Run, row: dict) -> None:
+    """Raise :class:`TrainingDiverged` if the epoch's losses are not finite (before its checkpoint is saved)."""
+    if math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]):
+        return
+    epoch = row["epoch"]
+    if epoch > 1 and run.checkpoint_path.exists():
+        kept = f"the checkpoint of epoch {epoch - 1} is kept at {run.checkpoint_path}"
+    else:
+        kept = "no checkpoint of this run was written"
+    raise TrainingDiverged(
+        f"{run.label}: training diverged at epoch {epoch} (train_loss {row['train_loss']}, "
+        f"val_loss {row['val_loss']}); {kept}",
+        run_name=run.run_name,
+        fold=run.fold,
+        epoch=epoch,
+    )
+
+
+def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: int) -> dict:
+    """Write ``model.pt``, ``history.csv``, ``train_info.json``, delete the checkpoint; the summary."""
+    s = run.settings
+    model_pt = {
+        "arch": s.arch,
+        "model_kwargs": s.model_kwargs(),
+        "state_dict": checkpoint.cpu_state(model),
+        "mean": setup.mean,
+        "std": setup.std,
+        "input_size": [int(run.images.shape[1]), int(run.images.shape[2])],
+        "settings": s.to_dict(),
+        "weights": "final",
+        "epochs": s.epochs,
+    }
+    hist = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    info = _train_info(run, model, setup, hist, start_epoch)
+    write_csv(run.out_dir / "history.csv", hist)
+    write_json(run.out_dir / "train_info.json", info)
+    checkpoint.save_torch(model_pt, run.out_dir / "model.pt")
+    run.checkpoint_path.unlink(missing_ok=True)
+
+    last = history[-1]
+    best = max(history, key=lambda r: r["val_dice"])
+    return {
+        "out_dir": str(run.out_dir),
+        "device": str(run.device),
+        "epochs": s.epochs,
+        "resumed_from_epoch": start_epoch,
+        "train_loss": last["train_loss"],
+        "val_loss": last["val_loss"],
+        "val_dice": last["val_dice"],
+        "best_val_dice": best["val_dice"],
+        "best_epoch": best["epoch"],
+        "seconds": info["seconds"],
+    }
+
+
+def _train_info(run: _Run, model, setup: _Setup, hist: pd.DataFrame, start_epoch: int) -> dict:
+    dev = run.device
+    return {
+        "device": str(dev),
+        "cuda_device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "amp": setup.autocast is not None,
+        "amp_dtype": dtype_name(setup.autocast),
+        "channels_last": setup.channels_last,
+        "deterministic": run.settings.deterministic,
+        "hostname": platform.node(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_job_partition": os.environ.get("SLURM_JOB_PARTITION"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "epochs": run.settings.epochs,
+        "resumed_from_epoch": start_epoch,
+        "n_train": int(len(run.train_idx)),
+        "n_val": int(len(run.val_idx)),
+        "n_parameters": count_parameters(model),
+        "seconds": time.perf_counter() - run.t_start,
+        "train_seconds": float(hist["seconds"].sum()),
+    }

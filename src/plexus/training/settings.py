@@ -1,0 +1,145 @@
+"""Training settings: one frozen, typed object built once from a model entry of the config.
+
+:meth:`TrainSettings.from_config` takes one entry of ``models:`` (validated or not),
+fills every missing key from the ``default`` of ``definitions.model`` in
+``config.schema.yaml`` (the one place defaults live; there are none here), refuses
+unknown keys and validates the entry against that definition, each error naming its
+key. :meth:`TrainSettings.to_dict` is the plain JSON-able form stored in ``model.pt``
+and the checkpoint and hashed into the run identity.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+
+import jsonschema
+
+from plexus.config import schema
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """Joint image+mask augmentation (:mod:`plexus.training.augment`)."""
+
+    hflip: float
+    vflip: float
+    shift: float
+    rotate: float
+    shear: float
+    zoom: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def is_identity(self) -> bool:
+        return all(v == 0 for v in asdict(self).values())
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Every option training reads; see ``definitions.model`` of the schema for each."""
+
+    arch: str
+    input_size: tuple[int, int]
+    epochs: int
+    batch_size: int
+    base_channels: int
+    depth: int
+    dropout: float
+    bilinear: bool
+    presence_dropout: float
+    loss: str
+    dice_reduction: str
+    presence_weight: float
+    optimizer: str
+    lr: float
+    weight_decay: float
+    momentum: float
+    seed: int
+    augment: AugmentSettings
+    amp: bool
+    amp_dtype: str
+    channels_last: bool
+    deterministic: bool
+
+    @classmethod
+    def from_config(cls, entry: dict) -> TrainSettings:
+        """Settings of one model entry; missing keys take the schema's defaults.
+
+        Raises ``ValueError`` naming the key for an unknown or missing required key
+        and for any value the schema refuses (type, enum, bounds).
+        """
+        if not isinstance(entry, dict):
+            raise ValueError(f"model settings must be a mapping, got {type(entry).__name__}")
+        entry = copy.deepcopy(entry)
+        definition = model_schema()
+        _check_keys(entry, definition, "")
+        _fill_defaults(entry, definition)
+        errors = sorted(_validator().iter_errors(entry), key=lambda e: list(map(str, e.absolute_path)))
+        if errors:
+            lines = [f"model setting {'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+            raise ValueError("invalid model settings:\n  " + "\n  ".join(lines))
+        values = {f.name: _convert(f.type, entry[f.name]) for f in fields(cls) if f.name != "augment"}
+        augment = AugmentSettings(**{f.name: float(entry["augment"][f.name]) for f in fields(AugmentSettings)})
+        return cls(**values, augment=augment)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (``input_size`` a list, ``augment`` a dict)."""
+        out = asdict(self)
+        out["input_size"] = list(self.input_size)
+        return out
+
+    def model_kwargs(self) -> dict:
+        """Constructor keyword arguments of the network (``plexus.models.build_model``)."""
+        kwargs = {
+            "in_channels": 1,
+            "base_channels": self.base_channels,
+            "depth": self.depth,
+            "dropout": self.dropout,
+            "bilinear": self.bilinear,
+        }
+        if self.arch == "unet2head" and self.presence_dropout:
+            kwargs["presence_dropout"] = self.presence_dropout
+        return kwargs
+
+
+@lru_cache(maxsize=1)
+def model_schema() -> dict:
+    """``definitions.model`` of ``config.schema.yaml``."""
+    return schema()["definitions"]["model"]
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Validator:
+    root = {"$ref": "#/definitions/model", "definitions": schema()["definitions"]}
+    return jsonschema.Draft202012Validator(root)
+
+
+def _check_keys(entry: dict, node: dict, prefix: str) -> None:
+    known = node.get("properties", {})
+    unknown = sorted(set(entry) - set(known))
+    if unknown:
+        names = ", ".join(prefix + k for k in unknown)
+        raise ValueError(f"unknown model setting(s) {names}; known: {', '.join(prefix + k for k in known)}")
+    missing = [prefix + k for k in node.get("required", []) if k not in entry]
+    if missing:
+        raise ValueError(f"model settings lack required key(s) {', '.join(missing)}")
+    for key, sub in known.items():
+        if isinstance(entry.get(key), dict) and "properties" in sub:
+            _check_keys(entry[key], sub, f"{prefix}{key}.")
+
+
+def _fill_defaults(entry: dict, node: dict) -> None:
+    for key, sub in node.get("properties", {}).items():
+        if key not in entry and "default" in sub:
+            entry[key] = copy.deepcopy(sub["default"])
+        if isinstance(entry.get(key), dict) and "properties" in sub:
+            _fill_defaults(entry[key], sub)
+
+
+def _convert(type_name: str, value):
+    if type_name == "tuple[int, int]":
+        return tuple(int(v) for v in value)
+    return {"int": int, "float": float, "bool": bool, "str": str}[type_name](value)

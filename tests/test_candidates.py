@@ -1,0 +1,138 @@
+"""Post-processing candidates against brute-force references and hand-made cases."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pytest
+
+from plexus.postprocess.candidates import (
+    PostProcess,
+    fill_holes,
+    hysteresis,
+    largest_component,
+    otsu_threshold,
+    remove_small_components,
+)
+
+
+def _components(mask):
+    """8-connected components by breadth-first search: a list of pixel sets."""
+    seen = np.zeros_like(mask, dtype=bool)
+    out = []
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        queue, comp = deque([start]), set()
+        seen[start] = True
+        while queue:
+            r, c = queue.popleft()
+            comp.add((r, c))
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    rr, cc = r + dr, c + dc
+                    if 0 <= rr < mask.shape[0] and 0 <= cc < mask.shape[1] and mask[rr, cc] and not seen[rr, cc]:
+                        seen[rr, cc] = True
+                        queue.append((rr, cc))
+        out.append(comp)
+    return out
+
+
+def _mask_of(components, shape):
+    mask = np.zeros(shape, dtype=bool)
+    for comp in components:
+        for pixel in comp:
+            mask[pixel] = True
+    return mask
+
+
+def _random_mask(seed, shape=(24, 30), density=0.35):
+    return np.random.default_rng(seed).random(shape) < density
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_remove_small_and_largest_match_brute_force(seed):
+    mask = _random_mask(seed)
+    comps = _components(mask)
+    for size in (1, 2, 5, 12):
+        expected = _mask_of([c for c in comps if len(c) >= size], mask.shape)
+        np.testing.assert_array_equal(remove_small_components(mask, size), expected)
+    biggest = max(len(c) for c in comps)
+    result = largest_component(mask)
+    assert result.sum() == biggest
+    assert any(_mask_of([c], mask.shape).tolist() == result.tolist() for c in comps if len(c) == biggest)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_hysteresis_matches_brute_force(seed):
+    prob = np.random.default_rng(seed).random((20, 26)).astype(np.float32)
+    low, high = 0.55, 0.9
+    comps = _components(prob > low)
+    expected = _mask_of([c for c in comps if any(prob[p] > high for p in c)], prob.shape)
+    np.testing.assert_array_equal(hysteresis(prob, low, high), expected)
+
+
+def test_diagonal_pixels_are_one_object():
+    mask = np.zeros((4, 4), bool)
+    mask[0, 0] = mask[1, 1] = mask[2, 2] = True
+    assert largest_component(mask).sum() == 3
+
+
+def test_fill_holes_hand_case():
+    ring = np.zeros((7, 7), bool)
+    ring[1:6, 1:6] = True
+    ring[2:5, 2:5] = False
+    ring[3, 3] = True  # an island inside the hole
+    filled = fill_holes(ring)
+    assert filled[1:6, 1:6].all() and filled.sum() == 25
+    open_ring = ring.copy()
+    open_ring[3, 0:2] = False
+    open_ring[2:5, 1] = [True, False, True]  # a gap to the border: not a hole
+    assert fill_holes(open_ring).sum() < 25
+
+
+def _otsu_brute_force(prob, bins=256):
+    """Every split of the binned values, the between-class variance computed from scratch."""
+    binned = np.clip((prob.ravel() * bins).astype(int), 0, bins - 1)
+    centers = (binned + 0.5) / bins
+    best, best_t = -1.0, 0.5
+    for t in range(1, bins):
+        low, high = centers[binned < t], centers[binned >= t]
+        if len(low) == 0 or len(high) == 0:
+            continue
+        var = len(low) * len(high) * (low.mean() - high.mean()) ** 2
+        if var > best + 1e-9 * max(best, 1):
+            best, best_t = var, t / bins
+    return best_t
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_otsu_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    prob = np.concatenate([rng.beta(2, 8, 300), rng.beta(8, 2, 100 + 50 * seed)]).reshape(-1, 10)
+    assert otsu_threshold(prob) == pytest.approx(_otsu_brute_force(prob))
+
+
+def test_otsu_separates_two_levels_and_handles_a_constant_map():
+    prob = np.where(np.arange(100).reshape(10, 10) < 30, 0.9, 0.1)
+    t = otsu_threshold(prob)
+    assert 0.1 < t < 0.9 and (prob > t).sum() == 30
+    assert otsu_threshold(np.full((5, 5), 0.3)) == 0.5
+
+
+def test_pipeline_order_and_gate():
+    prob = np.zeros((30, 30), np.float32)
+    prob[2:12, 2:12] = 0.8  # 100 px, with a hole
+    prob[5:8, 5:8] = 0.1
+    prob[20:23, 20:23] = 0.7  # 9 px
+    base = PostProcess(cutoff=0.5)
+    assert base.apply(prob).sum() == 100 - 9 + 9
+    assert base.with_changes(largest_only=True).apply(prob).sum() == 91
+    assert base.with_changes(largest_only=True, fill_holes=True).apply(prob).sum() == 100
+    assert base.with_changes(remove_below=10).apply(prob).sum() == 91
+    assert base.with_changes(min_area=101).apply(prob).sum() == 0
+    assert base.with_changes(hysteresis_high=0.75).apply(prob).sum() == 91
+    gated = base.with_changes(presence_threshold=0.4)
+    assert gated.apply(prob, presence=0.3).sum() == 0 and gated.apply(prob, presence=0.5).sum() == 100
+    assert not base.needs_components and base.with_changes(fill_holes=True).needs_components

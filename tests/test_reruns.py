@@ -1,0 +1,249 @@
+"""Reruns you can trust (issue 9): code, raw data and config changes rerun exactly what they touch.
+
+Each test plans (``snakemake -n``) or runs the real workflow on a copy of the repository
+(tests/configs/tiny.yaml); destructive edits work on a copy of the shared complete run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import yaml
+from rule_scripts import rule_scripts
+from test_codehash import package_modules, reference_closure
+
+from workflow_helpers import (
+    copy_workdir,
+    downstream,
+    make_workdir,
+    planned_jobs,
+    read_config,
+    rule_counts,
+    rule_graph,
+    snakemake,
+    write_config,
+)
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture
+def tiny_copy(tiny_run, tmp_path):
+    return copy_workdir(tiny_run, tmp_path / "plexus")
+
+
+# -- code -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_graph(tiny_run):
+    return rule_graph(tiny_run), Counter(rule for rule, _ in planned_jobs(tiny_run, "--forceall"))
+
+
+@pytest.mark.parametrize("module", package_modules())
+def test_module_edit_reruns_exactly_the_rules_that_import_it(tiny_run, tiny_graph, module):
+    """The rerun table, one package module at a time: every job of the rules whose scripts
+    import the module (per modulefinder) reruns, with what consumes their outputs; nothing else."""
+    graph, all_jobs = tiny_graph
+    relative = Path(*module.split("."))
+    path = tiny_run / "src" / relative / "__init__.py"
+    if not path.exists():
+        path = (tiny_run / "src" / relative).with_suffix(".py")
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# an edit\n")
+    try:
+        jobs = rule_counts(planned_jobs(tiny_run))
+    finally:
+        path.write_bytes(original)
+    importers = {rule for rule, script in rule_scripts().items() if module in reference_closure(script)}
+    if not importers:  # e.g. plexus.codehash, plexus.provenance: run by the Snakefile itself, or unused
+        assert not jobs
+        return
+    assert set(jobs) == downstream(graph, importers) | {"all"}
+    for rule in importers:
+        assert jobs[rule] == all_jobs[rule], rule  # every job of an importing rule, not some
+
+
+def _without_plexus_python(tmp_path: Path) -> Path:
+    """A venv that sees this environment's packages but not its (editable) plexus install.
+
+    A ``.pth`` line adds the site-packages folder to ``sys.path``; the ``.pth`` files inside
+    it (the editable plexus hook among them) are not processed for a folder added that way.
+    """
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = venv / "bin" / "python"
+    probe = subprocess.run([str(python), "-c", "import numpy, snakemake; import plexus"],
+                           capture_output=True, text=True)
+    assert "No module named 'plexus'" in probe.stderr  # the deps are there, plexus is not
+    return python
+
+
+def test_workflow_runs_its_own_checkout_without_an_installed_plexus(tmp_path):
+    """Finding 1: scripts import the plexus of the checkout that holds the Snakefile.
+
+    The copy's folds stage is edited to print a marker; the workflow runs under a Python
+    that has every dependency but no plexus installed (as the conda env of envs/plexus.yaml).
+    """
+    workdir = make_workdir(tmp_path / "plexus", "tiny.yaml")
+    stage = workdir / "src/plexus/stages/data.py"
+    text = stage.read_text()
+    marker = "folds stage of the copied checkout"
+    stage.write_text(text.replace("    train = pd.read_csv(train_csv)\n",
+                                  f"    print({marker!r})\n    train = pd.read_csv(train_csv)\n", 1))
+    assert marker in stage.read_text()
+    python = _without_plexus_python(tmp_path)
+    result = subprocess.run([str(python), "-m", "snakemake", "--cores", "2", "results/splits/folds.csv"],
+                            cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert marker in (workdir / "results/logs/folds.log").read_text()
+
+
+# -- raw data -------------------------------------------------------------------------------
+
+
+def _rewrite_mask_in_place(raw: Path) -> None:
+    mask = sorted((raw / "train").glob("*_mask.tif"))[0]
+    folder_times = os.stat(mask.parent)
+    array = tifffile.imread(mask)
+    array[:10, :10] = 255 - array[:10, :10]
+    tifffile.imwrite(mask, array, compression="lzw")
+    os.utime(mask.parent, ns=(folder_times.st_atime_ns, folder_times.st_mtime_ns))
+
+
+def _add_test_image(raw: Path) -> None:
+    tifffile.imwrite(raw / "test" / "9999.tif", np.zeros((420, 580), np.uint8), compression="lzw")
+
+
+def _remove_test_image(raw: Path) -> None:
+    sorted((raw / "test").glob("*.tif"))[0].unlink()
+
+
+@pytest.mark.parametrize("edit", [_rewrite_mask_in_place, _add_test_image, _remove_test_image])
+def test_raw_file_edit_reruns_ingest(tiny_copy, edit):
+    """Finding 3: an in-place rewrite (folder mtime unchanged), an added or a removed file."""
+    raw = tiny_copy / read_config(tiny_copy)["data"]["raw_dir"]
+    assert planned_jobs(tiny_copy) == []
+    edit(raw)
+    jobs = planned_jobs(tiny_copy)
+    assert ("ingest", {}) in jobs
+    assert "synthesize" not in rule_counts(jobs)  # the edit is not undone by regenerating
+
+
+def test_unchanged_raw_data_is_not_ingested_again(tiny_copy):
+    raw = tiny_copy / read_config(tiny_copy)["data"]["raw_dir"]
+    for path in raw.rglob("*.tif"):
+        os.utime(path.parent)  # folder mtimes move, file contents and mtimes do not
+    assert planned_jobs(tiny_copy) == []
+
+
+# -- configs --------------------------------------------------------------------------------
+
+
+def _fake_kaggle_folder(raw: Path, subjects: int = 6, per_subject: int = 2, tests: int = 3) -> None:
+    """Valid Kaggle-layout TIFFs, few and fast: 420x580 uint8, masks 0/255."""
+    rng = np.random.default_rng(0)
+    (raw / "train").mkdir(parents=True)
+    (raw / "test").mkdir()
+    for s in range(1, subjects + 1):
+        for i in range(1, per_subject + 1):
+            tifffile.imwrite(raw / "train" / f"{s}_{i}.tif", rng.integers(0, 256, (420, 580), np.uint8))
+            mask = np.zeros((420, 580), np.uint8)
+            if i % 2:
+                mask[150:220, 200:300] = 255
+            tifffile.imwrite(raw / "train" / f"{s}_{i}_mask.tif", mask)
+    for n in range(1, tests + 1):
+        tifffile.imwrite(raw / "test" / f"{n}.tif", rng.integers(0, 256, (420, 580), np.uint8))
+
+
+def _expected_trained_runs(config: dict) -> Counter:
+    """Independent count of training jobs per run name, straight from a config file."""
+    folds = config["cv"]["n_folds"]
+    runs = Counter({model: folds for model in config["models"]})
+    robust = config["robustness"]
+    if robust["noise"]["enabled"]:
+        runs[f"{robust['model']}--noisy"] = folds
+    if robust["train_size"]["enabled"]:
+        for size in robust["train_size"]["sizes"]:
+            for seed in robust["train_size"]["seeds"]:
+                runs[f"{robust['model']}--n{size:g}-s{seed}"] = folds
+    return runs
+
+
+def test_kaggle_configfile_plans_exactly_its_own_models(tmp_path):
+    """Finding 4: ``--configfile config/kaggle.yaml`` is not merged into the default config."""
+    workdir = make_workdir(tmp_path / "plexus", "tiny.yaml")
+    kaggle = yaml.safe_load((workdir / "config/kaggle.yaml").read_text())
+    _fake_kaggle_folder(workdir / kaggle["data"]["raw_dir"])
+    jobs = planned_jobs(workdir, "--configfile", "config/kaggle.yaml")
+    trained = Counter(w["run"] for rule, w in jobs if rule == "train")
+    assert trained == _expected_trained_runs(kaggle)
+    assert {w["ensemble"] for rule, w in jobs if rule == "submission"} == set(kaggle["ensembles"])
+    assert {w["name"] for rule, w in jobs if rule == "tune"} == set(kaggle["models"]) | set(kaggle["ensembles"])
+    assert {w["size"] for rule, w in jobs if rule == "preprocess"} == {
+        f"{h}x{w}" for h, w in (m["input_size"] for m in kaggle["models"].values())}
+    assert "synthesize" not in rule_counts(jobs)
+
+
+def test_a_users_own_config_file_plans_exactly_its_content(tmp_path):
+    workdir = make_workdir(tmp_path / "plexus", "tiny.yaml")
+    mine = read_config(workdir)
+    mine["models"] = {"small": {**mine["models"]["unet"], "epochs": 1}}
+    mine["ensembles"] = {"solo": ["small"]}
+    mine["robustness"] = {"model": "small", "noise": {"enabled": False}, "train_size": {"enabled": False}}
+    (workdir / "my_study.yaml").write_text(yaml.safe_dump(mine))
+    jobs = planned_jobs(workdir, "--configfile", "my_study.yaml")
+    assert Counter(w["run"] for rule, w in jobs if rule == "train") == Counter(small=mine["cv"]["n_folds"])
+    assert {w["ensemble"] for rule, w in jobs if rule == "submission"} == {"solo"}
+
+
+def test_kaggle_configfile_runs_the_real_data_path(tmp_path):
+    """The README's real-data command on a tiny fake folder, through ingest, folds and preprocessing."""
+    workdir = make_workdir(tmp_path / "plexus", "tiny.yaml")
+    kaggle = yaml.safe_load((workdir / "config/kaggle.yaml").read_text())
+    raw = workdir / kaggle["data"]["raw_dir"]
+    _fake_kaggle_folder(raw)
+    before = {p: p.read_bytes() for p in raw.rglob("*.tif")}
+    snakemake(workdir, "--configfile", "config/kaggle.yaml", "--cores", "2",
+              "results/splits/folds.csv", "results/preprocessed/128x160/train.npz")
+    folds = pd.read_csv(workdir / "results/splits/folds.csv")
+    assert sorted(folds["fold"].unique()) == list(range(kaggle["cv"]["n_folds"]))
+    assert (folds.groupby("subject")["fold"].nunique() == 1).all()
+    assert len(folds) == 12
+    assert {p: p.read_bytes() for p in raw.rglob("*.tif")} == before  # raw data untouched
+    assert not (raw / "train" / ".snakemake_timestamp").exists()
+
+
+# -- training that diverges -----------------------------------------------------------------
+
+
+def test_diverged_training_leaves_no_model(tmp_path):
+    """Finding 5: lr 1e6 gives non-finite losses; the job fails naming model, fold and epoch."""
+    workdir = make_workdir(tmp_path / "plexus", "tiny.yaml")
+    config = read_config(workdir)
+    config["models"]["unet"].update(lr=1e6)
+    write_config(workdir, config)
+    result = snakemake(workdir, "--cores", "2", "results/models/unet/fold0/model.pt", check=False)
+    assert result.returncode != 0
+    log = (workdir / "results/logs/train/unet/fold0.log").read_text()
+    assert "diverged" in log and "unet" in log and "fold 0" in log and "epoch" in log
+    assert not (workdir / "results/models/unet/fold0/model.pt").exists()
+    assert not (workdir / "results/models/unet/fold0/history.csv").exists()
+
+
+def test_fingerprint_records_every_raw_file(tiny_run):
+    record = json.loads((tiny_run / "results/manifest/raw_fingerprint.json").read_text())
+    raw = tiny_run / read_config(tiny_run)["data"]["raw_dir"]
+    assert record["files"] == len([p for p in raw.glob("t*/*") if not p.name.startswith(".")])

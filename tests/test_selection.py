@@ -1,0 +1,118 @@
+"""Candidate selection on OOF: kept only when the paired subject-bootstrap CI is above 0."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plexus.evaluation.metrics import kaggle_dice
+from plexus.postprocess.candidates import PostProcess
+from plexus.postprocess.selection import CANDIDATES, ScoreCache, Selection, select_many, variants
+
+SHAPE = (40, 48)
+
+
+def _dataset(n=60, seed=0):
+    """Each image: a true square found by the model, plus spurious small blobs on most images."""
+    rng = np.random.default_rng(seed)
+    probs = np.zeros((n, *SHAPE), np.float32)
+    truths = np.zeros((n, *SHAPE), bool)
+    for i in range(n):
+        if i % 3:  # a nerve on two images of three
+            r, c = rng.integers(5, 20, 2)
+            truths[i, r:r + 12, c:c + 14] = True
+            probs[i, r:r + 12, c:c + 14] = 0.9
+        for _ in range(rng.integers(1, 4)):  # false positives, 4 px each
+            r, c = rng.integers(0, SHAPE[0] - 2), rng.integers(0, SHAPE[1] - 2)
+            if not truths[i, r:r + 2, c:c + 2].any():
+                probs[i, r:r + 2, c:c + 2] = 0.8
+    return probs, truths, np.repeat(np.arange(n // 5), 5)
+
+
+def _cache(probs, truths, batch=7):
+    def batches():
+        for lo in range(0, len(probs), batch):
+            rows = np.arange(lo, min(lo + batch, len(probs)))
+            yield rows, probs[rows], truths[rows], None
+    return ScoreCache(batches, len(probs))
+
+
+def test_cache_scores_equal_direct_kaggle_dice():
+    probs, truths, _ = _dataset(20)
+    cache = _cache(probs, truths)
+    pipelines = [PostProcess(cutoff=0.5), PostProcess(cutoff=0.5, remove_below=5), PostProcess(cutoff=0.85)]
+    cache.ensure(pipelines)
+    assert cache.passes == 1
+    for p in pipelines:
+        direct = [kaggle_dice(p.apply(probs[i]), truths[i]) for i in range(len(probs))]
+        np.testing.assert_allclose(cache.scores[p], direct)
+    cache.ensure(pipelines)
+    assert cache.passes == 1  # nothing recomputed
+
+
+def test_a_helpful_candidate_is_kept_and_useless_ones_are_not():
+    probs, truths, subjects = _dataset()
+    options = {"component_sizes": [2, 10, 50]}
+    [result] = select_many(_cache(probs, truths), [Selection(np.arange(len(probs)), PostProcess(cutoff=0.5))],
+                           subjects, options, n_boot=300)
+    decisions = {d["candidate"]: d for d in result.decisions}
+    assert set(decisions) == set(CANDIDATES) - {"hysteresis"}
+    # removing components below 10 px removes every 4-px false positive and no nerve
+    assert decisions["remove_small"]["kept"] and decisions["remove_small"]["setting"] == {"remove_below": 10}
+    assert decisions["remove_small"]["ci_low"] > 0
+    assert "hysteresis" not in decisions  # no seed levels configured: not tried
+    assert not decisions["largest_component"]["kept"]  # nothing left to gain once small blobs are gone
+    assert not decisions["fill_holes"]["kept"]  # the squares have no holes: a zero difference is not a gain
+    for d in result.decisions:
+        assert d["kept"] == (d["ci_low"] > 0)
+        assert d["difference"] == pytest.approx(d["score_with"] - d["score_without"])
+
+
+def test_lockstep_selections_on_row_subsets_share_one_pass_per_step():
+    probs, truths, subjects = _dataset()
+    cache = _cache(probs, truths)
+    rows = np.arange(len(probs))
+    selections = [Selection(rows, PostProcess(cutoff=0.5))] + [
+        Selection(rows[rows % 3 != k], PostProcess(cutoff=0.5)) for k in range(3)]
+    select_many(cache, selections, subjects, {"component_sizes": [10]}, n_boot=200)
+    assert cache.passes <= 1 + len(CANDIDATES)
+    alone = select_many(_cache(probs, truths), [Selection(rows[rows % 3 != 1], PostProcess(cutoff=0.5))],
+                        subjects, {"component_sizes": [10]}, n_boot=200)[0]
+    assert alone.current == selections[2].current and alone.decisions == selections[2].decisions
+
+
+def test_variants_respect_what_is_already_kept():
+    base = PostProcess(cutoff=0.6)
+    assert variants(base, "hysteresis", {"hysteresis_highs": [0.5, 0.7, 0.9]}) == [
+        base.with_changes(hysteresis_high=0.7), base.with_changes(hysteresis_high=0.9)]
+    assert variants(base.with_changes(otsu=True), "hysteresis", {"hysteresis_highs": [0.9]}) == []
+    assert variants(base.with_changes(fill_holes=True), "fill_holes", {}) == []
+    with pytest.raises(ValueError, match="unknown post-processing candidate"):
+        variants(base, "crf", {})
+
+
+def test_candidates_are_tried_in_order_on_top_of_what_was_kept():
+    """Hysteresis seeded at 0.85 drops the 0.8 blobs first; removing small components then adds nothing."""
+    probs, truths, subjects = _dataset()
+    [result] = select_many(_cache(probs, truths), [Selection(np.arange(len(probs)), PostProcess(cutoff=0.5))],
+                           subjects, {"component_sizes": [10], "hysteresis_highs": [0.85]}, n_boot=300)
+    decisions = {d["candidate"]: d for d in result.decisions}
+    assert decisions["hysteresis"]["kept"] and not decisions["remove_small"]["kept"]
+    assert result.current == PostProcess(cutoff=0.5, hysteresis_high=0.85)
+
+
+def test_fold_tuned_settings_pick_the_best_row_on_the_other_folds():
+    import pandas as pd
+
+    from plexus.stages.postprocess import fold_tuned_settings
+
+    rng = np.random.default_rng(0)
+    grid = pd.DataFrame({"cutoff": np.repeat([0.3, 0.5, 0.7], 4), "min_area": np.tile([0, 10, 20, 30], 3),
+                         "presence_threshold": 0.5, **{f"score_fold{k}": rng.random(12) for k in range(3)}})
+    sizes = {0: 10, 1: 30, 2: 20}
+    chosen = fold_tuned_settings(grid, sizes)
+    for k in sizes:
+        others = [j for j in sizes if j != k]
+        pooled = [sum(sizes[j] * grid.loc[r, f"score_fold{j}"] for j in others) for r in range(12)]
+        row = grid.loc[int(np.argmax(pooled))]
+        assert chosen[k] == {"cutoff": row["cutoff"], "min_area": row["min_area"], "presence_threshold": 0.5}

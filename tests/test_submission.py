@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+
+from plexus.data import resize
+from plexus.postprocess import rle, submission, tuning
+
+SHAPE = (42, 58)
+
+
+def _torch_postprocess(prob, cutoff, min_area):
+    """The reference: threshold with torch, empty the masks below the minimum area."""
+    masks = prob > cutoff
+    masks[masks.flatten(1).sum(1) < min_area] = False
+    return masks
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_postprocess_matches_torch_thresholding(dtype):
+    rng = np.random.default_rng(0)
+    prob = torch.from_numpy(rng.random((6, *SHAPE))).to(dtype)
+    cutoff = 0.1
+    prob[0, :5, :5] = torch.tensor(cutoff, dtype=dtype)  # ties: equal to the cutoff in prob's dtype
+    prob[1] = 0
+    for cutoff, min_area in [(0.1, 0), (0.5, 1200), (0.9, 250), (1.0, 0), (0.0, 1)]:
+        expected = _torch_postprocess(prob.clone(), cutoff, min_area)
+        got = tuning.postprocess(prob.clone(), cutoff, min_area)
+        assert got.dtype == torch.bool and got.shape == prob.shape
+        torch.testing.assert_close(got, expected)
+    # a view that is not contiguous, and a tensor that needs torch (autograd)
+    view = prob.transpose(1, 2)
+    torch.testing.assert_close(tuning.postprocess(view, 0.5, 100), _torch_postprocess(view.clone(), 0.5, 100))
+    grad = prob.double().requires_grad_()
+    torch.testing.assert_close(tuning.postprocess(grad, 0.5, 100), _torch_postprocess(prob.double(), 0.5, 100))
+
+
+def _members(seed, n=11):
+    rng = np.random.default_rng(seed)
+    a = (rng.random((n, 8, 10)) ** 2).astype(np.float16)
+    b = (rng.random((n, 12, 15)) ** 2).astype(np.float16)
+    a[0] = b[0] = 0  # an empty prediction
+    return [a, b]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_encode_masks_matches_per_image_reference(batch_size):
+    members = _members(1)
+    cutoff, min_area = 0.45, 300
+    pixels = submission.encode_masks(members, cutoff, min_area, batch_size=batch_size, shape=SHAPE)
+    prob = resize.upsample_mean(members, SHAPE)  # all images at once
+    masks = _torch_postprocess(prob, cutoff, min_area).numpy()
+    assert pixels == [rle.encode(m) for m in masks]
+    assert pixels[0] == ""
+    for text, mask in zip(pixels, masks):
+        np.testing.assert_array_equal(rle.decode(text, SHAPE), mask)
+
+
+def test_write_submission_round_trips(tmp_path):
+    members = _members(2, n=5)
+    pixels = submission.encode_masks(members, 0.5, 0, shape=SHAPE)
+    frame = submission.submission_frame([5, 1, 3, 2, 4], pixels)
+    summary = submission.write_submission(frame, tmp_path / "submission.csv")
+    assert summary["rows"] == 5 and summary["empty"] == pixels.count("")
+    text = (tmp_path / "submission.csv").read_text().splitlines()
+    assert text[0] == "img,pixels" and [int(line.split(",")[0]) for line in text[1:]] == [1, 2, 3, 4, 5]
+    assert text[1].split(",")[1] == pixels[1]  # image 1 was the second row
