@@ -116,3 +116,19 @@ def test_fold_tuned_settings_pick_the_best_row_on_the_other_folds():
         pooled = [sum(sizes[j] * grid.loc[r, f"score_fold{j}"] for j in others) for r in range(12)]
         row = grid.loc[int(np.argmax(pooled))]
         assert chosen[k] == {"cutoff": row["cutoff"], "min_area": row["min_area"], "presence_threshold": 0.5}
+
+
+def test_cross_fitted_grid_score_hand_example():
+    """Two settings, three folds (sizes 1, 1, 2). Hold out fold 0: B wins on folds 1+2
+    ((1 + 2*0.6)/3 > (0 + 2*0.5)/3) and scores 0 on fold 0; hold out 1: A wins, scores 0 on
+    fold 1; hold out 2: A and B tie at 0.5, the first (A) is taken and scores 0.5 on fold 2.
+    Cross-fitted: (0 + 0 + 2*0.5)/4 = 0.25, against 0.55 for B tuned on all folds."""
+    import pandas as pd
+
+    from plexus.stages.postprocess import cross_fitted_grid_score, fold_tuned_settings
+
+    grid = pd.DataFrame({"cutoff": [0.3, 0.7], "min_area": [0, 0], "score_fold0": [1.0, 0.0],
+                         "score_fold1": [0.0, 1.0], "score_fold2": [0.5, 0.6]})
+    sizes = {0: 1, 1: 1, 2: 2}
+    assert [s["cutoff"] for s in fold_tuned_settings(grid, sizes).values()] == [0.7, 0.3, 0.3]
+    assert cross_fitted_grid_score(grid, sizes) == pytest.approx(0.25)

@@ -64,3 +64,32 @@ def test_write_submission_round_trips(tmp_path):
     text = (tmp_path / "submission.csv").read_text().splitlines()
     assert text[0] == "img,pixels" and [int(line.split(",")[0]) for line in text[1:]] == [1, 2, 3, 4, 5]
     assert text[1].split(",")[1] == pixels[1]  # image 1 was the second row
+
+
+def test_presence_gate_is_applied_identically_in_tuning_and_submission():
+    """The submission's masks score exactly what tuning says, gate included (issue 10)."""
+    from plexus.evaluation.metrics import kaggle_dice
+    from plexus.postprocess import tuning
+    from plexus.postprocess.candidates import PostProcess
+    from plexus.postprocess.rle import decode
+
+    shape = (42, 58)
+    rng = np.random.default_rng(5)
+    n = 16
+    truth = np.zeros((n, *shape), np.uint8)
+    for i in range(0, n, 2):
+        truth[i, 10:25, 15:40] = 1
+    members = [np.clip(rng.random((n, 14, 20)) ** 2 + 0.3 * truth[:, ::3, ::3][:, :14, :20], 0, 1).astype(np.float16)
+               for _ in range(2)]
+    presence = rng.random(n).astype(np.float32)
+    _, best, per_image = tuning.tune(members, truth, [0.3, 0.5, 0.7], [0, 50], presence=presence,
+                                     presence_thresholds=[0.0, 0.4, 0.8], shape=shape)
+    pipeline = PostProcess(cutoff=best["cutoff"], min_area=best["min_area"],
+                           presence_threshold=best["presence_threshold"])
+    strings = submission.encode_masks(members, 0, 0, pipeline=pipeline, presence=presence, shape=shape)
+    scores = [kaggle_dice(decode(s, shape), t) for s, t in zip(strings, truth)]
+    np.testing.assert_allclose(scores, per_image["kaggle_dice"])
+    components = pipeline.with_changes(fill_holes=True)  # the per-image path gates the same images
+    strings_cc = submission.encode_masks(members, 0, 0, pipeline=components, presence=presence, shape=shape)
+    closed = presence < best["presence_threshold"]
+    assert all(s == "" for s, c in zip(strings_cc, closed) if c)

@@ -375,3 +375,21 @@ def test_bfloat16_amp_trains_and_predicts_on_cpu(tmp_path):
     ref = predict_probs(tmp_path / "fp32.pt", images[32:], batch_size=8, device="cpu", threads=1)["prob"]
     assert not np.array_equal(prob, ref)
     np.testing.assert_allclose(prob.astype(np.float32), ref.astype(np.float32), atol=0.1)
+
+
+@pytest.mark.parametrize("arch", ["attention_unet", "unetpp"])
+def test_any_arch_trains_with_a_presence_head(tmp_path, arch):
+    """``presence_head: true`` is the two-head variant of any registered arch."""
+    images, masks = synthetic(32)
+    out = tmp_path / "out"
+    train_model(images, masks, np.arange(24), np.arange(24, 32), settings(epochs=1, arch=arch, presence_head=True),
+                out, checkpoint_path=tmp_path / "ck.pt", device="cpu", threads=1, log=lambda s: None)
+    saved = torch.load(out / "model.pt", weights_only=True)
+    assert saved["arch"] == arch and saved["model_kwargs"]["presence_head"] is True
+    result = predict_probs(out / "model.pt", images[24:], batch_size=8, device="cpu", threads=1, presence_gate=None)
+    assert result["presence"].shape == (8,) and np.isfinite(result["prob"]).all()
+
+
+def test_presence_head_on_unet2head_is_refused():
+    with pytest.raises(ValueError, match="presence_head"):
+        settings(arch="unet2head", presence_head=True)

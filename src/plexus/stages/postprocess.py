@@ -39,6 +39,18 @@ def fold_tuned_settings(grid: pd.DataFrame, fold_sizes: dict[int, int]) -> dict[
     return out
 
 
+def cross_fitted_grid_score(grid: pd.DataFrame, fold_sizes: dict[int, int]) -> float:
+    """The grid tuning alone, cross-fitted: fold k scored at the row chosen on the other folds."""
+    chosen = fold_tuned_settings(grid, fold_sizes)
+    total = 0.0
+    for k, setting in chosen.items():
+        row = np.isclose(grid["cutoff"], setting["cutoff"]) & (grid["min_area"] == setting["min_area"])
+        if "presence_threshold" in setting:
+            row &= np.isclose(grid["presence_threshold"], setting["presence_threshold"])
+        total += fold_sizes[k] * float(grid.loc[row, f"score_fold{k}"].iloc[0])
+    return total / sum(fold_sizes.values())
+
+
 def _batches(members: list[np.ndarray], presence: np.ndarray | None, masks_table, ids):
     def batches():
         for lo in range(0, len(ids), BATCH):
@@ -85,6 +97,7 @@ def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_c
         "tuned_score": float(per_image["tuned"].mean()),
         "score": float(per_image["postprocessed"].mean()),
         "cross_fitted_score": ci["mean"], "cross_fitted_ci": [ci["low"], ci["high"]],
+        "cross_fitted_grid_score": cross_fitted_grid_score(grid, fold_sizes),
         "rule": "a candidate is kept when the subject-bootstrap 95% CI of its paired per-image gain lies above 0",
         "decisions": final.decisions,
         "folds": {str(k): {"pipeline": s.current.to_dict(), "score": float(honest[fold_of == k].mean())}

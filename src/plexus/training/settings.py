@@ -49,6 +49,7 @@ class TrainSettings:
     depth: int
     dropout: float
     bilinear: bool
+    presence_head: bool
     presence_dropout: float
     loss: str
     dice_reduction: str
@@ -81,6 +82,8 @@ class TrainSettings:
         if errors:
             lines = [f"model setting {'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
             raise ValueError("invalid model settings:\n  " + "\n  ".join(lines))
+        if entry["presence_head"] and entry["arch"] == "unet2head":
+            raise ValueError("model setting presence_head: unet2head has a presence head already; use arch unet")
         values = {f.name: _convert(f.type, entry[f.name]) for f in fields(cls) if f.name != "augment"}
         augment = AugmentSettings(**{f.name: float(entry["augment"][f.name]) for f in fields(AugmentSettings)})
         return cls(**values, augment=augment)
@@ -101,6 +104,9 @@ class TrainSettings:
             "bilinear": self.bilinear,
         }
         if self.arch == "unet2head" and self.presence_dropout:
+            kwargs["presence_dropout"] = self.presence_dropout
+        if self.presence_head:  # any other arch with the presence head (plexus.models.presence)
+            kwargs["presence_head"] = True
             kwargs["presence_dropout"] = self.presence_dropout
         return kwargs
 
