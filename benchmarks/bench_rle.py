@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timing import best_of
 
 from plexus import ORIGINAL_SHAPE
 from plexus.data import resize
@@ -87,16 +88,6 @@ def reference_encode(mask: np.ndarray) -> str:
     """Kaggle RLE from the run edges of the baseline pass and ``str`` per number."""
     edges = baseline(mask)
     return " ".join(f"{s + 1} {e - s}" for s, e in zip(edges[0::2].tolist(), edges[1::2].tolist()))
-
-
-def best_of(repeats: int, runs: dict) -> dict:
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(repeats):
-        for name, run in runs.items():
-            t0 = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
 
 
 def time_kind(kind: str, n: int, repeats: int) -> tuple[dict, float]:

@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 import torch
+from timing import best_of
 
 from plexus import ORIGINAL_SHAPE
 from plexus.data import resize
@@ -118,17 +119,6 @@ def floor(prob, batch_size: int) -> None:
 def upsample_only(prob, batch_size: int) -> None:
     for lo in range(0, len(prob), batch_size):
         resize.upsample_mean([prob[lo:lo + batch_size]])
-
-
-def best_of(repeats: int, runs: dict) -> dict:
-    """Run every callable ``repeats`` times, interleaved; the best time of each."""
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(repeats):
-        for name, run in runs.items():
-            t0 = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
 
 
 def check_exact(prob, truth, cutoffs, n: int = 40) -> None:
