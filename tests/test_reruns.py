@@ -142,6 +142,15 @@ def test_raw_file_edit_reruns_ingest(tiny_copy, edit):
     assert "synthesize" not in rule_counts(jobs)  # the edit is not undone by regenerating
 
 
+def test_readme_forced_ingest_and_resource_override(tiny_run):
+    """The README's `snakemake -R ingest` (after an unnoticed rewrite) and `--set-resources`."""
+    jobs = planned_jobs(tiny_run, "-R", "ingest")
+    assert ("ingest", {}) in jobs and "train" in rule_counts(jobs) and "synthesize" not in rule_counts(jobs)
+    out = snakemake(tiny_run, "-n", "-R", "train", "--set-resources", "train:runtime=600").stdout
+    train_blocks = [block for block in out.split("rule ")[1:] if block.startswith("train:")]
+    assert train_blocks and all("runtime=600" in block for block in train_blocks)
+
+
 def test_unchanged_raw_data_is_not_ingested_again(tiny_copy):
     raw = tiny_copy / read_config(tiny_copy)["data"]["raw_dir"]
     for path in raw.rglob("*.tif"):
@@ -203,8 +212,8 @@ def test_a_users_own_config_file_plans_exactly_its_content(tmp_path):
     mine["models"] = {"small": {**mine["models"]["unet"], "epochs": 1}}
     mine["ensembles"] = {"solo": ["small"]}
     mine["robustness"] = {"model": "small", "noise": {"enabled": False}, "train_size": {"enabled": False}}
-    (workdir / "my_study.yaml").write_text(yaml.safe_dump(mine))
-    jobs = planned_jobs(workdir, "--configfile", "my_study.yaml")
+    (workdir / "config/my_study.yaml").write_text(yaml.safe_dump(mine))
+    jobs = planned_jobs(workdir, "--configfile", "config/my_study.yaml")  # the README's example
     assert Counter(w["run"] for rule, w in jobs if rule == "train") == Counter(small=mine["cv"]["n_folds"])
     assert {w["ensemble"] for rule, w in jobs if rule == "submission"} == {"solo"}
 
