@@ -277,3 +277,11 @@ def test_presence_gate_is_tuned_jointly_against_brute_force(seed):
     untuned[presence < 0.5] = (truth.reshape(len(truth), -1).sum(1) == 0)[presence < 0.5]
     assert best["untuned_score"] == pytest.approx(untuned.mean())
     assert per_image["kaggle_dice"].mean() == pytest.approx(best["score"])
+
+
+def test_upsample_mean_leaves_full_size_float32_members_untouched():
+    a = np.full((2, *SHAPE), 0.2, np.float32)
+    b = np.full((2, *SHAPE), 0.6, np.float32)
+    mean = resize.upsample_mean([a, b], SHAPE)
+    np.testing.assert_allclose(mean.numpy(), 0.4, rtol=1e-6)
+    assert (a == np.float32(0.2)).all() and (b == np.float32(0.6)).all()

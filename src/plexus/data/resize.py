@@ -70,5 +70,7 @@ def upsample_mean(members: list[np.ndarray], shape: tuple[int, int] = ORIGINAL_S
     total = None
     for prob in members:
         up = upsample(prob, shape)
+        if total is None and len(members) > 1 and np.shares_memory(up.numpy(), np.asarray(prob)):
+            up = up.clone()  # a float32 map already at ``shape`` is a view: never add into the caller's array
         total = up if total is None else total.add_(up)
     return total if len(members) == 1 else total.div_(len(members))  # x / 1 == x: skip the pass
