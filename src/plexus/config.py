@@ -45,10 +45,8 @@ _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
 def key_path(error: jsonschema.ValidationError) -> str:
-    parts = [str(p) for p in error.absolute_path]
-    if error.validator == "additionalProperties":  # the offending key is in the message, not the path
-        return ".".join(parts) or "(top level)"
-    return ".".join(parts) or "(top level)"
+    """The dotted path of the offending value (for an unknown key: its parent; the message names the key)."""
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
 def validate_config(config: dict) -> dict:
