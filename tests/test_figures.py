@@ -64,6 +64,36 @@ def _qualitative_inputs(n=3, h=16, w=20):
     return images, truths, probs
 
 
+def _comparison():
+    from plexus.report.comparison import comparison_table, pairwise_table
+
+    rng = np.random.default_rng(0)
+    frames = {}
+    for shift, name in enumerate(["unet", "attn2head", "main"]):
+        n = 40
+        frame = pd.DataFrame({"image_id": [str(i) for i in range(n)], "subject": np.arange(n) // 4,
+                              "true_area": np.where(np.arange(n) % 2, 5000, 0),
+                              "presence_score": rng.random(n)})
+        for column in ("untuned", "tuned", "postprocessed", "cross_fitted", "dice", "iou", "sensitivity",
+                       "precision"):
+            frame[column] = np.clip(0.5 + 0.05 * shift + 0.2 * rng.standard_normal(n), 0, 1)
+        frames[name] = frame
+    entries = {name: {"kind": "ensemble" if name == "main" else "model", "members": [name], "parameters": 1000,
+                      "per_image": frame} for name, frame in frames.items()}
+    return comparison_table(entries, n_boot=50), pairwise_table(frames, n_boot=50)
+
+
+def test_tuning_heatmap_star_marks_the_best_cell():
+    grid = pd.DataFrame([{"cutoff": c, "min_area": a, "score": 0.5 + c / 10 - a / 1e5}
+                         for c in (0.3, 0.5, 0.7) for a in (0, 1000, 2000)])
+    fig = figures.tuning_heatmap(grid, {"cutoff": 0.5, "min_area": 1000, "score": 0.54}, "unet")
+    ax = fig.axes[0]
+    [star] = [line for line in ax.lines if line.get_marker() == "*"]
+    # rows run from the highest cutoff (top, row 0) down: 0.5 is row 1; 1000 is column 1
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (1.5, 1.5)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.70", "0.50", "0.30"]
+
+
 def _all_figures():
     images, truths, probs = _qualitative_inputs()
     grid = pd.DataFrame([{"cutoff": c, "min_area": a, "score": 0.5 + c / 10 - a / 1e5}
@@ -77,6 +107,8 @@ def _all_figures():
             images, truths, probs, [0.9, 0.5, 0.1], ["2_3", "5_7", "9_1"], ["best", "median", "worst"], 0.5),
         "area_histogram": lambda: figures.area_histogram(_per_image(), 4200),
         "tuning_heatmap": lambda: figures.tuning_heatmap(grid, best, "unet"),
+        "comparison": lambda: figures.comparison_figure(_comparison()[0]),
+        "pairwise": lambda: figures.pairwise_figure(_comparison()[1]),
         "score_vs_min_area": lambda: figures.score_vs_min_area(grid, best, "unet"),
     }
 

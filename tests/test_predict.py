@@ -123,3 +123,34 @@ def test_pick_device():
             pick_device("cuda")
     with pytest.raises(ValueError):
         pick_device("tpu")
+
+
+@pytest.mark.parametrize("arch", ["unet", "unet2head"])
+@pytest.mark.parametrize("flips", [("hflip",), ("hflip", "vflip")])
+def test_flip_tta_is_the_mean_of_the_flipped_back_predictions_of_flipped_images(tmp_path, arch, flips):
+    """Reference: predict the flipped images as ordinary inputs and flip the maps back by hand."""
+    path = _save_model(tmp_path / "m.pt", arch, zero_presence=False)
+    images = _images(6)
+    out = predict_probs(path, images, batch_size=4, device="cpu", presence_gate=None, flips=flips)
+    plain = predict_probs(path, images, batch_size=4, device="cpu", presence_gate=None)
+    np.testing.assert_array_equal(out["prob"], plain["prob"])  # the plain arrays are unchanged
+    axes = {"hflip": 2, "vflip": 1}
+    views = [plain]
+    for flip in flips:
+        flipped = predict_probs(path, np.flip(images, axis=axes[flip]).copy(), batch_size=4, device="cpu",
+                                presence_gate=None)
+        views.append({**flipped, "prob": np.flip(flipped["prob"], axis=axes[flip])})
+    expected = np.mean([v["prob"].astype(np.float32) for v in views], axis=0)
+    assert out["prob_tta"].dtype == np.float16
+    np.testing.assert_allclose(out["prob_tta"].astype(np.float32), expected, atol=2e-3)
+    assert np.abs(out["prob_tta"].astype(np.float32) - plain["prob"].astype(np.float32)).max() > 1e-3
+    if arch == "unet2head":
+        np.testing.assert_allclose(out["presence_tta"], np.mean([v["presence"] for v in views], axis=0), atol=1e-6)
+    else:
+        assert "presence_tta" not in out
+
+
+def test_unknown_flip_is_rejected(tmp_path):
+    path = _save_model(tmp_path / "m.pt", "unet")
+    with pytest.raises(ValueError, match="unknown test-time flips"):
+        predict_probs(path, _images(2), flips=("rot90",))

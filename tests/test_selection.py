@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from plexus.evaluation.metrics import kaggle_dice
-from plexus.postprocess.candidates import PostProcess
-from plexus.postprocess.selection import CANDIDATES, ScoreCache, Selection, select_many, variants
+from plexus.postprocess.candidates import CRF_DEFAULTS, PostProcess, dense_crf
+from plexus.postprocess.selection import CANDIDATES, Batch, ScoreCache, Selection, select_many, variants
 
 SHAPE = (40, 48)
 
@@ -29,12 +29,20 @@ def _dataset(n=60, seed=0):
     return probs, truths, np.repeat(np.arange(n // 5), 5)
 
 
-def _cache(probs, truths, batch=7):
-    def batches():
+def _cache(probs, truths, batch=7, probs_tta=None, images=None, loaded=None):
+    """A cache over in-memory arrays; ``loaded`` records what each pass asked for."""
+    def batches(needs):
+        if loaded is not None:
+            loaded.append(needs)
         for lo in range(0, len(probs), batch):
             rows = np.arange(lo, min(lo + batch, len(probs)))
-            yield rows, probs[rows], truths[rows], None
+            yield Batch(rows=rows, truths=truths[rows], probs=probs[rows] if "plain" in needs else None,
+                        probs_tta=probs_tta[rows] if "tta" in needs and probs_tta is not None else None,
+                        images=images[rows] if "images" in needs else None)
     return ScoreCache(batches, len(probs))
+
+
+NO_MAP_CANDIDATES = [c for c in CANDIDATES if c not in ("tta", "crf")]
 
 
 def test_cache_scores_equal_direct_kaggle_dice():
@@ -52,11 +60,11 @@ def test_cache_scores_equal_direct_kaggle_dice():
 
 def test_a_helpful_candidate_is_kept_and_useless_ones_are_not():
     probs, truths, subjects = _dataset()
-    options = {"component_sizes": [2, 10, 50]}
+    options = {"component_sizes": [2, 10, 50], "candidates": NO_MAP_CANDIDATES}
     [result] = select_many(_cache(probs, truths), [Selection(np.arange(len(probs)), PostProcess(cutoff=0.5))],
                            subjects, options, n_boot=300)
     decisions = {d["candidate"]: d for d in result.decisions}
-    assert set(decisions) == set(CANDIDATES) - {"hysteresis"}
+    assert set(decisions) == set(NO_MAP_CANDIDATES) - {"hysteresis"}
     # removing components below 10 px removes every 4-px false positive and no nerve
     assert decisions["remove_small"]["kept"] and decisions["remove_small"]["setting"] == {"remove_below": 10}
     assert decisions["remove_small"]["ci_low"] > 0
@@ -74,10 +82,11 @@ def test_lockstep_selections_on_row_subsets_share_one_pass_per_step():
     rows = np.arange(len(probs))
     selections = [Selection(rows, PostProcess(cutoff=0.5))] + [
         Selection(rows[rows % 3 != k], PostProcess(cutoff=0.5)) for k in range(3)]
-    select_many(cache, selections, subjects, {"component_sizes": [10]}, n_boot=200)
-    assert cache.passes <= 1 + len(CANDIDATES)
+    options = {"component_sizes": [10], "candidates": NO_MAP_CANDIDATES}
+    select_many(cache, selections, subjects, options, n_boot=200)
+    assert cache.passes <= 1 + len(NO_MAP_CANDIDATES)
     alone = select_many(_cache(probs, truths), [Selection(rows[rows % 3 != 1], PostProcess(cutoff=0.5))],
-                        subjects, {"component_sizes": [10]}, n_boot=200)[0]
+                        subjects, options, n_boot=200)[0]
     assert alone.current == selections[2].current and alone.decisions == selections[2].decisions
 
 
@@ -87,15 +96,19 @@ def test_variants_respect_what_is_already_kept():
         base.with_changes(hysteresis_high=0.7), base.with_changes(hysteresis_high=0.9)]
     assert variants(base.with_changes(otsu=True), "hysteresis", {"hysteresis_highs": [0.9]}) == []
     assert variants(base.with_changes(fill_holes=True), "fill_holes", {}) == []
+    assert variants(base, "tta", {}) == [base.with_changes(tta=True)]
+    assert variants(base.with_changes(tta=True), "tta", {}) == []
+    assert variants(base, "crf", {}) == [base.with_changes(crf=True)]
     with pytest.raises(ValueError, match="unknown post-processing candidate"):
-        variants(base, "crf", {})
+        variants(base, "watershed", {})
 
 
 def test_candidates_are_tried_in_order_on_top_of_what_was_kept():
     """Hysteresis seeded at 0.85 drops the 0.8 blobs first; removing small components then adds nothing."""
     probs, truths, subjects = _dataset()
     [result] = select_many(_cache(probs, truths), [Selection(np.arange(len(probs)), PostProcess(cutoff=0.5))],
-                           subjects, {"component_sizes": [10], "hysteresis_highs": [0.85]}, n_boot=300)
+                           subjects, {"component_sizes": [10], "hysteresis_highs": [0.85],
+                                      "candidates": NO_MAP_CANDIDATES}, n_boot=300)
     decisions = {d["candidate"]: d for d in result.decisions}
     assert decisions["hysteresis"]["kept"] and not decisions["remove_small"]["kept"]
     assert result.current == PostProcess(cutoff=0.5, hysteresis_high=0.85)
@@ -132,3 +145,57 @@ def test_cross_fitted_grid_score_hand_example():
     sizes = {0: 1, 1: 1, 2: 2}
     assert [s["cutoff"] for s in fold_tuned_settings(grid, sizes).values()] == [0.7, 0.3, 0.3]
     assert cross_fitted_grid_score(grid, sizes) == pytest.approx(0.25)
+
+
+def test_tta_is_kept_when_the_flip_averaged_maps_are_better_and_scored_on_them():
+    """The plain maps carry 4-px false positives that the flip average halves to 0.4 (below the cutoff)."""
+    probs, truths, subjects = _dataset()
+    probs_tta = np.where(truths, probs, probs / 2)
+    loaded = []
+    cache = _cache(probs, truths, probs_tta=probs_tta, loaded=loaded)
+    [result] = select_many(cache, [Selection(np.arange(len(probs)), PostProcess(cutoff=0.5))], subjects,
+                           {"candidates": ["tta", "remove_small"], "component_sizes": [10]}, n_boot=300)
+    tta = result.decisions[0]
+    assert tta["candidate"] == "tta" and tta["kept"] and tta["setting"] == {"tta": True}
+    assert result.current == PostProcess(cutoff=0.5, tta=True)
+    direct = [kaggle_dice(probs_tta[i] > 0.5, truths[i]) for i in range(len(probs))]
+    np.testing.assert_allclose(cache.scores[result.current], direct)
+    assert not result.decisions[1]["kept"]  # nothing left for remove_small once tta removed the specks
+    assert loaded[0] == {"plain"} and loaded[1] == {"tta"}  # each pass loads only the maps it scores
+
+
+def test_tta_without_flip_averaged_maps_is_a_clear_error():
+    probs, truths, _ = _dataset(10)
+    with pytest.raises(ValueError, match="prob_tta"):
+        _cache(probs, truths).ensure([PostProcess(tta=True)])
+
+
+def test_crf_pipeline_scores_equal_the_crf_applied_by_hand_and_it_can_win():
+    """Noisy maps of squares drawn in the image: the CRF's appearance kernel restores them."""
+    rng = np.random.default_rng(3)
+    n = 20
+    truths = np.zeros((n, 64, 80), bool)
+    for i in range(n):
+        r, c = rng.integers(8, 30, 2)
+        truths[i, r:r + 24, c:c + 30] = True
+    images = np.clip(60 + 120 * truths + rng.normal(0, 8, truths.shape), 0, 255).astype(np.uint8)
+    probs = np.clip(0.3 + 0.4 * truths + rng.normal(0, 0.25, truths.shape), 0, 1).astype(np.float32)
+    settings = {**CRF_DEFAULTS, "scale": 2}
+    cache = _cache(probs, truths, images=images)
+    cache.crf_settings = settings
+    [result] = select_many(cache, [Selection(np.arange(n), PostProcess(cutoff=0.5))], np.arange(n) // 2,
+                           {"candidates": ["crf"]}, n_boot=300)
+    assert result.decisions[0]["kept"] and result.current.crf
+    direct = [kaggle_dice(dense_crf(probs[i], images[i], **settings) > 0.5, truths[i]) for i in range(n)]
+    np.testing.assert_allclose(cache.scores[result.current], direct)
+    assert np.mean(direct) > np.mean(cache.scores[PostProcess(cutoff=0.5)]) + 0.1
+
+
+def test_counts_are_kept_for_the_other_metrics():
+    probs, truths, _ = _dataset(12)
+    cache = _cache(probs, truths)
+    pipeline = PostProcess(cutoff=0.5)
+    cache.ensure([pipeline])
+    masks = probs > 0.5
+    expected = np.stack([(masks & truths).sum((1, 2)), masks.sum((1, 2)), truths.sum((1, 2))], axis=1)
+    np.testing.assert_array_equal(cache.counts[pipeline], expected)

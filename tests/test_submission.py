@@ -93,3 +93,48 @@ def test_presence_gate_is_applied_identically_in_tuning_and_submission():
     strings_cc = submission.encode_masks(members, 0, 0, pipeline=components, presence=presence, shape=shape)
     closed = presence < best["presence_threshold"]
     assert all(s == "" for s, c in zip(strings_cc, closed) if c)
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_submission_stage_reads_the_maps_and_images_the_decided_pipeline_needs(tmp_path, crf):
+    """A tta pipeline submits the flip-averaged maps (and gates on their presence); a crf one
+    reads each test image from the manifest. Reference: the pipeline applied image by image."""
+    from plexus.io import atomic
+    from plexus.io.tiff import write_tiff
+    from plexus.postprocess.candidates import PostProcess
+    from plexus.stages.submit import submission_stage
+
+    rng = np.random.default_rng(1)
+    n, shape = 5, (420, 580)
+    ids = np.array([str(i + 1) for i in range(n)])
+    prob, prob_tta = (rng.random((2, n, 64, 80)) ** 3).astype(np.float16)
+    presence, presence_tta = rng.random((2, n)).astype(np.float32)
+    atomic.write_npz(tmp_path / "mean.npz", image_id=ids, prob=prob, prob_tta=prob_tta, presence=presence,
+                     presence_tta=presence_tta)
+    paths = []
+    for i in range(n):
+        paths.append(str(tmp_path / f"{ids[i]}.tif"))
+        write_tiff(paths[-1], rng.integers(0, 256, shape, dtype=np.uint8))
+    manifest = tmp_path / "test.csv"
+    manifest.write_text("image_id,image_path\n" + "".join(f"{i},{p}\n" for i, p in zip(ids, paths)))
+    pipeline = PostProcess(cutoff=0.2, min_area=10, presence_threshold=0.3, tta=True, crf=crf)
+    atomic.write_json(tmp_path / "pp.json", {"pipeline": pipeline.to_dict(), "members": ["m"],
+                                              "crf_settings": {"scale": 4, "iterations": 2} if crf else None})
+    submission_stage([tmp_path / "mean.npz"], tmp_path / "pp.json", tmp_path / "s.csv", tmp_path / "s.json",
+                     manifest_csv=manifest)
+    import pandas as pd
+
+    from plexus.io.tiff import read_tiff
+
+    written = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    maps = resize.upsample_mean([prob_tta], shape).numpy()
+    for i in range(n):
+        expected = pipeline.apply(maps[i], float(presence_tta[i]), read_tiff(paths[i]),
+                                  {"scale": 4, "iterations": 2})
+        assert written["pixels"][i] == rle.encode(expected)
+    assert (written["pixels"] != "").any() and (written["pixels"] == "").any()
+    # without flip-averaged test maps the tta pipeline is a clear error
+    atomic.write_npz(tmp_path / "plain.npz", image_id=ids, prob=prob)
+    with pytest.raises(ValueError, match="prob_tta"):
+        submission_stage([tmp_path / "plain.npz"], tmp_path / "pp.json", tmp_path / "t.csv", tmp_path / "t.json",
+                         manifest_csv=manifest)

@@ -30,7 +30,7 @@ from workflow_helpers import (
 pytestmark = pytest.mark.workflow
 
 FIGURE_RULES = {"figure_tuning", "figure_areas", "figure_learning_curves", "figure_qualitative",
-                "figure_noise", "figure_train_size"}
+                "figure_noise", "figure_train_size", "comparison"}
 GPU_RULES = {"train", "predict_oof", "predict_test", "predict_noisy"}
 
 
@@ -82,10 +82,31 @@ def test_default_dag_outputs(tiny_run):
         kept = [d for d in decided["decisions"] if d["kept"]]
         assert all(d["ci_low"] > 0 for d in kept)
         assert len(decided["folds"]) == 2 and 0 <= decided["cross_fitted_score"] <= 1
+    comparison = pd.read_csv(tiny_run / "results/tables/comparison.csv")
+    assert list(comparison["name"]) == ["unet", "unet2head", "main"]
+    for name in ("unet", "unet2head", "main"):
+        row = comparison.set_index("name").loc[name]
+        per_image = pd.read_csv(tiny_run / f"results/postprocess/{name}_per_image.csv")
+        assert row["kaggle_cross_fitted"] == pytest.approx(per_image["cross_fitted"].mean())
+        assert row["kaggle_cross_fitted_low"] <= row["kaggle_cross_fitted"] <= row["kaggle_cross_fitted_high"]
+        # the untuned column is the plain cutoff 0.5, as tuning's untuned score
+        assert row["kaggle_untuned"] == pytest.approx(best_json(tiny_run, name)["untuned_score"], abs=1e-9)
+    assert comparison.set_index("name").loc["main", "parameters"] == comparison["parameters"][:2].sum()
+    assert len(pd.read_csv(tiny_run / "results/tables/pairwise.csv")) == 3
+    # flip TTA: the models' OOF files hold it, the robustness runs' do not; tta is decided on OOF
+    assert "prob_tta" in np.load(tiny_run / "results/oof/unet/fold0.npz").files
+    assert "prob_tta" not in np.load(tiny_run / "results/oof/unet--n0.5-s1/fold0.npz").files
+    assert "presence_tta" in np.load(tiny_run / "results/test_probs/unet2head/mean.npz").files
+    decided = json.loads((tiny_run / "results/postprocess/unet.json").read_text())
+    assert decided["decisions"][0]["candidate"] == "tta"
     assert summary["pipeline"] == json.loads((tiny_run / "results/postprocess/main.json").read_text())["pipeline"]
     provenance = json.loads((tiny_run / "results/provenance.json").read_text())
     assert provenance["training_devices"] == ["cpu"]
     assert len(provenance["config_sha256"]) == 64 and "torch" in provenance["packages"]
+
+
+def best_json(workdir, name):
+    return json.loads((workdir / f"results/tuning/{name}/best.json").read_text())
 
 
 def best_score(workdir, name):
@@ -104,13 +125,14 @@ def test_tuning_grid_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["tuning"]["cutoffs"].update(num=6))
     assert set(rule_counts(jobs)) == {
         "tune", "postprocess", "submission", "figure_tuning", "figure_areas", "figure_qualitative",
-        "summary_table", "noise_scores", "train_size_scores", "figure_noise", "figure_train_size", "all"}
+        "summary_table", "noise_scores", "train_size_scores", "figure_noise", "figure_train_size", "comparison",
+        "all"}
     assert rule_counts(jobs)["tune"] == 3
 
 
 def test_postprocess_option_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["postprocess"].update(component_sizes=[300]))
-    assert set(rule_counts(jobs)) == {"postprocess", "submission", "summary_table", "all"}
+    assert set(rule_counts(jobs)) == {"postprocess", "submission", "summary_table", "comparison", "all"}
     assert rule_counts(jobs)["postprocess"] == 3
 
 
@@ -124,7 +146,7 @@ def test_ensemble_membership_change(tiny_run):
     assert sorted(jobs, key=str) == sorted([
         ("tune", {"name": "main"}), ("postprocess", {"name": "main"}), ("submission", {"ensemble": "main"}),
         ("figure_tuning", {"name": "main"}), ("figure_areas", {"name": "main"}),
-        ("summary_table", {}), ("all", {})], key=str)
+        ("summary_table", {}), ("comparison", {}), ("all", {})], key=str)
 
 
 def test_one_model_setting_change(tiny_run):
@@ -133,7 +155,7 @@ def test_one_model_setting_change(tiny_run):
     assert counts["train"] == 2 and counts["predict_oof"] == 2 and counts["predict_test"] == 2
     assert set(counts) == {"train", "predict_oof", "predict_test", "average_folds", "tune", "postprocess", "submission",
                            "figure_tuning", "figure_areas", "figure_learning_curves", "figure_qualitative",
-                           "summary_table", "all"}
+                           "summary_table", "comparison", "all"}
     touched = {value for _, wildcards in jobs for value in wildcards.values()}
     assert "unet" not in touched  # the other model, and the robustness runs built on it, are untouched
     assert {"unet2head", "main"} <= touched

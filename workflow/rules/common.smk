@@ -69,6 +69,17 @@ def check_config():
                 f"data.synthetic.enabled: {raw} holds data that plexus did not generate; "
                 "set data.synthetic.enabled: false to use it, or point data.raw_dir elsewhere"
             )
+    if "tta" in config["postprocess"]["candidates"] and not config["predict"]["tta"]:
+        errors.append(
+            "postprocess.candidates: 'tta' needs the flip-averaged predictions of predict.tta, which is empty"
+        )
+    if "crf" in config["postprocess"]["candidates"]:
+        try:
+            import pydensecrf.densecrf  # noqa: F401
+        except ImportError as error:
+            errors.append(
+                f"postprocess.candidates: 'crf' needs the pydensecrf2 package ({error})"
+            )
     if errors:
         raise ValueError("invalid config:\n  " + "\n  ".join(errors))
 
@@ -145,8 +156,17 @@ def size_of(run):
 
 def postprocess_options():
     """What the candidate selection reads: the candidates and their options."""
-    keys = ("candidates", "component_sizes", "hysteresis_highs")
+    keys = ("candidates", "component_sizes", "hysteresis_highs", "crf")
     return {key: config["postprocess"][key] for key in keys}
+
+
+def tta_flips(wildcards):
+    """Test-time flips of a model's own predictions (not of the robustness runs)."""
+    return (
+        list(config["predict"]["tta"])
+        if wildcards.get("run", wildcards.get("model")) in MODELS
+        else []
+    )
 
 
 def grid_values(spec, integer=False):
@@ -369,6 +389,16 @@ def figure_targets():
             "results/figures/robustness/train_size.{ext}", ext=["png", "pdf"]
         )
     targets += ["results/tables/summary.csv", "results/tables/summary.md"]
+    targets += [
+        f"results/tables/{table}.{ext}"
+        for table in ("comparison", "pairwise")
+        for ext in ("csv", "md")
+    ]
+    targets += expand(
+        "results/figures/comparison/{kind}.{ext}",
+        kind=["models", "pairwise"],
+        ext=["png", "pdf"],
+    )
     return targets
 
 

@@ -10,6 +10,8 @@ if config["data"]["synthetic"]["enabled"]:
             fingerprint=RAW_FINGERPRINT,
         log:
             "results/logs/synthesize.log",
+        benchmark:
+            "results/benchmarks/synthesize.tsv"
         conda:
             "../../envs/plexus.yaml"
         resources:
@@ -32,6 +34,8 @@ rule ingest:
         masks="results/manifest/train_masks.csv",
     log:
         "results/logs/ingest.log",
+    benchmark:
+        "results/benchmarks/ingest.tsv"
     conda:
         "../../envs/plexus.yaml"
     threads: 2
@@ -51,6 +55,8 @@ rule folds:
         "results/splits/folds.csv",
     log:
         "results/logs/folds.log",
+    benchmark:
+        "results/benchmarks/folds.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:
@@ -73,6 +79,8 @@ rule preprocess:
         test="results/preprocessed/{size}/test.npz",
     log:
         "results/logs/preprocess/{size}.log",
+    benchmark:
+        "results/benchmarks/preprocess/{size}.tsv"
     conda:
         "../../envs/plexus.yaml"
     threads: 2

@@ -24,6 +24,8 @@ rule figure_tuning:
         min_area_pdf="results/figures/tuning/{name}_min_area.pdf",
     log:
         "results/logs/figures/tuning_{name}.log",
+    benchmark:
+        "results/benchmarks/figures/tuning_{name}.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:
@@ -50,6 +52,8 @@ rule figure_areas:
         pdf="results/figures/areas/{name}.pdf",
     log:
         "results/logs/figures/areas_{name}.log",
+    benchmark:
+        "results/benchmarks/figures/areas_{name}.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:
@@ -74,6 +78,8 @@ rule figure_learning_curves:
         pdf="results/figures/learning_curves/{model}.pdf",
     log:
         "results/logs/figures/learning_curves_{model}.log",
+    benchmark:
+        "results/benchmarks/figures/learning_curves_{model}.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:
@@ -101,6 +107,8 @@ rule figure_qualitative:
         pdf="results/figures/qualitative/{model}.pdf",
     log:
         "results/logs/figures/qualitative_{model}.log",
+    benchmark:
+        "results/benchmarks/figures/qualitative_{model}.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:
@@ -125,6 +133,8 @@ rule figure_noise:
         pdf="results/figures/robustness/noise.pdf",
     log:
         "results/logs/figures/noise.log",
+    benchmark:
+        "results/benchmarks/figures/noise.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:
@@ -149,6 +159,8 @@ rule figure_train_size:
         pdf="results/figures/robustness/train_size.pdf",
     log:
         "results/logs/figures/train_size.log",
+    benchmark:
+        "results/benchmarks/figures/train_size.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:

@@ -7,6 +7,7 @@ rule postprocess:
         unpack(member_oofs),
         folds="results/splits/folds.csv",
         masks="results/manifest/train_masks.csv",
+        manifest="results/manifest/train.csv",
         grid="results/tuning/{name}/grid.csv",
         best="results/tuning/{name}/best.json",
     output:
@@ -20,6 +21,8 @@ rule postprocess:
         per_image="results/postprocess/{name}_per_image.csv",
     log:
         "results/logs/postprocess/{name}.log",
+    benchmark:
+        "results/benchmarks/postprocess/{name}.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:

@@ -22,6 +22,7 @@ rule predict_oof:
         cpus_per_task=cpus_per_task,
     params:
         batch_size=config["predict"]["batch_size"],
+        flips=tta_flips,
         code=script_code("predict_oof"),
     script:
         "../scripts/predict_oof.py"
@@ -47,6 +48,7 @@ rule predict_test:
         cpus_per_task=cpus_per_task,
     params:
         batch_size=config["predict"]["batch_size"],
+        flips=tta_flips,
         code=script_code("predict_test"),
     script:
         "../scripts/predict_test.py"
@@ -59,6 +61,8 @@ rule average_folds:
         "results/test_probs/{model}/mean.npz",
     log:
         "results/logs/average_folds/{model}.log",
+    benchmark:
+        "results/benchmarks/average_folds/{model}.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:

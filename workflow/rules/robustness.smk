@@ -42,6 +42,8 @@ if NOISE["enabled"]:
             "results/robustness/noise/scores.csv",
         log:
             "results/logs/robustness/noise_scores.log",
+        benchmark:
+            "results/benchmarks/robustness/noise_scores.tsv"
         conda:
             "../../envs/plexus.yaml"
         resources:
@@ -66,6 +68,8 @@ if TRAIN_SIZE["enabled"]:
             "results/robustness/train_size/scores.csv",
         log:
             "results/logs/robustness/train_size_scores.log",
+        benchmark:
+            "results/benchmarks/robustness/train_size_scores.tsv"
         conda:
             "../../envs/plexus.yaml"
         resources:

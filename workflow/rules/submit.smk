@@ -5,11 +5,14 @@ rule submission:
     input:
         means=member_test_means,
         pipeline="results/postprocess/{ensemble}.json",
+        manifest="results/manifest/test.csv",
     output:
         csv="results/submission/{ensemble}.csv",
         summary="results/submission/{ensemble}.json",
     log:
         "results/logs/submission/{ensemble}.log",
+    benchmark:
+        "results/benchmarks/submission/{ensemble}.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:

@@ -15,6 +15,8 @@ rule summary_table:
         md="results/tables/summary.md",
     log:
         "results/logs/figures/summary_table.log",
+    benchmark:
+        "results/benchmarks/figures/summary_table.tsv"
     conda:
         "../../envs/plexus.yaml"
     resources:
@@ -29,3 +31,56 @@ rule summary_table:
         code=script_code("summary_table"),
     script:
         "../scripts/summary_table.py"
+
+
+rule comparison:
+    input:
+        per_image=expand(
+            "results/postprocess/{name}_per_image.csv", name=tuning_names()
+        ),
+        train_info=expand("results/models/{model}/fold0/train_info.json", model=MODELS),
+    output:
+        csv=report(
+            "results/tables/comparison.csv",
+            caption="../report/comparison_table.rst",
+            category="Results",
+        ),
+        md="results/tables/comparison.md",
+        pairwise_csv=report(
+            "results/tables/pairwise.csv",
+            caption="../report/pairwise_table.rst",
+            category="Results",
+        ),
+        pairwise_md="results/tables/pairwise.md",
+        png=report(
+            "results/figures/comparison/models.png",
+            caption="../report/comparison.rst",
+            category="Results",
+        ),
+        pdf="results/figures/comparison/models.pdf",
+        pairwise_png=report(
+            "results/figures/comparison/pairwise.png",
+            caption="../report/pairwise.rst",
+            category="Results",
+        ),
+        pairwise_pdf="results/figures/comparison/pairwise.pdf",
+    log:
+        "results/logs/figures/comparison.log",
+    benchmark:
+        "results/benchmarks/figures/comparison.tsv"
+    conda:
+        "../../envs/plexus.yaml"
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
+    params:
+        names=tuning_names(),
+        kinds=tuning_kinds(),
+        members=[members_of(name) for name in tuning_names()],
+        models=list(MODELS),
+        n_boot=config["summary"]["bootstrap_samples"],
+        seed=config["summary"]["seed"],
+        style=config["figures"],
+        code=script_code("comparison"),
+    script:
+        "../scripts/comparison.py"

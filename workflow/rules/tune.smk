@@ -13,6 +13,8 @@ rule tune:
         per_image="results/tuning/{name}/per_image.csv",
     log:
         "results/logs/tune/{name}.log",
+    benchmark:
+        "results/benchmarks/tune/{name}.tsv"
     conda:
         "../../envs/plexus.yaml"
     threads: 2

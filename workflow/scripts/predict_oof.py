@@ -7,4 +7,5 @@ from plexus.stages.predict import predict_stage
 with logged(snakemake.log[0]):
     i = snakemake.input
     predict_stage(i.model, i.data, snakemake.output[0], folds_csv=i.folds, fold=int(snakemake.wildcards.fold),
-                  batch_size=snakemake.params.batch_size, threads=snakemake.threads)
+                  batch_size=snakemake.params.batch_size, threads=snakemake.threads,
+                  flips=snakemake.params.flips)

@@ -7,4 +7,5 @@ from plexus.stages.predict import predict_stage
 with logged(snakemake.log[0]):
     i = snakemake.input
     predict_stage(i.model, i.data, snakemake.output[0], batch_size=snakemake.params.batch_size,
-                  threads=snakemake.threads)
+                  threads=snakemake.threads,
+                  flips=snakemake.params.flips)

@@ -7,4 +7,4 @@ from plexus.stages.submit import submission_stage
 with logged(snakemake.log[0]):
     o = snakemake.output
     submission_stage(list(snakemake.input.means), snakemake.input.pipeline, o.csv, o.summary,
-                     batch_size=snakemake.params.batch_size)
+                     batch_size=snakemake.params.batch_size, manifest_csv=snakemake.input.manifest)

@@ -14,6 +14,11 @@ Precision follows the training settings stored in ``model.pt`` (``amp``,
 autocast float16 on CUDA and float32 on the CPU; ``amp_dtype: bfloat16`` autocasts
 in bfloat16 on both. Settings a ``model.pt`` lacks take the schema's defaults.
 Inference runs in the channels_last memory format (faster with oneDNN and cuDNN).
+
+Flip test-time augmentation (``flips=("hflip",)``): the network also sees each
+flipped image; the flipped outputs are flipped back and averaged with the plain one
+into ``prob_tta`` (and ``presence_tta``), stored beside the plain arrays so that the
+post-processing stage can decide on OOF whether the average helps.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from plexus.device import pick_device
 from plexus.models import build_model, is_two_head
 from plexus.training.precision import autocast_dtype
 from plexus.training.settings import model_schema
+
+#: Flip name -> the tensor dimension of an (N, C, H, W) batch it reverses.
+FLIPS = {"hflip": 3, "vflip": 2}
 
 
 def load_model(path, device="cpu") -> tuple[torch.nn.Module, dict]:
@@ -80,12 +88,18 @@ def predict_probs(
     threads: int | None = None,
     noise: dict | None = None,
     presence_gate: float | None = 0.5,
+    flips: tuple[str, ...] | list[str] = (),
 ) -> dict[str, np.ndarray]:
     """Probabilities for uint8 ``images`` (N,H,W) at the model's input size.
 
     Returns ``{"prob": float16 (N,H,W)}`` plus ``"presence": float32 (N,)`` for
     two-head models, whose ``prob`` is gated by ``presence >= presence_gate``.
+    With ``flips``, also ``prob_tta`` (and ``presence_tta``): the mean of the plain and
+    the flipped-back flipped predictions, gated the same way by its own presence.
     """
+    unknown = [f for f in flips if f not in FLIPS]
+    if unknown:
+        raise ValueError(f"unknown test-time flips {unknown}; known: {', '.join(FLIPS)}")
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(f"images must be uint8 (N, H, W), got {images.dtype} {images.shape}")
@@ -107,26 +121,46 @@ def predict_probs(
         model = model.to(memory_format=torch.channels_last)
         mean, std = float(meta["mean"]), float(meta["std"])
         n = len(images)
-        prob = np.empty(images.shape, dtype=np.float16)
-        presence = np.empty(n, dtype=np.float32)
+        views = [None, *flips]  # None: the plain image
+        probs = {v: np.empty(images.shape, dtype=np.float32) for v in views}
+        presences = {v: np.empty(n, dtype=np.float32) for v in views}
+
+        def forward(x):
+            with torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext():
+                out = model(x)
+            seg, pres = out if two_head else (out, None)
+            return torch.sigmoid(seg.float())[:, 0], None if pres is None else torch.sigmoid(pres.float())
+
         for start in range(0, n, batch_size):
             chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
             if cuda:
                 chunk = chunk.pin_memory().to(dev, non_blocking=True)
             x = ((chunk.float() - mean) / std).unsqueeze(1).contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext():
-                out = model(x)
-            seg, pres = out if two_head else (out, None)
-            p = torch.sigmoid(seg.float())[:, 0]
-            if pres is not None:
-                pp = torch.sigmoid(pres.float())
-                presence[start : start + len(pp)] = pp.cpu().numpy()
-                if presence_gate is not None:
-                    p = p * (pp >= presence_gate).to(p.dtype)[:, None, None]
-            prob[start : start + len(p)] = p.cpu().numpy().astype(np.float16)
+            stop = start + len(x)
+            for view in views:
+                if view is None:
+                    p, pp = forward(x)
+                else:  # predict the flipped image, flip the map back (dims of p are N, H, W)
+                    dim = FLIPS[view]
+                    p, pp = forward(torch.flip(x, dims=[dim]).contiguous(memory_format=torch.channels_last))
+                    p = torch.flip(p, dims=[dim - 1])
+                probs[view][start:stop] = p.cpu().numpy()
+                if pp is not None:
+                    presences[view][start:stop] = pp.cpu().numpy()
     finally:
         torch.set_num_threads(prev_threads)
-    result = {"prob": prob}
-    if two_head:
-        result["presence"] = presence
+    result = _gated(probs[None], presences[None] if two_head else None, presence_gate)
+    if flips:
+        tta = _gated(np.mean([probs[v] for v in views], axis=0),
+                     np.mean([presences[v] for v in views], axis=0) if two_head else None, presence_gate)
+        result.update({f"{key}_tta": value for key, value in tta.items()})
     return result
+
+
+def _gated(prob: np.ndarray, presence: np.ndarray | None, presence_gate: float | None) -> dict[str, np.ndarray]:
+    """The contract's arrays: ``prob`` float16, zeroed below the gate, and ``presence``."""
+    if presence is None:
+        return {"prob": prob.astype(np.float16)}
+    if presence_gate is not None:
+        prob = prob * (presence >= presence_gate)[:, None, None]
+    return {"prob": prob.astype(np.float16), "presence": presence.astype(np.float32)}

@@ -49,21 +49,40 @@ def load_oof(fold_npzs, image_ids, key: str = "prob") -> np.ndarray | None:
     ``key="presence"`` gives the presence probabilities of a two-head model, or None
     when the files hold none.
     """
-    ids, values = [], []
+    return load_oof_arrays(fold_npzs, image_ids, (key,))[key]
+
+
+def load_oof_arrays(fold_npzs, image_ids, keys=("prob",)) -> dict[str, np.ndarray | None]:
+    """Several arrays of a model's per-fold OOF files, each file read once, in ``image_ids`` order.
+
+    A key the files lack maps to None; a missing ``prob`` is an error.
+    """
+    ids, values = [], {key: [] for key in keys}
     for path in fold_npzs:
-        data = read_npz(path)
-        if key not in data:
-            if key == "prob":
+        with np.load(path, allow_pickle=False) as data:
+            if "prob" in keys and "prob" not in data.files:
                 raise ValueError(f"{path}: no 'prob' array; rerun the prediction that wrote it")
-            return None
-        ids.append(data["image_id"])
-        values.append(data[key])
+            ids.append(data["image_id"])
+            for key in keys:
+                values[key].append(data[key] if key in data.files else None)
     ids = np.concatenate(ids).astype(str)
     position = {image_id: row for row, image_id in enumerate(ids)}
     missing = [i for i in image_ids if i not in position]
     if missing:
         raise ValueError(f"OOF predictions {list(map(str, fold_npzs))} miss {len(missing)} images, e.g. {missing[:3]}")
-    return np.concatenate(values)[[position[i] for i in image_ids]]
+    order = [position[i] for i in image_ids]
+    return {key: None if any(v is None for v in parts) else np.concatenate(parts)[order]
+            for key, parts in values.items()}
+
+
+def load_members(member_oofs: dict[str, list], image_ids, keys=("prob", "presence")) -> dict[str, list[np.ndarray]]:
+    """Per key, the OOF arrays of the members that have it (each member's files read once)."""
+    out = {key: [] for key in keys}
+    for paths in member_oofs.values():
+        for key, array in load_oof_arrays(paths, image_ids, keys).items():
+            if array is not None:
+                out[key].append(array)
+    return out
 
 
 def read_masks_table(masks_csv) -> pd.DataFrame:
@@ -97,7 +116,8 @@ def load_truth(folds_csv, masks_csv, *, lazy: bool = False):
     return folds, masks
 
 
-def member_presence(member_oofs: dict[str, list], image_ids) -> np.ndarray | None:
-    """Presence probability per image, averaged over the members that have a presence head."""
-    found = [p for paths in member_oofs.values() if (p := load_oof(paths, image_ids, key="presence")) is not None]
+def member_presence(member_oofs: dict[str, list], image_ids, key: str = "presence") -> np.ndarray | None:
+    """Presence probability per image, averaged over the members that have a presence head
+    (``key="presence_tta"``: the flip-averaged ones)."""
+    found = load_members(member_oofs, image_ids, (key,))[key]
     return np.mean(found, axis=0) if found else None

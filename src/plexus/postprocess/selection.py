@@ -1,7 +1,9 @@
 """Post-processing decided on out-of-fold predictions, one candidate at a time.
 
 Starting from the tuned cutoff x minimum area (x presence threshold), each candidate
-of :data:`CANDIDATES` is tried in a fixed order on top of what is kept so far; a
+of :data:`CANDIDATES` is tried in a fixed order on top of what is kept so far (``tta``
+swaps in the flip-averaged maps at the same cutoff, ``crf`` smooths the maps with the
+image before thresholding); a
 candidate with options (component size, hysteresis seed level) takes its best option
 on the OOF images. It is **kept only when the subject-bootstrap 95% interval of the
 paired per-image difference (candidate - current) lies above 0**: a gain that a
@@ -25,14 +27,40 @@ from plexus.evaluation.bootstrap import paired_difference_ci
 from plexus.evaluation.metrics import dice_from_counts
 from plexus.postprocess.candidates import PostProcess
 
-CANDIDATES = ("otsu", "hysteresis", "remove_small", "largest_component", "fill_holes")
+CANDIDATES = ("tta", "crf", "otsu", "hysteresis", "remove_small", "largest_component", "fill_holes")
 
-#: (row indices, probabilities (b, H, W) float32 at the original size, truths (b, H, W) bool, presence (b,) or None)
-Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+
+@dataclass
+class Batch:
+    """Consecutive OOF images at the original size, with what the pipelines may need."""
+
+    rows: np.ndarray  # their row indices
+    truths: np.ndarray  # (b, H, W) bool
+    probs: np.ndarray | None = None  # (b, H, W) float32, the plain maps
+    presence: np.ndarray | None = None  # (b,), two-head members
+    probs_tta: np.ndarray | None = None  # the flip-averaged maps
+    presence_tta: np.ndarray | None = None
+    images: np.ndarray | None = None  # (b, H, W) the raw images (the CRF step)
+
+    def inputs(self, pipeline: PostProcess) -> tuple[np.ndarray, np.ndarray | None]:
+        """The maps and presences ``pipeline`` reads (flip-averaged ones when it has ``tta``)."""
+        if pipeline.tta:
+            if self.probs_tta is None:
+                raise ValueError("a tta pipeline needs flip-averaged OOF maps (prob_tta): set predict.tta")
+            return self.probs_tta, self.presence_tta
+        return self.probs, self.presence
+
+
+#: What a pass must load: "plain" and/or "tta" maps, and "images" for the CRF.
+Needs = frozenset[str]
 
 
 def variants(current: PostProcess, candidate: str, options: dict) -> list[PostProcess]:
     """The pipelines that add ``candidate`` to ``current`` (one per option value)."""
+    if candidate == "tta":
+        return [] if current.tta else [current.with_changes(tta=True)]
+    if candidate == "crf":
+        return [] if current.crf else [current.with_changes(crf=True)]
     if candidate == "otsu":
         return [] if current.otsu or current.hysteresis_high is not None else [current.with_changes(otsu=True)]
     if candidate == "hysteresis":
@@ -50,33 +78,45 @@ def variants(current: PostProcess, candidate: str, options: dict) -> list[PostPr
 
 
 class ScoreCache:
-    """Per-image Kaggle Dice of post-processing pipelines, computed in streaming passes."""
+    """Per-image Kaggle Dice of post-processing pipelines, computed in streaming passes.
 
-    def __init__(self, batches: Callable[[], Iterator[Batch]], n_images: int):
+    ``batches(needs)`` yields :class:`Batch` es covering every image once, loading only
+    what ``needs`` names. The pixel counts (intersection, predicted and true area) of
+    every scored pipeline are kept too, for the other metrics of the chosen one.
+    """
+
+    def __init__(self, batches: Callable[[Needs], Iterator[Batch]], n_images: int, crf_settings: dict | None = None):
         self._batches = batches
         self.n_images = n_images
+        self.crf_settings = crf_settings
         self.scores: dict[PostProcess, np.ndarray] = {}
+        self.counts: dict[PostProcess, np.ndarray] = {}  # (n, 3): intersection, predicted area, true area
         self.passes = 0
 
     def ensure(self, pipelines: Iterable[PostProcess]) -> None:
         missing = [p for p in dict.fromkeys(pipelines) if p not in self.scores]
         if not missing:
             return
-        out = {p: np.full(self.n_images, np.nan) for p in missing}
-        for rows, probs, truths, presence in self._batches():
-            for i, row in enumerate(rows):
-                truth = truths[i]
+        needs = frozenset({"tta" if p.tta else "plain" for p in missing} | ({"images"} if any(
+            p.crf for p in missing) else set()))
+        out = {p: np.full((self.n_images, 3), -1, dtype=np.int64) for p in missing}
+        for batch in self._batches(needs):
+            for i, row in enumerate(batch.rows):
+                truth = batch.truths[i]
                 true_area = int(truth.sum())
-                gate = None if presence is None else float(presence[i])
+                image = None if batch.images is None else batch.images[i]
                 for pipeline in missing:
-                    mask = pipeline.apply(probs[i], gate)
+                    probs, presence = batch.inputs(pipeline)
+                    gate = None if presence is None else float(presence[i])
+                    mask = pipeline.apply(probs[i], gate, image, self.crf_settings)
                     pred_area = int(mask.sum())
                     inter = int(np.count_nonzero(mask & truth)) if pred_area and true_area else 0
-                    out[pipeline][row] = dice_from_counts(inter, pred_area, true_area)
-        for pipeline, values in out.items():
-            if np.isnan(values).any():
+                    out[pipeline][row] = inter, pred_area, true_area
+        for pipeline, counts in out.items():
+            if (counts < 0).any():
                 raise ValueError("the OOF batches did not cover every image")
-            self.scores[pipeline] = values
+            self.counts[pipeline] = counts
+            self.scores[pipeline] = dice_from_counts(counts[:, 0], counts[:, 1], counts[:, 2])
         self.passes += 1
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from plexus import ORIGINAL_SHAPE
 from plexus.data.resize import upsample_mean
 from plexus.io.atomic import atomic_path
+from plexus.io.tiff import read_tiff
 from plexus.postprocess.candidates import PostProcess
 from plexus.postprocess.rle import encode
 from plexus.postprocess.tuning import postprocess
@@ -19,15 +20,20 @@ _CHUNK = 8
 
 
 def encode_masks(members: list[np.ndarray], cutoff: float, min_area: int, *, batch_size: int = 64,
-                 shape=ORIGINAL_SHAPE, pipeline: PostProcess | None = None, presence=None) -> list[str]:
+                 shape=ORIGINAL_SHAPE, pipeline: PostProcess | None = None, presence=None,
+                 image_paths=None, crf_settings: dict | None = None) -> list[str]:
     """RLE strings of the post-processed ensemble masks, one per row of the members.
 
     At most ``batch_size`` images (fewer: 8) are upsampled at a time. ``pipeline``
     (a :class:`PostProcess` decided on OOF) replaces ``cutoff``/``min_area`` when
     given; its presence gate uses ``presence`` (n,), the members' averaged presence.
-    Pipelines without connected-component steps take the vectorised path.
+    The members are the maps the pipeline reads (flip-averaged ones for ``tta``: the
+    caller's choice). A ``crf`` pipeline reads each image from ``image_paths``.
+    Pipelines without per-image steps take the vectorised path.
     """
     pipeline = pipeline or PostProcess(cutoff=float(cutoff), min_area=int(min_area))
+    if pipeline.crf and image_paths is None:
+        raise ValueError("a crf pipeline needs the test images (image_paths)")
     n = len(members[0])
     step = max(1, min(batch_size, _CHUNK))
     pixels = []
@@ -35,7 +41,8 @@ def encode_masks(members: list[np.ndarray], cutoff: float, min_area: int, *, bat
         prob = upsample_mean([m[lo:lo + step] for m in members], shape)
         gates = [None] * len(prob) if presence is None else np.asarray(presence[lo:lo + step], dtype=np.float64)
         if pipeline.needs_components:
-            masks = [pipeline.apply(p, g) for p, g in zip(prob.numpy(), gates)]
+            images = [read_tiff(path) for path in image_paths[lo:lo + step]] if pipeline.crf else [None] * len(prob)
+            masks = [pipeline.apply(p, g, image, crf_settings) for p, g, image in zip(prob.numpy(), gates, images)]
         else:
             masks = postprocess(prob, pipeline.cutoff, pipeline.min_area).numpy()
             if pipeline.presence_threshold is not None and presence is not None:

@@ -51,26 +51,100 @@ def _metadata(path):
 
 
 def tuning_heatmap(grid: pd.DataFrame, best: dict, title: str, style: dict | None = None):
-    """Mean OOF Kaggle Dice over probability cutoff (rows) x minimum area (columns)."""
+    """Mean OOF Kaggle Dice over probability cutoff (rows, rising upwards) x minimum area (columns)."""
+    import seaborn as sns
+
     style = apply_style(style)
-    table = grid.pivot(index="cutoff", columns="min_area", values="score").sort_index()
+    table = grid.pivot(index="cutoff", columns="min_area", values="score").sort_index(ascending=False)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    image = ax.imshow(table.to_numpy(), origin="lower", aspect="auto", cmap=style["cmap"],
-                      extent=_extent(table.columns.to_numpy(), table.index.to_numpy()))
-    ax.plot(best["min_area"], best["cutoff"], marker="*", color="white", markersize=12,
-            markeredgecolor="black", label=f"best {best['score']:.3f}")
+    sns.heatmap(table, ax=ax, cmap=style["cmap"], cbar_kws={"label": "mean Kaggle Dice"},
+                xticklabels=_every(table.columns, "{:.0f}"), yticklabels=_every(table.index, "{:.2f}"))
+    # cell centres sit at index + 0.5 in a seaborn heatmap
+    col = int(np.argmin(np.abs(table.columns.to_numpy(np.float64) - best["min_area"])))
+    row = int(np.argmin(np.abs(table.index.to_numpy(np.float64) - best["cutoff"])))
+    ax.plot(col + 0.5, row + 0.5, marker="*", color="white", markersize=12, markeredgecolor="black",
+            linestyle="none", label=f"best {best['score']:.3f}")
     ax.set_xlabel("minimum mask area (px at 420×580)")
     ax.set_ylabel("probability cutoff")
     ax.set_title(f"{title}: OOF score over cutoff × minimum area")
     ax.legend(loc="upper right", frameon=True)
-    fig.colorbar(image, ax=ax, label="mean Kaggle Dice")
     return fig
 
 
-def _extent(x, y):
-    dx = (x[1] - x[0]) / 2 if len(x) > 1 else 0.5
-    dy = (y[1] - y[0]) / 2 if len(y) > 1 else 0.05
-    return (x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy)
+def _every(values, fmt: str, most: int = 8) -> list[str]:
+    """Tick labels for at most about ``most`` of ``values`` (the rest blank)."""
+    step = max(1, int(np.ceil(len(values) / most)))
+    return [fmt.format(v) if i % step == 0 else "" for i, v in enumerate(values)]
+
+
+COMPARISON_METRICS = {
+    "kaggle_untuned": "Kaggle Dice, untuned", "kaggle_tuned": "Kaggle Dice, tuned",
+    "kaggle_postprocessed": "Kaggle Dice, post-processed", "kaggle_cross_fitted": "Kaggle Dice, cross-fitted",
+    "dice": "Dice (images with a nerve)", "iou": "IoU (images with a nerve)",
+    "sensitivity": "sensitivity (images with a nerve)", "precision": "precision (images with a nerve)",
+    "presence_auc": "presence AUC",
+}
+
+
+def comparison_figure(table: pd.DataFrame, style: dict | None = None):
+    """Each metric of the comparison table, one panel each: models and ensembles with 95% CIs."""
+    import seaborn as sns
+
+    apply_style(style)
+    long = pd.concat([
+        pd.DataFrame({"name": table["name"], "kind": table["kind"], "metric": label, "value": table[m],
+                      "low": table[f"{m}_low"], "high": table[f"{m}_high"]})
+        for m, label in COMPARISON_METRICS.items()], ignore_index=True)
+    names = list(table["name"])
+    palette = dict(zip(names, sns.color_palette("colorblind", len(names))))
+    grid = sns.FacetGrid(long, col="metric", col_wrap=3, sharex=False, height=1.9, aspect=1.6)
+
+    def intervals(data, **_):
+        ax = plt.gca()
+        for y, row in enumerate(data.itertuples()):
+            if np.isfinite(row.value):
+                ax.errorbar(row.value, y, xerr=[[row.value - row.low], [row.high - row.value]], fmt="o",
+                            color=palette[row.name], capsize=3, markersize=4)
+        ax.set_yticks(range(len(data)), data["name"])
+        ax.set_ylim(len(data) - 0.5, -0.5)
+
+    grid.map_dataframe(intervals)
+    grid.set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        ax.set_xlabel("score (95% CI)")
+        ax.set_ylabel("model / ensemble")
+    grid.figure.subplots_adjust(hspace=0.75, wspace=0.25)  # room for each panel's x label and title
+    grid.figure.suptitle("Models and ensembles on the same out-of-fold images", y=1.02)
+    return grid.figure
+
+
+def pairwise_figure(pairwise: pd.DataFrame, style: dict | None = None):
+    """Mean per-image difference (row minus column) of every pair, significant cells starred."""
+    import seaborn as sns
+
+    style = apply_style(style)
+    names = list(dict.fromkeys([*pairwise["a"], *pairwise["b"]]))
+    if not names:  # a single model or ensemble: nothing to compare
+        fig, ax = plt.subplots(figsize=(4, 1.5))
+        ax.text(0.5, 0.5, "one model or ensemble: no pair to compare", ha="center", va="center")
+        ax.set_axis_off()
+        ax.set_title("Paired differences")
+        return fig
+    diff = pd.DataFrame(np.nan, index=names, columns=names)
+    notes = pd.DataFrame("", index=names, columns=names)
+    for row in pairwise.itertuples():
+        for a, b, sign in ((row.a, row.b, 1), (row.b, row.a, -1)):
+            diff.loc[a, b] = sign * row.difference
+            notes.loc[a, b] = f"{sign * row.difference:+.3f}" + ("*" if row.significant else "")
+    limit = max(float(np.nanmax(np.abs(diff.to_numpy()))) if len(pairwise) else 0.0, 1e-3)
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.4, 0.9 * len(names) + 1.4))
+    sns.heatmap(diff, ax=ax, annot=notes, fmt="", cmap="RdBu", vmin=-limit, vmax=limit, center=0,
+                cbar_kws={"label": "mean per-image difference"}, linewidths=0.5)
+    score = pairwise["score"].iloc[0] if len(pairwise) else "score"
+    ax.set_title(f"Paired differences of the {score.replace('_', '-')} Kaggle Dice (* 95% CI excludes 0)")
+    ax.set_xlabel("compared with")
+    ax.set_ylabel("model / ensemble")
+    return fig
 
 
 def score_vs_min_area(grid: pd.DataFrame, best: dict, title: str, style: dict | None = None):

@@ -3,42 +3,46 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from plexus.data import splits
 from plexus.io import atomic
-from plexus.io.contracts import check_aligned, read_aligned, read_npz
+from plexus.io.contracts import check_aligned, read_aligned, read_folds, read_npz
 
 
 def predict_stage(model_pt, images_npz, out_npz, *, folds_csv=None, fold=None, noise=None,
-                  batch_size: int = 64, threads: int | None = None) -> None:
+                  batch_size: int = 64, threads: int | None = None, flips=()) -> None:
     """Predict every image of ``images_npz`` or, given a fold, its held-out images.
 
     ``noise={"sigma": s, "seed": k}`` adds seeded Gaussian noise per image first.
+    ``flips`` (e.g. ``["hflip"]``) adds the flip-averaged ``prob_tta`` (``presence_tta``).
     """
     from plexus.inference.predict import predict_probs
 
     data = read_npz(images_npz)
     ids, images = data["image_id"], data["images"]
     if fold is not None:
-        folds = pd.read_csv(folds_csv)
+        folds = read_folds(folds_csv)
         check_aligned(ids, folds["image_id"], images_npz, folds_csv)
         _, val_idx = splits.fold_indices(folds, fold)
         ids, images = ids[val_idx], images[val_idx]
     if noise is not None:
         noise = {**noise, "image_ids": ids.tolist()}
     # maps are stored ungated: the presence gate is tuned on OOF and applied once, after averaging
-    out = predict_probs(model_pt, images, batch_size=batch_size, threads=threads, noise=noise, presence_gate=None)
+    out = predict_probs(model_pt, images, batch_size=batch_size, threads=threads, noise=noise, presence_gate=None,
+                        flips=tuple(flips))
     atomic.write_npz(out_npz, image_id=ids, **out)
 
 
 def average_stage(fold_npzs, out_npz) -> None:
-    """Average the folds' test probabilities (same images, same order)."""
+    """Average the folds' test probabilities (same images, same order), flip-averaged ones too."""
     runs = read_aligned(fold_npzs)
-    out = {"image_id": runs[0]["image_id"],
-           "prob": np.mean([r["prob"].astype(np.float32) for r in runs], axis=0).astype(np.float16)}
-    if "presence" in runs[0]:
-        out["presence"] = np.mean([r["presence"] for r in runs], axis=0)
+    out = {"image_id": runs[0]["image_id"]}
+    for key in ("prob", "prob_tta"):
+        if key in runs[0]:
+            out[key] = np.mean([r[key].astype(np.float32) for r in runs], axis=0).astype(np.float16)
+    for key in ("presence", "presence_tta"):
+        if key in runs[0]:
+            out[key] = np.mean([r[key] for r in runs], axis=0)
     atomic.write_npz(out_npz, **out)
 
 
@@ -52,7 +56,7 @@ def noise_predict_stage(model_pts, train_npz, folds_csv, sigma: float, seed: int
     from plexus.inference.predict import predict_probs
 
     data = read_npz(train_npz)
-    folds = pd.read_csv(folds_csv)
+    folds = read_folds(folds_csv)
     ids, fold_of, probs, presence = [], [], [], []
     for fold, model_pt in enumerate(model_pts):
         _, val_idx = splits.fold_indices(folds, fold)

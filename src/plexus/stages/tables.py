@@ -25,3 +25,4 @@ def summary_stage(
     atomic.write_text(md_path, tables.to_markdown(table) + "\n")
     print(tables.to_markdown(table))
     return table
+

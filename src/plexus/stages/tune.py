@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from plexus.io import atomic
-from plexus.io.contracts import load_oof, load_truth, member_presence
+from plexus.io.contracts import load_members, load_truth
 
 
 def tune_stage(member_oofs: dict[str, list], folds_csv, masks_csv, cutoffs, min_areas,
@@ -14,8 +16,9 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, masks_csv, cutoffs, min_
 
     folds, truth = load_truth(folds_csv, masks_csv, lazy=True)
     ids = folds["image_id"].astype(str).tolist()
-    members = [load_oof(paths, ids) for paths in member_oofs.values()]
-    presence = member_presence(member_oofs, ids)
+    arrays = load_members(member_oofs, ids, ("prob", "presence"))
+    members, presences = arrays["prob"], arrays["presence"]
+    presence = np.mean(presences, axis=0) if presences else None
     grid, best, per_image = tune(members, truth, cutoffs, min_areas, folds["fold"].to_numpy(), presence=presence,
                                  presence_thresholds=presence_thresholds)
     best["members"] = list(member_oofs)
