@@ -161,6 +161,9 @@ def main(argv=None):
                 "cuda AMP float16 + channels_last, non-deterministic",
                 dict(amp_dtype=torch.float16, channels_last=True, deterministic=False),
             ),
+            # the data path's share: indexing + on-device augmentation is all a step does besides the network
+            ("cuda AMP float16 + channels_last, no augmentation",
+             dict(amp_dtype=torch.float16, channels_last=True, augment=False)),
         ]
         gpu_rows = run_group(images, masks, [(n, dict(device="cuda", **kw)) for n, kw in gpu], args.rounds, args.epochs)
         print(f"cuda device: {torch.cuda.get_device_name()}")
