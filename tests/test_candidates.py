@@ -6,6 +6,7 @@ from collections import deque
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from plexus.postprocess.candidates import (
     PostProcess,
@@ -166,3 +167,41 @@ def test_crf_pipeline_needs_the_image():
     with pytest.raises(ValueError, match="needs the image"):
         PostProcess(crf=True).apply(np.zeros((8, 8)))
     assert PostProcess(crf=True).needs_components and not PostProcess(tta=True).needs_components
+
+
+def test_pipelines_sharing_a_memo_give_the_step_by_step_masks():
+    """Every combination of steps, applied with one shared memo per map, equals the chain of
+    the single-step functions applied in order (the reference)."""
+    from itertools import product
+
+    rng = np.random.default_rng(4)
+    for _ in range(6):
+        prob = ndimage.gaussian_filter(rng.random((48, 64)), 2)
+        prob = (prob - prob.min()) / (prob.max() - prob.min())
+        memo = {}
+        for cutoff, high, size, largest, holes, area in product((0.4, 0.6), (None, 0.8), (0, 5, 40), (False, True),
+                                                                 (False, True), (0, 300)):
+            pipeline = PostProcess(cutoff=cutoff, hysteresis_high=high, remove_below=size, largest_only=largest,
+                                   fill_holes=holes, min_area=area)
+            mask = prob > cutoff if high is None else hysteresis(prob, cutoff, high)
+            mask = remove_small_components(mask, size) if size else mask
+            mask = largest_component(mask) if largest else mask
+            mask = fill_holes(mask) if holes else mask
+            expected = mask if mask.sum() >= area else np.zeros_like(mask)
+            np.testing.assert_array_equal(pipeline.apply(prob, memo=memo), expected, err_msg=str(pipeline))
+            np.testing.assert_array_equal(pipeline.apply(prob), expected)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fill_holes_equals_scipy_binary_fill_holes(seed):
+    """The labelling implementation against scipy's dilation-based one on random masks,
+    rings touching the border and diagonal gaps included."""
+    rng = np.random.default_rng(seed)
+    for density in (0.3, 0.5, 0.7):
+        mask = ndimage.binary_opening(rng.random((60, 80)) < density)
+        mask[10:30, 10:30] = True
+        mask[15:25, 15:25] = False  # a hole
+        mask[0:12, 50:62] = True
+        mask[0:6, 53:59] = False  # a notch open to the border: not a hole
+        np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+    assert not fill_holes(np.zeros((5, 5), bool)).any() and fill_holes(np.ones((5, 5), bool)).all()

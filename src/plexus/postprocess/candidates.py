@@ -95,14 +95,17 @@ def otsu_threshold(prob: np.ndarray, bins: int = 256) -> float:
     return float((np.argmax(between) + 1) / bins)
 
 
-def hysteresis(prob: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Components of ``prob > low`` that hold at least one pixel ``> high``."""
-    grown = np.asarray(prob) > low
-    labels, n = ndimage.label(grown, structure=EIGHT)
+def hysteresis(prob: np.ndarray, low: float, high: float, grown=None) -> np.ndarray:
+    """Components of ``prob > low`` that hold at least one pixel ``> high``.
+
+    ``grown``: the labelling ``(labels, n)`` of ``prob > low`` when the caller has it
+    (several seed levels on one map share it).
+    """
+    prob = np.asarray(prob)
+    labels, n = ndimage.label(prob > low, structure=EIGHT) if grown is None else grown
     if n == 0:
-        return grown
-    seeded = np.zeros(n + 1, dtype=bool)
-    seeded[np.unique(labels[np.asarray(prob) > high])] = True
+        return labels > 0
+    seeded = np.bincount(labels[prob > high], minlength=n + 1) > 0
     seeded[0] = False
     return seeded[labels]
 
@@ -132,8 +135,21 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Background regions not connected to the image border become foreground."""
-    return ndimage.binary_fill_holes(mask)
+    """Background regions not connected to the image border become foreground.
+
+    The same as ``scipy.ndimage.binary_fill_holes`` (background 4-connected, so an
+    8-connected ring of foreground closes a hole), from one labelling of the background
+    instead of its iterated dilation: about 8x faster at 420x580.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    labels, n = ndimage.label(~mask)  # the default structure: 4-connected background
+    if n == 0:
+        return mask.copy()
+    outside = np.zeros(n + 1, dtype=bool)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        outside[edge] = True
+    outside[0] = True  # label 0 is the foreground itself
+    return mask | ~outside[labels]
 
 
 @dataclass(frozen=True)
@@ -158,32 +174,57 @@ class PostProcess:
                     or self.largest_only or self.fill_holes)
 
     def apply(self, prob: np.ndarray, presence: float | None = None, image: np.ndarray | None = None,
-              crf_settings: dict | None = None) -> np.ndarray:
+              crf_settings: dict | None = None, memo: dict | None = None) -> np.ndarray:
         """The binary mask of one probability map (H, W) at the original size.
 
         ``image`` (the raw grey image, same shape) is needed by the CRF step only;
-        ``crf_settings`` are :func:`dense_crf`'s keywords (:data:`CRF_DEFAULTS`).
+        ``crf_settings`` are :func:`dense_crf`'s keywords (:data:`CRF_DEFAULTS`). Pipelines
+        applied to the same map (the plain or the flip-averaged one) may share a ``memo``
+        dict: their common steps (the CRF, the thresholded mask, its connected components)
+        are then computed once. The result is the same with or without it.
         """
         prob = np.asarray(prob, dtype=np.float32)
         if self.presence_threshold is not None and presence is not None and presence < self.presence_threshold:
             return np.zeros(prob.shape, dtype=bool)
+        memo = {} if memo is None else memo
         if self.crf:
             if image is None:
                 raise ValueError("the crf step needs the image of each probability map")
-            prob = dense_crf(prob, image, **{**CRF_DEFAULTS, **(crf_settings or {})})
-        if self.otsu:
-            mask = prob > otsu_threshold(prob)
-        elif self.hysteresis_high is not None:
-            mask = hysteresis(prob, self.cutoff, self.hysteresis_high)
-        else:
-            mask = prob > self.cutoff
-        if self.remove_below:
-            mask = remove_small_components(mask, self.remove_below)
-        if self.largest_only:
-            mask = largest_component(mask)
+            key = ("crf", self.tta)
+            if key not in memo:
+                memo[key] = dense_crf(prob, image, **{**CRF_DEFAULTS, **(crf_settings or {})})
+            prob = memo[key]
+        threshold = (self.tta, self.crf, self.otsu, self.hysteresis_high, None if self.otsu else self.cutoff)
+        if threshold not in memo:
+            if self.otsu:
+                memo[threshold] = prob > otsu_threshold(prob)
+            elif self.hysteresis_high is not None:
+                grown = (self.tta, self.crf, "grown", self.cutoff)  # shared by every seed level
+                if grown not in memo:
+                    memo[grown] = ndimage.label(prob > self.cutoff, structure=EIGHT)
+                memo[threshold] = hysteresis(prob, self.cutoff, self.hysteresis_high, memo[grown])
+            else:
+                memo[threshold] = prob > self.cutoff
+        mask = memo[threshold]
+        if self.remove_below or self.largest_only:
+            # both only drop whole components of the thresholded mask: one labelling serves every size
+            labelled = (threshold, "components")
+            if labelled not in memo:
+                memo[labelled] = component_sizes(mask) if mask.any() else None
+            if memo[labelled] is not None:
+                labels, sizes = memo[labelled]
+                keep = sizes >= max(self.remove_below, 1)  # sizes[0], the background, is 0
+                if self.largest_only:
+                    kept = np.where(keep, sizes, 0)  # the first of equal largest, in label order
+                    mask = labels == int(np.argmax(kept)) if kept.max() > 0 else np.zeros_like(mask)
+                else:
+                    mask = keep[labels]
         if self.fill_holes:
-            mask = fill_holes(mask)
-        if mask.sum() < self.min_area:
+            filled = (threshold, self.remove_below, self.largest_only, "filled")
+            if filled not in memo:
+                memo[filled] = fill_holes(mask)
+            mask = memo[filled]
+        if np.count_nonzero(mask) < self.min_area:
             mask = np.zeros_like(mask)
         return mask
 

@@ -103,13 +103,14 @@ class ScoreCache:
         for batch in self._batches(needs):
             for i, row in enumerate(batch.rows):
                 truth = batch.truths[i]
-                true_area = int(truth.sum())
+                true_area = int(np.count_nonzero(truth))
                 image = None if batch.images is None else batch.images[i]
+                memo = {}  # this image's shared steps (thresholds, components) across the pipelines
                 for pipeline in missing:
                     probs, presence = batch.inputs(pipeline)
                     gate = None if presence is None else float(presence[i])
-                    mask = pipeline.apply(probs[i], gate, image, self.crf_settings)
-                    pred_area = int(mask.sum())
+                    mask = pipeline.apply(probs[i], gate, image, self.crf_settings, memo)
+                    pred_area = int(np.count_nonzero(mask))
                     inter = int(np.count_nonzero(mask & truth)) if pred_area and true_area else 0
                     out[pipeline][row] = inter, pred_area, true_area
         for pipeline, counts in out.items():
