@@ -128,3 +128,17 @@ def test_all_problems_reported_together(raw):
     with pytest.raises(ingest.IngestError) as info:
         ingest.scan(raw)
     assert len(info.value.problems) == 2
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_read_resized_in_chunks_equals_resizing_the_whole_stack(tmp_path, chunk):
+    from plexus.data.resize import resize_images, resize_masks
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(7):
+        paths.append(tmp_path / f"{i}.tif")
+        write_tiff(paths[-1], rng.integers(0, 256, (42, 58), dtype=np.uint8))
+    for resize in (lambda s: resize_images(s, (16, 24)), lambda s: resize_masks(s > 128, (16, 24))):
+        np.testing.assert_array_equal(ingest.read_resized(paths, resize, threads=2, chunk=chunk),
+                                      resize(ingest.read_stack(paths, threads=2)))

@@ -30,8 +30,8 @@ def folds_stage(train_csv, folds_csv, n_folds: int, seed: int) -> None:
 def preprocess_stage(train_csv, test_csv, size, train_npz, test_npz, threads: int = 2) -> None:
     size = parse_size(size)
     train, test = pd.read_csv(train_csv), pd.read_csv(test_csv, dtype={"image_id": str})
-    images = resize_images(ingest.read_stack(train["image_path"], threads), size)
-    masks = resize_masks(ingest.read_stack(train["mask_path"], threads), size)
+    images = ingest.read_resized(train["image_path"], lambda stack: resize_images(stack, size), threads)
+    masks = ingest.read_resized(train["mask_path"], lambda stack: resize_masks(stack, size), threads)
     atomic.write_npz(train_npz, image_id=train["image_id"].to_numpy(str), images=images, masks=masks)
-    test_images = resize_images(ingest.read_stack(test["image_path"], threads), size)
+    test_images = ingest.read_resized(test["image_path"], lambda stack: resize_images(stack, size), threads)
     atomic.write_npz(test_npz, image_id=test["image_id"].to_numpy(str), images=test_images)
