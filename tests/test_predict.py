@@ -154,3 +154,31 @@ def test_unknown_flip_is_rejected(tmp_path):
     path = _save_model(tmp_path / "m.pt", "unet")
     with pytest.raises(ValueError, match="unknown test-time flips"):
         predict_probs(path, _images(2), flips=("rot90",))
+
+
+def test_average_folds_streams_the_fold_files_and_equals_their_mean(tmp_path):
+    from plexus.io import atomic
+    from plexus.io.contracts import read_npz
+    from plexus.stages.predict import average_stage
+
+    rng = np.random.default_rng(0)
+    ids = np.array(["1", "2", "3", "4"])
+    runs = []
+    for k in range(3):
+        run = {"image_id": ids, "prob": rng.random((4, 8, 10)).astype(np.float16),
+               "prob_tta": rng.random((4, 8, 10)).astype(np.float16), "presence": rng.random(4).astype(np.float32)}
+        atomic.write_npz(tmp_path / f"fold{k}.npz", **run)
+        runs.append(run)
+    paths = [tmp_path / f"fold{k}.npz" for k in range(3)]
+    average_stage(paths, tmp_path / "mean.npz")
+    mean = read_npz(tmp_path / "mean.npz")
+    assert set(mean) == {"image_id", "prob", "prob_tta", "presence"} and mean["prob"].dtype == np.float16
+    for key in ("prob", "prob_tta", "presence"):
+        expected = np.mean([r[key].astype(np.float64) for r in runs], axis=0)
+        np.testing.assert_allclose(mean[key].astype(np.float64), expected, atol=1e-3 if key != "presence" else 1e-6)
+    atomic.write_npz(tmp_path / "other.npz", **{**runs[0], "image_id": ids[::-1]})
+    with pytest.raises(ValueError, match="image ids do not match"):
+        average_stage([paths[0], tmp_path / "other.npz"], tmp_path / "bad.npz")
+    atomic.write_npz(tmp_path / "plain.npz", image_id=ids, prob=runs[0]["prob"], presence=runs[0]["presence"])
+    with pytest.raises(ValueError, match="prob_tta"):
+        average_stage([paths[0], tmp_path / "plain.npz"], tmp_path / "bad.npz")

@@ -285,3 +285,14 @@ def test_upsample_mean_leaves_full_size_float32_members_untouched():
     mean = resize.upsample_mean([a, b], SHAPE)
     np.testing.assert_allclose(mean.numpy(), 0.4, rtol=1e-6)
     assert (a == np.float32(0.2)).all() and (b == np.float32(0.6)).all()
+
+
+@pytest.mark.parametrize("cutoffs", [[0.0], [0.0, 0.5, 1.0], list(np.linspace(0, 1, 101))])
+def test_a_zero_cutoff_counts_exactly_with_zeros_negative_zeros_and_denormals(cutoffs):
+    """Cutoff 0 takes its own path (count of nonzero pixels); exact zeros, -0.0 and the
+    smallest positive floats sit on both sides of it."""
+    rng = np.random.default_rng(7)
+    tiny = np.array([0.0, -0.0, np.float32(1e-45), np.float32(1e-38), 1e-7, 0.3, 1.0], dtype=np.float32)
+    prob = rng.choice(tiny, size=(3, *SHAPE)).astype(np.float32)
+    truth = (rng.random((3, *SHAPE)) < 0.4).astype(np.uint8)
+    _assert_counts_exact([prob], truth, cutoffs)

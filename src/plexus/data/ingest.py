@@ -148,12 +148,18 @@ def scan(
     return train, test, train_masks
 
 
-def load_masks(train_masks: pd.DataFrame, image_ids, shape=ORIGINAL_SHAPE) -> np.ndarray:
-    """Decode the masks of ``image_ids`` (``S_I``) from a train_masks frame; uint8 {0, 1}."""
+def mask_rles(train_masks: pd.DataFrame) -> dict[str, str]:
+    """``{image_id: RLE}`` of a train_masks frame (``S_I`` ids; an empty string for no mask)."""
+    ids = train_masks["subject"].astype(str) + "_" + train_masks["img"].astype(str)
+    return dict(zip(ids.tolist(), train_masks["pixels"].fillna("").tolist()))
+
+
+def load_masks(train_masks: pd.DataFrame | dict, image_ids, shape=ORIGINAL_SHAPE) -> np.ndarray:
+    """Decode the masks of ``image_ids`` (``S_I``) from a train_masks frame, or from its
+    :func:`mask_rles` mapping (callers that decode batch by batch build it once); uint8 {0, 1}."""
     from plexus.postprocess.rle import decode
 
-    by_id = dict(zip(train_masks["subject"].astype(str) + "_" + train_masks["img"].astype(str),
-                     train_masks["pixels"].fillna("")))
+    by_id = train_masks if isinstance(train_masks, dict) else mask_rles(train_masks)
     out = np.zeros((len(image_ids), *shape), dtype=np.uint8)
     for row, image_id in enumerate(image_ids):
         out[row] = decode(by_id[image_id], shape)

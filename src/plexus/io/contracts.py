@@ -98,7 +98,8 @@ class LazyMasks:
     """
 
     def __init__(self, train_masks: pd.DataFrame, image_ids, shape=ORIGINAL_SHAPE):
-        self.table, self.ids, self.shape = train_masks, [str(i) for i in image_ids], tuple(shape)
+        # the id -> RLE map is built once: rebuilding it per batch made streaming quadratic
+        self.table, self.ids, self.shape = ingest.mask_rles(train_masks), [str(i) for i in image_ids], tuple(shape)
 
     def __len__(self) -> int:
         return len(self.ids)

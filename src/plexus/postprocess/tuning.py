@@ -181,7 +181,10 @@ def cutoff_counts(members: list[np.ndarray], true_masks, cutoffs, *,
         raise ValueError(f"members have {[len(m) for m in members]} images, masks have {n}")
     # Comparisons are made in float32, like postprocess(); equal float32 cutoffs share their counts.
     cut32, column = np.unique(cutoffs.astype(np.float32), return_inverse=True)
-    table = _BucketTable.build(cut32)
+    # A cutoff of exactly 0 would put every pixel of value 0 (most of a map) into a split bin and
+    # through the slow float comparison: "> 0" is "nonzero" instead, one cheap count per image.
+    zero = np.flatnonzero(cut32 == 0)[:1]
+    table = _BucketTable.build(np.delete(cut32, zero)) if len(cut32) > len(zero) else None
     cut_t = torch.from_numpy(cut32)
     pred_area = np.zeros((n, len(cut32)), dtype=np.int64)
     inter = np.zeros_like(pred_area)
@@ -193,8 +196,14 @@ def cutoff_counts(members: list[np.ndarray], true_masks, cutoffs, *,
         truth = (np.asarray(true_masks[lo:hi]) != 0).reshape(hi - lo, -1)
         prob = upsample_mean(batches, shape).reshape(hi - lo, -1)
         if table is not None and all(_in_unit_interval(b) for b in batches):
-            buckets, buckets_true = table.histograms(prob.numpy(), truth)
-            pred_area[lo:hi], inter[lo:hi] = _above(buckets), _above(buckets_true)
+            values = prob.numpy()
+            buckets, buckets_true = table.histograms(values, truth)
+            above, above_true = _above(buckets), _above(buckets_true)
+            if len(zero):  # -0.0 is not above 0 and count_nonzero does not count it either
+                above = np.insert(above, zero[0], [np.count_nonzero(row) for row in values], axis=1)
+                above_true = np.insert(above_true, zero[0], [np.count_nonzero(row[t]) for row, t in zip(values, truth)],
+                                       axis=1)
+            pred_area[lo:hi], inter[lo:hi] = above, above_true
         else:
             above, above_true = _counts_above(prob, torch.from_numpy(truth), cut_t)
             pred_area[lo:hi], inter[lo:hi] = above.numpy(), above_true.numpy()

@@ -6,7 +6,7 @@ import numpy as np
 
 from plexus.data import splits
 from plexus.io import atomic
-from plexus.io.contracts import check_aligned, read_aligned, read_folds, read_npz
+from plexus.io.contracts import check_aligned, read_folds, read_npz
 
 
 def predict_stage(model_pt, images_npz, out_npz, *, folds_csv=None, fold=None, noise=None,
@@ -34,15 +34,29 @@ def predict_stage(model_pt, images_npz, out_npz, *, folds_csv=None, fold=None, n
 
 
 def average_stage(fold_npzs, out_npz) -> None:
-    """Average the folds' test probabilities (same images, same order), flip-averaged ones too."""
-    runs = read_aligned(fold_npzs)
-    out = {"image_id": runs[0]["image_id"]}
-    for key in ("prob", "prob_tta"):
-        if key in runs[0]:
-            out[key] = np.mean([r[key].astype(np.float32) for r in runs], axis=0).astype(np.float16)
-    for key in ("presence", "presence_tta"):
-        if key in runs[0]:
-            out[key] = np.mean([r[key] for r in runs], axis=0)
+    """Average the folds' test probabilities (same images, same order), flip-averaged ones too.
+
+    One fold file at a time is added into float32 sums: holding every fold's maps at once
+    took 1.9 GB for 5 folds of 5,508 Kaggle test maps.
+    """
+    sums, first = {}, None
+    for path in fold_npzs:
+        run = read_npz(path)
+        if first is None:
+            first = run
+        check_aligned(run["image_id"], first["image_id"], path, fold_npzs[0])
+        for key in ("prob", "prob_tta", "presence", "presence_tta"):
+            if key in first:
+                if key not in run:
+                    raise ValueError(f"{path}: no {key!r} array, unlike {fold_npzs[0]}; rerun its prediction")
+                if key in sums:
+                    sums[key] += run[key]
+                else:
+                    sums[key] = run[key].astype(np.float32)
+    out = {"image_id": first["image_id"]}
+    for key, total in sums.items():
+        mean = total / np.float32(len(fold_npzs))
+        out[key] = mean.astype(np.float16) if key.startswith("prob") else mean
     atomic.write_npz(out_npz, **out)
 
 
