@@ -65,8 +65,9 @@ def _batch_source(arrays: dict[str, list[np.ndarray]], truth: LazyMasks, image_p
     presence, presence_tta = mean_presence("presence"), mean_presence("presence_tta")
 
     def batches(needs):
-        if "tta" in needs and not arrays.get("prob_tta"):
-            raise ValueError("the tta candidate needs flip-averaged OOF maps (prob_tta): predict.tta is empty")
+        if "tta" in needs and len(arrays.get("prob_tta") or []) != len(arrays["prob"]):
+            raise ValueError("the tta candidate needs flip-averaged OOF maps (prob_tta) of every member: "
+                             "predict.tta is empty, or some OOF files predate it")
         if "images" in needs and image_paths is None:
             raise ValueError("the crf candidate needs the images (the train manifest)")
         for lo in range(0, len(truth), BATCH):
