@@ -161,6 +161,15 @@ def test_one_model_setting_change(tiny_run):
     assert {"unet2head", "main"} <= touched
 
 
+def test_tta_flips_change_reruns_the_models_predictions_only(tiny_run):
+    jobs = _jobs_after(tiny_run, lambda c: c.setdefault("predict", {}).update(tta=["hflip", "vflip"]))
+    counts = rule_counts(jobs)
+    assert "train" not in counts and "predict_noisy" not in counts
+    assert counts["predict_oof"] == 2 * 2 and counts["predict_test"] == 2 * 2  # two models x two folds
+    runs = {wildcards.get("run") for rule, wildcards in jobs if rule == "predict_oof"}
+    assert runs == {"unet", "unet2head"}  # not the robustness runs, which store no flip-averaged maps
+
+
 def test_noise_sigma_added(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["robustness"]["noise"].update(sigmas=[0, 20, 40]))
     assert sorted(jobs, key=str) == sorted([
