@@ -205,3 +205,27 @@ def test_fill_holes_equals_scipy_binary_fill_holes(seed):
         mask[0:6, 53:59] = False  # a notch open to the border: not a hole
         np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
     assert not fill_holes(np.zeros((5, 5), bool)).any() and fill_holes(np.ones((5, 5), bool)).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_labelling_inside_the_foreground_box_equals_labelling_the_whole_map(seed):
+    """Same components, same label numbers (raster order), same sizes: the cheap crop is exact,
+    so the tie-break of largest_component (the first of equal largest) is unchanged too."""
+    from plexus.postprocess.candidates import EIGHT, labelled
+
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((60, 80), bool)
+    mask[rng.integers(5, 30):rng.integers(35, 55), rng.integers(5, 30):rng.integers(40, 75)] = True
+    mask &= rng.random(mask.shape) < 0.6
+    box, labels, sizes = labelled(mask)
+    full, n = ndimage.label(mask, structure=EIGHT)
+    np.testing.assert_array_equal(labels, full[box])
+    assert full.sum() == full[box].sum()  # every component lies in the box
+    np.testing.assert_array_equal(sizes[1:], np.bincount(full.ravel(), minlength=n + 1)[1:])
+    assert labelled(np.zeros((4, 4), bool)) is None
+    # the first of equal largest components, in raster order of their first pixels
+    tied = np.zeros((10, 12), bool)
+    tied[6:8, 1:3] = tied[1:3, 8:10] = tied[4, 5] = True
+    expected = np.zeros_like(tied)
+    expected[1:3, 8:10] = True
+    np.testing.assert_array_equal(largest_component(tied), expected)

@@ -95,19 +95,52 @@ def otsu_threshold(prob: np.ndarray, bins: int = 256) -> float:
     return float((np.argmax(between) + 1) / bins)
 
 
+def foreground_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of a mask's foreground, or None when it is empty.
+
+    Every component lies inside it, so labelling the box instead of the whole map gives the
+    same components (in the same raster order) at a fraction of the cost: a nerve mask covers
+    a few percent of a 420x580 map.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def labelled(mask: np.ndarray):
+    """``(box, labels, sizes)``: the 8-connected components of ``mask`` labelled inside its
+    :func:`foreground_box` (``sizes[0]``, the background, is 0), or None for an empty mask."""
+    box = foreground_box(mask)
+    if box is None:
+        return None
+    labels, n = ndimage.label(mask[box], structure=EIGHT)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    return box, labels, sizes
+
+
+def _paint(shape, box, crop: np.ndarray) -> np.ndarray:
+    out = np.zeros(shape, dtype=bool)
+    out[box] = crop
+    return out
+
+
 def hysteresis(prob: np.ndarray, low: float, high: float, grown=None) -> np.ndarray:
     """Components of ``prob > low`` that hold at least one pixel ``> high``.
 
-    ``grown``: the labelling ``(labels, n)`` of ``prob > low`` when the caller has it
-    (several seed levels on one map share it).
+    ``grown``: :func:`labelled` of ``prob > low`` when the caller has it (several seed
+    levels on one map share it).
     """
     prob = np.asarray(prob)
-    labels, n = ndimage.label(prob > low, structure=EIGHT) if grown is None else grown
-    if n == 0:
-        return labels > 0
-    seeded = np.bincount(labels[prob > high], minlength=n + 1) > 0
+    grown = labelled(prob > low) if grown is None else grown
+    if grown is None:
+        return np.zeros(prob.shape, dtype=bool)
+    box, labels, sizes = grown
+    seeded = np.bincount(labels[prob[box] > high], minlength=len(sizes)) > 0  # seeds above low lie in the box
     seeded[0] = False
-    return seeded[labels]
+    return _paint(prob.shape, box, seeded[labels])
 
 
 def component_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,20 +151,33 @@ def component_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, sizes
 
 
+def _kept_components(mask: np.ndarray, components, min_size: int, largest_only: bool) -> np.ndarray:
+    """``mask`` without its components below ``min_size`` and, with ``largest_only``, all but the
+    largest of the rest (the first of equal largest, in label order)."""
+    if components is None:
+        return np.zeros(mask.shape, dtype=bool)
+    box, labels, sizes = components
+    keep = sizes >= max(min_size, 1)  # sizes[0], the background, is 0
+    if largest_only:
+        kept = np.where(keep, sizes, 0)
+        if kept.max() == 0:
+            return np.zeros(mask.shape, dtype=bool)
+        return _paint(mask.shape, box, labels == int(np.argmax(kept)))
+    return _paint(mask.shape, box, keep[labels])
+
+
 def remove_small_components(mask: np.ndarray, min_size: int) -> np.ndarray:
     """Drop the components of fewer than ``min_size`` pixels."""
-    if min_size <= 0 or not mask.any():
-        return np.asarray(mask, dtype=bool)
-    labels, sizes = component_sizes(mask)
-    return (sizes >= min_size)[labels] & (labels > 0)
+    mask = np.asarray(mask, dtype=bool)
+    if min_size <= 0:
+        return mask
+    return _kept_components(mask, labelled(mask), min_size, False)
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """Only the largest component (the first of equal largest ones, in label order)."""
-    if not mask.any():
-        return np.asarray(mask, dtype=bool)
-    labels, sizes = component_sizes(mask)
-    return labels == int(np.argmax(sizes))
+    mask = np.asarray(mask, dtype=bool)
+    return _kept_components(mask, labelled(mask), 0, True)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -139,17 +185,23 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
     The same as ``scipy.ndimage.binary_fill_holes`` (background 4-connected, so an
     8-connected ring of foreground closes a hole), from one labelling of the background
-    instead of its iterated dilation: about 8x faster at 420x580.
+    instead of its iterated dilation, and only inside the foreground's bounding box: a
+    background pixel on the box's edge touches the background outside it, which reaches the
+    image border, so the box's edge plays the border's part.
     """
     mask = np.asarray(mask, dtype=bool)
-    labels, n = ndimage.label(~mask)  # the default structure: 4-connected background
-    if n == 0:
+    box = foreground_box(mask)
+    if box is None:
         return mask.copy()
+    crop = mask[box]
+    labels, n = ndimage.label(~crop)  # the default structure: 4-connected background
     outside = np.zeros(n + 1, dtype=bool)
     for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
         outside[edge] = True
     outside[0] = True  # label 0 is the foreground itself
-    return mask | ~outside[labels]
+    out = mask.copy()
+    out[box] = crop | ~outside[labels]
+    return out
 
 
 @dataclass(frozen=True)
@@ -201,24 +253,17 @@ class PostProcess:
             elif self.hysteresis_high is not None:
                 grown = (self.tta, self.crf, "grown", self.cutoff)  # shared by every seed level
                 if grown not in memo:
-                    memo[grown] = ndimage.label(prob > self.cutoff, structure=EIGHT)
+                    memo[grown] = labelled(prob > self.cutoff)
                 memo[threshold] = hysteresis(prob, self.cutoff, self.hysteresis_high, memo[grown])
             else:
                 memo[threshold] = prob > self.cutoff
         mask = memo[threshold]
         if self.remove_below or self.largest_only:
             # both only drop whole components of the thresholded mask: one labelling serves every size
-            labelled = (threshold, "components")
-            if labelled not in memo:
-                memo[labelled] = component_sizes(mask) if mask.any() else None
-            if memo[labelled] is not None:
-                labels, sizes = memo[labelled]
-                keep = sizes >= max(self.remove_below, 1)  # sizes[0], the background, is 0
-                if self.largest_only:
-                    kept = np.where(keep, sizes, 0)  # the first of equal largest, in label order
-                    mask = labels == int(np.argmax(kept)) if kept.max() > 0 else np.zeros_like(mask)
-                else:
-                    mask = keep[labels]
+            components = (threshold, "components")
+            if components not in memo:
+                memo[components] = labelled(mask)
+            mask = _kept_components(mask, memo[components], self.remove_below, self.largest_only)
         if self.fill_holes:
             filled = (threshold, self.remove_below, self.largest_only, "filled")
             if filled not in memo:
