@@ -122,23 +122,36 @@ def labelled(mask: np.ndarray):
 
 
 def _paint(shape, box, crop: np.ndarray) -> np.ndarray:
+    if crop.shape == tuple(shape):  # the box is the whole map
+        return crop
     out = np.zeros(shape, dtype=bool)
     out[box] = crop
     return out
 
 
+def grown_components(prob: np.ndarray, low: float):
+    """``(box, labels, n)``: the components of ``prob > low`` labelled inside its foreground box
+    (what hysteresis grows its seeds into), or None when nothing is above ``low``."""
+    mask = np.asarray(prob) > low
+    box = foreground_box(mask)
+    if box is None:
+        return None
+    labels, n = ndimage.label(mask[box], structure=EIGHT)
+    return box, labels, n
+
+
 def hysteresis(prob: np.ndarray, low: float, high: float, grown=None) -> np.ndarray:
     """Components of ``prob > low`` that hold at least one pixel ``> high``.
 
-    ``grown``: :func:`labelled` of ``prob > low`` when the caller has it (several seed
-    levels on one map share it).
+    ``grown``: :func:`grown_components` of ``prob`` and ``low`` when the caller has it
+    (several seed levels on one map share it).
     """
     prob = np.asarray(prob)
-    grown = labelled(prob > low) if grown is None else grown
+    grown = grown_components(prob, low) if grown is None else grown
     if grown is None:
         return np.zeros(prob.shape, dtype=bool)
-    box, labels, sizes = grown
-    seeded = np.bincount(labels[prob[box] > high], minlength=len(sizes)) > 0  # seeds above low lie in the box
+    box, labels, n = grown
+    seeded = np.bincount(labels[prob[box] > high], minlength=n + 1) > 0  # seeds above low lie in the box
     seeded[0] = False
     return _paint(prob.shape, box, seeded[labels])
 
@@ -253,7 +266,7 @@ class PostProcess:
             elif self.hysteresis_high is not None:
                 grown = (self.tta, self.crf, "grown", self.cutoff)  # shared by every seed level
                 if grown not in memo:
-                    memo[grown] = labelled(prob > self.cutoff)
+                    memo[grown] = grown_components(prob, self.cutoff)
                 memo[threshold] = hysteresis(prob, self.cutoff, self.hysteresis_high, memo[grown])
             else:
                 memo[threshold] = prob > self.cutoff
