@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from plexus.data.ingest import TEST_IMAGE, TRAIN_IMAGE, TRAIN_MASK, _tiffs
+from plexus.data.ingest import find_files
 from plexus.data.sheet import NO_SUBJECT_WARNING, SheetWarning, read_sheet, row_schema, sheet_frame
 from plexus.io.images import IMAGE_SUFFIXES
 
@@ -70,29 +70,7 @@ def kaggle_nerve(raw_dir: str | os.PathLike) -> pd.DataFrame:
     """
     raw_dir = Path(raw_dir).absolute()
     problems: list[str] = []
-    images, masks, tests = {}, {}, {}
-    for path in _tiffs(raw_dir / "train", problems):
-        if m := TRAIN_MASK.match(path.name):
-            masks[(int(m["subject"]), int(m["image"]))] = path
-        elif m := TRAIN_IMAGE.match(path.name):
-            images[(int(m["subject"]), int(m["image"]))] = path
-        else:
-            problems.append(f"{path}: malformed name, expected SUBJECT_IMAGE.tif or SUBJECT_IMAGE_mask.tif")
-    for path in _tiffs(raw_dir / "test", problems):
-        if m := TEST_IMAGE.match(path.name):
-            tests[int(m["number"])] = path
-        else:
-            problems.append(f"{path}: malformed name, expected N.tif (N a positive integer)")
-    for key in sorted(images.keys() - masks.keys()):
-        expected = images[key].with_name(f"{key[0]}_{key[1]}_mask.tif")
-        problems.append(f"{images[key]}: image without a mask (expected {expected})")
-    for key in sorted(masks.keys() - images.keys()):
-        expected = masks[key].with_name(f"{key[0]}_{key[1]}.tif")
-        problems.append(f"{masks[key]}: mask without an image (expected {expected})")
-    if not images and (raw_dir / "train").is_dir():
-        problems.append(f"{raw_dir / 'train'}: no training images")
-    if not tests and (raw_dir / "test").is_dir():
-        problems.append(f"{raw_dir / 'test'}: no test images")
+    images, masks, tests = find_files(raw_dir, problems)
     if problems:
         raise LayoutError(problems, raw_dir)
 

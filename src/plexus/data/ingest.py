@@ -80,18 +80,10 @@ def _check_file(path: Path, is_mask: bool, shape: tuple[int, int]) -> tuple[str 
     return None, array
 
 
-def scan(
-    raw_dir: str | Path, *, shape=ORIGINAL_SHAPE, threads: int = 4
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Validate ``raw_dir`` and return ``(train, test, train_masks)`` frames.
-
-    ``train``: image_id, subject, image, image_path, mask_path, height, width, mask_area.
-    ``test``: image_id, image_path, height, width.
-    ``train_masks``: subject, img, pixels (Kaggle's train_masks.csv layout, RLE).
-    Raises :class:`IngestError` listing every problem found.
-    """
-    raw_dir = Path(raw_dir)
-    problems: list[str] = []
+def find_files(raw_dir: Path, problems: list[str]) -> tuple[dict, dict, dict]:
+    """The files of the Kaggle layout by name: train images and masks by ``(subject, image)``,
+    test images by number. Naming problems (malformed names, an image without its mask or a
+    mask without its image, empty folders) are appended to ``problems``; contents are not read."""
     images, masks, tests = {}, {}, {}
     for path in _tiffs(raw_dir / "train", problems):
         if m := TRAIN_MASK.match(path.name):
@@ -115,6 +107,22 @@ def scan(
         problems.append(f"{raw_dir / 'train'}: no training images")
     if not tests and (raw_dir / "test").is_dir():
         problems.append(f"{raw_dir / 'test'}: no test images")
+    return images, masks, tests
+
+
+def scan(
+    raw_dir: str | Path, *, shape=ORIGINAL_SHAPE, threads: int = 4
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Validate ``raw_dir`` and return ``(train, test, train_masks)`` frames.
+
+    ``train``: image_id, subject, image, image_path, mask_path, height, width, mask_area.
+    ``test``: image_id, image_path, height, width.
+    ``train_masks``: subject, img, pixels (Kaggle's train_masks.csv layout, RLE).
+    Raises :class:`IngestError` listing every problem found.
+    """
+    raw_dir = Path(raw_dir)
+    problems: list[str] = []
+    images, masks, tests = find_files(raw_dir, problems)
 
     pairs = sorted(images.keys() & masks.keys())
     jobs = [(images[k], False) for k in pairs] + [(masks[k], True) for k in pairs]

@@ -115,10 +115,3 @@ def load_truth(folds_csv, masks_csv, *, lazy: bool = False):
     table = read_masks_table(masks_csv)
     masks = LazyMasks(table, folds["image_id"]) if lazy else ingest.load_masks(table, folds["image_id"], ORIGINAL_SHAPE)
     return folds, masks
-
-
-def member_presence(member_oofs: dict[str, list], image_ids, key: str = "presence") -> np.ndarray | None:
-    """Presence probability per image, averaged over the members that have a presence head
-    (``key="presence_tta"``: the flip-averaged ones)."""
-    found = load_members(member_oofs, image_ids, (key,))[key]
-    return np.mean(found, axis=0) if found else None

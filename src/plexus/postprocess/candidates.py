@@ -156,14 +156,6 @@ def hysteresis(prob: np.ndarray, low: float, high: float, grown=None) -> np.ndar
     return _paint(prob.shape, box, seeded[labels])
 
 
-def component_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Label image and the size of each label (index 0, the background, is 0)."""
-    labels, n = ndimage.label(mask, structure=EIGHT)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    sizes[0] = 0
-    return labels, sizes
-
-
 def _kept_components(mask: np.ndarray, components, min_size: int, largest_only: bool) -> np.ndarray:
     """``mask`` without its components below ``min_size`` and, with ``largest_only``, all but the
     largest of the rest (the first of equal largest, in label order)."""
