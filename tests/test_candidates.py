@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -16,33 +14,12 @@ from plexus.postprocess.candidates import (
     otsu_threshold,
     remove_small_components,
 )
+from references import components
 
 
-def _components(mask):
-    """8-connected components by breadth-first search: a list of pixel sets."""
-    seen = np.zeros_like(mask, dtype=bool)
-    out = []
-    for start in zip(*np.nonzero(mask)):
-        if seen[start]:
-            continue
-        queue, comp = deque([start]), set()
-        seen[start] = True
-        while queue:
-            r, c = queue.popleft()
-            comp.add((r, c))
-            for dr in (-1, 0, 1):
-                for dc in (-1, 0, 1):
-                    rr, cc = r + dr, c + dc
-                    if 0 <= rr < mask.shape[0] and 0 <= cc < mask.shape[1] and mask[rr, cc] and not seen[rr, cc]:
-                        seen[rr, cc] = True
-                        queue.append((rr, cc))
-        out.append(comp)
-    return out
-
-
-def _mask_of(components, shape):
+def _mask_of(comps, shape):
     mask = np.zeros(shape, dtype=bool)
-    for comp in components:
+    for comp in comps:
         for pixel in comp:
             mask[pixel] = True
     return mask
@@ -55,7 +32,7 @@ def _random_mask(seed, shape=(24, 30), density=0.35):
 @pytest.mark.parametrize("seed", range(8))
 def test_remove_small_and_largest_match_brute_force(seed):
     mask = _random_mask(seed)
-    comps = _components(mask)
+    comps = components(mask)
     for size in (1, 2, 5, 12):
         expected = _mask_of([c for c in comps if len(c) >= size], mask.shape)
         np.testing.assert_array_equal(remove_small_components(mask, size), expected)
@@ -69,7 +46,7 @@ def test_remove_small_and_largest_match_brute_force(seed):
 def test_hysteresis_matches_brute_force(seed):
     prob = np.random.default_rng(seed).random((20, 26)).astype(np.float32)
     low, high = 0.55, 0.9
-    comps = _components(prob > low)
+    comps = components(prob > low)
     expected = _mask_of([c for c in comps if any(prob[p] > high for p in c)], prob.shape)
     np.testing.assert_array_equal(hysteresis(prob, low, high), expected)
 

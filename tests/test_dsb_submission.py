@@ -9,22 +9,7 @@ import pandas as pd
 import pytest
 
 from plexus.postprocess.dsb_submission import decode_submission, encode_instances, submission_rows
-
-
-def _python_encode(mask) -> str:
-    """Kaggle RLE pixel by pixel: column-major, 1-based starts."""
-    rows, cols = len(mask), len(mask[0])
-    pairs, start = [], None
-    for index in range(rows * cols):
-        c, r = divmod(index, rows)
-        if mask[r][c] and start is None:
-            start = index
-        elif not mask[r][c] and start is not None:
-            pairs += [start + 1, index - start]
-            start = None
-    if start is not None:
-        pairs += [start + 1, rows * cols - start]
-    return " ".join(map(str, pairs))
+from references import python_rle_encode
 
 
 def _partition(labels):
@@ -59,7 +44,7 @@ def test_against_pure_python_encoder_and_round_trip(seed):
     maps = [_random_labels(rng, s) for s in shapes]
     for labels in maps:
         values = [v for v in np.unique(labels) if v]
-        assert encode_instances(labels) == [_python_encode((labels == v).tolist()) for v in values]
+        assert encode_instances(labels) == [python_rle_encode((labels == v).tolist()) for v in values]
     ids = [f"img{i}" for i in range(3)]
     frame = submission_rows(ids, maps)
     objects = [int((np.unique(m) > 0).sum()) for m in maps]

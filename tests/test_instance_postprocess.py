@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -18,6 +16,7 @@ from plexus.postprocess.instances import (
     remove_small_instances,
     tune_instances,
 )
+from references import components
 
 SHAPE = (48, 72)
 
@@ -34,24 +33,8 @@ def _partition(labels):
 
 
 def _components(mask):
-    """8-connected components by breadth-first search, as a partition."""
-    seen, out = np.zeros_like(mask, dtype=bool), set()
-    for start in zip(*np.nonzero(mask)):
-        if seen[start]:
-            continue
-        queue, comp = deque([start]), []
-        seen[start] = True
-        while queue:
-            r, c = queue.popleft()
-            comp.append(r * mask.shape[1] + c)
-            for dr in (-1, 0, 1):
-                for dc in (-1, 0, 1):
-                    rr, cc = r + dr, c + dc
-                    if 0 <= rr < mask.shape[0] and 0 <= cc < mask.shape[1] and mask[rr, cc] and not seen[rr, cc]:
-                        seen[rr, cc] = True
-                        queue.append((rr, cc))
-        out.add(frozenset(comp))
-    return out
+    """8-connected components by breadth-first search, as a partition of flat pixel indices."""
+    return {frozenset(r * mask.shape[1] + c for r, c in comp) for comp in components(mask)}
 
 
 def _consecutive(labels):

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from plexus.postprocess import rle
+from references import python_rle_encode
 
 
 def test_hand_computed_column_major():
@@ -43,22 +44,6 @@ def test_decode_rejects_bad_rle(text):
 # --- against a pure-Python encoder ------------------------------------------------------------------------------
 
 
-def _python_encode(mask) -> str:
-    """Kaggle RLE pixel by pixel: column-major, 1-based starts."""
-    rows, cols = len(mask), len(mask[0])
-    pairs, start = [], None
-    for index in range(rows * cols):
-        c, r = divmod(index, rows)
-        if mask[r][c] and start is None:
-            start = index
-        elif not mask[r][c] and start is not None:
-            pairs += [start + 1, index - start]
-            start = None
-    if start is not None:
-        pairs += [start + 1, rows * cols - start]
-    return " ".join(map(str, pairs))
-
-
 def _random_mask(rng, shape, kind):
     if kind == "speckle":  # many short runs
         return rng.random(shape) < rng.uniform(0.05, 0.95)
@@ -79,7 +64,7 @@ def test_encode_matches_python_encoder(shape, kind):
     rng = np.random.default_rng(hash((shape, kind)) % 2**32)
     for _ in range(4):
         mask = _random_mask(rng, shape, kind)
-        expected = _python_encode(mask.tolist())
+        expected = python_rle_encode(mask.tolist())
         assert rle.encode(mask) == expected
         assert rle.encode(mask.astype(np.uint8) * 255) == expected  # any nonzero value is foreground
         assert rle.encode(np.asfortranarray(mask)) == expected  # memory order does not matter
@@ -90,7 +75,7 @@ def test_encode_corners_and_column_wraps():
     mask = np.zeros((4, 3), dtype=bool)
     mask[3, 0] = mask[0, 1] = True  # the bottom of column 0 and the top of column 1: one run
     mask[3, 2] = True  # the very last pixel
-    assert rle.encode(mask) == "4 2 12 1" == _python_encode(mask.tolist())
+    assert rle.encode(mask) == "4 2 12 1" == python_rle_encode(mask.tolist())
     mask[:] = False
     mask[0, 0] = True  # the very first pixel
     assert rle.encode(mask) == "1 1"
@@ -104,7 +89,7 @@ def test_long_run_lists_take_the_vectorised_paths(seed):
     mask = rng.random((420, 580)) < 0.3
     text = rle.encode(mask)
     assert len(text.split()) > 2 * max(rle._SMALL_FORMAT, rle._SMALL_SORT)
-    assert text == _python_encode(mask.tolist())
+    assert text == python_rle_encode(mask.tolist())
     np.testing.assert_array_equal(rle.decode(text, mask.shape), mask)
     values = np.asarray(text.split(), dtype=np.int64)
     assert rle._format(values) == text
@@ -152,7 +137,7 @@ def test_decode_paths_agree(runs):
         starts = np.sort(rng.choice(mask.size, size=runs, replace=False))
         for s, e in zip(starts, np.append(starts[1:], mask.size)):
             mask.T.reshape(-1)[s:s + max(1, int((e - s) * density))] = True
-        text = _python_encode(mask.tolist())
+        text = python_rle_encode(mask.tolist())
         decoded = rle.decode(text, mask.shape)
         assert decoded.dtype == np.uint8 and decoded.flags.c_contiguous
         np.testing.assert_array_equal(decoded, mask)
