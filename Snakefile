@@ -16,15 +16,25 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
+include: "workflow/rules/folds.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
-include: "workflow/rules/tune.smk"
-include: "workflow/rules/postprocess.smk"
-include: "workflow/rules/submit.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/figures.smk"
-include: "workflow/rules/tables.smk"
+
+
+# the nerve workflow (data.format kaggle_nerve) or the generic one (folders, sheet)
+if GENERIC:
+
+    include: "workflow/rules/classes.smk"
+
+else:
+
+    include: "workflow/rules/data.smk"
+    include: "workflow/rules/tune.smk"
+    include: "workflow/rules/postprocess.smk"
+    include: "workflow/rules/submit.smk"
+    include: "workflow/rules/tables.smk"
 
 
 rule all:

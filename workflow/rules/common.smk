@@ -24,6 +24,15 @@ ENSEMBLES = config["ensembles"]
 ROBUSTNESS = config["robustness"]
 NOISE = ROBUSTNESS["noise"]
 TRAIN_SIZE = ROBUSTNESS["train_size"]
+MISSING = ROBUSTNESS["missing_channel"]
+# the generic workflow (any dataset from a sample sheet, several classes) or the nerve one
+GENERIC = config["data"]["format"] != "kaggle_nerve"
+CLASSES = dict(config["classes"])
+SHEET = (
+    config["data"]["sheet"]
+    if Path(config["data"]["sheet"]).is_absolute()
+    else f"{RAW}/{config['data']['sheet']}"
+)
 
 
 def check_config():
@@ -57,6 +66,13 @@ def check_config():
         errors.append(
             f"robustness.model: {ROBUSTNESS.get('model')!r} is not a key of models ({sorted(MODELS)})"
         )
+    errors += generic_config_errors() if GENERIC else []
+    synthetic = config["data"]["synthetic"]
+    if synthetic["enabled"] and (synthetic["kind"] == "nerve") == GENERIC:
+        errors.append(
+            f"data.synthetic.kind: {synthetic['kind']!r} does not go with data.format {config['data']['format']!r} "
+            "(nerve needs kaggle_nerve; multiclass and multichannel need sheet)"
+        )
     raw = Path(RAW)
     if config["data"]["synthetic"]["enabled"] and (raw / "train").is_dir():
         # the synthesize rule owns raw_dir/train and raw_dir/test as directory outputs, which
@@ -82,6 +98,30 @@ def check_config():
             )
     if errors:
         raise ValueError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def generic_config_errors():
+    """Checks of the generic workflow: one error per offending key."""
+    errors = []
+    values = list(CLASSES.values())
+    if len(set(values)) != len(values):
+        errors.append(f"classes: two classes share a mask value ({CLASSES})")
+    for name, settings in MODELS.items():
+        if settings["arch"] == "unet2head" or settings.get("presence_head"):
+            errors.append(
+                f"models.{name}: the presence head gates binary masks; the generic workflow "
+                "(data.format folders or sheet) has none"
+            )
+    if MISSING["enabled"] and len(config["data"]["channels"]) < 2:
+        errors.append(
+            "robustness.missing_channel.enabled: the study removes each channel in turn; "
+            f"data.channels has one ({config['data']['channels']})"
+        )
+    if config["data"]["format"] == "folders" and config["data"]["channels"] != ["image"]:
+        errors.append(
+            "data.channels: format folders has one channel, image; describe several in a sheet"
+        )
+    return errors
 
 
 check_config()
@@ -112,12 +152,25 @@ def script_code(script):
 # reruns when it changes (an in-place rewrite leaves the folders' own mtimes alone)
 RAW_FINGERPRINT = "results/manifest/raw_fingerprint.json"
 if workflow.is_main_process:
-    refresh_fingerprint(RAW, RAW_FINGERPRINT)
+    # the generic workflow's dataset is the whole tree under raw_dir (sheet and image folders)
+    refresh_fingerprint(RAW, RAW_FINGERPRINT, None if GENERIC else ("train", "test"))
 
 
 def synthetic_settings():
-    """The generator's arguments: the synthetic section without its on/off switch."""
-    return {k: v for k, v in config["data"]["synthetic"].items() if k != "enabled"}
+    """The generator's arguments: the synthetic section without its switch and kind."""
+    return {
+        k: v
+        for k, v in config["data"]["synthetic"].items()
+        if k not in ("enabled", "kind")
+    }
+
+
+def dataset_inputs():
+    """What the generic manifest reads: the sheet (format sheet) or the folders."""
+    if config["data"]["format"] == "sheet":
+        return [SHEET]
+    folders = config["data"]["folders"]
+    return [f"{RAW}/{folders[k]}" for k in ("images", "masks", "test") if folders[k]]
 
 
 # -- names -----------------------------------------------------------------------------
@@ -162,6 +215,8 @@ def postprocess_options():
 
 def tta_flips(wildcards):
     """Test-time flips of a model's own predictions (not of the robustness runs)."""
+    if GENERIC:  # the generic post-processing has no TTA candidate
+        return []
     return (
         list(config["predict"]["tta"])
         if wildcards.get("run", wildcards.get("model")) in MODELS
@@ -322,6 +377,51 @@ def train_size_oof_files(wildcards):
     return files
 
 
+def train_size_infos(wildcards):
+    """train_info.json of every training-size run (and the full run): its image counts."""
+    return {
+        f"info_{key}": expand(
+            "results/models/{run}/fold{fold}/train_info.json",
+            run=f"{robust_model()}--n{number_name(size)}-s{seed}",
+            fold=FOLDS,
+        )
+        for key, size, seed in train_size_entries()
+    } | {
+        "info_full": expand(
+            "results/models/{run}/fold{fold}/train_info.json",
+            run=robust_model(),
+            fold=FOLDS,
+        )
+    }
+
+
+def class_studies():
+    """The generic workflow's robustness studies that are switched on."""
+    studies = []
+    if NOISE["enabled"]:
+        studies.append("noise")
+    if TRAIN_SIZE["enabled"]:
+        studies.append("train_size")
+    if MISSING["enabled"]:
+        studies.append("missing_channel")
+    return studies
+
+
+def class_figure_inputs(wildcards):
+    inputs = {"table": "results/tables/classes.csv"}
+    for study in class_studies():
+        inputs[study] = f"results/robustness/{study}/scores.csv"
+    return inputs
+
+
+def class_figure_outputs():
+    return {
+        f"{kind}_{ext}": f"results/figures/classes/{kind}.{ext}"
+        for kind in ["scores", *class_studies()]
+        for ext in ("png", "pdf")
+    }
+
+
 # -- resources: GPU jobs ask for one GPU; retries get more time and memory ----------------
 
 
@@ -353,6 +453,8 @@ def light_mem_mb(wildcards, attempt):
 
 
 def get_final_output():
+    if GENERIC:
+        return generic_final_output()
     outputs = expand("results/submission/{ensemble}.csv", ensemble=ENSEMBLES)
     outputs += expand("results/tuning/{name}/best.json", name=tuning_names())
     outputs += expand("results/postprocess/{name}.json", name=tuning_names())
@@ -364,8 +466,26 @@ def get_final_output():
     return outputs
 
 
+def generic_final_output():
+    outputs = expand("results/submission/{ensemble}.csv", ensemble=ENSEMBLES)
+    outputs += expand("results/labelmaps/{ensemble}", ensemble=ENSEMBLES)
+    outputs += expand("results/tuning/{name}/best.json", name=tuning_names())
+    outputs += [f"results/robustness/{study}/scores.csv" for study in class_studies()]
+    outputs += figure_targets()
+    return outputs
+
+
 def figure_targets():
     """Every figure (PNG and PDF) and the results table."""
+    if GENERIC:
+        return list(class_figure_outputs().values()) + [
+            "results/tables/classes.csv",
+            "results/tables/classes.md",
+        ] + expand(
+            "results/figures/learning_curves/{model}.{ext}",
+            model=MODELS,
+            ext=["png", "pdf"],
+        )
     names = tuning_names()
     targets = expand(
         "results/figures/tuning/{name}_{kind}.{ext}",

@@ -32,6 +32,8 @@ if NOISE["enabled"]:
         script:
             "../scripts/predict_noisy.py"
 
+if NOISE["enabled"] and not GENERIC:
+
     rule noise_scores:
         input:
             unpack(noise_prediction_files),
@@ -56,7 +58,7 @@ if NOISE["enabled"]:
             "../scripts/noise_scores.py"
 
 
-if TRAIN_SIZE["enabled"]:
+if TRAIN_SIZE["enabled"] and not GENERIC:
 
     rule train_size_scores:
         input:

@@ -20,11 +20,24 @@ from pathlib import Path
 SUBFOLDERS = ("train", "test")
 
 
-def listing(raw_dir: str | os.PathLike) -> list[list]:
-    """``[relative path, size, mtime_ns]`` of every regular, non-hidden file, sorted."""
+def listing(raw_dir: str | os.PathLike, subfolders: tuple[str, ...] | None = SUBFOLDERS) -> list[list]:
+    """``[relative path, size, mtime_ns]`` of every regular, non-hidden file, sorted.
+
+    ``subfolders=None`` lists the whole tree under ``raw_dir`` (a generic dataset: its
+    sheet and its image folders), hidden files and folders left out.
+    """
     raw = Path(raw_dir)
     rows = []
-    for sub in SUBFOLDERS:
+    if subfolders is None:
+        for root, dirs, files in os.walk(raw):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in files:
+                if not name.startswith("."):
+                    path = Path(root) / name
+                    stat = path.stat()
+                    rows.append([path.relative_to(raw).as_posix(), stat.st_size, stat.st_mtime_ns])
+        return sorted(rows)
+    for sub in subfolders:
         folder = raw / sub
         if not folder.is_dir():
             continue
@@ -36,22 +49,27 @@ def listing(raw_dir: str | os.PathLike) -> list[list]:
     return sorted(rows)
 
 
-def fingerprint(raw_dir: str | os.PathLike) -> dict:
+def fingerprint(raw_dir: str | os.PathLike, subfolders: tuple[str, ...] | None = SUBFOLDERS) -> dict:
     """``{"raw_dir", "files", "sha256"}``: the count and digest of :func:`listing`."""
-    rows = listing(raw_dir)
+    rows = listing(raw_dir, subfolders)
     digest = hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
     return {"raw_dir": str(raw_dir), "files": len(rows), "sha256": digest}
 
 
-def refresh(raw_dir: str | os.PathLike, record: str | os.PathLike) -> bool:
+def refresh(raw_dir: str | os.PathLike, record: str | os.PathLike,
+            subfolders: tuple[str, ...] | None = SUBFOLDERS) -> bool:
     """Rewrite ``record`` when the folder's fingerprint differs from it; True if rewritten.
 
     A folder without ``train/`` and ``test/`` yet (the synthetic dataset before its
-    first run) leaves the record alone.
+    first run), or with ``subfolders=None`` a folder that does not exist yet, leaves
+    the record alone.
     """
-    if not any((Path(raw_dir) / sub).is_dir() for sub in SUBFOLDERS):
+    if subfolders is None:
+        if not Path(raw_dir).is_dir():
+            return False
+    elif not any((Path(raw_dir) / sub).is_dir() for sub in subfolders):
         return False
-    text = json.dumps(fingerprint(raw_dir), indent=1) + "\n"
+    text = json.dumps(fingerprint(raw_dir, subfolders), indent=1) + "\n"
     record = Path(record)
     if record.is_file() and record.read_text() == text:
         return False

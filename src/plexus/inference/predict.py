@@ -89,11 +89,17 @@ def predict_probs(
     noise: dict | None = None,
     presence_gate: float | None = 0.5,
     flips: tuple[str, ...] | list[str] = (),
+    present=None,
+    drop_channel: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Probabilities for uint8 ``images`` (N,H,W) at the model's input size.
 
     Returns ``{"prob": float16 (N,H,W)}`` plus ``"presence": float32 (N,)`` for
     two-head models, whose ``prob`` is gated by ``presence >= presence_gate``.
+    Any dataset: uint8/uint16 ``images`` (N,C,H,W), ``present`` (N,C) bool (a
+    missing channel is 0 after normalisation, as in training); ``drop_channel``
+    treats that channel as missing in every image (the missing-channel study). A
+    model of several classes returns softmax ``prob`` float16 (N,K,H,W).
     With ``flips``, also ``prob_tta`` (and ``presence_tta``): the mean of the plain and
     the flipped-back flipped predictions, gated the same way by its own presence.
     """
@@ -101,8 +107,15 @@ def predict_probs(
     if unknown:
         raise ValueError(f"unknown test-time flips {unknown}; known: {', '.join(FLIPS)}")
     images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise ValueError(f"images must be uint8 (N, H, W), got {images.dtype} {images.shape}")
+    if images.dtype not in (np.uint8, np.uint16) or images.ndim not in (3, 4):
+        raise ValueError(f"images must be uint8 or uint16, (N, H, W) or (N, C, H, W), got {images.dtype} {images.shape}")
+    channels = 1 if images.ndim == 3 else images.shape[1]
+    keep = np.ones((len(images), channels), dtype=bool) if present is None else np.asarray(present, dtype=bool)
+    if keep.shape != (len(images), channels):
+        raise ValueError(f"present must be ({len(images)}, {channels}), got {keep.shape}")
+    if drop_channel is not None:
+        keep = keep.copy()
+        keep[:, int(drop_channel)] = False
     dev = pick_device(device)
     prev_threads = torch.get_num_threads()
     try:
@@ -110,40 +123,52 @@ def predict_probs(
             torch.set_num_threads(int(threads))
         model, meta = load_model(model_path, dev)
         size = tuple(int(s) for s in meta["input_size"])
-        if images.shape[1:] != size:
+        if images.shape[-2:] != size:
             raise ValueError(
-                f"images are {images.shape[1]}x{images.shape[2]} but the model expects {size[0]}x{size[1]}"
+                f"images are {images.shape[-2]}x{images.shape[-1]} but the model expects {size[0]}x{size[1]}"
             )
+        n_classes = meta.get("n_classes")
+        expected = int(meta["model_kwargs"].get("in_channels", 1))
+        if channels != expected:
+            raise ValueError(f"images have {channels} channel(s) but the model was trained on {expected}")
         images = noisy_images(images, noise)
         two_head = is_two_head(model)
         cuda = dev.type == "cuda"
         amp = _autocast(meta, dev)
         model = model.to(memory_format=torch.channels_last)
-        mean, std = float(meta["mean"]), float(meta["std"])
+        mean, std = _statistics(meta, dev)
         n = len(images)
         views = [None, *flips]  # None: the plain image
-        probs = {v: np.empty(images.shape, dtype=np.float32) for v in views}
+        shape = images.shape if n_classes is None else (n, int(n_classes), *size)
+        probs = {v: np.empty(shape, dtype=np.float32) for v in views}
+        keep_t = torch.from_numpy(keep).float()
         presences = {v: np.empty(n, dtype=np.float32) for v in views}
 
         def forward(x):
             with torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext():
                 out = model(x)
             seg, pres = out if two_head else (out, None)
-            return torch.sigmoid(seg.float())[:, 0], None if pres is None else torch.sigmoid(pres.float())
+            p = torch.sigmoid(seg.float())[:, 0] if n_classes is None else torch.softmax(seg.float(), dim=1)
+            return p, None if pres is None else torch.sigmoid(pres.float())
 
         for start in range(0, n, batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+            part = images[start : start + batch_size]
+            chunk = torch.from_numpy(np.ascontiguousarray(part if part.dtype == np.uint8 else part.astype(np.float32)))
             if cuda:
                 chunk = chunk.pin_memory().to(dev, non_blocking=True)
-            x = ((chunk.float() - mean) / std).unsqueeze(1).contiguous(memory_format=torch.channels_last)
+            x = chunk.float()
+            x = ((x.unsqueeze(1) if x.ndim == 3 else x) - mean) / std
+            if not keep[start : start + batch_size].all():
+                x = x * keep_t[start : start + batch_size].to(dev)[:, :, None, None]
+            x = x.contiguous(memory_format=torch.channels_last)
             stop = start + len(x)
             for view in views:
                 if view is None:
                     p, pp = forward(x)
-                else:  # predict the flipped image, flip the map back (dims of p are N, H, W)
+                else:  # predict the flipped image, flip the map back (dims of p: N, H, W or N, K, H, W)
                     dim = FLIPS[view]
                     p, pp = forward(torch.flip(x, dims=[dim]).contiguous(memory_format=torch.channels_last))
-                    p = torch.flip(p, dims=[dim - 1])
+                    p = torch.flip(p, dims=[dim - 1 if n_classes is None else dim])
                 probs[view][start:stop] = p.cpu().numpy()
                 if pp is not None:
                     presences[view][start:stop] = pp.cpu().numpy()
@@ -157,10 +182,19 @@ def predict_probs(
     return result
 
 
+def _statistics(meta: dict, device: torch.device):
+    """The training normalisation of ``model.pt``: floats, or (1, C, 1, 1) tensors per channel."""
+    mean, std = meta["mean"], meta["std"]
+    if isinstance(mean, (int, float)):
+        return float(mean), float(std)
+    as_tensor = lambda v: torch.tensor(v, dtype=torch.float32, device=device)[None, :, None, None]  # noqa: E731
+    return as_tensor(mean), as_tensor(std)
+
+
 def _gated(prob: np.ndarray, presence: np.ndarray | None, presence_gate: float | None) -> dict[str, np.ndarray]:
     """The contract's arrays: ``prob`` float16, zeroed below the gate, and ``presence``."""
     if presence is None:
         return {"prob": prob.astype(np.float16)}
     if presence_gate is not None:
-        prob = prob * (presence >= presence_gate)[:, None, None]
+        prob = prob * (presence >= presence_gate).reshape(-1, *([1] * (prob.ndim - 1)))
     return {"prob": prob.astype(np.float16), "presence": presence.astype(np.float32)}

@@ -94,7 +94,8 @@ class UNet(EncoderDecoder):
     """U-Net with ``depth`` poolings; channels ``base_channels * 2**level``.
 
     Input (B, in_channels, H, W) with H and W divisible by ``2**depth``; output
-    segmentation logits (B, 1, H, W).
+    segmentation logits (B, out_channels, H, W): one for a binary mask, one per class
+    for a multi-class softmax.
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class UNet(EncoderDecoder):
         depth: int = 4,
         dropout: float = 0.2,
         bilinear: bool = False,
+        out_channels: int = 1,
     ):
         super().__init__()
         if depth < 1:
@@ -115,7 +117,7 @@ class UNet(EncoderDecoder):
         self.ups = nn.ModuleList(
             Up(chans[i + 1], chans[i], dropout=dropout, bilinear=bilinear) for i in reversed(range(depth))
         )
-        self.outc = OutConv(chans[0], 1)
+        self.outc = OutConv(chans[0], out_channels)
         self.bottleneck_channels = chans[-1]
 
 

@@ -19,17 +19,18 @@ def predict_stage(model_pt, images_npz, out_npz, *, folds_csv=None, fold=None, n
     from plexus.inference.predict import predict_probs
 
     data = read_npz(images_npz)
-    ids, images = data["image_id"], data["images"]
+    ids, images, present = data["image_id"], data["images"], data.get("present")
     if fold is not None:
         folds = read_folds(folds_csv)
         check_aligned(ids, folds["image_id"], images_npz, folds_csv)
         _, val_idx = splits.fold_indices(folds, fold)
         ids, images = ids[val_idx], images[val_idx]
+        present = None if present is None else present[val_idx]
     if noise is not None:
         noise = {**noise, "image_ids": ids.tolist()}
     # maps are stored ungated: the presence gate is tuned on OOF and applied once, after averaging
     out = predict_probs(model_pt, images, batch_size=batch_size, threads=threads, noise=noise, presence_gate=None,
-                        flips=tuple(flips))
+                        flips=tuple(flips), present=present)
     atomic.write_npz(out_npz, image_id=ids, **out)
 
 
@@ -76,8 +77,9 @@ def noise_predict_stage(model_pts, train_npz, folds_csv, sigma: float, seed: int
         _, val_idx = splits.fold_indices(folds, fold)
         fold_ids = data["image_id"][val_idx]
         noise = {"sigma": float(sigma), "seed": int(seed), "image_ids": fold_ids.tolist()}
+        present = data["present"][val_idx] if "present" in data else None
         out = predict_probs(model_pt, data["images"][val_idx], batch_size=batch_size, threads=threads, noise=noise,
-                            presence_gate=None)
+                            presence_gate=None, present=present)
         ids.append(fold_ids)
         fold_of.append(np.full(len(val_idx), fold))
         probs.append(out["prob"])

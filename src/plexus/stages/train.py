@@ -27,5 +27,8 @@ def train_stage(train_npz, folds_csv, fold: int, settings: dict, out_dir, checkp
         train_idx = train_idx[keep]
         print(f"training-size subset: {len(train_idx)} images from "
               f"{folds['subject'].iloc[train_idx].nunique()} subjects (target {subset['size']})")
+    # arrays of the generic workflow say what they hold: classes (softmax) and missing channels
+    n_classes = len(data["classes"]) if "classes" in data else None
     return train_model(data["images"], data["masks"], train_idx, val_idx, train_settings, out_dir,
-                       checkpoint_path=checkpoint, run_name=run_name, fold=fold, threads=threads, noise=noise)
+                       checkpoint_path=checkpoint, run_name=run_name, fold=fold, threads=threads, noise=noise,
+                       n_classes=n_classes, present=data.get("present"))

@@ -114,9 +114,11 @@ def augment_batch(
     params: dict | None,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment ``images`` (B,C,H,W float) and ``masks`` (B,1,H,W or B,H,W) jointly.
+    """Augment ``images`` (B,C,H,W float) and ``masks`` (B,1,H,W or B,H,W; or one-hot B,K,H,W) jointly.
 
-    Returns new tensors of the input shapes and dtypes (masks binary). The random
+    Returns new tensors of the input shapes and dtypes (masks binary; one-hot masks
+    stay one-hot: each pixel takes the class of the largest resampled channel, and
+    pixels entering from outside the background, class 0). The random
     draws come only from ``generator`` (a CPU ``torch.Generator``), so the result is
     a function of its state; tensors may live on any device.
     """
@@ -127,7 +129,8 @@ def augment_batch(
     params = _check_params(params)
     b, c, h, w = images.shape
     mask_shape, mask_dtype = masks.shape, masks.dtype
-    m = masks.reshape(b, 1, h, w).to(images.dtype)
+    k = masks.shape[1] if masks.ndim == 4 else 1
+    m = masks.reshape(b, k, h, w).to(images.dtype)
     hflip, vflip, _, theta = _draw(b, params, generator, (h, w))
     if is_identity(params):
         return images, masks
@@ -150,5 +153,8 @@ def augment_batch(
         ).to(x.dtype)
         x = x.index_copy(0, idx, warped)
     out_images = x[:, :c]
-    out_masks = (x[:, c:] > 0.5).to(mask_dtype).reshape(mask_shape)
+    if k == 1:
+        out_masks = (x[:, c:] > 0.5).to(mask_dtype).reshape(mask_shape)
+    else:
+        out_masks = F.one_hot(x[:, c:].argmax(1), k).permute(0, 3, 1, 2).to(mask_dtype).contiguous()
     return out_images.contiguous(), out_masks

@@ -56,9 +56,12 @@ def remove_stale_temporaries(path: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def save_checkpoint(path: Path, *, run_hash: str, epoch: int, model, optimizer, scaler, history, settings: dict):
+def save_checkpoint(path: Path, *, run_hash: str, epoch: int, model, optimizer, scaler, history, settings: dict,
+                    scheduler=None):
+    extra = {} if scheduler is None else {"scheduler": scheduler.state_dict()}
     save_torch(
         {
+            **extra,
             "format": CHECKPOINT_FORMAT,
             "hash": run_hash,
             "epoch": epoch,
@@ -87,10 +90,12 @@ def load_checkpoint(path: Path, expected_hash: str, log: Callable[[str], None]) 
     return ck
 
 
-def restore(ck: dict, model, optimizer, scaler) -> tuple[list[dict], int]:
-    """Load ``ck`` into model, optimizer and scaler; returns ``(history, epoch)``."""
+def restore(ck: dict, model, optimizer, scaler, scheduler=None) -> tuple[list[dict], int]:
+    """Load ``ck`` into model, optimizer, scaler (and scheduler); returns ``(history, epoch)``."""
     model.load_state_dict(ck["model"])
     optimizer.load_state_dict(ck["optimizer"])
+    if scheduler is not None and ck.get("scheduler"):
+        scheduler.load_state_dict(ck["scheduler"])
     if ck.get("scaler"):
         scaler.load_state_dict(ck["scaler"])
     return [dict(r) for r in ck["history"]], int(ck["epoch"])

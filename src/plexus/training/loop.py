@@ -64,7 +64,7 @@ from plexus.training import checkpoint
 from plexus.training.augment import augment_batch
 from plexus.training.determinism import torch_run_context
 from plexus.training.losses import segmentation_loss, two_head_loss
-from plexus.training.optim import make_optimizer
+from plexus.training.optim import make_optimizer, make_scheduler
 from plexus.training.precision import autocast_dtype, dtype_name
 from plexus.training.settings import TrainSettings
 
@@ -93,8 +93,8 @@ class _Setup:
     """Everything an epoch needs besides model, optimizer and data."""
 
     device: torch.device
-    mean: float
-    std: float
+    mean: float | torch.Tensor  # one value, or (1, C, 1, 1) per channel
+    std: float | torch.Tensor
     batch_size: int
     seg_loss: Callable
     presence_weight: float
@@ -102,13 +102,36 @@ class _Setup:
     augment: dict | None
     autocast: torch.dtype | None = None  # None: float32
     channels_last: bool = False
+    n_classes: int | None = None  # None: a binary mask and one sigmoid logit
+    present: torch.Tensor | None = None  # (N, C) 1.0 where the image has the channel
+    channel_dropout: float = 0.0
+    grad_clip: float = 0.0
 
 
 def _batch(images_t, masks_t, idx, setup: _Setup):
-    x = images_t.index_select(0, idx).unsqueeze(1).float()
+    """Normalised images (B,C,H,W) and targets: (B,1,H,W) binary, or one-hot (B,K,H,W).
+
+    A missing channel (``present`` 0) is 0 after normalisation: the training mean.
+    """
+    x = images_t.index_select(0, idx).float()
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
     x = (x - setup.mean) / setup.std
-    y = masks_t.index_select(0, idx).unsqueeze(1).float()
+    if setup.present is not None:
+        x = x * setup.present.index_select(0, idx)[:, :, None, None]
+    y = masks_t.index_select(0, idx)
+    if setup.n_classes is None:
+        y = y.unsqueeze(1).float()
+    else:
+        y = torch.nn.functional.one_hot(y.long(), setup.n_classes).permute(0, 3, 1, 2).float()
     return x, y
+
+
+def _drop_channels(x: torch.Tensor, rate: float, generator: torch.Generator) -> torch.Tensor:
+    """Zero each channel of each sample with probability ``rate``, never all channels of a sample."""
+    keep = torch.rand(x.shape[0], x.shape[1], generator=generator) >= rate
+    keep[~keep.any(1)] = True
+    return x * keep.to(device=x.device, dtype=x.dtype)[:, :, None, None]
 
 
 def _loss(model, x, y, setup: _Setup):
@@ -141,11 +164,16 @@ def _train_epoch(
     for start in range(0, n, setup.batch_size):
         idx = order[start : start + setup.batch_size]
         x, y = _batch(images_t, masks_t, idx, setup)
+        if setup.channel_dropout and x.shape[1] > 1:
+            x = _drop_channels(x, setup.channel_dropout, generator)
         if setup.augment:
             x, y = augment_batch(x, y, setup.augment, generator)
         loss, _, _ = _loss(model, x, y, setup)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if setup.grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), setup.grad_clip)
         scaler.step(optimizer)
         scaler.update()
         total += loss.detach().double() * len(idx)
@@ -168,6 +196,9 @@ def _evaluate(model, images_t, masks_t, val_idx_t, setup: _Setup, presence_gate:
         x, y = _batch(images_t, masks_t, idx, setup)
         loss, seg, presence = _loss(model, x, y, setup)
         total_loss += loss.double() * len(idx)
+        if setup.n_classes is not None:
+            total_dice += _class_dice(seg.float().argmax(1), y.argmax(1), setup.n_classes).sum()
+            continue
         pred = (seg.float() > 0).flatten(1)
         if presence is not None:
             pred = pred & (torch.sigmoid(presence.float()) >= presence_gate)[:, None]
@@ -179,17 +210,34 @@ def _evaluate(model, images_t, masks_t, val_idx_t, setup: _Setup, presence_gate:
     return float(total_loss.item() / n), float(total_dice.item() / n)
 
 
+def _class_dice(pred: torch.Tensor, true: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Per image, the mean over foreground classes of the hard Dice (1 when a class is in neither)."""
+    dices = []
+    for c in range(1, n_classes):
+        p, t = (pred == c).flatten(1), (true == c).flatten(1)
+        inter = (p & t).sum(1).double()
+        denom = (p.sum(1) + t.sum(1)).double()
+        dices.append(torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom)))
+    return torch.stack(dices, 1).mean(1)
+
+
 # ---------------------------------------------------------------- inputs and data
 
 
-def _validate_inputs(images, masks, train_idx, val_idx, settings: TrainSettings):
+def _validate_inputs(images, masks, train_idx, val_idx, settings: TrainSettings, n_classes=None, present=None):
     images = np.asarray(images)
     masks = np.asarray(masks)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise ValueError(f"images must be uint8 (N, H, W), got {images.dtype} {images.shape}")
-    if masks.shape != images.shape:
+    if images.dtype not in (np.uint8, np.uint16) or images.ndim not in (3, 4):
+        raise ValueError(f"images must be uint8 or uint16, (N, H, W) or (N, C, H, W), got {images.dtype} {images.shape}")
+    if masks.shape != images.shape[:1] + images.shape[-2:]:
         raise ValueError(f"masks shape {masks.shape} differs from images shape {images.shape}")
     masks = masks.astype(np.uint8, copy=False)
+    if n_classes is not None and len(masks) and int(masks.max()) >= n_classes:
+        raise ValueError(f"masks hold class {int(masks.max())}, but there are {n_classes} classes")
+    if present is not None:
+        channels = images.shape[1] if images.ndim == 4 else 1
+        if np.shape(present) != (len(images), channels):
+            raise ValueError(f"present must be (N, C) = ({len(images)}, {channels}), got {np.shape(present)}")
     train_idx = np.asarray(train_idx, dtype=np.int64).reshape(-1)
     val_idx = np.asarray(val_idx, dtype=np.int64).reshape(-1)
     if len(train_idx) == 0 or len(val_idx) == 0:
@@ -198,14 +246,16 @@ def _validate_inputs(images, masks, train_idx, val_idx, settings: TrainSettings)
     for name, idx in (("train_idx", train_idx), ("val_idx", val_idx)):
         if idx.min() < 0 or idx.max() >= n:
             raise ValueError(f"{name} out of range for {n} images")
-    if settings.input_size != images.shape[1:]:
+    if settings.input_size != images.shape[-2:]:
         raise ValueError(
-            f"images are {images.shape[1]}x{images.shape[2]} but settings input_size is {list(settings.input_size)}"
+            f"images are {images.shape[-2]}x{images.shape[-1]} but settings input_size is {list(settings.input_size)}"
         )
     return images, masks, train_idx, val_idx
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    if array.dtype == np.uint16:  # torch indexes few ops on uint16; float32 holds it exactly
+        array = array.astype(np.float32)
     t = torch.from_numpy(np.ascontiguousarray(array))
     if device.type == "cuda":
         return t.pin_memory().to(device, non_blocking=True)
@@ -241,6 +291,8 @@ class _Run:
     fold: int | None
     device: torch.device
     noise: dict | None
+    n_classes: int | None
+    present: np.ndarray | None
     log: Callable[[str], None]
     on_epoch_end: Callable[[int, dict], None] | None
     hash: str
@@ -283,13 +335,18 @@ def train_model(
     device="auto",
     threads: int | None = None,
     noise: dict | None = None,
+    n_classes: int | None = None,
+    present=None,
     log: Callable[[str], None] = print,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> dict:
     """Train one network; write ``model.pt``, ``history.csv``, ``train_info.json``.
 
     ``images`` uint8 (N,H,W) and ``masks`` {0,1} uint8 (N,H,W) at
-    ``settings.input_size``. ``run_name`` and ``fold`` name the run in messages
+    ``settings.input_size``; or, for any dataset, images uint8/uint16 (N,C,H,W) with
+    ``present`` (N,C) bool (False: the channel is missing, filled with 0 after
+    per-channel normalisation) and ``masks`` class indices with ``n_classes`` classes
+    (softmax output; None keeps the binary sigmoid). ``run_name`` and ``fold`` name the run in messages
     (:class:`TrainingDiverged`). ``noise``: ``None`` or ``{"sigma", "fraction",
     "seed"}``, Gaussian noise (8-bit units) added before z-scoring to that fraction
     of the training samples, redrawn each epoch. ``on_epoch_end(epoch, row)`` is
@@ -299,13 +356,20 @@ def train_model(
     t_start = time.perf_counter()
     if not isinstance(settings, TrainSettings):
         raise TypeError(f"settings must be a TrainSettings (TrainSettings.from_config), got {type(settings).__name__}")
-    images, masks, train_idx, val_idx = _validate_inputs(images, masks, train_idx, val_idx, settings)
+    images, masks, train_idx, val_idx = _validate_inputs(images, masks, train_idx, val_idx, settings, n_classes,
+                                                         present)
+    present = None if present is None else np.asarray(present, dtype=bool)
+    identity = settings.to_dict()
+    if n_classes is not None:
+        identity["n_classes"] = int(n_classes)
+    if present is not None:
+        identity["present"] = hashlib.sha256(present.tobytes()).hexdigest()
     dev = pick_device(device)
     run = _Run(
         images=images, masks=masks, train_idx=train_idx, val_idx=val_idx, settings=settings,
         out_dir=Path(out_dir), checkpoint_path=Path(checkpoint_path), run_name=run_name, fold=fold, device=dev,
-        noise=noise, log=log, on_epoch_end=on_epoch_end, t_start=t_start,
-        hash=checkpoint.run_hash(settings.to_dict(), train_idx, val_idx, images, masks, noise),
+        noise=noise, n_classes=n_classes, present=present, log=log, on_epoch_end=on_epoch_end, t_start=t_start,
+        hash=checkpoint.run_hash(identity, train_idx, val_idx, images, masks, noise),
     )
     with torch_run_context(dev, threads, settings.deterministic):
         return _train(run)
@@ -313,16 +377,19 @@ def train_model(
 
 def _train(run: _Run) -> dict:
     model, optimizer, scaler, setup = _build(run)
-    history, start_epoch = _resume(run, model, optimizer, scaler)
+    scheduler = make_scheduler(optimizer, run.settings)
+    history, start_epoch = _resume(run, model, optimizer, scaler, scheduler)
     data = _DeviceData.of(run)
     for epoch in range(start_epoch + 1, run.settings.epochs + 1):
         row = _run_epoch(run, model, optimizer, scaler, setup, data, epoch)
         history.append(row)
         _log_epoch(run, row)
         _check_finite(run, row)
+        if scheduler is not None:
+            scheduler.step(row["val_loss"])
         checkpoint.save_checkpoint(
             run.checkpoint_path, run_hash=run.hash, epoch=epoch, model=model, optimizer=optimizer, scaler=scaler,
-            history=history, settings=run.settings.to_dict(),
+            history=history, settings=run.settings.to_dict(), scheduler=scheduler,
         )
         if run.on_epoch_end is not None:
             run.on_epoch_end(epoch, dict(row))
@@ -332,13 +399,9 @@ def _train(run: _Run) -> dict:
 def _build(run: _Run):
     """Model (initial weights from ``epoch_seed(seed, 0)``), optimizer, grad scaler and epoch setup."""
     s = run.settings
-    train_images = run.images[run.train_idx]
-    mean = float(train_images.mean(dtype=np.float64))
-    std = float(train_images.std(dtype=np.float64))
-    if not std > 0:
-        std = 1.0
+    mean, std = _normalisation(run)
     torch.manual_seed(epoch_seed(s.seed, 0))  # initial weights
-    model = build_model(s.arch, **s.model_kwargs())
+    model = build_model(s.arch, **s.model_kwargs(_channels(run.images), run.n_classes))
     amp = autocast_dtype(run.device, s.amp, s.amp_dtype)
     model = model.to(run.device, memory_format=torch.channels_last) if s.channels_last else model.to(run.device)
     optimizer = make_optimizer(model, s)
@@ -354,17 +417,48 @@ def _build(run: _Run):
         augment=None if s.augment.is_identity() else s.augment.to_dict(),
         autocast=amp,
         channels_last=s.channels_last,
+        n_classes=run.n_classes,
+        present=None if run.present is None else torch.from_numpy(run.present).float().to(run.device),
+        channel_dropout=s.channel_dropout,
+        grad_clip=s.grad_clip,
     )
+    if not isinstance(mean, float):
+        setup.mean = torch.tensor(mean, dtype=torch.float32, device=run.device)[None, :, None, None]
+        setup.std = torch.tensor(std, dtype=torch.float32, device=run.device)[None, :, None, None]
     return model, optimizer, scaler, setup
 
 
-def _resume(run: _Run, model, optimizer, scaler) -> tuple[list[dict], int]:
+def _channels(images: np.ndarray) -> int:
+    return 1 if images.ndim == 3 else int(images.shape[1])
+
+
+def _normalisation(run: _Run) -> tuple[float, float] | tuple[list[float], list[float]]:
+    """Mean and std of the training part: one pair for (N,H,W) images, one per channel for (N,C,H,W).
+
+    Per channel, only the images that have the channel count (``present``).
+    """
+    train_images = run.images[run.train_idx]
+    if run.images.ndim == 3:
+        mean = float(train_images.mean(dtype=np.float64))
+        std = float(train_images.std(dtype=np.float64))
+        return mean, std if std > 0 else 1.0
+    means, stds = [], []
+    for c in range(train_images.shape[1]):
+        rows = train_images[:, c] if run.present is None else train_images[run.present[run.train_idx, c], c]
+        m = float(rows.mean(dtype=np.float64)) if rows.size else 0.0
+        sd = float(rows.std(dtype=np.float64)) if rows.size else 1.0
+        means.append(m)
+        stds.append(sd if sd > 0 else 1.0)
+    return means, stds
+
+
+def _resume(run: _Run, model, optimizer, scaler, scheduler=None) -> tuple[list[dict], int]:
     """History and last epoch of this run's checkpoint, loaded into the objects; ``([], 0)`` if none."""
     checkpoint.remove_stale_temporaries(run.checkpoint_path)
     ck = checkpoint.load_checkpoint(run.checkpoint_path, run.hash, run.log)
     if ck is None:
         return [], 0
-    history, epoch = checkpoint.restore(ck, model, optimizer, scaler)
+    history, epoch = checkpoint.restore(ck, model, optimizer, scaler, scheduler)
     run.log(f"resuming from checkpoint {run.checkpoint_path} after epoch {epoch}/{run.settings.epochs}")
     return history, epoch
 
@@ -416,11 +510,12 @@ def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: i
     s = run.settings
     model_pt = {
         "arch": s.arch,
-        "model_kwargs": s.model_kwargs(),
+        "model_kwargs": s.model_kwargs(_channels(run.images), run.n_classes),
         "state_dict": checkpoint.cpu_state(model),
-        "mean": setup.mean,
-        "std": setup.std,
-        "input_size": [int(run.images.shape[1]), int(run.images.shape[2])],
+        "mean": setup.mean if isinstance(setup.mean, float) else setup.mean.flatten().tolist(),
+        "std": setup.std if isinstance(setup.std, float) else setup.std.flatten().tolist(),
+        "n_classes": run.n_classes,
+        "input_size": [int(run.images.shape[-2]), int(run.images.shape[-1])],
         "settings": s.to_dict(),
         "weights": "final",
         "epochs": s.epochs,

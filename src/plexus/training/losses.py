@@ -13,7 +13,10 @@ Kaggle's empty/empty = 1 convention.
 ``neg_log_dice_loss = -log(mean over images of soft Dice)``.
 
 All losses take **logits** (B,1,H,W) and a float target (B,1,H,W) in {0,1}, and
-compute in float32 even under autocast.
+compute in float32 even under autocast. With several classes (:data:`MULTICLASS_LOSSES`,
+the same names) the logits are (B,K,H,W) under a softmax, the target one-hot (B,K,H,W),
+class 0 the background: the Dice is the mean over the foreground classes of each
+class's smooth Dice against the rest, the cross-entropy the K-class one.
 
 For the two-head model the training loss is
 ``seg_loss(seg_logits, target) + presence_weight * BCE(presence_logit, target non-empty)``
@@ -71,25 +74,85 @@ def bce_dice_loss(
     return bce_loss(logits, target) + dice_loss(logits, target, smooth, per_image)
 
 
+def _bce_only(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, per_image: bool = True) -> torch.Tensor:
+    return bce_loss(logits, target)
+
+
+# -- several classes: softmax logits (B,K,H,W), one-hot float target (B,K,H,W), class 0 the background
+
+
+def multiclass_soft_dice(probs: torch.Tensor, target: torch.Tensor, smooth: float = 1.0,
+                         per_image: bool = True) -> torch.Tensor:
+    """Mean over the foreground classes (1..K-1) of each class's smooth Dice against the rest.
+
+    ``per_image=True``: one Dice per (image, class), averaged; ``False``: one per class
+    over the whole batch, averaged over the classes.
+    """
+    p, t = probs[:, 1:].float(), target[:, 1:].float()
+    dims = (2, 3) if per_image else (0, 2, 3)
+    inter = (p * t).sum(dims)
+    dice = (2 * inter + smooth) / (p.sum(dims) + t.sum(dims) + smooth)
+    return dice.mean()
+
+
+def _softmax_dice(logits: torch.Tensor, target: torch.Tensor, smooth: float, per_image: bool) -> torch.Tensor:
+    return multiclass_soft_dice(torch.softmax(logits.float(), dim=1), target, smooth, per_image)
+
+
+def ce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Multi-class cross-entropy of softmax ``logits`` against a one-hot ``target``, mean over pixels."""
+    return F.cross_entropy(logits.float(), target.argmax(1))
+
+
+def mc_neg_log_dice_loss(logits, target, smooth: float = 1.0, per_image: bool = True) -> torch.Tensor:
+    return -torch.log(_softmax_dice(logits, target, smooth, per_image))
+
+
+def mc_dice_loss(logits, target, smooth: float = 1.0, per_image: bool = True) -> torch.Tensor:
+    return 1 - _softmax_dice(logits, target, smooth, per_image)
+
+
+def mc_ce_loss(logits, target, smooth: float = 1.0, per_image: bool = True) -> torch.Tensor:
+    return ce_loss(logits, target)
+
+
+def mc_ce_dice_loss(logits, target, smooth: float = 1.0, per_image: bool = True) -> torch.Tensor:
+    """Cross-entropy + 1 - mean foreground smooth Dice (the X-ray study's loss)."""
+    return ce_loss(logits, target) + mc_dice_loss(logits, target, smooth, per_image)
+
+
 #: Segmentation losses by config name (the schema's ``loss`` enum lists exactly these);
-#: each is ``loss(logits, target, smooth=1.0, per_image=True) -> scalar``.
+#: each is ``loss(logits, target, smooth=1.0, per_image=True) -> scalar``. Binary masks:
+#: one sigmoid logit per pixel.
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "neg_log_dice": neg_log_dice_loss,
     "dice": dice_loss,
     "bce_dice": bce_dice_loss,
+    "ce": _bce_only,
+    "ce_dice": bce_dice_loss,
+}
+
+#: The same names for several classes: softmax logits, one-hot targets.
+MULTICLASS_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "neg_log_dice": mc_neg_log_dice_loss,
+    "dice": mc_dice_loss,
+    "bce_dice": mc_ce_dice_loss,
+    "ce": mc_ce_loss,
+    "ce_dice": mc_ce_dice_loss,
 }
 
 
-def get_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The segmentation loss registered as ``name`` in :data:`LOSSES`."""
+def get_loss(name: str, multiclass: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The segmentation loss registered as ``name`` in :data:`LOSSES` (:data:`MULTICLASS_LOSSES`)."""
     try:
-        return LOSSES[name]
+        return (MULTICLASS_LOSSES if multiclass else LOSSES)[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(sorted(LOSSES))}") from None
 
 
-def segmentation_loss(name: str, dice_reduction: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The loss ``name`` with its smooth Dice reduced per ``dice_reduction``.
+def segmentation_loss(name: str, dice_reduction: str,
+                      multiclass: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss ``name`` (softmax over classes if ``multiclass``) with its smooth Dice reduced per ``dice_reduction``.
 
     "batch" is the seed write-up's smooth Dice over the whole batch flattened,
     "image" one Dice per image, averaged. The batch form matters on this data: per
@@ -98,7 +161,7 @@ def segmentation_loss(name: str, dice_reduction: str) -> Callable[[torch.Tensor,
     """
     if dice_reduction not in ("batch", "image"):
         raise ValueError(f"dice_reduction must be 'batch' or 'image', got {dice_reduction!r}")
-    return functools.partial(get_loss(name), per_image=dice_reduction == "image")
+    return functools.partial(get_loss(name, multiclass), per_image=dice_reduction == "image")
 
 
 def presence_targets(target: torch.Tensor) -> torch.Tensor:

@@ -21,11 +21,16 @@ def _sgd(params: Iterable, s: TrainSettings) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
 
 
+def _rmsprop(params: Iterable, s: TrainSettings) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+
+
 #: Optimizer constructors by config name; each is ``ctor(parameters, settings)``.
 OPTIMIZERS: dict[str, Callable[[Iterable, TrainSettings], torch.optim.Optimizer]] = {
     "adam": _adam,
     "adamw": _adamw,
     "sgd": _sgd,
+    "rmsprop": _rmsprop,
 }
 
 
@@ -38,3 +43,17 @@ def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.opt
             f"unknown optimizer {settings.optimizer!r}; valid optimizers: {', '.join(sorted(OPTIMIZERS))}"
         ) from None
     return ctor(model.parameters(), settings)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings):
+    """The learning-rate scheduler of ``settings.scheduler`` (None for ``none``).
+
+    ``plateau``: ReduceLROnPlateau on the validation loss, stepped once per epoch.
+    """
+    if settings.scheduler == "none":
+        return None
+    if settings.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=settings.plateau_factor, patience=settings.plateau_patience
+        )
+    raise ValueError(f"unknown scheduler {settings.scheduler!r}; valid: none, plateau")

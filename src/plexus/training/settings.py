@@ -58,6 +58,11 @@ class TrainSettings:
     lr: float
     weight_decay: float
     momentum: float
+    scheduler: str
+    plateau_patience: int
+    plateau_factor: float
+    grad_clip: float
+    channel_dropout: float
     seed: int
     augment: AugmentSettings
     amp: bool
@@ -94,15 +99,21 @@ class TrainSettings:
         out["input_size"] = list(self.input_size)
         return out
 
-    def model_kwargs(self) -> dict:
-        """Constructor keyword arguments of the network (``plexus.models.build_model``)."""
+    def model_kwargs(self, in_channels: int = 1, n_classes: int | None = None) -> dict:
+        """Constructor keyword arguments of the network (``plexus.models.build_model``).
+
+        ``in_channels`` are the data's channels; ``n_classes`` (None: a binary mask, one
+        sigmoid logit) gives one softmax logit per class.
+        """
         kwargs = {
-            "in_channels": 1,
+            "in_channels": int(in_channels),
             "base_channels": self.base_channels,
             "depth": self.depth,
             "dropout": self.dropout,
             "bilinear": self.bilinear,
         }
+        if n_classes is not None:
+            kwargs["out_channels"] = int(n_classes)
         if self.arch == "unet2head" and self.presence_dropout:
             kwargs["presence_dropout"] = self.presence_dropout
         if self.presence_head:  # any other arch with the presence head (plexus.models.presence)

@@ -1,0 +1,352 @@
+"""Stages of the generic workflow: any 2-D dataset from a sample sheet, several classes.
+
+Training and prediction are the nerve workflow's own stages (:mod:`plexus.stages.train`,
+:mod:`plexus.stages.predict`): they read what the arrays hold (channels, ``present``,
+``classes``). What differs is here: the manifest from a sheet, arrays of any-size images,
+per-class post-processing tuned on the OOF predictions at each image's original size,
+label maps and a per-class run-length table, per-class tables and robustness scores.
+
+Post-processing: a pixel takes its most probable class (softmax argmax of the members'
+averaged probabilities, upsampled to the image's own size); then each class's connected
+components smaller than that class's minimum area (pixels of the original image) become
+background. The minimum area of each class is tuned on the OOF predictions to maximise the
+mean per-image Dice of that class (classes are independent: removing pixels of one class
+only changes that class's Dice), ties to the smallest area. The honest estimate is
+cross-fitted: each fold's images are scored with the areas tuned on the other folds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from plexus.data import dataset, splits
+from plexus.data.importers import import_dataset
+from plexus.data.sheet import write_sheet
+from plexus.io import atomic
+from plexus.io.contracts import check_aligned, read_folds, read_npz
+
+METRICS = ("dice", "iou", "sensitivity", "precision")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def synthesize_stage(kind: str, settings: dict, raw_dir, sheet_path) -> None:
+    """Write the embedded synthetic dataset ``kind`` (multiclass or multichannel) and its sheet."""
+    from plexus.data import synthetic_semantic
+
+    generate = {"multiclass": synthetic_semantic.generate_multiclass,
+                "multichannel": synthetic_semantic.generate_multichannel}[kind]
+    sheet = generate(raw_dir, **settings)
+    if Path(sheet_path).resolve() != (Path(raw_dir) / "sheet.tsv").resolve():
+        raise ValueError(f"data.sheet: the synthetic {kind} dataset writes {Path(raw_dir) / 'sheet.tsv'}, "
+                         f"not {sheet_path}")
+    print(f"{kind}: {(sheet['split'] == 'train').sum()} train and {(sheet['split'] == 'test').sum()} test images")
+
+
+def read_dataset(data: dict):
+    """The sheet frame of ``data`` (the config's data section) by ``data.format``."""
+    raw = Path(data["raw_dir"])
+    if data["format"] == "folders":
+        return import_dataset("folders", raw, **data["folders"])
+    if data["format"] == "sheet":
+        sheet = Path(data["sheet"])
+        return import_dataset("sheet", sheet if sheet.is_absolute() else raw / sheet, channels=data["channels"])
+    raise ValueError(f"data.format {data['format']!r} is the nerve workflow's, not the generic one")
+
+
+def manifest_stage(data: dict, classes: dict, sheet_out, train_csv, test_csv, summary_json, threads: int = 2):
+    """Validate the dataset and every file it names; write its sheet, manifests and summary."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sheet = read_dataset(data)
+    for warning in caught:
+        print(f"warning: {warning.message}")
+    channels = data["channels"] if data["format"] == "sheet" else ["image"]
+    train, test, summary = dataset.build_manifest(
+        sheet, channels=channels, classes=classes, allow_missing_channels=data["allow_missing_channels"],
+        threads=threads)
+    write_sheet(sheet, sheet_out)
+    atomic.write_csv(train_csv, train)
+    atomic.write_csv(test_csv, test)
+    atomic.write_json(summary_json, summary)
+    print(json.dumps(summary, indent=1))
+
+
+def preprocess_stage(train_csv, test_csv, summary_json, classes: dict, size, train_npz, test_npz,
+                     threads: int = 2) -> None:
+    """Arrays of the train and test images at ``size`` (``HxW``): see :func:`plexus.data.dataset.load_arrays`."""
+    from plexus.data.resize import parse_size
+
+    size = parse_size(size)
+    depths = json.loads(Path(summary_json).read_text())["depths"]
+    train = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    test = pd.read_csv(test_csv, dtype=str, keep_default_na=False)
+    atomic.write_npz(train_npz, **dataset.load_arrays(train, depths=depths, size=size, classes=classes,
+                                                      threads=threads))
+    atomic.write_npz(test_npz, **dataset.load_arrays(test, depths=depths, size=size, threads=threads))
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _truths(train: pd.DataFrame, image_ids, classes: dict):
+    rows = train.set_index("image_id").loc[list(image_ids)]
+    for path in rows["mask"]:
+        yield dataset.read_class_mask(path, classes)
+
+
+def member_labels(member_probs: list[np.ndarray], heights, widths):
+    """Per image, the class map (argmax) of the members' probabilities averaged at the image's own size."""
+    from plexus.postprocess.multiclass import argmax_labels, upsample_probs
+
+    for i, (h, w) in enumerate(zip(heights, widths)):
+        shape = (int(h), int(w))
+        mean = sum(upsample_probs(m[i], shape) for m in member_probs) / len(member_probs)
+        yield argmax_labels(mean)
+
+
+def _oof_members(member_oofs: dict[str, list], image_ids) -> list[np.ndarray]:
+    from plexus.io.contracts import load_oof
+
+    return [load_oof(paths, image_ids) for paths in member_oofs.values()]
+
+
+def score_table(labels, truths, n_classes: int, grid) -> tuple[np.ndarray, list]:
+    """Dice of every (image, min area, foreground class): ``(n_images, len(grid), K-1)``, and the records."""
+    from plexus.postprocess.multiclass import dice_from_records, image_records
+
+    records = [image_records(pred, true, n_classes) for pred, true in zip(labels, truths)]
+    table = np.array([[dice_from_records(r, [area] * n_classes) for area in grid] for r in records])
+    return table.reshape(len(records), len(grid), n_classes - 1), records
+
+
+def best_areas(table: np.ndarray, grid) -> np.ndarray:
+    """Per foreground class, the grid area with the highest mean Dice over ``table``'s images (ties: smallest)."""
+    means = table.mean(axis=0)  # (grid, K-1)
+    return np.asarray(grid)[np.argmax(means, axis=0)]
+
+
+def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, grid, *, grid_csv, best_json,
+               per_image_csv) -> None:
+    """Tune each class's minimum area on the OOF predictions; per-image scores untuned, tuned, cross-fitted."""
+    from plexus.evaluation.multiclass import class_scores
+    from plexus.postprocess.multiclass import remove_small
+
+    names = list(classes)
+    n_classes = len(names)
+    grid = sorted(int(a) for a in grid)
+    if 0 not in grid:
+        grid = [0, *grid]
+    folds = read_folds(folds_csv)
+    train = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    ids = folds["image_id"].astype(str).tolist()
+    shapes = train.set_index("image_id").loc[ids, ["height", "width"]].astype(int)
+    members = _oof_members(member_oofs, ids)
+    labels = list(member_labels(members, shapes["height"], shapes["width"]))
+    truths = list(_truths(train, ids, classes))
+    table, _ = score_table(labels, truths, n_classes, grid)
+
+    best = best_areas(table, grid)
+    fold_of = folds["fold"].to_numpy()
+    crossfit = np.empty((len(ids), n_classes - 1))
+    for fold in np.unique(fold_of):
+        held = fold_of == fold
+        areas = best_areas(table[~held], grid)
+        crossfit[held] = table[held][:, [grid.index(a) for a in areas], np.arange(n_classes - 1)]
+
+    rows = []
+    for i, (pred, true) in enumerate(zip(labels, truths)):
+        tuned = class_scores(remove_small(pred, [0, *best]), true, n_classes)
+        untuned = class_scores(pred, true, n_classes)
+        for c in range(n_classes - 1):
+            rows.append({"image_id": ids[i], "subject": folds["subject"].iloc[i], "fold": int(fold_of[i]),
+                         "class": names[c + 1], "dice_untuned": float(untuned["dice"][c]),
+                         **{m: float(tuned[m][c]) for m in METRICS},
+                         "dice_cross_fitted": float(crossfit[i, c]),
+                         "true_area": int(tuned["true_area"][c]), "pred_area": int(tuned["pred_area"][c])})
+    per_image = pd.DataFrame(rows)
+    means = table.mean(axis=0)
+    grid_frame = pd.DataFrame([{"class": names[c + 1], "min_area": a, "dice": float(means[g, c])}
+                               for c in range(n_classes - 1) for g, a in enumerate(grid)])
+    summary = {
+        "classes": {names[c + 1]: {"min_area": int(best[c]), "dice": float(means[grid.index(best[c]), c]),
+                                   "dice_at_0": float(means[0, c])} for c in range(n_classes - 1)},
+        "mean_dice": float(per_image["dice"].mean()),
+        "mean_dice_untuned": float(per_image["dice_untuned"].mean()),
+        "mean_dice_cross_fitted": float(per_image["dice_cross_fitted"].mean()),
+        "n_images": len(ids),
+    }
+    atomic.write_csv(grid_csv, grid_frame)
+    atomic.write_csv(per_image_csv, per_image)
+    atomic.write_json(best_json, summary)
+    print(json.dumps(summary, indent=1))
+
+
+def min_areas_of(best_json, classes: dict) -> list[int]:
+    """The tuned minimum area of every class (index 0, the background, 0)."""
+    best = json.loads(Path(best_json).read_text())["classes"]
+    return [0] + [int(best[name]["min_area"]) for name in list(classes)[1:]]
+
+
+def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_dir, submission_csv,
+                    suffix: str = ".png") -> None:
+    """Test label maps at each image's size (mask values of ``classes``) and the per-class run-length table."""
+    from plexus.postprocess.multiclass import remove_small, rle_rows, write_label_map
+
+    test = pd.read_csv(test_csv, dtype=str, keep_default_na=False)
+    runs = [read_npz(p) for p in member_means]
+    for path, run in zip(member_means, runs):
+        check_aligned(run["image_id"], runs[0]["image_id"], path, member_means[0])
+    ids = runs[0]["image_id"].astype(str)
+    shapes = test.set_index("image_id").loc[ids, ["height", "width"]].astype(int)
+    areas = min_areas_of(best_json, classes)
+    values = dataset.class_values(classes)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    labels = member_labels([r["prob"] for r in runs], shapes["height"], shapes["width"])
+    for image_id, label in zip(ids, labels):
+        label = remove_small(label, areas)
+        write_label_map(out_dir / f"{image_id}{suffix}", label, values)
+        rows += rle_rows(image_id, label, list(classes))
+    atomic.write_csv(submission_csv, pd.DataFrame(rows, columns=["image_id", "class", "EncodedPixels"]))
+    print(f"{len(ids)} label maps in {out_dir}; {len(rows)} rows in {submission_csv}")
+
+
+def class_table_stage(per_image_csvs: dict, train_csv, classes: dict, out_csv, out_md, *, n_boot: int,
+                      seed: int) -> None:
+    """Per (model or ensemble, class, metric): mean and subject-bootstrap 95% CI; the all-background baseline.
+
+    The baseline predicts background everywhere: its Dice is 1 on images without the
+    class and 0 on the others.
+    """
+    from plexus.evaluation.bootstrap import bootstrap_ci
+
+    frames = {name: pd.read_csv(path, dtype={"image_id": str}) for name, path in per_image_csvs.items()}
+    first = next(iter(frames.values()))
+    baseline = first[["image_id", "subject", "class"]].assign(
+        dice=(first["true_area"] == 0).astype(float), dice_cross_fitted=(first["true_area"] == 0).astype(float))
+    rows = []
+    for name, frame in {**frames, "all_background": baseline}.items():
+        for cls in list(classes)[1:]:
+            part = frame[frame["class"] == cls]
+            for metric in ("dice_untuned", *METRICS, "dice_cross_fitted"):
+                if metric not in part:
+                    continue
+                values = part.dropna(subset=[metric])
+                if values.empty:
+                    continue
+                ci = bootstrap_ci(values, value=metric, group="subject", n_boot=n_boot, seed=seed)
+                rows.append({"name": name, "class": cls, "metric": metric, "mean": ci["mean"], "lo": ci["low"],
+                             "hi": ci["high"], "n_images": ci["n_images"]})
+    table = pd.DataFrame(rows)
+    atomic.write_csv(out_csv, table)
+    wide = table.assign(value=[f"{m:.3f} ({lo:.3f}-{hi:.3f})" for m, lo, hi in zip(table["mean"], table["lo"],
+                                                                                      table["hi"])])
+    wide = wide.pivot_table(index=["name", "class"], columns="metric", values="value", aggfunc="first")
+    atomic.write_text(out_md, wide.reset_index().to_markdown(index=False) + "\n")
+    print(wide.to_string())
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def _fold_class_dice(labels, truths, fold_of, areas, n_classes: int, names) -> list[dict]:
+    """Mean Dice per (fold, foreground class) after the tuned minimum areas."""
+    from plexus.evaluation.multiclass import class_scores
+    from plexus.postprocess.multiclass import remove_small
+
+    dice = np.array([class_scores(remove_small(p, areas), t, n_classes)["dice"] for p, t in zip(labels, truths)])
+    return [{"fold": int(f), "class": names[c + 1], "dice": float(dice[fold_of == f, c].mean())}
+            for f in np.unique(fold_of) for c in range(n_classes - 1)]
+
+
+def noise_scores_stage(noise_npzs: dict[str, tuple], folds_csv, train_csv, best_json, classes: dict,
+                       out_csv) -> None:
+    """Per (condition, sigma, fold, class) Dice of the noisy OOF predictions (``noise_npzs``: key -> (path, condition, sigma))."""
+    folds, train = read_folds(folds_csv), pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    truth_of = dict(zip(folds["image_id"].astype(str), _truths(train, folds["image_id"].astype(str), classes)))
+    areas, names = min_areas_of(best_json, classes), list(classes)
+    rows = []
+    for path, condition, sigma in noise_npzs.values():
+        run = read_npz(path)
+        ids = run["image_id"].astype(str)
+        shapes = train.set_index("image_id").loc[ids, ["height", "width"]].astype(int)
+        labels = member_labels([run["prob"]], shapes["height"], shapes["width"])
+        for row in _fold_class_dice(labels, [truth_of[i] for i in ids], run["fold"], areas, len(names), names):
+            rows.append({"condition": condition, "sigma": float(sigma), **row})
+    atomic.write_csv(out_csv, pd.DataFrame(rows))
+
+
+def train_size_scores_stage(entries: list, oof_files: dict[str, list], infos: dict[str, list], folds_csv,
+                            train_csv, best_json, classes: dict, out_csv) -> None:
+    """Per (training-set size, seed, fold, class) Dice of the subset runs' OOF predictions and the full run's."""
+    folds, train = read_folds(folds_csv), pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    ids = folds["image_id"].astype(str).tolist()
+    truths = list(_truths(train, ids, classes))
+    shapes = train.set_index("image_id").loc[ids, ["height", "width"]].astype(int)
+    areas, names = min_areas_of(best_json, classes), list(classes)
+    rows = []
+    for key, seed in [(k, s) for k, _, s in entries] + [("full", 0)]:
+        n_train = [json.loads(Path(p).read_text())["n_train"] for p in infos[key]]
+        probs = _oof_members({key: oof_files[key]}, ids)
+        labels = member_labels(probs, shapes["height"], shapes["width"])
+        for row in _fold_class_dice(labels, truths, folds["fold"].to_numpy(), areas, len(names), names):
+            rows.append({"run": key, "n_train": n_train[row["fold"]], "seed": seed, **row})
+    atomic.write_csv(out_csv, pd.DataFrame(rows))
+
+
+def missing_channel_stage(model_pts: list, train_npz, folds_csv, train_csv, summary_json, best_json, classes: dict,
+                          out_csv, *, batch_size: int = 64, threads: int | None = None) -> None:
+    """Per (removed channel, fold, class) Dice of the OOF predictions with that channel removed ("none": all kept)."""
+    from plexus.inference.predict import predict_probs
+
+    data = read_npz(train_npz)
+    folds, train = read_folds(folds_csv), pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    check_aligned(data["image_id"], folds["image_id"], train_npz, folds_csv)
+    channels = json.loads(Path(summary_json).read_text())["input_channels"]
+    areas, names = min_areas_of(best_json, classes), list(classes)
+    ids = folds["image_id"].astype(str).to_numpy()
+    truths = list(_truths(train, ids, classes))
+    rows = []
+    for removed in [None, *range(len(channels))]:
+        probs = np.empty((len(ids), len(names), *data["images"].shape[-2:]), np.float16)
+        for fold, model_pt in enumerate(model_pts):
+            _, val = splits.fold_indices(folds, fold)
+            probs[val] = predict_probs(model_pt, data["images"][val], present=data["present"][val],
+                                       drop_channel=removed, batch_size=batch_size, threads=threads)["prob"]
+        shapes = train.set_index("image_id").loc[ids, ["height", "width"]].astype(int)
+        labels = member_labels([probs], shapes["height"], shapes["width"])
+        for row in _fold_class_dice(labels, truths, folds["fold"].to_numpy(), areas, len(names), names):
+            rows.append({"removed": "none" if removed is None else channels[removed], **row})
+    atomic.write_csv(out_csv, pd.DataFrame(rows))
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def class_figures_stage(inputs: dict, outputs: dict, style: dict | None = None) -> None:
+    """Per-class score bars (``table``) and one figure per robustness study in ``inputs``.
+
+    ``outputs`` maps ``{kind}_{png,pdf}`` to paths; ``kind`` is ``scores`` or a study.
+    """
+    from plexus.report import class_figures
+    from plexus.report.figures import save
+
+    table = pd.read_csv(inputs["table"])
+    figures = {"scores": lambda: class_figures.class_scores_figure(table[table["metric"].isin(METRICS)], style)}
+    makers = {"noise": class_figures.class_noise_figure, "train_size": class_figures.class_train_size_figure,
+              "missing_channel": class_figures.missing_channel_figure}
+    for study, make in makers.items():
+        if study in inputs:
+            scores = pd.read_csv(inputs[study])
+            figures[study] = lambda make=make, scores=scores: make(scores, style)
+    for kind, draw in figures.items():
+        save(draw(), [outputs[f"{kind}_png"], outputs[f"{kind}_pdf"]])

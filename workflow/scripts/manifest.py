@@ -1,0 +1,9 @@
+"""Validate the dataset's sheet and every file it names; write the manifests."""
+import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
+
+from plexus.runlog import logged
+from plexus.stages.classes import manifest_stage
+
+with logged(snakemake.log[0]):
+    o, p = snakemake.output, snakemake.params
+    manifest_stage(p.data, p.classes, o.sheet, o.train, o.test, o.summary, threads=snakemake.threads)
