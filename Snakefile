@@ -23,9 +23,15 @@ include: "workflow/rules/robustness.smk"
 include: "workflow/rules/figures.smk"
 
 
-# the nerve workflow (data.format kaggle_nerve) or the generic one (folders, sheet)
-if GENERIC:
+# the nerve workflow (data.format kaggle_nerve), the generic one (folders, sheet) or nuclei (dsb2018)
+if INSTANCES:
 
+    include: "workflow/rules/sheet.smk"
+    include: "workflow/rules/instances.smk"
+
+elif GENERIC:
+
+    include: "workflow/rules/sheet.smk"
     include: "workflow/rules/classes.smk"
 
 else:

@@ -27,7 +27,13 @@ TRAIN_SIZE = ROBUSTNESS["train_size"]
 MISSING = ROBUSTNESS["missing_channel"]
 # the generic workflow (any dataset from a sample sheet, several classes) or the nerve one
 GENERIC = config["data"]["format"] != "kaggle_nerve"
-CLASSES = dict(config["classes"])
+# nuclei instance segmentation (DSB2018): the generic workflow with instance post-processing
+INSTANCES = config["data"]["format"] == "dsb2018"
+CLASSES = (
+    {"background": 0, "nucleus": 1, "boundary": 2}
+    if INSTANCES and config["instances"]["boundary"]
+    else {"background": 0, "nucleus": 1} if INSTANCES else dict(config["classes"])
+)
 SHEET = (
     config["data"]["sheet"]
     if Path(config["data"]["sheet"]).is_absolute()
@@ -68,10 +74,16 @@ def check_config():
         )
     errors += generic_config_errors() if GENERIC else []
     synthetic = config["data"]["synthetic"]
-    if synthetic["enabled"] and (synthetic["kind"] == "nerve") == GENERIC:
+    kinds = {
+        "nerve": ["kaggle_nerve"],
+        "multiclass": ["sheet"],
+        "multichannel": ["sheet"],
+        "nuclei": ["dsb2018"],
+    }
+    if synthetic["enabled"] and config["data"]["format"] not in kinds[synthetic["kind"]]:
         errors.append(
             f"data.synthetic.kind: {synthetic['kind']!r} does not go with data.format {config['data']['format']!r} "
-            "(nerve needs kaggle_nerve; multiclass and multichannel need sheet)"
+            "(nerve needs kaggle_nerve; multiclass and multichannel need sheet; nuclei needs dsb2018)"
         )
     raw = Path(RAW)
     if config["data"]["synthetic"]["enabled"] and (raw / "train").is_dir():
@@ -117,6 +129,11 @@ def generic_config_errors():
             "robustness.missing_channel.enabled: the study removes each channel in turn; "
             f"data.channels has one ({config['data']['channels']})"
         )
+    synthetic = config["data"]["synthetic"]
+    if synthetic["enabled"] and not INSTANCES and config["data"]["sheet"] != "sheet.tsv":
+        errors.append(
+            f"data.sheet: the synthetic {synthetic['kind']} dataset writes raw_dir/sheet.tsv, not {config['data']['sheet']!r}"
+        )
     if config["data"]["format"] == "folders" and config["data"]["channels"] != ["image"]:
         errors.append(
             "data.channels: format folders has one channel, image; describe several in a sheet"
@@ -151,9 +168,20 @@ def script_code(script):
 # -- raw data: a fingerprint of names, sizes and mtimes, refreshed on every start; ingest
 # reruns when it changes (an in-place rewrite leaves the folders' own mtimes alone)
 RAW_FINGERPRINT = "results/manifest/raw_fingerprint.json"
+
+
+def raw_sheet_names():
+    """The sheet's path under raw_dir, left out of the fingerprint (an input Snakemake tracks)."""
+    sheet = Path(SHEET)
+    return (sheet.relative_to(RAW).as_posix(),) if sheet.is_relative_to(RAW) else ()
+
+
 if workflow.is_main_process:
     # the generic workflow's dataset is the whole tree under raw_dir (sheet and image folders)
-    refresh_fingerprint(RAW, RAW_FINGERPRINT, None if GENERIC else ("train", "test"))
+    if GENERIC:
+        refresh_fingerprint(RAW, RAW_FINGERPRINT, None, exclude=raw_sheet_names())
+    else:
+        refresh_fingerprint(RAW, RAW_FINGERPRINT)
 
 
 def synthetic_settings():
@@ -166,7 +194,9 @@ def synthetic_settings():
 
 
 def dataset_inputs():
-    """What the generic manifest reads: the sheet (format sheet) or the folders."""
+    """What the generic manifest reads: the sheet (format sheet; dsb2018: the one nuclei_sheet writes) or the folders."""
+    if INSTANCES:
+        return ["results/instances/sheet.tsv"]
     if config["data"]["format"] == "sheet":
         return [SHEET]
     folders = config["data"]["folders"]
@@ -453,6 +483,8 @@ def light_mem_mb(wildcards, attempt):
 
 
 def get_final_output():
+    if INSTANCES:
+        return instance_final_output()  # workflow/rules/instances.smk
     if GENERIC:
         return generic_final_output()
     outputs = expand("results/submission/{ensemble}.csv", ensemble=ENSEMBLES)

@@ -166,8 +166,9 @@ def load_arrays(manifest: pd.DataFrame, *, depths: dict[str, int], size, classes
     """Arrays of one split at ``size``: ``image_id, images (N,C,h,w), present (N,C), height, width``
     and, with ``classes``, ``masks`` (N,h,w) class indices and the ``classes`` names.
 
-    ``depths``: image channels of each sheet channel column, in order (the manifest
-    summary's ``depths``).
+    ``depths``: image channels of each sheet channel column, in the sheet's column order
+    (the manifest summary's ``depths``, whose JSON file keeps its keys sorted, reordered
+    by its ``channels``).
     """
     size = (int(size[0]), int(size[1]))
     n_inputs = sum(depths.values())

@@ -20,11 +20,14 @@ from pathlib import Path
 SUBFOLDERS = ("train", "test")
 
 
-def listing(raw_dir: str | os.PathLike, subfolders: tuple[str, ...] | None = SUBFOLDERS) -> list[list]:
+def listing(raw_dir: str | os.PathLike, subfolders: tuple[str, ...] | None = SUBFOLDERS,
+            exclude: tuple[str, ...] = ()) -> list[list]:
     """``[relative path, size, mtime_ns]`` of every regular, non-hidden file, sorted.
 
     ``subfolders=None`` lists the whole tree under ``raw_dir`` (a generic dataset: its
-    sheet and its image folders), hidden files and folders left out.
+    image folders), hidden files and folders left out, and the relative paths in
+    ``exclude`` too: the sample sheet is a rule input Snakemake tracks itself (and
+    touches when a job writes it, which would change its listing afterwards).
     """
     raw = Path(raw_dir)
     rows = []
@@ -32,8 +35,8 @@ def listing(raw_dir: str | os.PathLike, subfolders: tuple[str, ...] | None = SUB
         for root, dirs, files in os.walk(raw):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in files:
-                if not name.startswith("."):
-                    path = Path(root) / name
+                path = Path(root) / name
+                if not name.startswith(".") and path.relative_to(raw).as_posix() not in exclude:
                     stat = path.stat()
                     rows.append([path.relative_to(raw).as_posix(), stat.st_size, stat.st_mtime_ns])
         return sorted(rows)
@@ -49,15 +52,16 @@ def listing(raw_dir: str | os.PathLike, subfolders: tuple[str, ...] | None = SUB
     return sorted(rows)
 
 
-def fingerprint(raw_dir: str | os.PathLike, subfolders: tuple[str, ...] | None = SUBFOLDERS) -> dict:
+def fingerprint(raw_dir: str | os.PathLike, subfolders: tuple[str, ...] | None = SUBFOLDERS,
+                exclude: tuple[str, ...] = ()) -> dict:
     """``{"raw_dir", "files", "sha256"}``: the count and digest of :func:`listing`."""
-    rows = listing(raw_dir, subfolders)
+    rows = listing(raw_dir, subfolders, exclude)
     digest = hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
     return {"raw_dir": str(raw_dir), "files": len(rows), "sha256": digest}
 
 
 def refresh(raw_dir: str | os.PathLike, record: str | os.PathLike,
-            subfolders: tuple[str, ...] | None = SUBFOLDERS) -> bool:
+            subfolders: tuple[str, ...] | None = SUBFOLDERS, exclude: tuple[str, ...] = ()) -> bool:
     """Rewrite ``record`` when the folder's fingerprint differs from it; True if rewritten.
 
     A folder without ``train/`` and ``test/`` yet (the synthetic dataset before its
@@ -69,7 +73,7 @@ def refresh(raw_dir: str | os.PathLike, record: str | os.PathLike,
             return False
     elif not any((Path(raw_dir) / sub).is_dir() for sub in subfolders):
         return False
-    text = json.dumps(fingerprint(raw_dir, subfolders), indent=1) + "\n"
+    text = json.dumps(fingerprint(raw_dir, subfolders, exclude), indent=1) + "\n"
     record = Path(record)
     if record.is_file() and record.read_text() == text:
         return False

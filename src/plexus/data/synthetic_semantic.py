@@ -49,7 +49,7 @@ a set with as many subjects as sizes has them all). Random draws come from
 ``numpy.random.default_rng([seed, dataset, split, subject, image])`` (image 0: the
 subject's own draws; subject 0: the draws of the whole split), so every image can be
 made on its own and a rerun with the same arguments writes the same bytes. The
-defaults make about a hundred small images per dataset in well under a second.
+defaults make about a hundred small images per dataset in about a second.
 
 A generator writes only into a missing or empty folder or over a previous synthetic
 output (a folder holding ``synthetic_summary.json``, or the ``.synthetic_incomplete``
@@ -229,6 +229,14 @@ def _prepare(out: Path) -> None:
             path.rmdir()
 
 
+def _splits(n_subjects: int, images_per_subject: int, n_test_subjects: int,
+            test_images_per_subject: int) -> list[tuple[str, int, str, int, int]]:
+    """``(split, split code, id prefix, subjects, images per subject)`` of each split that has images."""
+    splits = [("train", _TRAIN, "s", n_subjects, images_per_subject),
+              ("test", _TEST, "t", n_test_subjects, test_images_per_subject)]
+    return [split for split in splits if split[3] and split[4]]
+
+
 def _subject_sizes(seed: int, dataset: int, split: int, n: int, sizes: list[tuple[int, int]]) -> list:
     start = int(_rng(seed, dataset, split).integers(len(sizes)))
     return [sizes[(start + s) % len(sizes)] for s in range(n)]
@@ -291,7 +299,7 @@ def _multiclass_subject(rng: np.random.Generator, shape: tuple[int, int]) -> dic
     nerve = dict(a=a, b=a / rng.uniform(1.2, 1.7), angle=rng.uniform(0, np.pi),
                  direction=toward_centre + rng.uniform(-1.3, 1.3),
                  gap=rng.uniform(1, 4) + (rng.uniform(8, 16) if rng.uniform() < 0.15 else 0.0),
-                 interior=rng.uniform(3000, 5500), rim=rng.uniform(5000, 8500),
+                 interior=rng.uniform(4000, 6500), rim=rng.uniform(5000, 8500),
                  wobble=[(k, rng.normal(0, 0.05), rng.uniform(0, 2 * np.pi)) for k in (2, 3)],
                  dots=np.column_stack([rng.uniform(0, 2 * np.pi, n_dots), np.sqrt(rng.uniform(0, 0.55, n_dots)),
                                        rng.uniform(1.6, 2.8, n_dots),
@@ -300,7 +308,7 @@ def _multiclass_subject(rng: np.random.Generator, shape: tuple[int, int]) -> dic
     vein = dict(rx=rng.uniform(0.06, 0.1) * size, aspect=rng.uniform(2.0, 3.2), angle=rng.uniform(0, np.pi),
                 level=rng.uniform(9000, 16000), chance=rng.uniform(0.2, 0.7))
     return dict(shape=shape, base=base.astype(np.float32), artery=artery, nerve=nerve, vein=vein,
-                noise=rng.uniform(1500, 3000), speckle=rng.uniform(0.04, 0.08))
+                noise=rng.uniform(1200, 2500), speckle=rng.uniform(0.03, 0.07))
 
 
 def _inside(value: float, radius: float, limit: int) -> float:
@@ -378,17 +386,15 @@ def generate_multiclass(out_dir: str | os.PathLike, *, n_subjects: int = 8, imag
     rows: list[dict] = []
     pixels, images = np.zeros(len(classes), np.int64), np.zeros(len(classes), np.int64)
     subject_sizes: dict[str, list[int]] = {}
-    for split, code, prefix, n_sub, n_img in (("train", _TRAIN, "s", n_subjects, images_per_subject),
-                                               ("test", _TEST, "t", n_test_subjects, test_images_per_subject)):
-        if n_img == 0:
-            continue
+    for split, code, prefix, n_sub, n_img in _splits(n_subjects, images_per_subject, n_test_subjects,
+                                                      test_images_per_subject):
         for s, shape in enumerate(_subject_sizes(seed, _MULTICLASS, code, n_sub, sizes), start=1):
             rng = _rng(seed, _MULTICLASS, code, s, 0)
             sub = _multiclass_subject(rng, shape)
             no_nerve, no_artery = _absent(rng, n_img, NO_NERVE_SHARE), _absent(rng, n_img, NO_ARTERY_SHARE)
+            subject_sizes[_id(prefix, s, 1, n_sub, n_img)[1]] = list(shape)
             for i in range(1, n_img + 1):
                 image_id, subject = _id(prefix, s, i, n_sub, n_img)
-                subject_sizes[subject] = list(shape)
                 image, mask = _multiclass_image(sub, _rng(seed, _MULTICLASS, code, s, i),
                                                 not no_nerve[i - 1], not no_artery[i - 1])
                 image_path = f"{IMAGE_FOLDER}/{image_id}.tif"
@@ -448,7 +454,7 @@ def _blob(rng: np.random.Generator, shape: tuple[int, int], brain: np.ndarray, a
         return None
     for _ in range(10):
         cy, cx = candidates[rng.integers(len(candidates))] + rng.uniform(-0.5, 0.5, 2)
-        wobble = [(k, rng.normal(0, 0.12), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4, 5)]
+        wobble = [(k, rng.normal(0, 0.25 / k), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4, 5)]
         rho, _, _ = _ellipse(shape, cy, cx, r, r * rng.uniform(0.7, 1.4), rng.uniform(0, np.pi), wobble)
         hard = (rho < 1) & (brain > 0.5)
         if hard.sum() >= 8 and not (hard & (avoid > 0.3)).any():
@@ -503,15 +509,14 @@ def _multichannel_image(sub: dict, rng: np.random.Generator, lesion_on: bool) ->
             mask[hard] = MULTICHANNEL_VALUES["lesion"]
     out = {}
     for name in CHANNEL_NAMES:  # every channel's draws are made, so a subset of channels keeps the same images
-        levels = sub["levels"].get(name, TISSUE_LEVELS[name])
-        image = sum(tissues[k] * np.float32(levels[k]) for k in tissues)
-        for kind, weight in spots:
-            image = image + weight * np.float32(rng.uniform(*CHANNEL_CONTRAST[name][kind]))
+        gains = [np.float32(rng.uniform(*CHANNEL_CONTRAST[name][kind])) for kind, _ in spots]
         noise = rng.standard_normal((h, w), dtype=np.float32)
-        if name in sub["levels"]:
-            image = image * sub["bias"][name][PAD + dy:PAD + dy + h, PAD + dx:PAD + dx + w]
-            image = image + sub["noise"][name] * noise
-            out[name] = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        if name not in sub["levels"]:
+            continue
+        image = sum(tissues[k] * np.float32(sub["levels"][name][k]) for k in tissues)
+        image = image + sum((gain * weight for gain, (_, weight) in zip(gains, spots)), np.float32(0))
+        image = image * sub["bias"][name][PAD + dy:PAD + dy + h, PAD + dx:PAD + dx + w]
+        out[name] = np.clip(np.rint(image + sub["noise"][name] * noise), 0, 255).astype(np.uint8)
     return out, mask
 
 
@@ -550,10 +555,8 @@ def generate_multichannel(out_dir: str | os.PathLike, *, n_subjects: int = 8, im
     pixels, images = np.zeros(len(classes), np.int64), np.zeros(len(classes), np.int64)
     subject_sizes: dict[str, list[int]] = {}
     missing = {"train": dict.fromkeys(channels, 0), "test": dict.fromkeys(channels, 0)}
-    for split, code, prefix, n_sub, n_img in (("train", _TRAIN, "s", n_subjects, images_per_subject),
-                                               ("test", _TEST, "t", n_test_subjects, test_images_per_subject)):
-        if n_img == 0:
-            continue
+    for split, code, prefix, n_sub, n_img in _splits(n_subjects, images_per_subject, n_test_subjects,
+                                                      test_images_per_subject):
         # Which rows lack a channel, and which one: drawn for the whole split at once.
         split_rng = _rng(seed, _MULTICHANNEL, code, 0, 0)
         n_rows = n_sub * n_img
@@ -564,9 +567,9 @@ def generate_multichannel(out_dir: str | os.PathLike, *, n_subjects: int = 8, im
             rng = _rng(seed, _MULTICHANNEL, code, s, 0)
             sub = _multichannel_subject(rng, shape, channels)
             no_lesion = _absent(rng, n_img, NO_LESION_SHARE)
+            subject_sizes[_id(prefix, s, 1, n_sub, n_img)[1]] = list(shape)
             for i in range(1, n_img + 1):
                 image_id, subject = _id(prefix, s, i, n_sub, n_img)
-                subject_sizes[subject] = list(shape)
                 planes, mask = _multichannel_image(sub, _rng(seed, _MULTICHANNEL, code, s, i), not no_lesion[i - 1])
                 row = dict(image_id=image_id, subject=subject, split=split)
                 gone = lacking[(s - 1) * n_img + i - 1]

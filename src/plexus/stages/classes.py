@@ -30,22 +30,11 @@ from plexus.io import atomic
 from plexus.io.contracts import check_aligned, read_folds, read_npz
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
+#: format dsb2018: the sheet the nuclei_sheet rule writes (image, targets as mask, instances)
+INSTANCE_SHEET = "results/instances/sheet.tsv"
 
 
 # --------------------------------------------------------------------------- data
-
-
-def synthesize_stage(kind: str, settings: dict, raw_dir, sheet_path) -> None:
-    """Write the embedded synthetic dataset ``kind`` (multiclass or multichannel) and its sheet."""
-    from plexus.data import synthetic_semantic
-
-    generate = {"multiclass": synthetic_semantic.generate_multiclass,
-                "multichannel": synthetic_semantic.generate_multichannel}[kind]
-    sheet = generate(raw_dir, **settings)
-    if Path(sheet_path).resolve() != (Path(raw_dir) / "sheet.tsv").resolve():
-        raise ValueError(f"data.sheet: the synthetic {kind} dataset writes {Path(raw_dir) / 'sheet.tsv'}, "
-                         f"not {sheet_path}")
-    print(f"{kind}: {(sheet['split'] == 'train').sum()} train and {(sheet['split'] == 'test').sum()} test images")
 
 
 def read_dataset(data: dict):
@@ -56,6 +45,8 @@ def read_dataset(data: dict):
     if data["format"] == "sheet":
         sheet = Path(data["sheet"])
         return import_dataset("sheet", sheet if sheet.is_absolute() else raw / sheet, channels=data["channels"])
+    if data["format"] == "dsb2018":  # the sheet of merged instance masks and targets (plexus.stages.instances)
+        return import_dataset("sheet", INSTANCE_SHEET, channels=["image"])
     raise ValueError(f"data.format {data['format']!r} is the nerve workflow's, not the generic one")
 
 
@@ -68,7 +59,7 @@ def manifest_stage(data: dict, classes: dict, sheet_out, train_csv, test_csv, su
         sheet = read_dataset(data)
     for warning in caught:
         print(f"warning: {warning.message}")
-    channels = data["channels"] if data["format"] == "sheet" else ["image"]
+    channels = data["channels"] if data["format"] == "sheet" else ["image"]  # folders, dsb2018: one (RGB) column
     train, test, summary = dataset.build_manifest(
         sheet, channels=channels, classes=classes, allow_missing_channels=data["allow_missing_channels"],
         threads=threads)
@@ -85,7 +76,8 @@ def preprocess_stage(train_csv, test_csv, summary_json, classes: dict, size, tra
     from plexus.data.resize import parse_size
 
     size = parse_size(size)
-    depths = json.loads(Path(summary_json).read_text())["depths"]
+    summary = json.loads(Path(summary_json).read_text())
+    depths = {column: summary["depths"][column] for column in summary["channels"]}  # the sheet's order
     train = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
     test = pd.read_csv(test_csv, dtype=str, keep_default_na=False)
     atomic.write_npz(train_npz, **dataset.load_arrays(train, depths=depths, size=size, classes=classes,
