@@ -112,7 +112,8 @@ def test_plateau_scheduler_lowers_the_learning_rate(tmp_path):
     train_model(images, masks, np.arange(16), np.arange(16, N), settings, tmp_path, checkpoint_path=tmp_path / "c.pt",
                 n_classes=3, present=present, log=lambda m: None,
                 on_epoch_end=lambda e, row: seen.append(torch.load(tmp_path / "c.pt", weights_only=True)["scheduler"]))
-    # with a learning rate of 1e-6 the validation loss cannot improve by the scheduler's threshold: each epoch halves the rate
+    # with a learning rate of 1e-6 the validation loss cannot improve by the scheduler's threshold:
+    # each epoch halves the rate
     rates = [s["_last_lr"][0] for s in seen]
     assert rates[-1] < rates[0]
     assert all(b <= a for a, b in zip(rates, rates[1:]))

@@ -17,10 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from workflow_helpers import make_workdir, planned_jobs, snakemake
 
 from plexus.io.images import read_image
 from plexus.postprocess.rle import decode
+from workflow_helpers import make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 

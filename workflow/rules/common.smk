@@ -80,7 +80,10 @@ def check_config():
         "multichannel": ["sheet"],
         "nuclei": ["dsb2018"],
     }
-    if synthetic["enabled"] and config["data"]["format"] not in kinds[synthetic["kind"]]:
+    if (
+        synthetic["enabled"]
+        and config["data"]["format"] not in kinds[synthetic["kind"]]
+    ):
         errors.append(
             f"data.synthetic.kind: {synthetic['kind']!r} does not go with data.format {config['data']['format']!r} "
             "(nerve needs kaggle_nerve; multiclass and multichannel need sheet; nuclei needs dsb2018)"
@@ -130,11 +133,17 @@ def generic_config_errors():
             f"data.channels has one ({config['data']['channels']})"
         )
     synthetic = config["data"]["synthetic"]
-    if synthetic["enabled"] and not INSTANCES and config["data"]["sheet"] != "sheet.tsv":
+    if (
+        synthetic["enabled"]
+        and not INSTANCES
+        and config["data"]["sheet"] != "sheet.tsv"
+    ):
         errors.append(
             f"data.sheet: the synthetic {synthetic['kind']} dataset writes raw_dir/sheet.tsv, not {config['data']['sheet']!r}"
         )
-    if config["data"]["format"] == "folders" and config["data"]["channels"] != ["image"]:
+    if config["data"]["format"] == "folders" and config["data"]["channels"] != [
+        "image"
+    ]:
         errors.append(
             "data.channels: format folders has one channel, image; describe several in a sheet"
         )
@@ -510,13 +519,17 @@ def generic_final_output():
 def figure_targets():
     """Every figure (PNG and PDF) and the results table."""
     if GENERIC:
-        return list(class_figure_outputs().values()) + [
-            "results/tables/classes.csv",
-            "results/tables/classes.md",
-        ] + expand(
-            "results/figures/learning_curves/{model}.{ext}",
-            model=MODELS,
-            ext=["png", "pdf"],
+        return (
+            list(class_figure_outputs().values())
+            + [
+                "results/tables/classes.csv",
+                "results/tables/classes.md",
+            ]
+            + expand(
+                "results/figures/learning_curves/{model}.{ext}",
+                model=MODELS,
+                ext=["png", "pdf"],
+            )
         )
     names = tuning_names()
     targets = expand(

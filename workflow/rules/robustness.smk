@@ -32,6 +32,7 @@ if NOISE["enabled"]:
         script:
             "../scripts/predict_noisy.py"
 
+
 if NOISE["enabled"] and not GENERIC:
 
     rule noise_scores:

@@ -108,7 +108,8 @@ def predict_probs(
         raise ValueError(f"unknown test-time flips {unknown}; known: {', '.join(FLIPS)}")
     images = np.asarray(images)
     if images.dtype not in (np.uint8, np.uint16) or images.ndim not in (3, 4):
-        raise ValueError(f"images must be uint8 or uint16, (N, H, W) or (N, C, H, W), got {images.dtype} {images.shape}")
+        raise ValueError(f"images must be uint8 or uint16, (N, H, W) or (N, C, H, W), "
+                         f"got {images.dtype} {images.shape}")
     channels = 1 if images.ndim == 3 else images.shape[1]
     keep = np.ones((len(images), channels), dtype=bool) if present is None else np.asarray(present, dtype=bool)
     if keep.shape != (len(images), channels):

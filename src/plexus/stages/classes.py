@@ -262,7 +262,10 @@ def _fold_class_dice(labels, truths, fold_of, areas, n_classes: int, names) -> l
 
 def noise_scores_stage(noise_npzs: dict[str, tuple], folds_csv, train_csv, best_json, classes: dict,
                        out_csv) -> None:
-    """Per (condition, sigma, fold, class) Dice of the noisy OOF predictions (``noise_npzs``: key -> (path, condition, sigma))."""
+    """Per (condition, sigma, fold, class) Dice of the noisy OOF predictions.
+
+    ``noise_npzs``: input key -> (path, condition, sigma).
+    """
     folds, train = read_folds(folds_csv), pd.read_csv(train_csv, dtype=str, keep_default_na=False)
     truth_of = dict(zip(folds["image_id"].astype(str), _truths(train, folds["image_id"].astype(str), classes)))
     areas, names = min_areas_of(best_json, classes), list(classes)

@@ -228,7 +228,8 @@ def _validate_inputs(images, masks, train_idx, val_idx, settings: TrainSettings,
     images = np.asarray(images)
     masks = np.asarray(masks)
     if images.dtype not in (np.uint8, np.uint16) or images.ndim not in (3, 4):
-        raise ValueError(f"images must be uint8 or uint16, (N, H, W) or (N, C, H, W), got {images.dtype} {images.shape}")
+        raise ValueError(f"images must be uint8 or uint16, (N, H, W) or (N, C, H, W), "
+                         f"got {images.dtype} {images.shape}")
     if masks.shape != images.shape[:1] + images.shape[-2:]:
         raise ValueError(f"masks shape {masks.shape} differs from images shape {images.shape}")
     masks = masks.astype(np.uint8, copy=False)
