@@ -13,6 +13,7 @@ sys.path.insert(0, str(SRC))
 from plexus.codehash import code_version
 from plexus.config import validate_config
 from plexus.data.fingerprint import refresh as refresh_fingerprint
+from plexus.training.settings import TrainSettings
 
 validate_config(config)
 
@@ -61,6 +62,10 @@ def check_config():
                 f"tuning.{key}: start {spec['start']} is above stop {spec['stop']}"
             )
     for name, settings in MODELS.items():
+        try:  # the cross-field checks of one model entry (patch_size, presence head)
+            TrainSettings.from_config(settings)
+        except ValueError as error:
+            errors.append(f"models.{name}: {error}")
         step = 2 ** settings["depth"]
         if any(side % step for side in settings["input_size"]):
             errors.append(
@@ -518,18 +523,28 @@ def generic_final_output():
 
 def figure_targets():
     """Every figure (PNG and PDF) and the results table."""
+    curves = expand(
+        "results/figures/learning_curves/{model}.{ext}",
+        model=MODELS,
+        ext=["png", "pdf"],
+    )
+    if INSTANCES:
+        return (
+            expand(
+                "results/figures/instances/{name}_{kind}.{ext}",
+                name=tuning_names(),
+                kind=["tuning", "qualitative"],
+                ext=["png", "pdf"],
+            )
+            + expand("results/figures/instances/ap_vs_iou.{ext}", ext=["png", "pdf"])
+            + ["results/tables/instances.csv", "results/tables/instances.md"]
+            + curves
+        )
     if GENERIC:
         return (
             list(class_figure_outputs().values())
-            + [
-                "results/tables/classes.csv",
-                "results/tables/classes.md",
-            ]
-            + expand(
-                "results/figures/learning_curves/{model}.{ext}",
-                model=MODELS,
-                ext=["png", "pdf"],
-            )
+            + ["results/tables/classes.csv", "results/tables/classes.md"]
+            + curves
         )
     names = tuning_names()
     targets = expand(

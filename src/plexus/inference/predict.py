@@ -31,6 +31,7 @@ import torch
 
 from plexus.data.noise import add_gaussian_noise, image_seed
 from plexus.device import pick_device
+from plexus.inference.sliding import sliding_window
 from plexus.models import build_model, is_two_head
 from plexus.training.precision import autocast_dtype
 from plexus.training.settings import model_schema
@@ -145,12 +146,23 @@ def predict_probs(
         keep_t = torch.from_numpy(keep).float()
         presences = {v: np.empty(n, dtype=np.float32) for v in views}
 
-        def forward(x):
+        def whole(x):
             with torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext():
                 out = model(x)
             seg, pres = out if two_head else (out, None)
             p = torch.sigmoid(seg.float())[:, 0] if n_classes is None else torch.softmax(seg.float(), dim=1)
             return p, None if pres is None else torch.sigmoid(pres.float())
+
+        stored = meta.get("settings") or {}
+        patch = stored.get("patch_size")
+
+        def forward(x):
+            """The whole image at once, or (a model trained on patches) a blended sliding window."""
+            if not patch:
+                return whole(x)
+            blended = sliding_window(lambda w: (lambda p: p if p.ndim == 4 else p[:, None])(whole(w)[0]), x,
+                                     tuple(patch), float(stored.get("window_overlap", 0.5)))
+            return (blended if n_classes is not None else blended[:, 0]), None
 
         for start in range(0, n, batch_size):
             part = images[start : start + batch_size]

@@ -58,6 +58,7 @@ import torch
 
 from plexus.data.noise import add_gaussian_noise
 from plexus.device import pick_device
+from plexus.inference.sliding import random_crops
 from plexus.io.atomic import write_csv, write_json
 from plexus.models import build_model, count_parameters, is_two_head
 from plexus.training import checkpoint
@@ -106,6 +107,8 @@ class _Setup:
     present: torch.Tensor | None = None  # (N, C) 1.0 where the image has the channel
     channel_dropout: float = 0.0
     grad_clip: float = 0.0
+    patch_size: tuple[int, int] | None = None  # train on random crops of this size
+    patches_per_image: int = 1
 
 
 def _batch(images_t, masks_t, idx, setup: _Setup):
@@ -157,13 +160,16 @@ def _train_epoch(
 ) -> float:
     """One shuffled pass over ``train_idx_t``; returns the image-weighted mean loss."""
     model.train()
-    n = len(train_idx_t)
+    samples = train_idx_t if setup.patches_per_image == 1 else train_idx_t.repeat(setup.patches_per_image)
+    n = len(samples)
     perm = torch.randperm(n, generator=generator).to(setup.device)
-    order = train_idx_t.index_select(0, perm)
+    order = samples.index_select(0, perm)
     total = torch.zeros((), dtype=torch.float64, device=setup.device)
     for start in range(0, n, setup.batch_size):
         idx = order[start : start + setup.batch_size]
         x, y = _batch(images_t, masks_t, idx, setup)
+        if setup.patch_size is not None:
+            x, y = random_crops(x, y, setup.patch_size, generator)
         if setup.channel_dropout and x.shape[1] > 1:
             x = _drop_channels(x, setup.channel_dropout, generator)
         if setup.augment:
@@ -422,6 +428,8 @@ def _build(run: _Run):
         present=None if run.present is None else torch.from_numpy(run.present).float().to(run.device),
         channel_dropout=s.channel_dropout,
         grad_clip=s.grad_clip,
+        patch_size=s.patch_size,
+        patches_per_image=s.patches_per_image if s.patch_size is not None else 1,
     )
     if not isinstance(mean, float):
         setup.mean = torch.tensor(mean, dtype=torch.float32, device=run.device)[None, :, None, None]

@@ -62,6 +62,9 @@ class TrainSettings:
     plateau_patience: int
     plateau_factor: float
     grad_clip: float
+    patch_size: tuple[int, int] | None
+    patches_per_image: int
+    window_overlap: float
     channel_dropout: float
     seed: int
     augment: AugmentSettings
@@ -89,6 +92,14 @@ class TrainSettings:
             raise ValueError("invalid model settings:\n  " + "\n  ".join(lines))
         if entry["presence_head"] and entry["arch"] == "unet2head":
             raise ValueError("model setting presence_head: unet2head has a presence head already; use arch unet")
+        if entry["patch_size"] is not None:
+            step = 2 ** entry["depth"]
+            if any(p % step or p > s for p, s in zip(entry["patch_size"], entry["input_size"])):
+                raise ValueError(f"model setting patch_size: {entry['patch_size']} must be divisible by 2**depth = "
+                                 f"{step} and at most input_size {entry['input_size']}")
+            if entry["presence_head"] or entry["arch"] == "unet2head":
+                raise ValueError("model setting patch_size: a presence head sees whole images; "
+                                 "patches need a one-head model")
         values = {f.name: _convert(f.type, entry[f.name]) for f in fields(cls) if f.name != "augment"}
         augment = AugmentSettings(**{f.name: float(entry["augment"][f.name]) for f in fields(AugmentSettings)})
         return cls(**values, augment=augment)
@@ -97,6 +108,7 @@ class TrainSettings:
         """Plain JSON-able dict (``input_size`` a list, ``augment`` a dict)."""
         out = asdict(self)
         out["input_size"] = list(self.input_size)
+        out["patch_size"] = None if self.patch_size is None else list(self.patch_size)
         return out
 
     def model_kwargs(self, in_channels: int = 1, n_classes: int | None = None) -> dict:
@@ -159,4 +171,6 @@ def _fill_defaults(entry: dict, node: dict) -> None:
 def _convert(type_name: str, value):
     if type_name == "tuple[int, int]":
         return tuple(int(v) for v in value)
+    if type_name == "tuple[int, int] | None":
+        return None if value is None else tuple(int(v) for v in value)
     return {"int": int, "float": float, "bool": bool, "str": str}[type_name](value)

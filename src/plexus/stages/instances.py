@@ -1,0 +1,556 @@
+"""Stages of nuclei instance segmentation (``data.format: dsb2018``), scored by DSB2018 mean AP.
+
+The data path is the generic workflow's (:mod:`plexus.stages.classes`): :func:`nuclei_sheet_stage`
+turns the DSB2018 folders into a sample sheet whose ``mask`` is a class-index training target
+(0 background, 1 nucleus, 2 boundary when ``instances.boundary``) and whose extra column
+``instances`` is the merged instance label map (uint16 PNG, 0 background, 1..N nuclei) kept for
+evaluation. Training and prediction are the shared stages.
+
+From probabilities to instances (:mod:`plexus.postprocess.instances`): the members' softmax
+probabilities are upsampled to each image's own size and averaged; the foreground probability is
+``1 - p_background`` and, with the boundary class, ``p_boundary`` can seed the split of touching
+nuclei. A *candidate* is an :class:`~plexus.postprocess.instances.InstanceSettings` (threshold,
+watershed split, minimum size) and a flag ``boundary``: split by the boundary channel (the
+watershed is then off). The candidates are the config's grid (``instances:``) without the
+boundary flag, then, when the boundary class exists, each non-watershed setting with it; the
+baseline (fixed cutoff 0.5, 8-connected components, no split, no size filter) is always one of
+them, so the tuned OOF score is never below the baseline's. Ties go to the first candidate.
+
+The honest estimate is cross-fitted: each fold's images are labelled with the candidate chosen on
+the other folds' images (as :func:`~plexus.postprocess.instances.cross_fitted_instances`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from plexus.io import atomic
+from plexus.io.contracts import check_aligned, read_folds, read_npz
+
+#: Training image sizes of the synthetic data: one size per synthetic "subject" (acquisition type).
+SYNTHETIC_SIZES = ((96, 96), (128, 160), (160, 128), (112, 112), (96, 144), (144, 96), (128, 128),
+                   (160, 160), (112, 144), (144, 112), (96, 128), (128, 96))
+#: The table's metrics (columns of per_image.csv) and their labels.
+TABLE_METRICS = {"ap_baseline": "AP baseline", "ap": "AP tuned", "ap_cross_fitted": "AP cross-fitted",
+                 "f1": "F1@0.5", "pixel_dice": "pixel Dice"}
+NO_GROUP_MESSAGE = ("CV groups (instances.group: none): each image is its own group, so images of one "
+                    "acquisition type may fall in different folds")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def synthetic_sizes(n: int) -> list[tuple[int, int]]:
+    """``n`` distinct image sizes: :data:`SYNTHETIC_SIZES`, then squares from 176 px up."""
+    sizes = list(SYNTHETIC_SIZES[:n])
+    sizes += [(176 + 16 * k, 176 + 16 * k) for k in range(n - len(sizes))]
+    return sizes
+
+
+def synthesize_stage(raw_dir, settings: dict, fingerprint_json) -> dict:
+    """The synthetic nuclei data in ``raw_dir`` (DSB2018 layout), its summary and the raw fingerprint.
+
+    ``settings``: the config's ``data.synthetic`` without ``enabled`` and ``kind``. There are
+    ``n_subjects`` image sizes (one per synthetic acquisition type, so ``instances.group: size``
+    finds ``n_subjects`` groups) of ``images_per_subject`` training images each, and
+    ``n_test_subjects * test_images_per_subject`` test images of the same sizes.
+    """
+    from plexus.data.fingerprint import refresh
+    from plexus.data.synthetic_nuclei import generate_nuclei
+
+    raw_dir = Path(raw_dir)
+    summary = generate_nuclei(raw_dir, n_images=settings["n_subjects"] * settings["images_per_subject"],
+                              n_test=settings["n_test_subjects"] * settings["test_images_per_subject"],
+                              sizes=synthetic_sizes(settings["n_subjects"]), seed=settings["seed"])
+    atomic.write_json(raw_dir / "synthetic_summary.json", summary)  # marks raw_dir as plexus-generated
+    train = summary["stage1_train"]
+    print(f"nuclei: {len(train)} train images ({sum(r['nuclei'] for r in train)} nuclei, "
+          f"{sum(r['touching_pairs'] for r in train)} touching pairs) and {len(summary['stage1_test'])} test images")
+    refresh(raw_dir, fingerprint_json, subfolders=None)  # what the manifest compares the folder with
+    return summary
+
+
+def boundary_pixels(labels: np.ndarray) -> np.ndarray:
+    """Nucleus pixels with a 4-neighbour in the background or in another nucleus (bool).
+
+    Outside the image counts as the pixel's own nucleus: a nucleus cut by the image edge has
+    no outline along the edge.
+    """
+    labels = np.asarray(labels)
+    padded = np.pad(labels, 1, mode="edge")
+    centre = padded[1:-1, 1:-1]
+    differs = np.zeros(labels.shape, dtype=bool)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        differs |= padded[1 + dy:padded.shape[0] - 1 + dy, 1 + dx:padded.shape[1] - 1 + dx] != centre
+    return differs & (labels > 0)
+
+
+def target_map(labels: np.ndarray, boundary: bool) -> np.ndarray:
+    """The class-index training target (uint8): 0 background, 1 nucleus, 2 its outline (``boundary``)."""
+    target = (np.asarray(labels) > 0).astype(np.uint8)
+    if boundary:
+        target[boundary_pixels(labels)] = 2
+    return target
+
+
+def write_png(path, array: np.ndarray) -> None:
+    """Write a uint8 or uint16 gray (or uint8 RGB) array as PNG, atomically."""
+    from PIL import Image
+
+    with atomic.atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+
+
+def write_instance_map(path, labels: np.ndarray) -> None:
+    """An instance label map as a 16-bit PNG (0 background, 1..N objects)."""
+    labels = np.asarray(labels)
+    if labels.size and labels.max() > np.iinfo(np.uint16).max:
+        raise ValueError(f"{path}: {int(labels.max())} objects do not fit a 16-bit label map")
+    write_png(path, labels.astype(np.uint16))
+
+
+def read_instance_map(path) -> np.ndarray:
+    """A label map written by :func:`write_instance_map` (or any gray PNG/TIFF of labels), as int32."""
+    from plexus.io.images import read_image
+
+    labels = read_image(path)
+    if labels.ndim != 2:
+        raise ValueError(f"{path}: an instance label map must have one channel, got shape {labels.shape}")
+    return labels.astype(np.int32)
+
+
+def _subject(image_id: str, height: int, width: int, group: str) -> str:
+    if group == "none":
+        return image_id
+    if group == "size":
+        return f"{int(height)}x{int(width)}"
+    raise ValueError(f"instances.group: unknown rule {group!r} (none or size)")
+
+
+def _rgb_image(path: str, image_id: str, images_dir: Path) -> str:
+    """The image's path if it reads as 3 channels (RGB, or RGBA with the alpha dropped), else an RGB copy's."""
+    from plexus.data.dsb2018 import read_image as read_rgb
+    from plexus.io.images import image_info
+
+    if image_info(path)[2] == 3:
+        return str(Path(path).resolve())
+    copy = images_dir / f"{image_id}.png"
+    write_png(copy, read_rgb(path))
+    return str(copy.resolve())
+
+
+def nuclei_sheet_stage(raw_dir, *, group: str, boundary: bool, sheet_tsv, labels_dir, targets_dir,
+                       images_dir) -> pd.DataFrame:
+    """The sample sheet of a DSB2018 folder, its instance label maps and class-index targets.
+
+    Columns: image_id, subject, split, image (absolute path of an RGB image: the raw file, or a
+    copy in ``images_dir`` of a gray or palette one), mask (the target PNG; empty for test rows),
+    instances (the label map PNG; empty for test rows). Overlapping masks are an error naming
+    the image and both files (:func:`plexus.data.dsb2018.scan_dsb2018`).
+    """
+    from plexus.data.dsb2018 import instance_labels, scan_dsb2018
+    from plexus.data.sheet import write_sheet
+
+    train, test = scan_dsb2018(raw_dir)
+    labels_dir, targets_dir, images_dir = Path(labels_dir), Path(targets_dir), Path(images_dir)
+    for folder in (labels_dir, targets_dir, images_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    if group == "none":
+        print(NO_GROUP_MESSAGE)
+    rows, nuclei, outline = [], 0, 0
+    for record in train.itertuples():
+        labels = instance_labels(record.mask_paths, (record.height, record.width))
+        target = target_map(labels, boundary)
+        label_path, target_path = labels_dir / f"{record.image_id}.png", targets_dir / f"{record.image_id}.png"
+        write_instance_map(label_path, labels)
+        write_png(target_path, target)
+        nuclei += int(labels.max())
+        outline += int((target == 2).sum())
+        rows.append({"image_id": record.image_id,
+                     "subject": _subject(record.image_id, record.height, record.width, group), "split": "train",
+                     "image": _rgb_image(record.image_path, record.image_id, images_dir),
+                     "mask": str(target_path.resolve()), "instances": str(label_path.resolve())})
+    for record in test.itertuples():
+        rows.append({"image_id": record.image_id,
+                     "subject": _subject(record.image_id, record.height, record.width, group), "split": "test",
+                     "image": _rgb_image(record.image_path, record.image_id, images_dir), "mask": "",
+                     "instances": ""})
+    sheet = pd.DataFrame(rows, columns=["image_id", "subject", "split", "image", "mask", "instances"])
+    write_sheet(sheet, sheet_tsv)
+    groups = sheet.loc[sheet["split"] == "train", "subject"]
+    print(f"{len(train)} train images ({nuclei} nuclei, {outline} boundary pixels), {len(test)} test images; "
+          f"{groups.nunique()} CV group(s) by instances.group = {group}")
+    if group == "size":
+        print(groups.value_counts().sort_index().to_string())
+    return sheet
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def candidate_grid(options: dict, has_boundary: bool) -> list[tuple]:
+    """``(InstanceSettings, boundary)`` pairs from the config's ``instances`` section, in tie-break order.
+
+    The grid of :func:`plexus.postprocess.instances.instance_grid` (``boundary`` False), then
+    with the boundary class each of its settings without the watershed split with ``boundary``
+    True; the baseline (cutoff 0.5, no split, no size filter) first when the grid lacks it.
+    """
+    from plexus.postprocess.instances import InstanceSettings, instance_grid
+
+    def grid(watershed):
+        return list(instance_grid(cutoffs=options["cutoffs"], otsu=options["otsu"],
+                                  hysteresis_pairs=[tuple(p) for p in options["hysteresis"]],
+                                  min_sizes=options["min_sizes"], min_distances=options["min_distances"],
+                                  watershed=watershed))
+
+    candidates = [(s, False) for s in grid(options["watershed"])]
+    if has_boundary:
+        candidates += [(s, True) for s in grid((False,))]
+    if (InstanceSettings(), False) not in candidates:
+        candidates.insert(0, (InstanceSettings(), False))
+    return candidates
+
+
+def baseline_index(candidates: Sequence[tuple]) -> int:
+    from plexus.postprocess.instances import InstanceSettings
+
+    return candidates.index((InstanceSettings(), False))
+
+
+def candidate_record(settings, boundary: bool) -> dict:
+    """What ``best.json`` and ``grid.csv`` store of a candidate: its settings and the boundary flag."""
+    return {**settings.to_dict(), "boundary": bool(boundary)}
+
+
+def candidate_of(record: dict) -> tuple:
+    """Inverse of :func:`candidate_record` (also of a ``grid.csv`` row's fields: NaN reads as None)."""
+    from plexus.postprocess.instances import InstanceSettings
+
+    record = {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in record.items()}
+    boundary = bool(record.pop("boundary", False))
+    settings = {**record, "watershed": bool(record.get("watershed", False))}
+    for key in ("min_size", "min_distance"):
+        if key in settings:
+            settings[key] = int(settings[key])
+    return InstanceSettings.from_dict(settings), boundary
+
+
+def threshold_label(record) -> str:
+    if record["method"] == "cutoff":
+        return f"cutoff {float(record['cutoff']):g}"
+    if record["method"] == "otsu":
+        return "Otsu"
+    return f"hysteresis {float(record['low']):g}/{float(record['high']):g}"
+
+
+def split_label(record) -> str:
+    if bool(record["boundary"]):
+        return "boundary seeds"
+    if bool(record["watershed"]):
+        return f"watershed d={int(record['min_distance'])}"
+    return "components"
+
+
+def label_candidate(settings, boundary: bool, foreground: np.ndarray, outline: np.ndarray | None) -> np.ndarray:
+    """The instance label map of one image under a candidate."""
+    if boundary and outline is None:
+        raise ValueError("a boundary candidate needs the boundary probability (the model has no boundary class)")
+    return settings.apply(foreground, boundary=outline if boundary else None)
+
+
+# --------------------------------------------------------------------------- probabilities
+
+
+def image_maps(member_probs: Sequence[np.ndarray], heights, widths, index: int,
+               has_boundary: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Foreground ``1 - p_background`` and boundary ``p_boundary`` (or None) of image ``index``.
+
+    The members' probabilities (N, K, h, w) are upsampled to the image's own size
+    (:func:`plexus.postprocess.multiclass.upsample_probs`) and averaged.
+    """
+    from plexus.postprocess.multiclass import upsample_probs
+
+    shape = (int(heights[index]), int(widths[index]))
+    mean = sum(upsample_probs(m[index], shape) for m in member_probs) / len(member_probs)
+    return 1.0 - mean[0], (mean[2] if has_boundary else None)
+
+
+def _has_boundary(member_probs: Sequence[np.ndarray], classes: dict) -> bool:
+    n = len(classes)
+    for probs in member_probs:
+        if probs.shape[1] != n:
+            raise ValueError(f"probabilities have {probs.shape[1]} classes, the config {n} ({list(classes)})")
+    return n == 3
+
+
+def _image_scores(foreground, outline, truth, candidates) -> np.ndarray:
+    """Mean AP of one image under every candidate (settings that differ only in min_size share a labelling)."""
+    from plexus.evaluation.instances import average_precision
+    from plexus.postprocess.instances import InstanceSettings, remove_small_instances
+
+    scores = np.empty(len(candidates))
+    unfiltered: dict[tuple, np.ndarray] = {}
+    for j, (settings, boundary) in enumerate(candidates):
+        key = (InstanceSettings(**{**settings.to_dict(), "min_size": 0}), boundary)
+        if key not in unfiltered:
+            unfiltered[key] = label_candidate(*key, foreground, outline)
+        scores[j] = average_precision(truth, remove_small_instances(unfiltered[key], settings.min_size))[0]
+    return scores
+
+
+def _parallel(function, items, threads: int) -> list:
+    if threads <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(function, items))
+
+
+def score_candidates(member_probs, heights, widths, truths, candidates, has_boundary: bool,
+                     threads: int = 1) -> np.ndarray:
+    """Mean AP of every image (rows) under every candidate (columns)."""
+    def one(i):
+        foreground, outline = image_maps(member_probs, heights, widths, i, has_boundary)
+        return _image_scores(foreground, outline, truths[i], candidates)
+
+    rows = _parallel(one, range(len(truths)), threads)
+    return np.array(rows).reshape(len(truths), len(candidates))
+
+
+def cross_fitted_choices(scores: np.ndarray, folds) -> tuple[np.ndarray, dict]:
+    """Per image the candidate chosen on the other folds (first maximum), and ``{fold: candidate index}``."""
+    folds = np.asarray(folds)
+    chosen, per_image = {}, np.empty(len(folds), dtype=int)
+    for fold in pd.unique(folds):
+        inside = folds == fold
+        chosen[fold] = int(np.argmax(scores[~inside].mean(axis=0)))
+        per_image[inside] = chosen[fold]
+    return per_image, chosen
+
+
+# --------------------------------------------------------------------------- tuning
+
+
+def _members(member_oofs: dict[str, list], ids) -> list[np.ndarray]:
+    from plexus.io.contracts import load_oof
+
+    return [load_oof(paths, ids) for paths in member_oofs.values()]
+
+
+def _ap_column(threshold: float) -> str:
+    return f"ap_{int(round(threshold * 100))}"
+
+
+def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, options: dict, *, grid_csv,
+               best_json, per_image_csv, threads: int = 1) -> dict:
+    """Tune the instance post-processing on the OOF predictions by mean AP; baseline, tuned, cross-fitted."""
+    from plexus.evaluation.instances import per_image_instance_metrics
+
+    folds = read_folds(folds_csv)
+    train = pd.read_csv(train_csv, dtype=str, keep_default_na=False).set_index("image_id")
+    ids = folds["image_id"].astype(str).tolist()
+    rows = train.loc[ids]
+    heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
+    members = _members(member_oofs, ids)
+    has_boundary = _has_boundary(members, classes)
+    truths = [read_instance_map(p) for p in rows["instances"]]
+    candidates = candidate_grid(options, has_boundary)
+    base = baseline_index(candidates)
+
+    scores = score_candidates(members, heights, widths, truths, candidates, has_boundary, threads)
+    means = scores.mean(axis=0)
+    best = int(np.argmax(means))  # first maximum
+    fold_of = folds["fold"].to_numpy()
+    crossfit, chosen = cross_fitted_choices(scores, fold_of)
+
+    def tuned(i):
+        foreground, outline = image_maps(members, heights, widths, i, has_boundary)
+        return label_candidate(*candidates[best], foreground, outline)
+
+    preds = _parallel(tuned, range(len(ids)), threads)
+    metrics = per_image_instance_metrics(truths, preds, ids)
+    per_image = pd.DataFrame({
+        "image_id": ids, "subject": folds["subject"].astype(str).to_numpy(), "fold": fold_of.astype(int),
+        "ap_baseline": scores[:, base], "ap": metrics["mean_ap"].to_numpy(),
+        "ap_cross_fitted": scores[np.arange(len(ids)), crossfit], "f1": metrics["f1_0.5"].to_numpy(),
+        "pixel_dice": metrics["pixel_dice"].to_numpy(), "n_true": metrics["n_true"].to_numpy(),
+        "n_pred": metrics["n_pred"].to_numpy()})
+    for column in metrics.columns:
+        if column.startswith("ap_"):
+            per_image[_ap_column(float(column[3:]))] = metrics[column].to_numpy()
+    if not np.allclose(per_image["ap"], scores[:, best]):  # one computation, two routes
+        raise RuntimeError("the tuned per-image AP differs from the tuning grid's")
+
+    grid = pd.DataFrame([candidate_record(*c) for c in candidates])
+    grid.insert(0, "setting", np.arange(len(candidates)))
+    grid["threshold"] = [threshold_label(r) for r in grid.to_dict("records")]
+    grid["split"] = [split_label(r) for r in grid.to_dict("records")]
+    grid["mean_ap"] = means
+    grid["chosen"] = grid["setting"] == best
+    grid["baseline"] = grid["setting"] == base
+    summary = {
+        "settings": candidates[best][0].to_dict(), "boundary": bool(candidates[best][1]), "setting": best,
+        "threshold": threshold_label(grid.iloc[best]), "split": split_label(grid.iloc[best]),
+        "mean_ap": float(means[best]), "mean_ap_baseline": float(means[base]),
+        "mean_ap_cross_fitted": float(per_image["ap_cross_fitted"].mean()),
+        "mean_f1": float(per_image["f1"].mean()), "mean_pixel_dice": float(per_image["pixel_dice"].mean()),
+        "cross_fitted": {str(int(f)): {"setting": k, **candidate_record(*candidates[k])}
+                         for f, k in sorted(chosen.items())},
+        "n_candidates": len(candidates), "n_images": len(ids), "has_boundary_class": has_boundary,
+    }
+    atomic.write_csv(grid_csv, grid)
+    atomic.write_csv(per_image_csv, per_image)
+    atomic.write_json(best_json, summary)
+    print(grid.sort_values("mean_ap", ascending=False).head(10).to_string(index=False))
+    print(json.dumps(summary, indent=1))
+    return summary
+
+
+def chosen_candidate(best_json) -> tuple:
+    """The tuned ``(InstanceSettings, boundary)`` of a ``best.json``."""
+    best = json.loads(Path(best_json).read_text())
+    return candidate_of({**best["settings"], "boundary": best["boundary"]})
+
+
+# --------------------------------------------------------------------------- test predictions
+
+
+def instance_maps_stage(member_means: Sequence, test_csv, best_json, classes: dict, out_dir, submission_csv,
+                        threads: int = 1) -> pd.DataFrame:
+    """Test instance label maps (uint16 PNG at each image's size) and the DSB2018 submission.
+
+    The submission is decoded back (:func:`plexus.postprocess.dsb_submission.decode_submission`,
+    which refuses overlapping runs) and compared with the label maps before it is written.
+    """
+    from plexus.postprocess.dsb_submission import decode_submission, submission_rows
+
+    test = pd.read_csv(test_csv, dtype=str, keep_default_na=False).set_index("image_id")
+    runs = [read_npz(p) for p in member_means]
+    for path, run in zip(member_means, runs):
+        check_aligned(run["image_id"], runs[0]["image_id"], path, member_means[0])
+    ids = runs[0]["image_id"].astype(str).tolist()
+    heights = test.loc[ids, "height"].astype(int).to_numpy()
+    widths = test.loc[ids, "width"].astype(int).to_numpy()
+    members = [r["prob"] for r in runs]
+    has_boundary = _has_boundary(members, classes)
+    settings, boundary = chosen_candidate(best_json)
+
+    def one(i):
+        foreground, outline = image_maps(members, heights, widths, i, has_boundary)
+        return label_candidate(settings, boundary, foreground, outline)
+
+    labels = _parallel(one, range(len(ids)), threads)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for image_id, label in zip(ids, labels):
+        write_instance_map(out_dir / f"{image_id}.png", label)
+    table = submission_rows(ids, labels)
+    decoded = decode_submission(table, {i: label.shape for i, label in zip(ids, labels)})
+    for image_id, label in zip(ids, labels):
+        if not np.array_equal(decoded[image_id], label):
+            raise RuntimeError(f"image {image_id}: the submission does not decode to its label map")
+    atomic.write_csv(submission_csv, table)
+    counts = [int(label.max()) for label in labels]
+    print(f"{len(ids)} label maps in {out_dir} ({sum(counts)} nuclei, {counts.count(0)} image(s) without any); "
+          f"{len(table)} rows in {submission_csv}")
+    return table
+
+
+# --------------------------------------------------------------------------- table
+
+
+def instance_table_stage(per_image_csvs: dict, kinds: dict, out_csv, out_md, *, n_boot: int,
+                         seed: int) -> pd.DataFrame:
+    """Per model/ensemble: each metric of :data:`TABLE_METRICS` with its group-bootstrap 95% CI."""
+    from plexus.evaluation.bootstrap import bootstrap_ci
+
+    rows = []
+    for name, path in per_image_csvs.items():
+        frame = pd.read_csv(path, dtype={"image_id": str, "subject": str})
+        row = {"name": name, "kind": kinds[name]}
+        for metric in TABLE_METRICS:
+            ci = bootstrap_ci(frame, value=metric, group="subject", n_boot=n_boot, seed=seed)
+            row.update({metric: ci["mean"], f"{metric}_low": ci["low"], f"{metric}_high": ci["high"]})
+        row.update(n_images=ci["n_images"], n_groups=ci["n_groups"])
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    atomic.write_csv(out_csv, table)
+    shown = table[["name", "kind"]].copy()
+    for metric, label in TABLE_METRICS.items():
+        shown[label] = [f"{m:.3f} ({lo:.3f}-{hi:.3f})" for m, lo, hi in
+                        zip(table[metric], table[f"{metric}_low"], table[f"{metric}_high"])]
+    shown["images"], shown["groups"] = table["n_images"], table["n_groups"]
+    note = (f"\nOOF mean over images; 95% CI: percentile bootstrap over CV groups ({n_boot} draws). "
+            "AP: DSB2018 mean average precision over IoU 0.50:0.05:0.95; baseline: cutoff 0.5 + connected "
+            "components; cross-fitted: each fold post-processed with the setting tuned on the other folds.\n")
+    atomic.write_text(out_md, shown.to_markdown(index=False) + "\n" + note)
+    print(shown.to_string(index=False))
+    return table
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def pick_qualitative(per_image: pd.DataFrame, n: int = 3) -> list[str]:
+    """Up to ``n`` image ids spanning the tuned AP: the best, the middle ones, the worst (ties: first)."""
+    ordered = per_image.sort_values("ap", ascending=False, kind="stable")["image_id"].astype(str).tolist()
+    if len(ordered) <= n:
+        return ordered
+    positions = np.unique(np.round(np.linspace(0, len(ordered) - 1, n)).astype(int))
+    return [ordered[p] for p in positions]
+
+
+def ap_curves(per_images: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Long frame (name, iou, ap): the mean over images of the tuned AP at each IoU threshold."""
+    rows = []
+    for name, frame in per_images.items():
+        for column in [c for c in frame.columns if c.startswith("ap_") and c[3:].isdigit()]:
+            rows.append({"name": name, "iou": int(column[3:]) / 100, "ap": float(frame[column].mean())})
+    return pd.DataFrame(rows, columns=["name", "iou", "ap"])
+
+
+def instance_figures_stage(names: Sequence[str], members: dict[str, list], inputs: dict, outputs: dict,
+                           classes: dict, style: dict | None = None, n_examples: int = 3) -> None:
+    """Tuning surface and qualitative panels per name, and AP vs IoU of all names.
+
+    ``inputs``: ``grid_{name}``, ``best_{name}``, ``per_image_{name}`` paths, ``oof_{model}`` lists of
+    every model's OOF files, ``train``; ``outputs``: ``{name}_tuning_{png,pdf}``,
+    ``{name}_qualitative_{png,pdf}`` and ``ap_vs_iou_{png,pdf}``.
+    """
+    from plexus.data.dsb2018 import read_image as read_rgb
+    from plexus.report import instance_figures
+    from plexus.report.figures import save
+
+    train = pd.read_csv(inputs["train"], dtype=str, keep_default_na=False).set_index("image_id")
+    per_images = {}
+    for name in names:
+        grid = pd.read_csv(inputs[f"grid_{name}"])
+        best = json.loads(Path(inputs[f"best_{name}"]).read_text())
+        per_image = pd.read_csv(inputs[f"per_image_{name}"], dtype={"image_id": str, "subject": str})
+        per_images[name] = per_image
+        fig = instance_figures.tuning_surface_figure(grid, title=name, style=style)
+        save(fig, [outputs[f"{name}_tuning_png"], outputs[f"{name}_tuning_pdf"]])
+
+        ids = pick_qualitative(per_image, n_examples)
+        rows = train.loc[ids]
+        heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
+        probs = _members({m: inputs[f"oof_{m}"] for m in members[name]}, ids)
+        has_boundary = _has_boundary(probs, classes)
+        candidate = candidate_of({**best["settings"], "boundary": best["boundary"]})
+        preds = [label_candidate(*candidate, *image_maps(probs, heights, widths, i, has_boundary))
+                 for i in range(len(ids))]
+        images = [read_rgb(p) for p in rows["image"]]
+        truths = [read_instance_map(p) for p in rows["instances"]]
+        aps = per_image.set_index("image_id").loc[ids, "ap"].tolist()
+        fig = instance_figures.qualitative_figure(images, truths, preds, ids, aps,
+                                                  title=f"{name}: {best['threshold']}, {best['split']}, "
+                                                        f"min size {best['settings']['min_size']}",
+                                                  style=style)
+        save(fig, [outputs[f"{name}_qualitative_png"], outputs[f"{name}_qualitative_pdf"]])
+    fig = instance_figures.ap_vs_iou_figure(ap_curves(per_images), style=style)
+    save(fig, [outputs["ap_vs_iou_png"], outputs["ap_vs_iou_pdf"]])
