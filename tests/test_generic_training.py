@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,8 @@ from plexus.inference.predict import predict_probs
 from plexus.models import build_model
 from plexus.training.augment import augment_batch
 from plexus.training.loop import _drop_channels, epoch_seed, train_model
-from plexus.training.losses import MULTICLASS_LOSSES, multiclass_soft_dice
+from plexus.training.losses import LOSSES, MULTICLASS_LOSSES, multiclass_soft_dice
+from plexus.training.optim import make_scheduler
 from plexus.training.settings import TrainSettings
 
 N, C, H, W = 24, 3, 16, 16
@@ -105,18 +107,31 @@ def test_gradient_clipping_bounds_the_first_sgd_step(tmp_path):
     assert 0 < step <= lr * clip * 1.0001
 
 
-def test_plateau_scheduler_lowers_the_learning_rate(tmp_path):
+def test_plateau_scheduler_follows_the_validation_loss(tmp_path):
     images, masks, present = _dataset()
-    settings = _settings(epochs=4, scheduler="plateau", plateau_patience=0, plateau_factor=0.5, lr=1e-6)
+    settings = _settings(epochs=3, scheduler="plateau", plateau_patience=0, plateau_factor=0.5, lr=1e-3)
     seen = []
     train_model(images, masks, np.arange(16), np.arange(16, N), settings, tmp_path, checkpoint_path=tmp_path / "c.pt",
                 n_classes=3, present=present, log=lambda m: None,
-                on_epoch_end=lambda e, row: seen.append(torch.load(tmp_path / "c.pt", weights_only=True)["scheduler"]))
-    # with a learning rate of 1e-6 the validation loss cannot improve by the scheduler's threshold:
-    # each epoch halves the rate
-    rates = [s["_last_lr"][0] for s in seen]
-    assert rates[-1] < rates[0]
-    assert all(b <= a for a, b in zip(rates, rates[1:]))
+                on_epoch_end=lambda e, row: seen.append((row, torch.load(tmp_path / "c.pt", weights_only=True))))
+    for epoch, (row, ck) in enumerate(seen, start=1):
+        history = pd.DataFrame(ck["history"])
+        assert ck["scheduler"]["best"] == pytest.approx(history["val_loss"].min())  # stepped on val_loss
+        assert ck["scheduler"]["last_epoch"] == epoch
+
+
+def test_plateau_scheduler_halves_the_rate_without_improvement():
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.01)
+    scheduler = make_scheduler(optimizer, _settings(scheduler="plateau", plateau_patience=2, plateau_factor=0.5,
+                                                    optimizer="rmsprop"))
+    rates = []
+    for loss in [1.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]:
+        scheduler.step(loss)
+        rates.append(optimizer.param_groups[0]["lr"])
+    # patience 2: the third epoch without improvement (epoch 5) halves the rate, and again 3 epochs later
+    assert rates == [0.01, 0.01, 0.01, 0.01, 0.005, 0.005, 0.005]
+    assert make_scheduler(optimizer, _settings()) is None
 
 
 def test_multiclass_soft_dice_by_hand():
@@ -159,3 +174,26 @@ def test_noise_is_in_native_units_and_clipped_to_16_bits():
     assert abs(float(noisy.astype(np.float64).std()) - 5000) < 150
     bright = add_gaussian_noise(np.full((1, 8, 8), 65530, np.uint16), 100.0, [3])
     assert bright.max() == 65535
+
+
+@pytest.mark.parametrize("loss", ["ce_dice", "dice", "neg_log_dice", "ce"])
+def test_training_with_classes_uses_the_softmax_loss(tmp_path, loss):
+    """One batch, a vanishing learning rate: the epoch's loss is the multi-class loss of the initial model."""
+    images, masks, present = _dataset()
+    settings = _settings(epochs=1, batch_size=N, lr=1e-12, augment={}, dropout=0.0, loss=loss, channels_last=False)
+    summary = train_model(images, masks, np.arange(N), np.arange(4), settings, tmp_path,
+                          checkpoint_path=tmp_path / "c.pt", n_classes=3, present=present, log=lambda m: None)
+    torch.manual_seed(epoch_seed(settings.seed, 0))
+    model = build_model("unet", **settings.model_kwargs(C, 3)).train()
+    x = torch.from_numpy(images).float()
+    mean = torch.tensor([images[present[:, c], c].mean() for c in range(C)])[None, :, None, None]
+    std = torch.tensor([images[present[:, c], c].astype(np.float64).std() for c in range(C)]).float()[None, :, None, None]
+    x = ((x - mean) / std * torch.from_numpy(present)[:, :, None, None]).float()
+    perm = torch.randperm(N, generator=torch.Generator().manual_seed(epoch_seed(settings.seed, 1)))
+    y = F.one_hot(torch.from_numpy(masks).long(), 3).permute(0, 3, 1, 2).float()
+    torch.manual_seed(epoch_seed(settings.seed, 1))
+    logits = model(x[perm])
+    expected, binary = MULTICLASS_LOSSES[loss](logits, y[perm]), LOSSES[loss](logits, y[perm])
+    # equal up to the kernels' float32 rounding (channels_last, threads), and far from the sigmoid loss
+    assert summary["train_loss"] == pytest.approx(float(expected), rel=0.02)
+    assert abs(summary["train_loss"] - float(binary)) > 0.1 * abs(float(binary))

@@ -418,7 +418,7 @@ def _build(run: _Run):
         mean=mean,
         std=std,
         batch_size=s.batch_size,
-        seg_loss=segmentation_loss(s.loss, s.dice_reduction),
+        seg_loss=segmentation_loss(s.loss, s.dice_reduction, multiclass=run.n_classes is not None),
         presence_weight=s.presence_weight,
         two_head=is_two_head(model),
         augment=None if s.augment.is_identity() else s.augment.to_dict(),
