@@ -114,7 +114,7 @@ def test_plateau_scheduler_follows_the_validation_loss(tmp_path):
     train_model(images, masks, np.arange(16), np.arange(16, N), settings, tmp_path, checkpoint_path=tmp_path / "c.pt",
                 n_classes=3, present=present, log=lambda m: None,
                 on_epoch_end=lambda e, row: seen.append((row, torch.load(tmp_path / "c.pt", weights_only=True))))
-    for epoch, (row, ck) in enumerate(seen, start=1):
+    for epoch, (_, ck) in enumerate(seen, start=1):
         history = pd.DataFrame(ck["history"])
         assert ck["scheduler"]["best"] == pytest.approx(history["val_loss"].min())  # stepped on val_loss
         assert ck["scheduler"]["last_epoch"] == epoch
@@ -187,7 +187,7 @@ def test_training_with_classes_uses_the_softmax_loss(tmp_path, loss):
     model = build_model("unet", **settings.model_kwargs(C, 3)).train()
     x = torch.from_numpy(images).float()
     mean = torch.tensor([images[present[:, c], c].mean() for c in range(C)])[None, :, None, None]
-    std = torch.tensor([images[present[:, c], c].astype(np.float64).std() for c in range(C)]).float()[None, :, None, None]
+    std = torch.tensor([images[present[:, c], c].astype(np.float64).std() for c in range(C)])[None, :, None, None]
     x = ((x - mean) / std * torch.from_numpy(present)[:, :, None, None]).float()
     perm = torch.randperm(N, generator=torch.Generator().manual_seed(epoch_seed(settings.seed, 1)))
     y = F.one_hot(torch.from_numpy(masks).long(), 3).permute(0, 3, 1, 2).float()

@@ -33,7 +33,10 @@ def window_starts(length: int, window: int, overlap: float) -> list[int]:
 
 
 def gaussian_weights(size: tuple[int, int], sigma_scale: float = 0.125) -> torch.Tensor:
-    """A (h, w) float32 Gaussian peaking at the centre (1 there for odd sides), sigma ``sigma_scale`` of each side (never below 1e-3)."""
+    """A (h, w) float32 Gaussian peaking at the centre (1 there for odd sides).
+
+    Sigma is ``sigma_scale`` of each side; weights never fall below 1e-3.
+    """
     axes = []
     for n in size:
         x = torch.arange(n, dtype=torch.float32) - (n - 1) / 2
