@@ -9,7 +9,6 @@ the OOF probabilities and the mask files, the all-background baseline from the m
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,7 @@ from PIL import Image
 
 from plexus.io.images import read_image
 from plexus.postprocess.rle import decode
-from workflow_helpers import make_workdir, planned_jobs, snakemake
+from workflow_helpers import make_workdir, planned_jobs, reuse_raw_data, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -140,10 +139,7 @@ def test_a_finished_generic_run_has_nothing_to_do(multichannel_run):
 
 def test_bad_mask_value_fails_before_training_naming_the_file(tmp_path, multichannel_run):
     workdir = make_workdir(tmp_path / "plexus", "tiny_multichannel.yaml")
-    raw = workdir / "results/raw/multichannel"
-    shutil.copytree(multichannel_run / "results/raw/multichannel", raw)
-    (workdir / "config/config.yaml").write_text(
-        (workdir / "config/config.yaml").read_text().replace("synthetic: {enabled: true", "synthetic: {enabled: false"))
+    raw = reuse_raw_data(multichannel_run, workdir, "results/raw/multichannel")
     sheet = pd.read_csv(raw / "sheet.tsv", sep="\t", dtype=str, keep_default_na=False)
     first = raw / sheet.loc[0, "mask"]
     mask = np.asarray(Image.open(first)).copy()

@@ -9,7 +9,6 @@ test label maps, the table against the per-image scores.
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from plexus.data.dsb2018 import instance_labels, scan_dsb2018
 from plexus.evaluation.instances import average_precision
 from plexus.postprocess.dsb_submission import decode_submission
 from plexus.postprocess.instances import InstanceSettings
-from workflow_helpers import make_workdir, planned_jobs, snakemake
+from workflow_helpers import make_workdir, planned_jobs, reuse_raw_data, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -142,10 +141,7 @@ def test_a_finished_nuclei_run_has_nothing_to_do(nuclei_run):
 
 def test_overlapping_masks_fail_naming_the_image_and_files(tmp_path, nuclei_run):
     workdir = make_workdir(tmp_path / "plexus", "tiny_nuclei.yaml")
-    raw = workdir / "results/raw/nuclei"
-    shutil.copytree(nuclei_run / "results/raw/nuclei", raw)
-    (workdir / "config/config.yaml").write_text(
-        (workdir / "config/config.yaml").read_text().replace("synthetic: {enabled: true", "synthetic: {enabled: false"))
+    raw = reuse_raw_data(nuclei_run, workdir, "results/raw/nuclei")
     train, _ = scan_dsb2018(raw)
     first = train.iloc[0]
     masks = sorted(first["mask_paths"])

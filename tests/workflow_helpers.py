@@ -103,3 +103,14 @@ def downstream(graph: dict[str, set[str]], rules) -> set[str]:
             seen.add(rule)
             todo.extend(graph.get(rule, ()))
     return seen
+
+
+def reuse_raw_data(source: Path, workdir: Path, raw: str) -> Path:
+    """Copy ``source``'s generated ``raw`` folder into ``workdir`` and switch its synthesis off.
+
+    The copy can then be edited (a bad mask, overlapping nuclei) as if it were a user's data.
+    """
+    shutil.copytree(source / raw, workdir / raw)
+    config = workdir / "config" / "config.yaml"
+    config.write_text(config.read_text().replace("synthetic: {enabled: true", "synthetic: {enabled: false"))
+    return workdir / raw
