@@ -129,7 +129,7 @@ def test_missing_channels_are_zero_and_flagged_in_the_arrays(multichannel_run):
     expected = np.stack([(train[c] != "").to_numpy() for c in ("t1", "t2", "flair")], axis=1)
     np.testing.assert_array_equal(present, expected)
     assert (~present).any() and not images[~present].any()
-    labels = list((results / "labelmaps/main").iterdir())
+    labels = list((results / "labelmaps/main").glob("*.png"))
     assert labels and all(set(np.unique(np.asarray(Image.open(p)))) <= {0, 255} for p in labels)
 
 
