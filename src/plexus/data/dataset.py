@@ -35,22 +35,18 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from plexus.data.resize import resize_images
 from plexus.data.sheet import SheetError, _row_labels, check_files
-from plexus.evaluation.multiclass import to_class_index
+from plexus.evaluation.multiclass import class_table, to_class_index
 from plexus.io.images import read_image
 
-__all__ = ["build_manifest", "class_values", "input_channels", "load_arrays", "read_class_mask"]
-
-
-def class_values(classes: dict) -> list[int]:
-    """The mask values of ``classes`` (ordered name -> value), index i = class i."""
-    return [int(v) for v in classes.values()]
+__all__ = ["build_manifest", "input_channels", "load_arrays", "read_class_mask"]
 
 
 def read_class_mask(path, classes: dict, where: str | None = None) -> np.ndarray:
     """The class-index map (uint8) of the mask file ``path``; a value outside ``classes`` is a ValueError."""
     mask = read_image(path)
-    return to_class_index(mask, class_values(classes), where or str(path))
+    return to_class_index(mask, class_table(classes)[1], where or str(path))
 
 
 def input_channels(sheet_channels, depths: dict[str, int]) -> list[str]:
@@ -81,7 +77,7 @@ def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missin
                             "(a column must be all gray or all RGB)")
         depths[column] = counts[0] if counts else 1
     labels = dict(zip(sheet["image_id"].astype(str), _row_labels(sheet)))
-    values = class_values(classes)
+    values = class_table(classes)[1]
 
     def mask_classes(row) -> tuple[int, list[int], str | None]:
         if not row["mask"]:
@@ -126,16 +122,6 @@ def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missin
     return train, test, summary
 
 
-def _resize_channels(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(C, H, W) uint8/uint16 -> (C, h, w), antialiased bilinear, rounded and clipped to the dtype."""
-    if stack.shape[1:] == size:
-        return stack.copy()
-    x = torch.from_numpy(stack.astype(np.float32))[None]
-    out = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)[0]
-    top = np.iinfo(stack.dtype).max
-    return out.round_().clamp_(0, top).numpy().astype(stack.dtype)
-
-
 def _resize_labels(label: np.ndarray, n_classes: int, size: tuple[int, int]) -> np.ndarray:
     """Class-index map (H, W) -> (h, w): the most likely class of the resized one-hot maps."""
     if label.shape == size:
@@ -178,7 +164,7 @@ def load_arrays(manifest: pd.DataFrame, *, depths: dict[str, int], size, classes
         mask = None
         if classes is not None:
             mask = _resize_labels(read_class_mask(row["mask"], classes), len(classes), size)
-        return _resize_channels(stack, size), flags, mask
+        return resize_images(stack, size), flags, mask
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
         rows = list(pool.map(one, [row for _, row in manifest.iterrows()]))

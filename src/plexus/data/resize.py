@@ -37,12 +37,16 @@ def _interpolate(stack: np.ndarray, size: tuple[int, int], antialias: bool) -> t
 
 
 def resize_images(images: np.ndarray, size) -> np.ndarray:
-    """Resize uint8 images (N, H, W) to ``size`` with antialiased bilinear filtering."""
+    """Resize uint8 or uint16 images (N, H, W) to ``size`` with antialiased bilinear filtering.
+
+    The result keeps the dtype: rounded and clipped to its range (any (N, H, W) stack, also
+    the channels of one image).
+    """
     size = parse_size(size)
     if images.shape[1:] == size:
         return images.copy()
     out = _interpolate(images, size, antialias=True)
-    return out.round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return out.round_().clamp_(0, np.iinfo(images.dtype).max).numpy().astype(images.dtype)
 
 
 def resize_masks(masks: np.ndarray, size) -> np.ndarray:

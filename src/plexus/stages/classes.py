@@ -94,13 +94,14 @@ def _truths(train: pd.DataFrame, image_ids, classes: dict):
         yield dataset.read_class_mask(path, classes)
 
 
-def member_labels(member_probs: list[np.ndarray], heights, widths):
-    """Per image, the class map (argmax) of the members' probabilities averaged at the image's own size."""
+def member_labels(member_probs: list[np.ndarray], manifest: pd.DataFrame, image_ids):
+    """Per image of ``image_ids``, the class map (argmax) of the members' probabilities (rows in
+    ``image_ids`` order) averaged at the image's own size, which ``manifest`` holds."""
     from plexus.postprocess.multiclass import argmax_labels, upsample_probs
 
-    for i, (h, w) in enumerate(zip(heights, widths)):
-        shape = (int(h), int(w))
-        mean = sum(upsample_probs(m[i], shape) for m in member_probs) / len(member_probs)
+    sizes = manifest.set_index("image_id").loc[list(image_ids), ["height", "width"]].astype(int)
+    for i, (h, w) in enumerate(zip(sizes["height"], sizes["width"])):
+        mean = sum(upsample_probs(m[i], (h, w)) for m in member_probs) / len(member_probs)
         yield argmax_labels(mean)
 
 
@@ -110,52 +111,35 @@ def _oof_members(member_oofs: dict[str, list], image_ids) -> list[np.ndarray]:
     return [load_oof(paths, image_ids) for paths in member_oofs.values()]
 
 
-def score_table(labels, truths, n_classes: int, grid) -> tuple[np.ndarray, list]:
-    """Dice of every (image, min area, foreground class): ``(n_images, len(grid), K-1)``, and the records."""
-    from plexus.postprocess.multiclass import dice_from_records, image_records
-
-    records = [image_records(pred, true, n_classes) for pred, true in zip(labels, truths)]
-    table = np.array([[dice_from_records(r, [area] * n_classes) for area in grid] for r in records])
-    return table.reshape(len(records), len(grid), n_classes - 1), records
-
-
-def best_areas(table: np.ndarray, grid) -> np.ndarray:
-    """Per foreground class, the grid area with the highest mean Dice over ``table``'s images (ties: smallest)."""
-    means = table.mean(axis=0)  # (grid, K-1)
-    return np.asarray(grid)[np.argmax(means, axis=0)]
-
-
 def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, grid, *, grid_csv, best_json,
                per_image_csv) -> None:
     """Tune each class's minimum area on the OOF predictions; per-image scores untuned, tuned, cross-fitted."""
     from plexus.evaluation.multiclass import class_scores
-    from plexus.postprocess.multiclass import remove_small
+    from plexus.postprocess.multiclass import (
+        cross_fitted_min_areas,
+        image_records,
+        mean_dice_grid,
+        remove_small,
+        tune_from_records,
+    )
 
     names = list(classes)
     n_classes = len(names)
-    grid = sorted(int(a) for a in grid)
-    if 0 not in grid:
-        grid = [0, *grid]
+    grid = sorted({int(a) for a in grid} | {0})  # area 0 (no removal) is the untuned column
     folds = read_folds(folds_csv)
     train = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
     ids = folds["image_id"].astype(str).tolist()
-    shapes = train.set_index("image_id").loc[ids, ["height", "width"]].astype(int)
-    members = _oof_members(member_oofs, ids)
-    labels = list(member_labels(members, shapes["height"], shapes["width"]))
+    labels = list(member_labels(_oof_members(member_oofs, ids), train, ids))
     truths = list(_truths(train, ids, classes))
-    table, _ = score_table(labels, truths, n_classes, grid)
-
-    best = best_areas(table, grid)
+    records = [image_records(pred, true, n_classes) for pred, true in zip(labels, truths)]
+    means = mean_dice_grid(records, grid)  # (K-1, grid)
+    best = tune_from_records(records, grid)  # K areas, the background's 0
     fold_of = folds["fold"].to_numpy()
-    crossfit = np.empty((len(ids), n_classes - 1))
-    for fold in np.unique(fold_of):
-        held = fold_of == fold
-        areas = best_areas(table[~held], grid)
-        crossfit[held] = table[held][:, [grid.index(a) for a in areas], np.arange(n_classes - 1)]
+    crossfit = cross_fitted_min_areas(records, fold_of.tolist(), grid).dice
 
     rows = []
     for i, (pred, true) in enumerate(zip(labels, truths)):
-        tuned = class_scores(remove_small(pred, [0, *best]), true, n_classes)
+        tuned = class_scores(remove_small(pred, best), true, n_classes)
         untuned = class_scores(pred, true, n_classes)
         for c in range(n_classes - 1):
             rows.append({"image_id": ids[i], "subject": folds["subject"].iloc[i], "fold": int(fold_of[i]),
@@ -164,12 +148,11 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
                          "dice_cross_fitted": float(crossfit[i, c]),
                          "true_area": int(tuned["true_area"][c]), "pred_area": int(tuned["pred_area"][c])})
     per_image = pd.DataFrame(rows)
-    means = table.mean(axis=0)
-    grid_frame = pd.DataFrame([{"class": names[c + 1], "min_area": a, "dice": float(means[g, c])}
+    grid_frame = pd.DataFrame([{"class": names[c + 1], "min_area": a, "dice": float(means[c, g])}
                                for c in range(n_classes - 1) for g, a in enumerate(grid)])
     summary = {
-        "classes": {names[c + 1]: {"min_area": int(best[c]), "dice": float(means[grid.index(best[c]), c]),
-                                   "dice_at_0": float(means[0, c])} for c in range(n_classes - 1)},
+        "classes": {names[c + 1]: {"min_area": int(best[c + 1]), "dice": float(means[c, grid.index(best[c + 1])]),
+                                   "dice_at_0": float(means[c, 0])} for c in range(n_classes - 1)},
         "mean_dice": float(per_image["dice"].mean()),
         "mean_dice_untuned": float(per_image["dice_untuned"].mean()),
         "mean_dice_cross_fitted": float(per_image["dice_cross_fitted"].mean()),
@@ -190,6 +173,7 @@ def min_areas_of(best_json, classes: dict) -> list[int]:
 def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_dir, submission_csv,
                     suffix: str = ".png") -> None:
     """Test label maps at each image's size (mask values of ``classes``) and the per-class run-length table."""
+    from plexus.evaluation.multiclass import class_table
     from plexus.postprocess.multiclass import remove_small, rle_rows, write_label_map
 
     test = pd.read_csv(test_csv, dtype=str, keep_default_na=False)
@@ -197,13 +181,12 @@ def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_
     for path, run in zip(member_means, runs):
         check_aligned(run["image_id"], runs[0]["image_id"], path, member_means[0])
     ids = runs[0]["image_id"].astype(str)
-    shapes = test.set_index("image_id").loc[ids, ["height", "width"]].astype(int)
     areas = min_areas_of(best_json, classes)
-    values = dataset.class_values(classes)
+    values = class_table(classes)[1]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    labels = member_labels([r["prob"] for r in runs], shapes["height"], shapes["width"])
+    labels = member_labels([r["prob"] for r in runs], test, ids)
     for image_id, label in zip(ids, labels):
         label = remove_small(label, areas)
         write_label_map(out_dir / f"{image_id}{suffix}", label, values)
@@ -273,8 +256,7 @@ def noise_scores_stage(noise_npzs: dict[str, tuple], folds_csv, train_csv, best_
     for path, condition, sigma in noise_npzs.values():
         run = read_npz(path)
         ids = run["image_id"].astype(str)
-        shapes = train.set_index("image_id").loc[ids, ["height", "width"]].astype(int)
-        labels = member_labels([run["prob"]], shapes["height"], shapes["width"])
+        labels = member_labels([run["prob"]], train, ids)
         for row in _fold_class_dice(labels, [truth_of[i] for i in ids], run["fold"], areas, len(names), names):
             rows.append({"condition": condition, "sigma": float(sigma), **row})
     atomic.write_csv(out_csv, pd.DataFrame(rows))
@@ -286,13 +268,12 @@ def train_size_scores_stage(entries: list, oof_files: dict[str, list], infos: di
     folds, train = read_folds(folds_csv), pd.read_csv(train_csv, dtype=str, keep_default_na=False)
     ids = folds["image_id"].astype(str).tolist()
     truths = list(_truths(train, ids, classes))
-    shapes = train.set_index("image_id").loc[ids, ["height", "width"]].astype(int)
     areas, names = min_areas_of(best_json, classes), list(classes)
     rows = []
     for key, seed in [(k, s) for k, _, s in entries] + [("full", 0)]:
         n_train = [json.loads(Path(p).read_text())["n_train"] for p in infos[key]]
         probs = _oof_members({key: oof_files[key]}, ids)
-        labels = member_labels(probs, shapes["height"], shapes["width"])
+        labels = member_labels(probs, train, ids)
         for row in _fold_class_dice(labels, truths, folds["fold"].to_numpy(), areas, len(names), names):
             rows.append({"run": key, "n_train": n_train[row["fold"]], "seed": seed, **row})
     atomic.write_csv(out_csv, pd.DataFrame(rows))
@@ -317,8 +298,7 @@ def missing_channel_stage(model_pts: list, train_npz, folds_csv, train_csv, summ
             _, val = splits.fold_indices(folds, fold)
             probs[val] = predict_probs(model_pt, data["images"][val], present=data["present"][val],
                                        drop_channel=removed, batch_size=batch_size, threads=threads)["prob"]
-        shapes = train.set_index("image_id").loc[ids, ["height", "width"]].astype(int)
-        labels = member_labels([probs], shapes["height"], shapes["width"])
+        labels = member_labels([probs], train, ids)
         for row in _fold_class_dice(labels, truths, folds["fold"].to_numpy(), areas, len(names), names):
             rows.append({"removed": "none" if removed is None else channels[removed], **row})
     atomic.write_csv(out_csv, pd.DataFrame(rows))

@@ -208,22 +208,20 @@ def _evaluate(model, images_t, masks_t, val_idx_t, setup: _Setup, presence_gate:
         pred = (seg.float() > 0).flatten(1)
         if presence is not None:
             pred = pred & (torch.sigmoid(presence.float()) >= presence_gate)[:, None]
-        true = y.flatten(1) > 0.5
-        inter = (pred & true).sum(1).double()
-        denom = (pred.sum(1) + true.sum(1)).double()
-        dice = torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
-        total_dice += dice.sum()
+        total_dice += _hard_dice(pred, y.flatten(1) > 0.5).sum()
     return float(total_loss.item() / n), float(total_dice.item() / n)
+
+
+def _hard_dice(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Per row of boolean (B, P) masks, the Dice; 1 when both are empty (the Kaggle convention)."""
+    inter = (pred & true).sum(1).double()
+    denom = (pred.sum(1) + true.sum(1)).double()
+    return torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
 
 
 def _class_dice(pred: torch.Tensor, true: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Per image, the mean over foreground classes of the hard Dice (1 when a class is in neither)."""
-    dices = []
-    for c in range(1, n_classes):
-        p, t = (pred == c).flatten(1), (true == c).flatten(1)
-        inter = (p & t).sum(1).double()
-        denom = (p.sum(1) + t.sum(1)).double()
-        dices.append(torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom)))
+    dices = [_hard_dice((pred == c).flatten(1), (true == c).flatten(1)) for c in range(1, n_classes)]
     return torch.stack(dices, 1).mean(1)
 
 
