@@ -160,8 +160,8 @@ def test_the_example_and_the_real_config_plan_their_whole_dag(tmp_path):
     workdir = make_workdir(tmp_path / "plexus", "tiny_nuclei.yaml")
     jobs = planned_jobs(workdir, "--cores", "2", "--configfile", "config/examples/nuclei.yaml")
     rules = {rule for rule, _ in jobs}
-    assert {"synthesize_nuclei", "nuclei_sheet", "manifest", "folds", "preprocess_sheet", "train", "predict_oof",
-            "predict_test", "average_folds", "tune_instances", "instance_maps", "instance_table",
+    assert {"synthesize_nuclei", "nuclei_sheet", "manifest", "folds", "preprocess_sheet", "train", "predict",
+            "average_folds", "tune_instances", "instance_maps", "instance_table",
             "figure_instances", "figure_learning_curves"} <= rules
     assert {w["name"] for rule, w in jobs if rule == "tune_instances"} == {"unet", "main"}
     # real data: a DSB2018 folder in data/dsb2018 (a tiny stand-in here) plans the same rules, no generator

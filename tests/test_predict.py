@@ -182,3 +182,91 @@ def test_average_folds_streams_the_fold_files_and_equals_their_mean(tmp_path):
     atomic.write_npz(tmp_path / "plain.npz", image_id=ids, prob=runs[0]["prob"], presence=runs[0]["presence"])
     with pytest.raises(ValueError, match="prob_tta"):
         average_stage([paths[0], tmp_path / "plain.npz"], tmp_path / "bad.npz")
+
+
+def _fold_setup(tmp_path, n_folds=3, n=12):
+    """Train arrays, a folds table (fold k = rows k, k + n_folds, ...) and one model per fold."""
+    import pandas as pd
+
+    from plexus.io import atomic
+
+    ids = np.array([f"{i // 4 + 1}_{i % 4 + 1}" for i in range(n)])
+    images = _images(n, seed=3)
+    atomic.write_npz(tmp_path / "train.npz", image_id=ids, images=images, masks=np.zeros((n, H, W), np.uint8))
+    atomic.write_npz(tmp_path / "test.npz", image_id=np.array(["1", "2", "3"]), images=_images(3, seed=4))
+    fold = np.arange(n) % n_folds
+    pd.DataFrame({"image_id": ids, "subject": [i.split("_")[0] for i in ids], "fold": fold}).to_csv(
+        tmp_path / "folds.csv", index=False)
+    models = []
+    for k in range(n_folds):
+        path = _save_model(tmp_path / f"m{k}.pt", "unet2head", zero_presence=False)
+        sd = torch.load(path, weights_only=False)
+        sd["state_dict"] = {name: v + 0.05 * k if v.is_floating_point() else v for name, v in sd["state_dict"].items()}
+        torch.save(sd, path)  # a different network per fold
+        models.append(path)
+    return ids, images, fold, models
+
+
+def test_one_job_predicts_every_folds_held_out_and_test_images_with_that_folds_model(tmp_path):
+    from plexus.io.contracts import read_npz
+    from plexus.stages.predict import predict_folds_stage
+
+    ids, images, fold, models = _fold_setup(tmp_path)
+    oof = [tmp_path / f"oof{k}.npz" for k in range(3)]
+    test = [tmp_path / f"test{k}.npz" for k in range(3)]
+    predict_folds_stage(models, [0, 1, 2], tmp_path / "train.npz", tmp_path / "folds.csv", oof,
+                        test_npz=tmp_path / "test.npz", test_npzs=test, batch_size=2, threads=1, flips=["hflip"])
+    test_images = read_npz(tmp_path / "test.npz")["images"]
+    for k in range(3):
+        held_out = np.flatnonzero(fold == k)
+        got = read_npz(oof[k])
+        np.testing.assert_array_equal(got["image_id"], ids[held_out])
+        expected = predict_probs(models[k], images[held_out], device="cpu", presence_gate=None, flips=("hflip",))
+        assert set(got) == {"image_id", *expected}  # prob, presence and their flip averages
+        for key, value in expected.items():
+            np.testing.assert_array_equal(got[key], value, err_msg=f"fold {k} {key}")
+        got_test = read_npz(test[k])
+        np.testing.assert_array_equal(got_test["image_id"], ["1", "2", "3"])
+        expected = predict_probs(models[k], test_images, device="cpu", presence_gate=None, flips=("hflip",))
+        np.testing.assert_array_equal(got_test["prob"], expected["prob"])
+    # the folds' networks differ, so a mix-up of models and folds would show
+    assert not np.array_equal(read_npz(test[0])["prob"], read_npz(test[1])["prob"])
+
+
+def test_predicting_folds_needs_one_model_and_output_per_fold(tmp_path):
+    from plexus.stages.predict import predict_folds_stage
+
+    _, _, _, models = _fold_setup(tmp_path)
+    with pytest.raises(ValueError, match="one of each per fold"):
+        predict_folds_stage(models[:2], [0, 1, 2], tmp_path / "train.npz", tmp_path / "folds.csv",
+                            [tmp_path / f"o{k}.npz" for k in range(3)])
+    with pytest.raises(ValueError, match="test predictions need"):
+        predict_folds_stage(models, [0, 1, 2], tmp_path / "train.npz", tmp_path / "folds.csv",
+                            [tmp_path / f"o{k}.npz" for k in range(3)], test_npz=tmp_path / "test.npz")
+    assert not list(tmp_path.glob("o*.npz"))  # refused before predicting anything
+
+
+def test_noise_job_predicts_each_condition_on_the_same_noisy_images(tmp_path):
+    from plexus.io.contracts import read_npz
+    from plexus.stages.predict import noise_predict_stage
+
+    ids, images, fold, models = _fold_setup(tmp_path)
+    reversed_models = models[::-1]
+    out = {"clean": tmp_path / "clean.npz", "noisy": tmp_path / "noisy.npz"}
+    noise_predict_stage({"clean": models, "noisy": reversed_models}, tmp_path / "train.npz", tmp_path / "folds.csv",
+                        20.0, 3, out, batch_size=4, threads=1)
+    for condition, fold_models in (("clean", models), ("noisy", reversed_models)):
+        got = read_npz(out[condition])
+        order = np.concatenate([np.flatnonzero(fold == k) for k in range(3)])
+        np.testing.assert_array_equal(got["image_id"], ids[order])
+        np.testing.assert_array_equal(got["fold"], fold[order])
+        for k in range(3):
+            rows = got["fold"] == k
+            held_out = np.flatnonzero(fold == k)
+            noise = {"sigma": 20.0, "seed": 3, "image_ids": ids[held_out].tolist()}
+            expected = predict_probs(fold_models[k], images[held_out], device="cpu", noise=noise, presence_gate=None)
+            np.testing.assert_array_equal(got["prob"][rows], expected["prob"])
+            np.testing.assert_array_equal(got["presence"][rows], expected["presence"])
+    with pytest.raises(ValueError, match="conditions"):
+        noise_predict_stage({"clean": models}, tmp_path / "train.npz", tmp_path / "folds.csv", 20.0, 3,
+                            {"noisy": tmp_path / "x.npz"})

@@ -10,7 +10,7 @@ import yaml
 from rule_scripts import rule_blocks
 
 REPO = Path(__file__).resolve().parents[1]
-GPU_RULES = {"train", "predict_oof", "predict_test", "predict_noisy", "missing_channel_scores"}
+GPU_RULES = {"train", "predict", "predict_oof", "predict_noisy", "missing_channel_scores"}
 NUMBERS = {"runtime", "mem_mb", "mem", "gpu", "gpus", "cpus_per_task", "threads", "nodes", "tasks"}
 
 

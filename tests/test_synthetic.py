@@ -98,6 +98,14 @@ def test_same_seed_is_byte_identical_and_other_seed_differs(small, tmp_path):
     assert all(a[k] != b[k] for k in a if not k.endswith("_mask.tif") and k.endswith(".tif"))
 
 
+def test_threads_write_the_same_files_and_summary(small, tmp_path):
+    """Subjects rendered in parallel: every frame has its own seed, so nothing may change."""
+    out, summary = small
+    parallel = tmp_path / "parallel"
+    assert generate_dataset(parallel, seed=7, threads=3, **SMALL) == summary
+    assert _files(parallel) == _files(out)  # the TIFFs and synthetic_summary.json, byte for byte
+
+
 def test_overwrites_its_files_and_leaves_others(small, tmp_path):
     out, _ = small
     target = tmp_path / "raw"

@@ -29,9 +29,9 @@ from workflow_helpers import (
 
 pytestmark = pytest.mark.workflow
 
-FIGURE_RULES = {"figure_tuning", "figure_areas", "figure_learning_curves", "figure_qualitative",
+FIGURE_RULES = {"figure_tuning", "figure_learning_curves", "figure_qualitative",
                 "figure_noise", "figure_train_size", "comparison"}
-GPU_RULES = {"train", "predict_oof", "predict_test", "predict_noisy"}
+GPU_RULES = {"train", "predict", "predict_oof", "predict_noisy"}
 
 
 def _jobs_after(workdir, edit):
@@ -124,7 +124,7 @@ def test_nothing_changed_runs_nothing(tiny_run):
 def test_tuning_grid_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["tuning"]["cutoffs"].update(num=6))
     assert set(rule_counts(jobs)) == {
-        "tune", "postprocess", "submission", "figure_tuning", "figure_areas", "figure_qualitative",
+        "tune", "postprocess", "submission", "figure_tuning", "figure_qualitative",
         "summary_table", "noise_scores", "train_size_scores", "figure_noise", "figure_train_size", "comparison",
         "all"}
     assert rule_counts(jobs)["tune"] == 3
@@ -145,16 +145,16 @@ def test_ensemble_membership_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["ensembles"].update(main=["unet"]))
     assert sorted(jobs, key=str) == sorted([
         ("tune", {"name": "main"}), ("postprocess", {"name": "main"}), ("submission", {"ensemble": "main"}),
-        ("figure_tuning", {"name": "main"}), ("figure_areas", {"name": "main"}),
+        ("figure_tuning", {"name": "main"}),
         ("summary_table", {}), ("comparison", {}), ("all", {})], key=str)
 
 
 def test_one_model_setting_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["models"]["unet2head"].update(epochs=3))
     counts = rule_counts(jobs)
-    assert counts["train"] == 2 and counts["predict_oof"] == 2 and counts["predict_test"] == 2
-    assert set(counts) == {"train", "predict_oof", "predict_test", "average_folds", "tune", "postprocess", "submission",
-                           "figure_tuning", "figure_areas", "figure_learning_curves", "figure_qualitative",
+    assert counts["train"] == 2 and counts["predict"] == 1  # one prediction job: both folds, OOF and test
+    assert set(counts) == {"train", "predict", "average_folds", "tune", "postprocess", "submission",
+                           "figure_tuning", "figure_learning_curves", "figure_qualitative",
                            "summary_table", "comparison", "all"}
     touched = {value for _, wildcards in jobs for value in wildcards.values()}
     assert "unet" not in touched  # the other model, and the robustness runs built on it, are untouched
@@ -165,16 +165,15 @@ def test_tta_flips_change_reruns_the_models_predictions_only(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c.setdefault("predict", {}).update(tta=["hflip", "vflip"]))
     counts = rule_counts(jobs)
     assert "train" not in counts and "predict_noisy" not in counts
-    assert counts["predict_oof"] == 2 * 2 and counts["predict_test"] == 2 * 2  # two models x two folds
-    runs = {wildcards.get("run") for rule, wildcards in jobs if rule == "predict_oof"}
-    assert runs == {"unet", "unet2head"}  # not the robustness runs, which store no flip-averaged maps
+    assert counts["predict"] == 2 and "predict_oof" not in counts  # one job per model, all its folds
+    # not the robustness runs, which store no flip-averaged maps
+    assert {wildcards["model"] for rule, wildcards in jobs if rule == "predict"} == {"unet", "unet2head"}
 
 
 def test_noise_sigma_added(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["robustness"]["noise"].update(sigmas=[0, 20, 40]))
     assert sorted(jobs, key=str) == sorted([
-        ("predict_noisy", {"condition": "clean", "sigma": "40"}),
-        ("predict_noisy", {"condition": "noisy", "sigma": "40"}),
+        ("predict_noisy", {"sigma": "40"}),  # both training conditions, in one job
         ("noise_scores", {}), ("figure_noise", {}), ("all", {})], key=str)
 
 

@@ -17,6 +17,7 @@ rule tune_classes:
         "results/logs/tune/{name}.log",
     benchmark:
         "results/benchmarks/tune/{name}.tsv"
+    priority: PRIORITY_PIPELINE
     conda:
         "../../envs/plexus.yaml"
     resources:

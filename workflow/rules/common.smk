@@ -158,6 +158,10 @@ def generic_config_errors():
 check_config()
 
 
+# a model trained for a robustness study: its name and the study's suffix (see parse_run)
+ROBUSTNESS_RUN = r"[A-Za-z][A-Za-z0-9_]*--(noisy|n[0-9.]+-s[0-9]+)"
+
+
 wildcard_constraints:
     model=r"[A-Za-z][A-Za-z0-9_]*",
     name=r"[A-Za-z][A-Za-z0-9_]*",
@@ -166,7 +170,6 @@ wildcard_constraints:
     fold=r"\d+",
     size=r"\d+x\d+",
     sigma=r"[0-9.]+",
-    condition=r"clean|noisy",
 
 
 # -- code versions: Snakemake tracks a script by its own text but does not follow imports,
@@ -288,6 +291,12 @@ def train_npz(wildcards):
     return f"results/preprocessed/{size_of(wildcards.run)}/train.npz"
 
 
+def fold_models(wildcards):
+    """Every fold's network of the job's run (a model or a robustness run), in fold order."""
+    run = wildcards.get("run", wildcards.get("model"))
+    return expand("results/models/{run}/fold{fold}/model.pt", run=run, fold=FOLDS)
+
+
 def test_npz(wildcards):
     return f"results/preprocessed/{size_of(wildcards.model)}/test.npz"
 
@@ -375,17 +384,28 @@ def sigma_value(wildcards):
     return float(wildcards.sigma)
 
 
+# the noise study's training conditions: the main checkpoints (no retraining) and the
+# clean+noisy retrain (``--noisy`` runs); one job predicts both at a sigma
+NOISE_CONDITIONS = ["clean", "noisy"]
+
+
 def noisy_condition_models(wildcards):
-    """Train clean (the main checkpoints, no retraining) or train noisy (``--noisy`` runs)."""
-    run = robust_model() + ("--noisy" if wildcards.condition == "noisy" else "")
-    return expand("results/models/{run}/fold{fold}/model.pt", run=run, fold=FOLDS)
+    """Each training condition's fold models: ``{"clean": [...], "noisy": [...]}``."""
+    return {
+        condition: expand(
+            "results/models/{run}/fold{fold}/model.pt",
+            run=robust_model() + ("--noisy" if condition == "noisy" else ""),
+            fold=FOLDS,
+        )
+        for condition in NOISE_CONDITIONS
+    }
 
 
 def noise_entries():
     """(input key, condition, sigma) of every noise evaluation."""
     return [
         [f"{condition}_{number_name(sigma)}", condition, float(sigma)]
-        for condition in ["clean", "noisy"]
+        for condition in NOISE_CONDITIONS
         for sigma in NOISE["sigmas"]
     ]
 
@@ -464,6 +484,27 @@ def class_figure_outputs():
         for kind in ["scores", *class_studies()]
         for ext in ("png", "pdf")
     }
+
+
+# -- scheduling -----------------------------------------------------------------------
+# On a few local cores the ready jobs queue; these priorities order them (SLURM gets every
+# ready job at once). The models train first, so their predictions, tuning and
+# post-processing run beside the robustness studies' trainings instead of after them; of
+# those, the noise study's go first (four predictions each); figures and tables
+# (priority 0) fill the gaps.
+PRIORITY_MODEL_TRAINING = 4
+PRIORITY_PIPELINE = 3
+PRIORITY_NOISY_TRAINING = 2
+PRIORITY_SUBSET_TRAINING = 1
+
+
+def train_priority(wildcards):
+    model, noisy, subset = parse_run(wildcards.run)
+    if noisy:
+        return PRIORITY_NOISY_TRAINING
+    if subset is not None:
+        return PRIORITY_SUBSET_TRAINING
+    return PRIORITY_MODEL_TRAINING
 
 
 # -- resources: GPU jobs ask for one GPU; retries get more time and memory ----------------

@@ -14,6 +14,7 @@ if config["data"]["synthetic"]["enabled"]:
             "results/benchmarks/synthesize.tsv"
         conda:
             "../../envs/plexus.yaml"
+        threads: 2
         resources:
             runtime=light_runtime,
             mem_mb=light_mem_mb,

@@ -7,6 +7,7 @@ rule figure_tuning:
     input:
         grid="results/tuning/{name}/grid.csv",
         best="results/tuning/{name}/best.json",
+        per_image="results/tuning/{name}/per_image.csv",
     output:
         heatmap=report(
             "results/figures/tuning/{name}_heatmap.png",
@@ -22,6 +23,13 @@ rule figure_tuning:
             subcategory="{name}",
         ),
         min_area_pdf="results/figures/tuning/{name}_min_area.pdf",
+        areas=report(
+            "results/figures/areas/{name}.png",
+            caption="../report/areas.rst",
+            category="Tuning",
+            subcategory="{name}",
+        ),
+        areas_pdf="results/figures/areas/{name}.pdf",
     log:
         "results/logs/figures/tuning_{name}.log",
     benchmark:
@@ -36,34 +44,6 @@ rule figure_tuning:
         code=script_code("figure_tuning"),
     script:
         "../scripts/figure_tuning.py"
-
-
-rule figure_areas:
-    input:
-        per_image="results/tuning/{name}/per_image.csv",
-        best="results/tuning/{name}/best.json",
-    output:
-        png=report(
-            "results/figures/areas/{name}.png",
-            caption="../report/areas.rst",
-            category="Tuning",
-            subcategory="{name}",
-        ),
-        pdf="results/figures/areas/{name}.pdf",
-    log:
-        "results/logs/figures/areas_{name}.log",
-    benchmark:
-        "results/benchmarks/figures/areas_{name}.tsv"
-    conda:
-        "../../envs/plexus.yaml"
-    resources:
-        runtime=light_runtime,
-        mem_mb=light_mem_mb,
-    params:
-        style=config["figures"],
-        code=script_code("figure_areas"),
-    script:
-        "../scripts/figure_areas.py"
 
 
 rule figure_learning_curves:

@@ -148,6 +148,7 @@ rule tune_instances:
         "results/logs/tune/{name}.log",
     benchmark:
         "results/benchmarks/tune/{name}.tsv"
+    priority: PRIORITY_PIPELINE
     conda:
         "../../envs/plexus.yaml"
     threads: 1

@@ -23,6 +23,7 @@ rule postprocess:
         "results/logs/postprocess/{name}.log",
     benchmark:
         "results/benchmarks/postprocess/{name}.tsv"
+    priority: PRIORITY_PIPELINE
     conda:
         "../../envs/plexus.yaml"
     resources:

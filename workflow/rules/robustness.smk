@@ -7,15 +7,19 @@ if NOISE["enabled"]:
 
     rule predict_noisy:
         input:
-            models=noisy_condition_models,
+            unpack(noisy_condition_models),
             data=robust_train_npz,
             folds="results/splits/folds.csv",
         output:
-            "results/robustness/noise/{condition}/sigma{sigma}.npz",
+            **{
+                condition: f"results/robustness/noise/{condition}/sigma{{sigma}}.npz"
+                for condition in NOISE_CONDITIONS
+            },
         log:
-            "results/logs/predict_noisy/{condition}/sigma{sigma}.log",
+            "results/logs/predict_noisy/sigma{sigma}.log",
         benchmark:
-            "results/benchmarks/predict_noisy/{condition}/sigma{sigma}.tsv"
+            "results/benchmarks/predict_noisy/sigma{sigma}.tsv"
+        priority: PRIORITY_PIPELINE
         conda:
             "../../envs/plexus.yaml"
         threads: 1
@@ -25,6 +29,7 @@ if NOISE["enabled"]:
             mem_mb=gpu_mem_mb,
             cpus_per_task=cpus_per_task,
         params:
+            conditions=NOISE_CONDITIONS,
             sigma=sigma_value,
             seed=NOISE["seed"],
             batch_size=config["predict"]["batch_size"],
@@ -47,6 +52,7 @@ if NOISE["enabled"] and not GENERIC:
             "results/logs/robustness/noise_scores.log",
         benchmark:
             "results/benchmarks/robustness/noise_scores.tsv"
+        priority: PRIORITY_PIPELINE
         conda:
             "../../envs/plexus.yaml"
         resources:
@@ -73,6 +79,7 @@ if TRAIN_SIZE["enabled"] and not GENERIC:
             "results/logs/robustness/train_size_scores.log",
         benchmark:
             "results/benchmarks/robustness/train_size_scores.tsv"
+        priority: PRIORITY_PIPELINE
         conda:
             "../../envs/plexus.yaml"
         resources:

@@ -13,6 +13,7 @@ rule submission:
         "results/logs/submission/{ensemble}.log",
     benchmark:
         "results/benchmarks/submission/{ensemble}.tsv"
+    priority: PRIORITY_PIPELINE
     conda:
         "../../envs/plexus.yaml"
     resources:

@@ -14,6 +14,7 @@ rule train:
         "results/logs/train/{run}/fold{fold}.log",
     benchmark:
         "results/benchmarks/train/{run}/fold{fold}.tsv"
+    priority: train_priority
     conda:
         "../../envs/plexus.yaml"
     threads: 1

@@ -15,9 +15,10 @@ rule tune:
         "results/logs/tune/{name}.log",
     benchmark:
         "results/benchmarks/tune/{name}.tsv"
+    priority: PRIORITY_PIPELINE
     conda:
         "../../envs/plexus.yaml"
-    threads: 2
+    threads: 1
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,

@@ -17,6 +17,7 @@ with logged(snakemake.log[0]):
         n_test_subjects=s["n_test_subjects"],
         test_images_per_subject=s["test_images_per_subject"],
         seed=s["seed"],
+        threads=snakemake.threads,
     )
     print({k: v for k, v in summary.items() if not isinstance(v, (list, dict))})
     refresh(out_dir, snakemake.output.fingerprint)  # what ingest compares the folder with

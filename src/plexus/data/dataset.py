@@ -32,10 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 
-from plexus.data.resize import resize_images
 from plexus.data.sheet import SheetError, _row_labels, check_files
 from plexus.evaluation.multiclass import class_table, to_class_index
 from plexus.io.images import read_image
@@ -126,6 +123,9 @@ def _resize_labels(label: np.ndarray, n_classes: int, size: tuple[int, int]) -> 
     """Class-index map (H, W) -> (h, w): the most likely class of the resized one-hot maps."""
     if label.shape == size:
         return label.astype(np.uint8)
+    import torch  # here: the jobs that only read manifests need no torch (seconds to import)
+    import torch.nn.functional as F
+
     onehot = F.one_hot(torch.from_numpy(label.astype(np.int64)), n_classes).permute(2, 0, 1).float()[None]
     out = F.interpolate(onehot, size=size, mode="bilinear", align_corners=False, antialias=True)[0]
     return out.argmax(0).to(torch.uint8).numpy()
@@ -156,6 +156,8 @@ def load_arrays(manifest: pd.DataFrame, *, depths: dict[str, int], size, classes
     (the manifest summary's ``depths``, whose JSON file keeps its keys sorted, reordered
     by its ``channels``).
     """
+    from plexus.data.resize import resize_images  # torch, only for the jobs that resize
+
     size = (int(size[0]), int(size[1]))
     n_inputs = sum(depths.values())
 

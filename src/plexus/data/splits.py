@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 
 def make_folds(train: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
@@ -23,6 +22,9 @@ def make_folds(train: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
     if n_subjects < n_folds:
         raise ValueError(f"{n_folds} folds need at least {n_folds} subjects, the manifest has {n_subjects}")
+    # imported here: scikit-learn takes over a second to import, and only this job needs it
+    from sklearn.model_selection import StratifiedGroupKFold
+
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold = np.full(len(train), -1, dtype=int)
     labels = (train["mask_area"].to_numpy() > 0).astype(int)

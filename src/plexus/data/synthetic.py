@@ -37,6 +37,7 @@ frames come from separate subjects and are numbered in a seeded shuffled order.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -252,14 +253,33 @@ def _subject_frames(seed: int, kind: int, s: int, n: int, d: dict):
         yield (i, *_frame(sub, frame_rng, bool(positive[i - 1]), bool(noisy[i - 1])))
 
 
+def _write_train_subject(out: Path, seed: int, s: int, n: int, d: dict) -> tuple[dict, list, np.ndarray]:
+    """Write subject ``s``'s training frames; their mask areas, visibility and intensity histogram."""
+    areas, visible, hist = {}, [], np.zeros(256, np.int64)
+    for i, image, mask, vis in _subject_frames(seed, 0, s, n, d):
+        write_tiff(out / "train" / f"{s}_{i}.tif", image)
+        write_tiff(out / "train" / f"{s}_{i}_mask.tif", mask)
+        areas[f"{s}_{i}"] = int(np.count_nonzero(mask))
+        visible.append(vis)
+        hist += np.bincount(image.ravel(), minlength=256)
+    return areas, visible, hist
+
+
+def _write_test_subject(out: Path, seed: int, s: int, n: int, d: dict, numbers) -> None:
+    """Write test subject ``s``'s frames as ``{number}.tif``, numbers in frame order."""
+    for (_, image, _, _), number in zip(_subject_frames(seed, 1, s, n, d), numbers):
+        write_tiff(out / "test" / f"{number}.tif", image)
+
+
 def generate_dataset(out_dir, *, n_subjects=10, images_per_subject=24, n_test_subjects=3,
-                     test_images_per_subject=16, seed=0) -> dict:
+                     test_images_per_subject=16, seed=0, threads: int = 1) -> dict:
     """Write the synthetic dataset under ``out_dir`` and return its summary.
 
     Files this call generates are overwritten; nothing else in ``out_dir`` is touched.
     The summary (also written to ``out_dir/synthetic_summary.json``) holds the counts,
     the fraction of non-empty train masks, the per-subject rates, every train mask's
-    area and the intensity statistics of the train images.
+    area and the intensity statistics of the train images. ``threads`` subjects are
+    rendered at once; every frame has its own seed, so the files do not depend on it.
     """
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -273,32 +293,37 @@ def generate_dataset(out_dir, *, n_subjects=10, images_per_subject=24, n_test_su
     (out / "train").mkdir(parents=True, exist_ok=True)
     (out / "test").mkdir(parents=True, exist_ok=True)
 
+    order = np.random.default_rng([seed, 1, 0, 1]).permutation(n_test_subjects * test_images_per_subject) + 1
+    train_draws = _draws(seed, 0, n_subjects, images_per_subject)
+    test_draws = _draws(seed, 1, n_test_subjects, test_images_per_subject)
+    # numpy's generators, the blur and the TIFF encoder release the GIL: threads render subjects in parallel
+    with ThreadPoolExecutor(max(1, int(threads))) as pool:
+        train_parts = [pool.submit(_write_train_subject, out, seed, s, images_per_subject, d)
+                       for s, d in enumerate(train_draws, start=1)]
+        test_parts = [pool.submit(_write_test_subject, out, seed, s, test_images_per_subject, d,
+                                  order[(s - 1) * test_images_per_subject: s * test_images_per_subject])
+                      for s, d in enumerate(test_draws, start=1)]
+        train_results = [part.result() for part in train_parts]
+        for part in test_parts:
+            part.result()
+
     areas: dict[str, int] = {}
     subjects: dict[str, dict] = {}
     hist = np.zeros(256, np.int64)
     n_noise = 0
-    for s, d in enumerate(_draws(seed, 0, n_subjects, images_per_subject), start=1):
-        nonempty = visible = 0
-        for i, image, mask, vis in _subject_frames(seed, 0, s, images_per_subject, d):
-            write_tiff(out / "train" / f"{s}_{i}.tif", image)
-            write_tiff(out / "train" / f"{s}_{i}_mask.tif", mask)
-            areas[f"{s}_{i}"] = px = int(np.count_nonzero(mask))
-            hist += np.bincount(image.ravel(), minlength=256)
-            nonempty, visible = nonempty + (px > 0), visible + vis
-            n_noise += vis and not px
-        subjects[str(s)] = dict(n_images=images_per_subject, n_nonempty=nonempty, n_visible=visible,
+    for s, (d, (subject_areas, visible, subject_hist)) in enumerate(zip(train_draws, train_results), start=1):
+        areas.update(subject_areas)
+        hist += subject_hist
+        px = np.array(list(subject_areas.values()))
+        vis = np.array(visible, bool)
+        nonempty = int(np.count_nonzero(px))
+        n_noise += int(np.count_nonzero(vis & (px == 0)))
+        subjects[str(s)] = dict(n_images=images_per_subject, n_nonempty=nonempty, n_visible=int(vis.sum()),
                                 rate=nonempty / images_per_subject,
                                 drawn_rate=d["rate"], drawn_area=d["area"])
-
-    order = np.random.default_rng([seed, 1, 0, 1]).permutation(n_test_subjects * test_images_per_subject)
-    test_subject: dict[str, str] = {}
-    k = 0
-    for s, d in enumerate(_draws(seed, 1, n_test_subjects, test_images_per_subject), start=1):
-        for _, image, _, _ in _subject_frames(seed, 1, s, test_images_per_subject, d):
-            number = int(order[k]) + 1
-            write_tiff(out / "test" / f"{number}.tif", image)
-            test_subject[str(number)] = f"T{s}"
-            k += 1
+    test_subject = {str(int(number)): f"T{s}" for s in range(1, n_test_subjects + 1)
+                    for number in order[(s - 1) * test_images_per_subject: s * test_images_per_subject]}
+    k = len(test_subject)
 
     nz = np.array([v for v in areas.values() if v > 0])
     levels = np.arange(256)

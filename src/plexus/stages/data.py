@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 
 from plexus.data import ingest, splits
-from plexus.data.resize import parse_size, resize_images, resize_masks
 from plexus.io import atomic
 
 
@@ -28,6 +27,9 @@ def folds_stage(train_csv, folds_csv, n_folds: int, seed: int) -> None:
 
 
 def preprocess_stage(train_csv, test_csv, size, train_npz, test_npz, threads: int = 2) -> None:
+    # imported here: resizing needs torch (seconds to import), which ingest and folds do not
+    from plexus.data.resize import parse_size, resize_images, resize_masks
+
     size = parse_size(size)
     train, test = pd.read_csv(train_csv), pd.read_csv(test_csv, dtype={"image_id": str})
     images = ingest.read_resized(train["image_path"], lambda stack: resize_images(stack, size), threads)

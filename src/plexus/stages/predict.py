@@ -1,4 +1,9 @@
-"""Prediction stages: out-of-fold, test and noisy probabilities; the folds' test average."""
+"""Prediction stages: out-of-fold, test and noisy probabilities; the folds' test average.
+
+A workflow job predicts with every fold's model of one run (or every noise condition of
+one sigma): in a small study, importing torch is most of a prediction job's time, so one
+process per run instead of one per fold saves that start-up for all but one of them.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,26 @@ def predict_stage(model_pt, images_npz, out_npz, *, folds_csv=None, fold=None, n
     atomic.write_npz(out_npz, image_id=ids, **out)
 
 
+def predict_folds_stage(model_pts, folds, train_npz, folds_csv, oof_npzs, *, test_npz=None, test_npzs=(),
+                        batch_size: int = 64, threads: int | None = None, flips=()) -> None:
+    """Fold ``folds[i]``'s model ``model_pts[i]`` predicts that fold's held-out images into
+    ``oof_npzs[i]`` and, given ``test_npz``, every test image into ``test_npzs[i]``."""
+    folds, model_pts, oof_npzs = list(folds), list(model_pts), list(oof_npzs)
+    test_npzs = list(test_npzs)
+    if not len(model_pts) == len(folds) == len(oof_npzs):
+        raise ValueError(f"{len(model_pts)} models, {len(folds)} folds and {len(oof_npzs)} OOF outputs: "
+                         "one of each per fold")
+    if (test_npz is None) != (not test_npzs) or (test_npzs and len(test_npzs) != len(folds)):
+        raise ValueError(f"test predictions need the test arrays and one output per fold, got {test_npz!r} "
+                         f"and {len(test_npzs)} outputs for {len(folds)} folds")
+    for i, (fold, model_pt) in enumerate(zip(folds, model_pts)):
+        predict_stage(model_pt, train_npz, oof_npzs[i], folds_csv=folds_csv, fold=int(fold), batch_size=batch_size,
+                      threads=threads, flips=flips)
+        if test_npz is not None:
+            predict_stage(model_pt, test_npz, test_npzs[i], batch_size=batch_size, threads=threads, flips=flips)
+        print(f"fold {fold}: {model_pt} -> {oof_npzs[i]}" + (f", {test_npzs[i]}" if test_npz is not None else ""))
+
+
 def average_stage(fold_npzs, out_npz) -> None:
     """Average the folds' test probabilities (same images, same order), flip-averaged ones too.
 
@@ -61,30 +86,34 @@ def average_stage(fold_npzs, out_npz) -> None:
     atomic.write_npz(out_npz, **out)
 
 
-def noise_predict_stage(model_pts, train_npz, folds_csv, sigma: float, seed: int, out_npz, *,
-                        batch_size: int = 64, threads: int | None = None) -> None:
+def noise_predict_stage(condition_models: dict, train_npz, folds_csv, sigma: float, seed: int,
+                        out_npzs: dict, *, batch_size: int = 64, threads: int | None = None) -> None:
     """Predict each fold's held-out images with its model after adding noise of ``sigma``.
 
-    ``model_pts[k]`` is fold k's model. Writes ``image_id``, ``fold``, ``prob`` (ungated)
-    and, for two-head models, ``presence``.
+    ``condition_models[c][k]`` is training condition c's model of fold k; ``out_npzs[c]``
+    gets ``image_id``, ``fold``, ``prob`` (ungated) and, for two-head models, ``presence``.
+    Every condition sees the same noisy images: the noise is seeded per image id.
     """
     from plexus.inference.predict import predict_probs
 
+    if set(condition_models) != set(out_npzs):
+        raise ValueError(f"conditions {sorted(condition_models)} and outputs {sorted(out_npzs)} differ")
     data = read_npz(train_npz)
     folds = read_folds(folds_csv)
-    ids, fold_of, probs, presence = [], [], [], []
-    for fold, model_pt in enumerate(model_pts):
-        _, val_idx = splits.fold_indices(folds, fold)
-        fold_ids = data["image_id"][val_idx]
-        noise = {"sigma": float(sigma), "seed": int(seed), "image_ids": fold_ids.tolist()}
-        present = data["present"][val_idx] if "present" in data else None
-        out = predict_probs(model_pt, data["images"][val_idx], batch_size=batch_size, threads=threads, noise=noise,
-                            presence_gate=None, present=present)
-        ids.append(fold_ids)
-        fold_of.append(np.full(len(val_idx), fold))
-        probs.append(out["prob"])
-        if "presence" in out:
-            presence.append(out["presence"])
-    extra = {"presence": np.concatenate(presence)} if presence else {}
-    atomic.write_npz(out_npz, image_id=np.concatenate(ids), fold=np.concatenate(fold_of), prob=np.concatenate(probs),
-                     **extra)
+    for condition, model_pts in condition_models.items():
+        ids, fold_of, probs, presence = [], [], [], []
+        for fold, model_pt in enumerate(model_pts):
+            _, val_idx = splits.fold_indices(folds, fold)
+            fold_ids = data["image_id"][val_idx]
+            noise = {"sigma": float(sigma), "seed": int(seed), "image_ids": fold_ids.tolist()}
+            present = data["present"][val_idx] if "present" in data else None
+            out = predict_probs(model_pt, data["images"][val_idx], batch_size=batch_size, threads=threads,
+                                noise=noise, presence_gate=None, present=present)
+            ids.append(fold_ids)
+            fold_of.append(np.full(len(val_idx), fold))
+            probs.append(out["prob"])
+            if "presence" in out:
+                presence.append(out["presence"])
+        extra = {"presence": np.concatenate(presence)} if presence else {}
+        atomic.write_npz(out_npzs[condition], image_id=np.concatenate(ids), fold=np.concatenate(fold_of),
+                         prob=np.concatenate(probs), **extra)
