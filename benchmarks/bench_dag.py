@@ -1,0 +1,107 @@
+"""Wall time of the whole default DAG, this checkout against a baseline revision, in one run.
+
+Each revision is cloned into its own folder (``git clone`` of this repository, then
+``git checkout``; the current one also gets the working tree's uncommitted changes), and
+``snakemake --cores N`` runs the default config from scratch in each, alternately, for
+``--rounds`` rounds, so both meet the same machine. It prints each run's wall time and
+job count, the median ratio current / baseline, and the current code's per-rule breakdown
+(``dag_breakdown.py``) of its last run::
+
+    .venv/bin/python benchmarks/bench_dag.py --baseline ae428b0 --rounds 2
+
+The virtual environment running this script runs both (its ``snakemake``). Scores are
+compared too: the summary table of every run must be the same, or the script says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dag_breakdown import breakdown  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def checkout(revision: str | None, target: Path) -> Path:
+    """A clone of this repository at ``revision``; ``None``: HEAD plus the working tree's changes."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
+    if revision is not None:
+        subprocess.run(["git", "checkout", "-q", revision], cwd=target, check=True)
+        return target
+    diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=ROOT, check=True, capture_output=True).stdout
+    if diff:
+        subprocess.run(["git", "apply", "--whitespace=nowarn"], cwd=target, input=diff, check=True)
+    untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=ROOT, check=True,
+                               capture_output=True, text=True).stdout.split()
+    for name in untracked:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target / name)
+    return target
+
+
+def run_dag(workdir: Path, cores: int) -> dict:
+    for stale in ("results", ".snakemake"):
+        shutil.rmtree(workdir / stale, ignore_errors=True)
+    snakemake = Path(sys.executable).with_name("snakemake")
+    env = {**os.environ, "PATH": f"{snakemake.parent}{os.pathsep}{os.environ['PATH']}"}
+    t0 = time.perf_counter()
+    result = subprocess.run([str(snakemake), "--cores", str(cores)], cwd=workdir, env=env, capture_output=True,
+                            text=True)
+    seconds = time.perf_counter() - t0
+    if result.returncode != 0:
+        raise SystemExit(f"snakemake failed in {workdir}:\n{result.stderr[-4000:]}")
+    jobs = sum(1 for line in result.stderr.splitlines() if line.startswith(("rule ", "localrule ")))
+    summary = (workdir / "results/tables/summary.csv").read_text()
+    return {"seconds": seconds, "jobs": jobs, "summary": summary}
+
+
+def load_average() -> str:
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", required=True, help="git revision to compare with, e.g. a release tag")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="plexus-bench-dag-") as tmp:
+        trees = {"baseline": checkout(args.baseline, Path(tmp) / "baseline"),
+                 "current": checkout(None, Path(tmp) / "current")}
+        runs: dict[str, list[dict]] = {name: [] for name in trees}
+        print(f"default DAG, snakemake --cores {args.cores}, {args.rounds} round(s), alternating; "
+              f"baseline {args.baseline}, current = this working tree")
+        for round_ in range(1, args.rounds + 1):
+            for name, tree in trees.items():
+                before = load_average()
+                run = run_dag(tree, args.cores)
+                runs[name].append(run)
+                print(f"round {round_} {name:8s} {run['seconds']:7.1f} s  {run['jobs']:3d} jobs  "
+                      f"load average {before} before, {load_average()} after", flush=True)
+        medians = {name: statistics.median(r["seconds"] for r in rs) for name, rs in runs.items()}
+        print(f"median: baseline {medians['baseline']:.1f} s, current {medians['current']:.1f} s, "
+              f"current / baseline {medians['current'] / medians['baseline']:.2f}x")
+        summaries = {r["summary"] for rs in runs.values() for r in rs}
+        print("summary tables: " + ("identical in every run" if len(summaries) == 1 else
+                                    f"{len(summaries)} different tables: the scores changed"))
+        print("\nper-rule breakdown of the current code's last run (benchmark: files)")
+        rows = breakdown(trees["current"] / "results/benchmarks")
+        total = sum(r["seconds"] for r in rows)
+        print(f"{'rule':24s} {'jobs':>5s} {'job s':>8s} {'s/job':>6s} {'share':>6s}")
+        for r in rows:
+            print(f"{r['rule']:24s} {r['jobs']:5d} {r['seconds']:8.1f} {r['seconds'] / r['jobs']:6.1f} "
+                  f"{r['seconds'] / total:6.1%}")
+        print(f"{'all':24s} {sum(r['jobs'] for r in rows):5d} {total:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
