@@ -34,3 +34,14 @@ def test_profiles_do_not_override_the_rules_numbers(profile):
     defaults = config.get("default-resources", {})
     assert not (NUMBERS - {"cpus_per_task"}) & set(defaults)
     assert defaults.get("cpus_per_task", "threads") == "threads"  # the rule's own threads
+
+
+def test_the_slurm_profile_sends_exactly_the_gpu_rules_to_the_gpu_partition():
+    """A renamed or new GPU rule must not fall back to the CPU partition (sbatch refuses it there)."""
+    config = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
+    gpu_partition = config["set-resources"]["train"]["slurm_partition"]
+    assert gpu_partition != config["default-resources"]["slurm_partition"]
+    on_gpu = {rule for rule, resources in config["set-resources"].items()
+              if resources.get("slurm_partition") == gpu_partition}
+    assert on_gpu == GPU_RULES
+    assert on_gpu <= set(rule_blocks())  # every name is a rule of the workflow

@@ -489,9 +489,9 @@ def class_figure_outputs():
 # -- scheduling -----------------------------------------------------------------------
 # On a few local cores the ready jobs queue; these priorities order them (SLURM gets every
 # ready job at once). The models train first, so their predictions, tuning and
-# post-processing run beside the robustness studies' trainings instead of after them; of
-# those, the noise study's go first (four predictions each); figures and tables
-# (priority 0) fill the gaps.
+# post-processing run beside the robustness studies' trainings instead of after them; the
+# noise study's trainings go before the training-size study's (more jobs wait on them);
+# figures and tables (priority 0) fill the gaps.
 PRIORITY_MODEL_TRAINING = 4
 PRIORITY_PIPELINE = 3
 PRIORITY_NOISY_TRAINING = 2
