@@ -7,42 +7,42 @@ process per run instead of one per fold saves that start-up for all but one of t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from plexus.data import splits
 from plexus.io import atomic
 from plexus.io.contracts import check_aligned, read_folds, read_npz
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def predict_stage(model_pt, images_npz, out_npz, *, folds_csv=None, fold=None, noise=None,
-                  batch_size: int = 64, threads: int | None = None, flips=()) -> None:
-    """Predict every image of ``images_npz`` or, given a fold, its held-out images.
 
-    ``noise={"sigma": s, "seed": k}`` adds seeded Gaussian noise per image first.
-    ``flips`` (e.g. ``["hflip"]``) adds the flip-averaged ``prob_tta`` (``presence_tta``).
-    """
-    from plexus.inference.predict import predict_probs
+def _train_and_folds(train_npz, folds_csv) -> tuple[dict, pd.DataFrame]:
+    """The training arrays and the folds table, checked to hold the same images in the same order."""
+    data, folds = read_npz(train_npz), read_folds(folds_csv)
+    check_aligned(data["image_id"], folds["image_id"], train_npz, folds_csv)
+    return data, folds
 
-    data = read_npz(images_npz)
-    ids, images, present = data["image_id"], data["images"], data.get("present")
-    if fold is not None:
-        folds = read_folds(folds_csv)
-        check_aligned(ids, folds["image_id"], images_npz, folds_csv)
-        _, val_idx = splits.fold_indices(folds, fold)
-        ids, images = ids[val_idx], images[val_idx]
-        present = None if present is None else present[val_idx]
-    if noise is not None:
-        noise = {**noise, "image_ids": ids.tolist()}
-    # maps are stored ungated: the presence gate is tuned on OOF and applied once, after averaging
-    out = predict_probs(model_pt, images, batch_size=batch_size, threads=threads, noise=noise, presence_gate=None,
-                        flips=tuple(flips), present=present)
-    atomic.write_npz(out_npz, image_id=ids, **out)
+
+def _held_out(data: dict, folds: pd.DataFrame, fold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Image ids, images and channel flags (``None`` without missing channels) of ``fold``'s held-out part."""
+    _, val_idx = splits.fold_indices(folds, fold)
+    present = data.get("present")
+    return data["image_id"][val_idx], data["images"][val_idx], None if present is None else present[val_idx]
 
 
 def predict_folds_stage(model_pts, folds, train_npz, folds_csv, oof_npzs, *, test_npz=None, test_npzs=(),
                         batch_size: int = 64, threads: int | None = None, flips=()) -> None:
     """Fold ``folds[i]``'s model ``model_pts[i]`` predicts that fold's held-out images into
-    ``oof_npzs[i]`` and, given ``test_npz``, every test image into ``test_npzs[i]``."""
+    ``oof_npzs[i]`` and, given ``test_npz``, every test image into ``test_npzs[i]``.
+
+    ``flips`` (e.g. ``["hflip"]``) adds the flip-averaged ``prob_tta`` (``presence_tta``).
+    The arrays are read once for all folds.
+    """
+    from plexus.inference.predict import predict_probs
+
     folds, model_pts, oof_npzs = list(folds), list(model_pts), list(oof_npzs)
     test_npzs = list(test_npzs)
     if not len(model_pts) == len(folds) == len(oof_npzs):
@@ -51,12 +51,20 @@ def predict_folds_stage(model_pts, folds, train_npz, folds_csv, oof_npzs, *, tes
     if (test_npz is None) != (not test_npzs) or (test_npzs and len(test_npzs) != len(folds)):
         raise ValueError(f"test predictions need the test arrays and one output per fold, got {test_npz!r} "
                          f"and {len(test_npzs)} outputs for {len(folds)} folds")
+    data, fold_table = _train_and_folds(train_npz, folds_csv)
+    test = None if test_npz is None else read_npz(test_npz)
+
+    def predict(model_pt, ids, images, present, out_npz):
+        # maps are stored ungated: the presence gate is tuned on OOF and applied once, after averaging
+        out = predict_probs(model_pt, images, batch_size=batch_size, threads=threads, presence_gate=None,
+                            flips=tuple(flips), present=present)
+        atomic.write_npz(out_npz, image_id=ids, **out)
+
     for i, (fold, model_pt) in enumerate(zip(folds, model_pts)):
-        predict_stage(model_pt, train_npz, oof_npzs[i], folds_csv=folds_csv, fold=int(fold), batch_size=batch_size,
-                      threads=threads, flips=flips)
-        if test_npz is not None:
-            predict_stage(model_pt, test_npz, test_npzs[i], batch_size=batch_size, threads=threads, flips=flips)
-        print(f"fold {fold}: {model_pt} -> {oof_npzs[i]}" + (f", {test_npzs[i]}" if test_npz is not None else ""))
+        predict(model_pt, *_held_out(data, fold_table, int(fold)), oof_npzs[i])
+        if test is not None:
+            predict(model_pt, test["image_id"], test["images"], test.get("present"), test_npzs[i])
+        print(f"fold {fold}: {model_pt} -> {oof_npzs[i]}" + (f", {test_npzs[i]}" if test is not None else ""))
 
 
 def average_stage(fold_npzs, out_npz) -> None:
@@ -98,19 +106,16 @@ def noise_predict_stage(condition_models: dict, train_npz, folds_csv, sigma: flo
 
     if set(condition_models) != set(out_npzs):
         raise ValueError(f"conditions {sorted(condition_models)} and outputs {sorted(out_npzs)} differ")
-    data = read_npz(train_npz)
-    folds = read_folds(folds_csv)
+    data, folds = _train_and_folds(train_npz, folds_csv)
     for condition, model_pts in condition_models.items():
         ids, fold_of, probs, presence = [], [], [], []
         for fold, model_pt in enumerate(model_pts):
-            _, val_idx = splits.fold_indices(folds, fold)
-            fold_ids = data["image_id"][val_idx]
+            fold_ids, images, present = _held_out(data, folds, fold)
             noise = {"sigma": float(sigma), "seed": int(seed), "image_ids": fold_ids.tolist()}
-            present = data["present"][val_idx] if "present" in data else None
-            out = predict_probs(model_pt, data["images"][val_idx], batch_size=batch_size, threads=threads,
+            out = predict_probs(model_pt, images, batch_size=batch_size, threads=threads,
                                 noise=noise, presence_gate=None, present=present)
             ids.append(fold_ids)
-            fold_of.append(np.full(len(val_idx), fold))
+            fold_of.append(np.full(len(fold_ids), fold))
             probs.append(out["prob"])
             if "presence" in out:
                 presence.append(out["presence"])
