@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dag_breakdown import breakdown  # noqa: E402
+from dag_breakdown import breakdown, print_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,14 +94,7 @@ def main() -> None:
         print("summary tables: " + ("identical in every run" if len(summaries) == 1 else
                                     f"{len(summaries)} different tables: the scores changed"))
         print("\nper-rule breakdown of the current code's last run (benchmark: files)")
-        rows = breakdown(trees["current"] / "results/benchmarks")
-        total = sum(r["seconds"] for r in rows)
-        print(f"{'rule':24s} {'jobs':>5s} {'job s':>8s} {'s/job':>6s} {'share':>6s}")
-        for r in rows:
-            print(f"{r['rule']:24s} {r['jobs']:5d} {r['seconds']:8.1f} {r['seconds'] / r['jobs']:6.1f} "
-                  f"{r['seconds'] / total:6.1%}")
-        print(f"{'all':24s} {sum(r['jobs'] for r in rows):5d} {total:8.1f}")
-
+        print_table(breakdown(trees["current"] / "results/benchmarks"))
 
 if __name__ == "__main__":
     main()

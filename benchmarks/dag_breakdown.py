@@ -47,6 +47,11 @@ def main() -> None:
     rows = breakdown(args.root)
     if not rows:
         raise SystemExit(f"no benchmark files under {args.root}: run the workflow first")
+    print_table(rows)
+
+
+def print_table(rows: list[dict]) -> None:
+    """The per-rule table of :func:`breakdown`'s rows, with the total."""
     total = sum(r["seconds"] for r in rows)
     jobs = sum(r["jobs"] for r in rows)
     print(f"{'rule':24s} {'jobs':>5s} {'job s':>8s} {'s/job':>7s} {'share':>6s} {'cpu s':>8s} {'peak RSS MB':>12s}")
