@@ -158,15 +158,16 @@ def generic_config_errors():
 check_config()
 
 
+NAME = r"[A-Za-z][A-Za-z0-9_]*"
 # a model trained for a robustness study: its name and the study's suffix (see parse_run)
-ROBUSTNESS_RUN = r"[A-Za-z][A-Za-z0-9_]*--(noisy|n[0-9.]+-s[0-9]+)"
+ROBUSTNESS_RUN = NAME + r"--(noisy|n[0-9.]+-s[0-9]+)"
 
 
 wildcard_constraints:
-    model=r"[A-Za-z][A-Za-z0-9_]*",
-    name=r"[A-Za-z][A-Za-z0-9_]*",
-    ensemble=r"[A-Za-z][A-Za-z0-9_]*",
-    run=r"[A-Za-z][A-Za-z0-9_]*(--noisy|--n[0-9.]+-s[0-9]+)?",
+    model=NAME,
+    name=NAME,
+    ensemble=NAME,
+    run=f"{ROBUSTNESS_RUN}|{NAME}",
     fold=r"\d+",
     size=r"\d+x\d+",
     sigma=r"[0-9.]+",
