@@ -31,4 +31,5 @@ def train_stage(train_npz, folds_csv, fold: int, settings: dict, out_dir, checkp
     n_classes = len(data["classes"]) if "classes" in data else None
     return train_model(data["images"], data["masks"], train_idx, val_idx, train_settings, out_dir,
                        checkpoint_path=checkpoint, run_name=run_name, fold=fold, threads=threads, noise=noise,
-                       n_classes=n_classes, present=data.get("present"))
+                       n_classes=n_classes, present=data.get("present"),
+                       subjects=folds["subject"].to_numpy())  # the inner validation split is subject-grouped

@@ -27,7 +27,9 @@ affine with ``grid_sample``, which composes to the same single affine; samples
 whose remaining affine is the identity skip resampling. Images are resampled
 bilinearly; masks bilinearly then thresholded at 0.5, so they stay binary.
 Pixels entering from outside become 0 (the mean intensity once images are
-z-scored) and background in the mask.
+z-scored) and background in the mask. A one-hot mask pixel that is all zero (an ignored
+pixel, :data:`plexus.labels.IGNORE_LABEL`) stays ignored: an extra "ignored" channel is
+warped with the classes and wins the argmax like one of them.
 """
 
 from __future__ import annotations
@@ -117,7 +119,8 @@ def augment_batch(
     """Augment ``images`` (B,C,H,W float) and ``masks`` (B,1,H,W or B,H,W; or one-hot B,K,H,W) jointly.
 
     Returns new tensors of the input shapes and dtypes (masks binary; one-hot masks
-    stay one-hot: each pixel takes the class of the largest resampled channel, and
+    stay one-hot: each pixel takes the class of the largest resampled channel, an
+    all-zero (ignored) pixel counting as one more class that stays all zero, and
     pixels entering from outside the background, class 0). The random
     draws come only from ``generator`` (a CPU ``torch.Generator``), so the result is
     a function of its state; tensors may live on any device.
@@ -131,6 +134,8 @@ def augment_batch(
     mask_shape, mask_dtype = masks.shape, masks.dtype
     k = masks.shape[1] if masks.ndim == 4 else 1
     m = masks.reshape(b, k, h, w).to(images.dtype)
+    if k > 1:  # one-hot: the ignored pixels as a last channel (0 where labelled and outside the image)
+        m = torch.cat([m, 1 - m.sum(1, keepdim=True)], dim=1)
     hflip, vflip, _, theta = _draw(b, params, generator, (h, w))
     if is_identity(params):
         return images, masks
@@ -156,5 +161,6 @@ def augment_batch(
     if k == 1:
         out_masks = (x[:, c:] > 0.5).to(mask_dtype).reshape(mask_shape)
     else:
-        out_masks = F.one_hot(x[:, c:].argmax(1), k).permute(0, 3, 1, 2).to(mask_dtype).contiguous()
+        # argmax k (the ignored channel) one-hot encodes to all zero once that channel is dropped
+        out_masks = F.one_hot(x[:, c:].argmax(1), k + 1)[..., :k].permute(0, 3, 1, 2).to(mask_dtype).contiguous()
     return out_images.contiguous(), out_masks

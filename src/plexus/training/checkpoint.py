@@ -1,7 +1,8 @@
 """The per-epoch training checkpoint: run identity, atomic save, load and restore.
 
 The checkpoint (written atomically after every finite epoch) holds the model,
-optimizer and grad-scaler state and the history so far, keyed by :func:`run_hash`
+optimizer and grad-scaler state, the history so far and the state of the collapse guard and
+early stopping (``extra``, :mod:`plexus.training.guard`), keyed by :func:`run_hash`
 of the settings, the noise settings, the split indices and the image/mask bytes;
 a checkpoint with another hash is ignored (and logged).
 """
@@ -18,7 +19,7 @@ import torch
 
 from plexus.io.atomic import atomic_path
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: with the collapse guard's and early stopping's state
 
 
 def run_hash(settings: dict, train_idx, val_idx, images, masks, noise=None) -> str:
@@ -57,8 +58,11 @@ def remove_stale_temporaries(path: Path) -> None:
 
 
 def save_checkpoint(path: Path, *, run_hash: str, epoch: int, model, optimizer, scaler, history, settings: dict,
-                    scheduler=None):
-    extra = {} if scheduler is None else {"scheduler": scheduler.state_dict()}
+                    scheduler=None, extra: dict | None = None):
+    """Write the checkpoint of ``epoch``; ``extra`` holds more plain state (its keys are top-level keys)."""
+    extra = dict(extra or {})
+    if scheduler is not None:
+        extra["scheduler"] = scheduler.state_dict()
     save_torch(
         {
             **extra,

@@ -26,9 +26,29 @@ An epoch whose training or validation loss is not finite stops the run with
 checkpoint is not written, so the last finite epoch's checkpoint is kept, and no
 ``model.pt``, ``history.csv`` or ``train_info.json`` is written.
 
-Saved weights: ``model.pt`` holds the weights after the **final** epoch (not the
-best validation epoch), so that the result does not depend on the validation
-fold beyond reporting; ``history.csv`` has the per-epoch validation numbers.
+Collapse
+--------
+A collapse with finite losses (the epoch training loss stays above ``collapse_factor``
+times its best for ``collapse_epochs`` epochs) is handled per ``on_collapse``
+(:mod:`plexus.training.guard`): ``recover`` reloads the best-training-loss state and lowers
+the learning rate, ``warn`` logs it, ``error`` (or a collapse past ``max_recoveries``)
+raises :class:`TrainingCollapsed` like a divergence. Every event is logged and listed in
+``train_info.json`` (``training_health``, ``collapse_events``).
+
+Validation and saved weights
+----------------------------
+With ``validation: inner`` (the default) a subject-grouped share of the training part
+(:func:`plexus.training.guard.inner_split`) is held out and is what ``history.csv``'s
+``val_*`` numbers, the plateau scheduler and early stopping (``patience``) see; the
+out-of-fold images ``val_idx`` are never read (only predicted later). ``validation: oof``
+validates on ``val_idx`` (the behaviour before the key). ``model.pt`` holds the weights
+after the **final** epoch, or with early stopping those of the best inner-validation epoch
+(``weights``: ``final`` or ``best_inner``); the normalisation is the whole training part's.
+Learning rate: ``poly``, ``cosine`` and ``none`` are set at the start of every epoch from
+:func:`plexus.training.optim.lr_factor` (times the collapse guard's ``lr_scale``).
+
+Ignored pixels: with ``n_classes``, masks may hold :data:`plexus.labels.IGNORE_LABEL`;
+their one-hot target is all zero, so they count in no loss term and no validation Dice.
 
 Data handling: the whole uint8 dataset lives on the device as one tensor and
 batches are gathered from it by index; images are converted to float, z-scored
@@ -60,12 +80,14 @@ from plexus.data.noise import add_gaussian_noise
 from plexus.device import pick_device
 from plexus.inference.sliding import random_crops
 from plexus.io.atomic import write_csv, write_json
+from plexus.labels import IGNORE_LABEL
 from plexus.models import build_model, count_parameters, is_two_head
 from plexus.training import checkpoint
 from plexus.training.augment import augment_batch
 from plexus.training.determinism import torch_run_context
+from plexus.training.guard import Collapse, CollapseGuard, EarlyStopper, inner_split
 from plexus.training.losses import segmentation_loss, two_head_loss
-from plexus.training.optim import make_optimizer, make_scheduler
+from plexus.training.optim import lr_factor, make_optimizer, make_scheduler
 from plexus.training.precision import autocast_dtype, dtype_name
 from plexus.training.settings import TrainSettings
 
@@ -78,6 +100,10 @@ class TrainingDiverged(ValueError):
     def __init__(self, message: str, *, run_name: str, fold: int | None, epoch: int):
         super().__init__(message)
         self.run_name, self.fold, self.epoch = run_name, fold, epoch
+
+
+class TrainingCollapsed(TrainingDiverged):
+    """A collapse with finite losses that ``on_collapse`` does not let pass; names model, fold and epochs."""
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -125,8 +151,10 @@ def _batch(images_t, masks_t, idx, setup: _Setup):
     y = masks_t.index_select(0, idx)
     if setup.n_classes is None:
         y = y.unsqueeze(1).float()
-    else:
-        y = torch.nn.functional.one_hot(y.long(), setup.n_classes).permute(0, 3, 1, 2).float()
+    else:  # an ignored pixel's one-hot target is all zero
+        labelled = y != IGNORE_LABEL
+        y = torch.nn.functional.one_hot(torch.where(labelled, y, 0).long(), setup.n_classes)
+        y = (y * labelled.unsqueeze(-1)).permute(0, 3, 1, 2).float()
     return x, y
 
 
@@ -203,7 +231,7 @@ def _evaluate(model, images_t, masks_t, val_idx_t, setup: _Setup, presence_gate:
         loss, seg, presence = _loss(model, x, y, setup)
         total_loss += loss.double() * len(idx)
         if setup.n_classes is not None:
-            total_dice += _class_dice(seg.float().argmax(1), y.argmax(1), setup.n_classes).sum()
+            total_dice += _class_dice(seg.float().argmax(1), y.argmax(1), setup.n_classes, y.amax(1) > 0).sum()
             continue
         pred = (seg.float() > 0).flatten(1)
         if presence is not None:
@@ -219,9 +247,15 @@ def _hard_dice(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
 
 
-def _class_dice(pred: torch.Tensor, true: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Per image, the mean over foreground classes of the hard Dice (1 when a class is in neither)."""
-    dices = [_hard_dice((pred == c).flatten(1), (true == c).flatten(1)) for c in range(1, n_classes)]
+def _class_dice(pred: torch.Tensor, true: torch.Tensor, n_classes: int,
+                labelled: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image, the mean over foreground classes of the hard Dice (1 when a class is in neither).
+
+    Pixels outside ``labelled`` (ignored ones) count in neither the prediction nor the truth.
+    """
+    keep = torch.ones_like(pred, dtype=torch.bool) if labelled is None else labelled
+    dices = [_hard_dice(((pred == c) & keep).flatten(1), ((true == c) & keep).flatten(1))
+             for c in range(1, n_classes)]
     return torch.stack(dices, 1).mean(1)
 
 
@@ -237,8 +271,11 @@ def _validate_inputs(images, masks, train_idx, val_idx, settings: TrainSettings,
     if masks.shape != images.shape[:1] + images.shape[-2:]:
         raise ValueError(f"masks shape {masks.shape} differs from images shape {images.shape}")
     masks = masks.astype(np.uint8, copy=False)
-    if n_classes is not None and len(masks) and int(masks.max()) >= n_classes:
-        raise ValueError(f"masks hold class {int(masks.max())}, but there are {n_classes} classes")
+    if n_classes is not None and len(masks):
+        classes = masks[masks != IGNORE_LABEL]
+        if classes.size and int(classes.max()) >= n_classes:
+            raise ValueError(f"masks hold class {int(classes.max())}, but there are {n_classes} classes "
+                             f"(and {IGNORE_LABEL}, ignored)")
     if present is not None:
         channels = images.shape[1] if images.ndim == 4 else 1
         if np.shape(present) != (len(images), channels):
@@ -287,8 +324,10 @@ class _Run:
 
     images: np.ndarray
     masks: np.ndarray
-    train_idx: np.ndarray
-    val_idx: np.ndarray
+    train_idx: np.ndarray  # the fold's training part (normalisation)
+    val_idx: np.ndarray  # the out-of-fold images
+    fit_idx: np.ndarray  # trained on: train_idx, less the inner split
+    monitor_idx: np.ndarray  # validated on each epoch: the inner split, or val_idx with validation oof
     settings: TrainSettings
     out_dir: Path
     checkpoint_path: Path
@@ -313,14 +352,14 @@ class _Run:
 class _DeviceData:
     images: torch.Tensor
     masks: torch.Tensor
-    train_idx: torch.Tensor
-    val_idx: torch.Tensor
+    fit_idx: torch.Tensor
+    monitor_idx: torch.Tensor
 
     @classmethod
     def of(cls, run: _Run) -> _DeviceData:
         dev = run.device
         return cls(_to_device(run.images, dev), _to_device(run.masks, dev),
-                   torch.from_numpy(run.train_idx).to(dev), torch.from_numpy(run.val_idx).to(dev))
+                   torch.from_numpy(run.fit_idx).to(dev), torch.from_numpy(run.monitor_idx).to(dev))
 
 
 # ---------------------------------------------------------------- the run
@@ -342,6 +381,7 @@ def train_model(
     noise: dict | None = None,
     n_classes: int | None = None,
     present=None,
+    subjects=None,
     log: Callable[[str], None] = print,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> dict:
@@ -351,12 +391,15 @@ def train_model(
     ``settings.input_size``; or, for any dataset, images uint8/uint16 (N,C,H,W) with
     ``present`` (N,C) bool (False: the channel is missing, filled with 0 after
     per-channel normalisation) and ``masks`` class indices with ``n_classes`` classes
-    (softmax output; None keeps the binary sigmoid). ``run_name`` and ``fold`` name the run in messages
+    (softmax output; None keeps the binary sigmoid; :data:`plexus.labels.IGNORE_LABEL` marks ignored
+    pixels). ``subjects`` (one per image, or None: each image its own subject) group the
+    inner validation split. ``run_name`` and ``fold`` name the run in messages
     (:class:`TrainingDiverged`). ``noise``: ``None`` or ``{"sigma", "fraction",
     "seed"}``, Gaussian noise (8-bit units) added before z-scoring to that fraction
     of the training samples, redrawn each epoch. ``on_epoch_end(epoch, row)`` is
     called after each epoch's checkpoint is written (a hook for tests and progress
-    reporting). Returns a summary dict.
+    reporting). Returns a summary dict. Raises :class:`TrainingDiverged` (non-finite loss) and
+    :class:`TrainingCollapsed` (see ``on_collapse``).
     """
     t_start = time.perf_counter()
     if not isinstance(settings, TrainSettings):
@@ -369,9 +412,21 @@ def train_model(
         identity["n_classes"] = int(n_classes)
     if present is not None:
         identity["present"] = hashlib.sha256(present.tobytes()).hexdigest()
+    if settings.validation == "inner":
+        if subjects is not None:
+            subjects = np.asarray(subjects).astype(str)
+            if subjects.shape != (len(images),):
+                raise ValueError(f"subjects must be one per image ({len(images)}), got shape {subjects.shape}")
+            identity["subjects"] = hashlib.sha256("\0".join(subjects).encode()).hexdigest()
+        else:
+            log("validation inner without subjects: each image is its own group of the inner split")
+        fit_idx, monitor_idx = inner_split(train_idx, subjects, settings.inner_share, settings.seed)
+    else:
+        fit_idx, monitor_idx = train_idx, val_idx
     dev = pick_device(device)
     run = _Run(
-        images=images, masks=masks, train_idx=train_idx, val_idx=val_idx, settings=settings,
+        images=images, masks=masks, train_idx=train_idx, val_idx=val_idx, fit_idx=fit_idx, monitor_idx=monitor_idx,
+        settings=settings,
         out_dir=Path(out_dir), checkpoint_path=Path(checkpoint_path), run_name=run_name, fold=fold, device=dev,
         noise=noise, n_classes=n_classes, present=present, log=log, on_epoch_end=on_epoch_end, t_start=t_start,
         hash=checkpoint.run_hash(identity, train_idx, val_idx, images, masks, noise),
@@ -383,22 +438,57 @@ def train_model(
 def _train(run: _Run) -> dict:
     model, optimizer, scaler, setup = _build(run)
     scheduler = make_scheduler(optimizer, run.settings)
-    history, start_epoch = _resume(run, model, optimizer, scaler, scheduler)
+    guard, stopper = CollapseGuard(run.settings), EarlyStopper(run.settings.patience)
+    history, start_epoch = _resume(run, model, optimizer, scaler, scheduler, guard, stopper)
     data = _DeviceData.of(run)
     for epoch in range(start_epoch + 1, run.settings.epochs + 1):
+        if stopper.stopped:
+            break
+        if scheduler is None:  # an epoch schedule: a function of the epoch and the guard's scale
+            for group in optimizer.param_groups:
+                group["lr"] = run.settings.lr * lr_factor(run.settings, epoch) * guard.lr_scale
         row = _run_epoch(run, model, optimizer, scaler, setup, data, epoch)
         history.append(row)
         _log_epoch(run, row)
         _check_finite(run, row)
+        collapse = guard.observe(epoch, row["train_loss"], model, optimizer, scaler)
+        stopper.observe(epoch, row["val_loss"], model)  # the weights the row was validated with
+        if collapse is not None:
+            _on_collapse(run, guard, collapse, model, optimizer, scaler)
         if scheduler is not None:
             scheduler.step(row["val_loss"])
+        if stopper.stopped:
+            run.log(f"early stopping after epoch {epoch}: no inner-validation loss improvement for "
+                    f"{stopper.patience} epochs; keeping the weights of epoch {stopper.best_epoch}")
         checkpoint.save_checkpoint(
             run.checkpoint_path, run_hash=run.hash, epoch=epoch, model=model, optimizer=optimizer, scaler=scaler,
             history=history, settings=run.settings.to_dict(), scheduler=scheduler,
+            extra={"guard": guard.state_dict(), "stopper": stopper.state_dict()},
         )
         if run.on_epoch_end is not None:
             run.on_epoch_end(epoch, dict(row))
-    return _finish(run, model, setup, history, start_epoch)
+    if stopper.best_model is not None:
+        model.load_state_dict(stopper.best_model)
+    return _finish(run, model, setup, history, start_epoch, guard, stopper)
+
+
+def _on_collapse(run: _Run, guard: CollapseGuard, collapse: Collapse, model, optimizer, scaler) -> None:
+    """Act on a detected collapse per ``on_collapse``: recover, warn, or raise (before the epoch's checkpoint)."""
+    s = run.settings
+    what = f"{run.label}: training collapsed: {collapse.describe(s.collapse_factor)}"
+    if s.on_collapse == "warn":
+        guard.record(collapse, "warned")
+        run.log(f"WARNING {what}; on_collapse warn: training goes on")
+        return
+    if s.on_collapse == "recover" and guard.can_recover():
+        event = guard.recover(model, optimizer, scaler, collapse)
+        run.log(f"WARNING {what}; recovery {guard.recoveries}/{s.max_recoveries}: reloaded the weights of epoch "
+                f"{collapse.best_epoch}, learning rate now x{event['lr_scale']:g} of the schedule's")
+        return
+    why = ("on_collapse error" if s.on_collapse == "error"
+           else f"still collapsing after {guard.recoveries} recoveries (max_recoveries {s.max_recoveries})")
+    raise TrainingCollapsed(f"{what}; {why}: no model written", run_name=run.run_name, fold=run.fold,
+                            epoch=collapse.epochs[-1])
 
 
 def _build(run: _Run):
@@ -459,13 +549,16 @@ def _normalisation(run: _Run) -> tuple[float, float] | tuple[list[float], list[f
     return means, stds
 
 
-def _resume(run: _Run, model, optimizer, scaler, scheduler=None) -> tuple[list[dict], int]:
+def _resume(run: _Run, model, optimizer, scaler, scheduler, guard: CollapseGuard,
+            stopper: EarlyStopper) -> tuple[list[dict], int]:
     """History and last epoch of this run's checkpoint, loaded into the objects; ``([], 0)`` if none."""
     checkpoint.remove_stale_temporaries(run.checkpoint_path)
     ck = checkpoint.load_checkpoint(run.checkpoint_path, run.hash, run.log)
     if ck is None:
         return [], 0
     history, epoch = checkpoint.restore(ck, model, optimizer, scaler, scheduler)
+    guard.load_state_dict(ck["guard"])
+    stopper.load_state_dict(ck["stopper"])
     run.log(f"resuming from checkpoint {run.checkpoint_path} after epoch {epoch}/{run.settings.epochs}")
     return history, epoch
 
@@ -477,10 +570,10 @@ def _run_epoch(run: _Run, model, optimizer, scaler, setup: _Setup, data: _Device
     es = epoch_seed(seed, epoch)
     torch.manual_seed(es)  # dropout (CPU and CUDA)
     generator = torch.Generator().manual_seed(es)  # shuffling and augmentation
-    images_t = _epoch_images(run.images, data.images, run.train_idx, run.noise, seed, epoch, run.device)
-    train_loss = _train_epoch(model, optimizer, scaler, images_t, data.masks, data.train_idx, setup, generator)
+    images_t = _epoch_images(run.images, data.images, run.fit_idx, run.noise, seed, epoch, run.device)
+    train_loss = _train_epoch(model, optimizer, scaler, images_t, data.masks, data.fit_idx, setup, generator)
     del images_t
-    val_loss, val_dice = _evaluate(model, data.images, data.masks, data.val_idx, setup)
+    val_loss, val_dice = _evaluate(model, data.images, data.masks, data.monitor_idx, setup)
     if run.device.type == "cuda":
         torch.cuda.synchronize(run.device)
     seconds = time.perf_counter() - t0
@@ -512,7 +605,8 @@ def _check_finite(run: _Run, row: dict) -> None:
     )
 
 
-def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: int) -> dict:
+def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: int, guard: CollapseGuard,
+            stopper: EarlyStopper) -> dict:
     """Write ``model.pt``, ``history.csv``, ``train_info.json``, delete the checkpoint; the summary."""
     s = run.settings
     model_pt = {
@@ -524,11 +618,13 @@ def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: i
         "n_classes": run.n_classes,
         "input_size": [int(run.images.shape[-2]), int(run.images.shape[-1])],
         "settings": s.to_dict(),
-        "weights": "final",
+        "weights": "final" if stopper.best_model is None else "best_inner",
         "epochs": s.epochs,
     }
+    if stopper.best_model is not None:
+        model_pt["best_epoch"] = stopper.best_epoch
     hist = pd.DataFrame(history, columns=HISTORY_COLUMNS)
-    info = _train_info(run, model, setup, hist, start_epoch)
+    info = _train_info(run, model, setup, hist, start_epoch, guard, stopper)
     write_csv(run.out_dir / "history.csv", hist)
     write_json(run.out_dir / "train_info.json", info)
     checkpoint.save_torch(model_pt, run.out_dir / "model.pt")
@@ -547,10 +643,12 @@ def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: i
         "best_val_dice": best["val_dice"],
         "best_epoch": best["epoch"],
         "seconds": info["seconds"],
+        "training_health": info["training_health"],
     }
 
 
-def _train_info(run: _Run, model, setup: _Setup, hist: pd.DataFrame, start_epoch: int) -> dict:
+def _train_info(run: _Run, model, setup: _Setup, hist: pd.DataFrame, start_epoch: int, guard: CollapseGuard,
+                stopper: EarlyStopper) -> dict:
     dev = run.device
     return {
         "device": str(dev),
@@ -567,8 +665,15 @@ def _train_info(run: _Run, model, setup: _Setup, hist: pd.DataFrame, start_epoch
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "epochs": run.settings.epochs,
         "resumed_from_epoch": start_epoch,
-        "n_train": int(len(run.train_idx)),
-        "n_val": int(len(run.val_idx)),
+        "n_train": int(len(run.fit_idx)),
+        "n_val": int(len(run.monitor_idx)),
+        "n_oof": int(len(run.val_idx)),
+        "validation": run.settings.validation,
+        "epochs_run": int(len(hist)),
+        "weights": "final" if stopper.best_model is None else "best_inner",
+        "best_inner_epoch": stopper.best_epoch if stopper.best_model is not None else None,
+        "training_health": guard.health(),
+        "collapse_events": guard.events,
         "n_parameters": count_parameters(model),
         "seconds": time.perf_counter() - run.t_start,
         "train_seconds": float(hist["seconds"].sum()),

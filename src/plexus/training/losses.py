@@ -10,13 +10,19 @@ With ``smooth=1`` an empty truth and an all-zero prediction give Dice 1 (loss 0)
 and any probability mass predicted on an empty image is penalised, mirroring
 Kaggle's empty/empty = 1 convention.
 
-``neg_log_dice_loss = -log(mean over images of soft Dice)``.
+``neg_log_dice_loss = -log(mean over images of soft Dice)``. Its gradient is the Dice's
+times ``1 / Dice``, unbounded as the Dice nears 0 (a collapsed batch then takes huge steps);
+with ``floor > 0`` (the config's ``log_dice_floor``) the loss below the floor continues as the
+tangent of ``-log`` at the floor (:func:`floored_neg_log`): the same value and gradient at or
+above it, a gradient at most ``1 / floor`` times the Dice's below it.
 
 All losses take **logits** (B,1,H,W) and a float target (B,1,H,W) in {0,1}, and
 compute in float32 even under autocast. With several classes (:data:`MULTICLASS_LOSSES`,
 the same names) the logits are (B,K,H,W) under a softmax, the target one-hot (B,K,H,W),
 class 0 the background: the Dice is the mean over the foreground classes of each
-class's smooth Dice against the rest, the cross-entropy the K-class one.
+class's smooth Dice against the rest, the cross-entropy the K-class one. A pixel whose
+one-hot target is all zero is ignored (:data:`plexus.labels.IGNORE_LABEL` in the label map):
+it counts in neither the cross-entropy nor any Dice sum.
 
 For the two-head model the training loss is
 ``seg_loss(seg_logits, target) + presence_weight * BCE(presence_logit, target non-empty)``
@@ -26,6 +32,7 @@ For the two-head model the training loss is
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import torch
@@ -50,11 +57,23 @@ def soft_dice(probs: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, pe
     return (2 * inter + smooth) / (probs.sum() + target.sum() + smooth)
 
 
+def floored_neg_log(dice: torch.Tensor, floor: float) -> torch.Tensor:
+    """``-log(dice)`` at or above ``floor``; below it the tangent ``-log(floor) + (floor - dice) / floor``.
+
+    ``floor <= 0``: the plain ``-log``. The clamp keeps the unused branch finite, so no NaN
+    gradient leaks through ``torch.where``.
+    """
+    if floor <= 0:
+        return -torch.log(dice)
+    tangent = -math.log(floor) + (floor - dice) / floor
+    return torch.where(dice >= floor, -torch.log(dice.clamp(min=floor)), tangent)
+
+
 def neg_log_dice_loss(
-    logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, per_image: bool = True
+    logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, per_image: bool = True, floor: float = 0.0
 ) -> torch.Tensor:
-    """``-log(soft_dice(sigmoid(logits), target))``; 0 for a perfect prediction."""
-    return -torch.log(soft_dice(torch.sigmoid(logits.float()), target, smooth, per_image))
+    """``-log(soft_dice(sigmoid(logits), target))``; 0 for a perfect prediction (``floor``: :func:`floored_neg_log`)."""
+    return floored_neg_log(soft_dice(torch.sigmoid(logits.float()), target, smooth, per_image), floor)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, per_image: bool = True) -> torch.Tensor:
@@ -78,6 +97,9 @@ def _bce_only(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, p
     return bce_loss(logits, target)
 
 
+IGNORE_INDEX = -100  # F.cross_entropy's default ignore_index
+
+
 # -- several classes: softmax logits (B,K,H,W), one-hot float target (B,K,H,W), class 0 the background
 
 
@@ -86,9 +108,11 @@ def multiclass_soft_dice(probs: torch.Tensor, target: torch.Tensor, smooth: floa
     """Mean over the foreground classes (1..K-1) of each class's smooth Dice against the rest.
 
     ``per_image=True``: one Dice per (image, class), averaged; ``False``: one per class
-    over the whole batch, averaged over the classes.
+    over the whole batch, averaged over the classes. Ignored pixels (an all-zero one-hot
+    target) add to no sum.
     """
-    p, t = probs[:, 1:].float(), target[:, 1:].float()
+    valid = target.float().sum(1, keepdim=True)  # 1 labelled, 0 ignored
+    p, t = probs[:, 1:].float() * valid, target[:, 1:].float()
     dims = (2, 3) if per_image else (0, 2, 3)
     inter = (p * t).sum(dims)
     dice = (2 * inter + smooth) / (p.sum(dims) + t.sum(dims) + smooth)
@@ -100,12 +124,20 @@ def _softmax_dice(logits: torch.Tensor, target: torch.Tensor, smooth: float, per
 
 
 def ce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Multi-class cross-entropy of softmax ``logits`` against a one-hot ``target``, mean over pixels."""
-    return F.cross_entropy(logits.float(), target.argmax(1))
+    """Multi-class cross-entropy of softmax ``logits`` against a one-hot ``target``, mean over labelled pixels.
+
+    Pixels with an all-zero target (ignored) are left out; a batch with none labelled gives 0.
+    """
+    labelled = target.amax(1) > 0
+    labels = torch.where(labelled, target.argmax(1), IGNORE_INDEX)
+    if not bool(labelled.any()):
+        return logits.float().sum() * 0.0  # no pixel to learn from: a zero with a (zero) gradient, not NaN
+    return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
 
 
-def mc_neg_log_dice_loss(logits, target, smooth: float = 1.0, per_image: bool = True) -> torch.Tensor:
-    return -torch.log(_softmax_dice(logits, target, smooth, per_image))
+def mc_neg_log_dice_loss(logits, target, smooth: float = 1.0, per_image: bool = True,
+                         floor: float = 0.0) -> torch.Tensor:
+    return floored_neg_log(_softmax_dice(logits, target, smooth, per_image), floor)
 
 
 def mc_dice_loss(logits, target, smooth: float = 1.0, per_image: bool = True) -> torch.Tensor:
@@ -150,9 +182,11 @@ def get_loss(name: str, multiclass: bool = False) -> Callable[[torch.Tensor, tor
         raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(sorted(LOSSES))}") from None
 
 
-def segmentation_loss(name: str, dice_reduction: str,
-                      multiclass: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def segmentation_loss(name: str, dice_reduction: str, multiclass: bool = False,
+                      log_dice_floor: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss ``name`` (softmax over classes if ``multiclass``) with its smooth Dice reduced per ``dice_reduction``.
+
+    ``log_dice_floor`` bounds the gradient of ``neg_log_dice`` (:func:`floored_neg_log`).
 
     "batch" is the seed write-up's smooth Dice over the whole batch flattened,
     "image" one Dice per image, averaged. The batch form matters on this data: per
@@ -161,7 +195,10 @@ def segmentation_loss(name: str, dice_reduction: str,
     """
     if dice_reduction not in ("batch", "image"):
         raise ValueError(f"dice_reduction must be 'batch' or 'image', got {dice_reduction!r}")
-    return functools.partial(get_loss(name, multiclass), per_image=dice_reduction == "image")
+    loss = get_loss(name, multiclass)
+    if name == "neg_log_dice":
+        return functools.partial(loss, per_image=dice_reduction == "image", floor=log_dice_floor)
+    return functools.partial(loss, per_image=dice_reduction == "image")
 
 
 def presence_targets(target: torch.Tensor) -> torch.Tensor:

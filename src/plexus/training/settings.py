@@ -53,15 +53,25 @@ class TrainSettings:
     presence_dropout: float
     loss: str
     dice_reduction: str
+    log_dice_floor: float
     presence_weight: float
     optimizer: str
     lr: float
     weight_decay: float
     momentum: float
     scheduler: str
+    warmup_epochs: int
     plateau_patience: int
     plateau_factor: float
     grad_clip: float
+    on_collapse: str
+    collapse_factor: float
+    collapse_epochs: int
+    collapse_lr_factor: float
+    max_recoveries: int
+    validation: str
+    inner_share: float
+    patience: int
     patch_size: tuple[int, int] | None
     patches_per_image: int
     window_overlap: float
@@ -100,6 +110,9 @@ class TrainSettings:
             if entry["presence_head"] or entry["arch"] == "unet2head":
                 raise ValueError("model setting patch_size: a presence head sees whole images; "
                                  "patches need a one-head model")
+        if entry["patience"] and entry["validation"] != "inner":
+            raise ValueError("model setting patience: early stopping needs validation: inner "
+                             "(stopping on the out-of-fold images would make their predictions depend on their labels)")
         values = {f.name: _convert(f.type, entry[f.name]) for f in fields(cls) if f.name != "augment"}
         augment = AugmentSettings(**{f.name: float(entry["augment"][f.name]) for f in fields(AugmentSettings)})
         return cls(**values, augment=augment)
