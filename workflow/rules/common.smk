@@ -348,6 +348,14 @@ def model_histories(wildcards):
     )
 
 
+def model_train_infos(wildcards):
+    return expand(
+        "results/models/{model}/fold{fold}/train_info.json",
+        model=wildcards.model,
+        fold=FOLDS,
+    )
+
+
 def model_oofs(wildcards):
     return expand(
         "results/oof/{model}/fold{fold}.npz", model=wildcards.model, fold=FOLDS

@@ -49,6 +49,7 @@ rule figure_tuning:
 rule figure_learning_curves:
     input:
         histories=model_histories,
+        train_infos=model_train_infos,  # collapse events, marked on the curves
     output:
         png=report(
             "results/figures/learning_curves/{model}.png",

@@ -6,6 +6,10 @@ rule summary_table:
         best=expand("results/tuning/{name}/best.json", name=tuning_names()),
         per_image=expand("results/tuning/{name}/per_image.csv", name=tuning_names()),
         postprocess=expand("results/postprocess/{name}.json", name=tuning_names()),
+        # the training-health column: every fold's collapse-guard record
+        train_info=expand(
+            "results/models/{model}/fold{fold}/train_info.json", model=MODELS, fold=FOLDS
+        ),
     output:
         csv=report(
             "results/tables/summary.csv",
@@ -26,6 +30,7 @@ rule summary_table:
         names=tuning_names(),
         kinds=tuning_kinds(),
         members=[members_of(name) for name in tuning_names()],
+        models=list(MODELS),
         n_boot=config["summary"]["bootstrap_samples"],
         seed=config["summary"]["seed"],
         code=script_code("summary_table"),

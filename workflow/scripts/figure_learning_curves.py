@@ -7,4 +7,4 @@ from plexus.stages.figures import learning_curves_stage
 with logged(snakemake.log[0]):
     o = snakemake.output
     learning_curves_stage(list(snakemake.input.histories), snakemake.wildcards.model, [o.png, o.pdf],
-                          snakemake.params.style)
+                          snakemake.params.style, train_infos=list(snakemake.input.train_infos))

@@ -187,11 +187,14 @@ def _fold_colors(n: int):
     return [cmap(i % 10) for i in range(n)]
 
 
-def learning_curves(histories: dict[int, pd.DataFrame], title: str, style: dict | None = None):
+def learning_curves(histories: dict[int, pd.DataFrame], title: str, style: dict | None = None,
+                    events: dict[int, list[dict]] | None = None):
     """Loss (training solid, validation dashed) and validation Dice vs epoch, one colour per fold.
 
     ``histories`` maps fold -> ``history.csv`` frame (``epoch, train_loss,
-    val_loss, val_dice, seconds``).
+    val_loss, val_dice, seconds``). ``events`` maps fold -> its collapse events
+    (``train_info.json``'s ``collapse_events``): each is a cross on the training loss at
+    the epoch the collapse was caught, a dotted line at the epoch recovered to.
     """
     from matplotlib.lines import Line2D
 
@@ -205,12 +208,20 @@ def learning_curves(histories: dict[int, pd.DataFrame], title: str, style: dict 
         ax_dice.plot(h["epoch"], h["val_dice"], "-", color=color, lw=1.1, label=f"fold {fold}")
         best = h.loc[h["val_dice"].idxmax()]
         ax_dice.plot(best["epoch"], best["val_dice"], "o", color=color, ms=3.5)
+        for event in (events or {}).get(fold, []):
+            caught = h[h["epoch"] == event["epoch"]]["train_loss"]
+            if len(caught):
+                ax_loss.plot(event["epoch"], caught.iloc[0], "x", color="tab:red", ms=7, mew=2)
+            if event["action"] == "recovered":
+                ax_loss.axvline(event["best_epoch"], color=color, ls=":", lw=1)
     ax_loss.set_xlabel("epoch (count)")
     ax_loss.set_ylabel("loss (training objective, unitless)")
     ax_loss.set_title("training and validation loss")
-    ax_loss.legend(handles=[Line2D([], [], color="0.3", ls="-", label="training"),
-                            Line2D([], [], color="0.3", ls="--", label="validation")],
-                   loc="upper right", frameon=False)
+    handles = [Line2D([], [], color="0.3", ls="-", label="training"),
+               Line2D([], [], color="0.3", ls="--", label="validation")]
+    if any((events or {}).get(fold) for fold in folds):
+        handles.append(Line2D([], [], color="tab:red", marker="x", ls="", mew=2, label="collapse caught"))
+    ax_loss.legend(handles=handles, loc="upper right", frameon=False)
     ax_dice.set_xlabel("epoch (count)")
     ax_dice.set_ylabel("validation Kaggle Dice (cutoff 0.5, unitless)")
     ax_dice.set_title("validation Dice (dot: best epoch)")

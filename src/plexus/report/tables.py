@@ -11,7 +11,7 @@ from plexus.evaluation.bootstrap import bootstrap_ci
 TABLE_COLUMNS = [
     "name", "kind", "members", "untuned_score", "tuned_score", "cutoff", "min_area",
     "ci_low", "ci_high", "postprocessed_score", "kept", "cross_fitted_score", "cf_ci_low", "cf_ci_high",
-    "empty_score", "n_images", "n_subjects",
+    "empty_score", "n_images", "n_subjects", "training_health",
 ]
 
 
@@ -21,9 +21,10 @@ def results_table(entries: dict[str, dict], *, n_boot: int = 2000, seed: int = 0
 
     Each entry: ``{"kind": "model"|"ensemble", "members": [...], "best": best.json
     dict, "per_image": per_image.csv frame, "postprocess": results/postprocess/{name}.json
-    dict (optional)}``. ``cross_fitted_score`` (with ``cf_ci_*``) is the honest estimate:
-    each fold scored by the setting chosen on the other folds. ``ci_low``/``ci_high`` are the
-    subject-level bootstrap interval of the per-image Kaggle Dice
+    dict (optional), "training_health": its cell (optional, :func:`training_health`)}``.
+    ``cross_fitted_score`` (with ``cf_ci_*``) is the honest estimate: each fold scored by the
+    setting chosen on the other folds. ``ci_low``/``ci_high`` are the subject-level bootstrap
+    interval of the per-image Kaggle Dice
     (:func:`bootstrap_ci` with ``n_boot``, ``seed``, ``level``).
     """
     rows = []
@@ -49,6 +50,7 @@ def results_table(entries: dict[str, dict], *, n_boot: int = 2000, seed: int = 0
             "empty_score": float(best["empty_score"]),
             "n_images": int(len(per_image)),
             "n_subjects": ci["n_groups"],
+            "training_health": str(entry.get("training_health", "")),
         })
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
@@ -88,3 +90,39 @@ def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     for row in table.itertuples(index=False, name=None):
         lines.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def fold_health(fold: int, info: dict) -> str:
+    """One fold's collapse-guard record (``train_info.json``) as a phrase; ``ok`` without events."""
+    if "training_health" not in info:
+        return "unknown"  # written before the collapse guard
+    events = info.get("collapse_events") or []
+    if not events:
+        return "ok" if info["training_health"] == "ok" else str(info["training_health"])
+    epochs = ", ".join(str(e["epoch"]) for e in events)
+    warned = [e for e in events if e["action"] == "warned"]
+    if warned:
+        return f"collapsed (warned; fold {fold}, epoch {epochs})"
+    return f"recovered {len(events)}x (fold {fold}, epoch {epochs})"
+
+
+def training_health(members: dict[str, list[dict]]) -> str:
+    """The summary table's ``training_health`` cell of a model or ensemble.
+
+    ``members`` maps each member model to its folds' ``train_info.json`` dicts (fold order).
+    ``ok`` when no fold of any member had a collapse event, ``unguarded`` when the guard was
+    off everywhere; else the folds' phrases (:func:`fold_health`), prefixed by the member
+    for an ensemble.
+    """
+    phrases = {m: [fold_health(k, info) for k, info in enumerate(infos)] for m, infos in members.items()}
+    flat = {p for ps in phrases.values() for p in ps}
+    if flat <= {"ok"}:
+        return "ok"
+    if len(flat) == 1:
+        return flat.pop()
+    parts = []
+    for member, ps in phrases.items():
+        bad = [p for p in ps if p != "ok"]
+        prefix = f"{member}: " if len(members) > 1 else ""
+        parts += [prefix + p for p in bad]
+    return "; ".join(parts)

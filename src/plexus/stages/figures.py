@@ -24,9 +24,11 @@ def tuning_stage(grid_csv, best_json, name, heatmap_paths, min_area_paths, style
     figures.save(figures.score_vs_min_area(grid, best, name, style), min_area_paths)
 
 
-def learning_curves_stage(history_csvs, name, paths, style=None) -> None:
+def learning_curves_stage(history_csvs, name, paths, style=None, train_infos=None) -> None:
+    """``train_infos``: the folds' ``train_info.json`` paths, whose collapse events are marked."""
     histories = {fold: pd.read_csv(path) for fold, path in enumerate(history_csvs)}
-    figures.save(figures.learning_curves(histories, name, style), paths)
+    events = {fold: read_json(path).get("collapse_events", []) for fold, path in enumerate(train_infos or [])}
+    figures.save(figures.learning_curves(histories, name, style, events), paths)
 
 
 def noise_stage(scores_csv, paths, style=None) -> None:
