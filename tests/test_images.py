@@ -97,9 +97,9 @@ def _error(path, fn=read_image):
 
 
 def test_unsupported_suffix(tmp_path):
-    path = tmp_path / "x.jpg"
+    path = tmp_path / "x.webp"
     Image.fromarray(RGB8).save(path)
-    assert "unsupported image type '.jpg'" in _error(path)
+    assert "unsupported image type '.webp'" in _error(path)
     assert "unsupported image type" in _error(path, image_info)
 
 

@@ -141,23 +141,24 @@ def test_folders_unmatched_files_named(tree):
     _png(tree / "masks" / "zz_mask.png")
     problems = _layout_error(tree, subject_pattern=r"(?P<subject>p\d+)_.*")
     assert problems == [
-        f"{tree / 'images' / 'p01_a.png'}: image without a mask (expected {tree / 'masks'}/p01_a.png, "
-        "or p01_a_mask.png; .tif or .tiff also do)",
-        f"{tree / 'masks' / 'zz_mask.png'}: mask without an image (expected {tree / 'images'}/zz.png, .tif or .tiff)"]
+        f"{tree / 'images' / 'p01_a.png'}: image without a mask (expected {tree / 'masks'}/p01_a.png or "
+        f"{tree / 'masks'}/p01_a_mask.png; any image type also does)",
+        f"{tree / 'masks' / 'zz_mask.png'}: mask without an image (expected an image in {tree / 'images'} whose "
+        "mask it is under mask_template '{stem}')"]
 
 
 def test_folders_two_masks_for_one_image(tree):
     _png(tree / "masks" / "p01_a_mask.png")
     assert _layout_error(tree) == [f"{tree / 'images' / 'p01_a.png'}: two masks match, p01_a.png and "
-                                   "p01_a_mask.png (keep one)"]
+                                   "p01_a_mask.png (keep one, or set data.folders.mask_template)"]
 
 
 @pytest.mark.parametrize(("make", "fragment"), [
     (lambda t: (t / "images" / "notes.txt").write_text("x"), "notes.txt: unsupported file type"),
     (lambda t: (t / "images" / "sub").mkdir(), "sub: unexpected folder"),
     (lambda t: _png(t / "images" / "p01_a.tif"), "p01_a.tif: same name as p01_a.png"),
-    (lambda t: _png(t / "test" / "P01_A.png"), "P01_A.png: same image_id as"),
-    (lambda t: _png(t / "test" / "bad name.png"), "bad name.png: the name 'bad name' cannot be an image_id"),
+    (lambda t: _png(t / "test" / "P01_A.png"), "P01_A.png: same image_id 'P01_A' as"),
+    (lambda t: _png(t / "test" / "---.png"), "---.png: the name '---' cannot be an image_id"),
 ])
 def test_folders_stray_files(tree, make, fragment):
     make(tree)

@@ -208,7 +208,7 @@ def test_to_class_index_error_names_file_and_values():
         to_class_index(many, [0, 65535], "x.tif")
     with pytest.raises(ValueError, match=r"m\.png: mask values -1 "):
         to_class_index(np.array([[0, -1]]), [0, 1], "m.png")
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match="rgb.png: an RGB mask whose channels differ"):
         to_class_index(np.zeros((2, 2, 3), np.uint8), VALUES, "rgb.png")
 
 

@@ -26,6 +26,7 @@ rule tune_classes:
     params:
         members=tune_members,
         classes=CLASSES,
+        ignore=IGNORE,
         grid=grid_values(config["tuning"]["min_areas"], integer=True),
         code=script_code("tune_classes"),
     script:
@@ -103,6 +104,7 @@ if NOISE["enabled"]:
         params:
             entries=noise_entries(),
             classes=CLASSES,
+            ignore=IGNORE,
             code=script_code("noise_scores_classes"),
         script:
             "../scripts/noise_scores_classes.py"
@@ -131,6 +133,7 @@ if TRAIN_SIZE["enabled"]:
         params:
             entries=train_size_entries(),
             classes=CLASSES,
+            ignore=IGNORE,
             code=script_code("train_size_scores_classes"),
         script:
             "../scripts/train_size_scores_classes.py"
@@ -166,6 +169,7 @@ if MISSING["enabled"]:
             cpus_per_task=cpus_per_task,
         params:
             classes=CLASSES,
+            ignore=IGNORE,
             batch_size=config["predict"]["batch_size"],
             code=script_code("missing_channel_scores"),
         script:

@@ -30,10 +30,16 @@ MISSING = ROBUSTNESS["missing_channel"]
 GENERIC = config["data"]["format"] != "kaggle_nerve"
 # nuclei instance segmentation (DSB2018): the generic workflow with instance post-processing
 INSTANCES = config["data"]["format"] == "dsb2018"
+# the classes the network learns; the ignored ones (ignore:) only mark pixels that count nowhere
+IGNORE = {name: config["classes"][name] for name in config["ignore"] if name in config["classes"]}
 CLASSES = (
     {"background": 0, "nucleus": 1, "boundary": 2}
     if INSTANCES and config["instances"]["boundary"]
-    else {"background": 0, "nucleus": 1} if INSTANCES else dict(config["classes"])
+    else (
+        {"background": 0, "nucleus": 1}
+        if INSTANCES
+        else {k: v for k, v in config["classes"].items() if k not in IGNORE}
+    )
 )
 SHEET = (
     config["data"]["sheet"]
@@ -123,9 +129,24 @@ def check_config():
 def generic_config_errors():
     """Checks of the generic workflow: one error per offending key."""
     errors = []
-    values = list(CLASSES.values())
+    values = [str(v) for v in config["classes"].values()]
     if len(set(values)) != len(values):
-        errors.append(f"classes: two classes share a mask value ({CLASSES})")
+        errors.append(f"classes: two classes share a mask value ({config['classes']})")
+    kinds = {isinstance(v, list) for v in config["classes"].values()}
+    if len(kinds) > 1:
+        errors.append(
+            "classes: give every class a gray value or every class an [r, g, b] colour, not both"
+        )
+    first = next(iter(config["classes"]))
+    for name in config["ignore"]:
+        if name not in config["classes"]:
+            errors.append(
+                f"ignore: {name!r} is not a class (classes: {list(config['classes'])})"
+            )
+        elif name == first:
+            errors.append(f"ignore: {name!r} is the background (the first class)")
+    if INSTANCES and config["ignore"]:
+        errors.append("ignore: instance segmentation (data.format dsb2018) has no ignore label")
     for name, settings in MODELS.items():
         if settings["arch"] == "unet2head" or settings.get("presence_head"):
             errors.append(

@@ -47,6 +47,7 @@ rule manifest:
     params:
         data=config["data"],
         classes=CLASSES,
+        ignore=IGNORE,
         code=script_code("manifest"),
     script:
         "../scripts/manifest.py"
@@ -72,6 +73,7 @@ rule preprocess_sheet:
         mem_mb=light_mem_mb,
     params:
         classes=CLASSES,
+        ignore=IGNORE,
         code=script_code("preprocess_sheet"),
     script:
         "../scripts/preprocess_sheet.py"

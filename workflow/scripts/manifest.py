@@ -6,4 +6,5 @@ from plexus.stages.classes import manifest_stage
 
 with logged(snakemake.log[0]):
     o, p = snakemake.output, snakemake.params
-    manifest_stage(p.data, p.classes, o.sheet, o.train, o.test, o.summary, threads=snakemake.threads)
+    manifest_stage(p.data, p.classes, o.sheet, o.train, o.test, o.summary, threads=snakemake.threads,
+                   ignore=p.ignore)

@@ -7,4 +7,4 @@ from plexus.stages.classes import noise_scores_stage
 with logged(snakemake.log[0]):
     i, p = snakemake.input, snakemake.params
     files = {key: (i[key], condition, sigma) for key, condition, sigma in p.entries}
-    noise_scores_stage(files, i.folds, i.train, i.best, p.classes, snakemake.output[0])
+    noise_scores_stage(files, i.folds, i.train, i.best, p.classes, snakemake.output[0], ignore=p.ignore)

@@ -7,4 +7,4 @@ from plexus.stages.classes import preprocess_stage
 with logged(snakemake.log[0]):
     i, o = snakemake.input, snakemake.output
     preprocess_stage(i.train, i.test, i.summary, snakemake.params.classes, snakemake.wildcards.size, o.train, o.test,
-                     threads=snakemake.threads)
+                     threads=snakemake.threads, ignore=snakemake.params.ignore)

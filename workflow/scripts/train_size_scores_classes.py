@@ -8,4 +8,4 @@ with logged(snakemake.log[0]):
     i, p = snakemake.input, snakemake.params
     keys = [key for key, _, _ in p.entries] + ["full"]
     train_size_scores_stage(p.entries, {k: list(i[k]) for k in keys}, {k: list(i[f"info_{k}"]) for k in keys},
-                            i.folds, i.train, i.best, p.classes, snakemake.output[0])
+                            i.folds, i.train, i.best, p.classes, snakemake.output[0], ignore=p.ignore)

@@ -34,16 +34,49 @@ import numpy as np
 import pandas as pd
 
 from plexus.data.sheet import SheetError, _row_labels, check_files
-from plexus.evaluation.multiclass import class_table, to_class_index
-from plexus.io.images import read_image
+from plexus.evaluation.multiclass import class_table, snap_to_values, to_class_index
+from plexus.io.images import ImageError, is_lossy, palette_gray_values, read_image, read_mask
+from plexus.labels import IGNORE_LABEL
 
-__all__ = ["build_manifest", "input_channels", "load_arrays", "read_class_mask"]
+__all__ = ["COLOR_MODES", "build_manifest", "class_mask", "input_channels", "load_arrays", "read_class_mask"]
+
+#: ``data.color``: how image channels are read (auto = as stored, a column all gray or all RGB)
+COLOR_MODES = ("auto", "gray", "rgb")
+#: files of each kind named in the error of a column that mixes gray and RGB
+LISTED_FILES = 3
 
 
-def read_class_mask(path, classes: dict, where: str | None = None) -> np.ndarray:
-    """The class-index map (uint8) of the mask file ``path``; a value outside ``classes`` is a ValueError."""
-    mask = read_image(path)
-    return to_class_index(mask, class_table(classes)[1], where or str(path))
+def class_mask(path, classes: dict, ignore: dict | None = None, where: str | None = None) -> tuple[np.ndarray, float]:
+    """The class-index map (uint8) of the mask file ``path`` and the share of its pixels snapped.
+
+    Palette files give their indices (or, when those are not class values and the palette is
+    gray, its gray levels: a 0/255 mask saved as GIF); an RGB mask with equal channels reads as
+    one. A lossy (JPEG) mask is snapped to the nearest class value first. Pixels of an ``ignore``
+    class (name -> value) become :data:`plexus.labels.IGNORE_LABEL`. A value outside ``classes``
+    is a ValueError naming the file.
+    """
+    where = where or str(path)
+    values = class_table(classes)[1]
+    ignored = list((ignore or {}).values())
+    try:
+        mask = read_mask(path)
+    except ImageError as error:
+        raise ValueError(str(error)) from error
+    share = 0.0
+    if is_lossy(path):
+        mask, share = snap_to_values(mask, values, ignored)
+    try:
+        return to_class_index(mask, values, where, ignored), share
+    except ValueError:
+        gray = palette_gray_values(path)
+        if gray is None:
+            raise
+        return to_class_index(gray[mask], values, where, ignored), share
+
+
+def read_class_mask(path, classes: dict, where: str | None = None, ignore: dict | None = None) -> np.ndarray:
+    """The class-index map (uint8) of the mask file ``path`` (:func:`class_mask` without the share)."""
+    return class_mask(path, classes, ignore, where)[0]
 
 
 def input_channels(sheet_channels, depths: dict[str, int]) -> list[str]:
@@ -54,51 +87,82 @@ def input_channels(sheet_channels, depths: dict[str, int]) -> list[str]:
     return names
 
 
+def _column_depths(sheet: pd.DataFrame, info: pd.DataFrame, channels: list[str], color: str,
+                   labels: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Input channels of each channel column under ``data.color``, and the problems found."""
+    problems, depths = [], {}
+    for column in channels:
+        counts = info[f"{column}_channels"].to_numpy()
+        if color != "auto":
+            depths[column] = 1 if color == "gray" else 3
+            continue
+        kinds = sorted({int(v) for v in counts if v})
+        if len(kinds) > 1:
+            listed = "; ".join(
+                f"{'gray' if k == 1 else 'RGB'}: " + ", ".join(
+                    f"{label} {sheet[column].iloc[i]}" for i, label in
+                    [(i, labels[i]) for i in np.flatnonzero(counts == k)[:LISTED_FILES]])
+                + (f" and {int((counts == k).sum()) - LISTED_FILES} more" if (counts == k).sum() > LISTED_FILES else "")
+                for k in kinds)
+            problems.append(f"column {column}: mixes gray and RGB images ({listed}); set data.color: gray "
+                            "(RGB converted by luminance) or rgb (gray repeated in three channels)")
+        depths[column] = kinds[0] if kinds else 1
+    return depths, problems
+
+
 def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missing_channels: bool = False,
-                   threads: int = 4) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                   threads: int = 4, ignore: dict | None = None, color: str = "auto",
+                   max_snapped: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Train and test manifests of a :func:`plexus.data.sheet.read_sheet` frame, and a summary dict.
 
-    Raises :class:`SheetError` for unreadable files, channels of different sizes, a mask
-    whose size differs from its image, a mask value not in ``classes``, and a channel
-    column whose rows differ in channel count.
+    ``ignore``: classes (name -> mask value) whose pixels count nowhere; ``color``: one of
+    :data:`COLOR_MODES`; ``max_snapped``: the largest share of a lossy (JPEG) mask's pixels that
+    snapping to the class values may change. Raises :class:`SheetError` for unreadable files,
+    channels of different sizes, a mask whose size differs from its image, a mask value not in
+    ``classes``, a lossy mask that snapping changes too much, and (``color: auto``) a channel
+    column that mixes gray and RGB images.
     """
     channels = list(channels)
+    if color not in COLOR_MODES:
+        raise ValueError(f"data.color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
     where = sheet.attrs.get("sheet", "the sample sheet")
     info = check_files(sheet, channels=channels, allow_missing_channels=allow_missing_channels, threads=threads)
-    problems = []
-    depths = {}
-    for column in channels:
-        counts = sorted({int(v) for v in info[f"{column}_channels"] if v})
-        if len(counts) > 1:
-            problems.append(f"column {column}: its images have different channel counts {counts} "
-                            "(a column must be all gray or all RGB)")
-        depths[column] = counts[0] if counts else 1
-    labels = dict(zip(sheet["image_id"].astype(str), _row_labels(sheet)))
-    values = class_table(classes)[1]
+    row_labels = _row_labels(sheet)
+    depths, problems = _column_depths(sheet, info, channels, color, row_labels)
+    labels = dict(zip(sheet["image_id"].astype(str), row_labels))
+    n_classes = len(class_table(classes)[1])
 
-    def mask_classes(row) -> tuple[int, list[int], str | None]:
+    def mask_classes(row) -> tuple[int, list[int], str | None, float]:
         if not row["mask"]:
-            return 0, [], None
+            return 0, [], None, 0.0
         try:
-            index = to_class_index(read_image(row["mask"]), values, f"{row['mask']}")
+            index, share = class_mask(row["mask"], classes, ignore, f"{row['mask']}")
         except ValueError as error:
-            return 0, [], f"{labels[row['image_id']]}, column mask: {error}"
-        counts = np.bincount(index.ravel(), minlength=len(values))
-        return int(counts[1:].sum()), [c for c in range(1, len(values)) if counts[c]], None
+            return 0, [], f"{labels[row['image_id']]}, column mask: {error}", 0.0
+        if share > max_snapped:
+            return 0, [], (f"{labels[row['image_id']]}, column mask: {row['mask']}: snapping this lossy mask to "
+                           f"the class values changes {share:.1%} of its pixels, more than "
+                           f"data.max_snapped_share = {max_snapped:.1%} (save masks losslessly, e.g. as PNG)"), share
+        counts = np.bincount(index.ravel(), minlength=IGNORE_LABEL + 1)
+        return int(counts[1:n_classes].sum()), [c for c in range(1, n_classes) if counts[c]], None, share
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
         found = list(pool.map(mask_classes, [row for _, row in sheet.iterrows()]))
-    problems += [p for _, _, p in found if p]
+    problems += [p for _, _, p, _ in found if p]
     if problems:
         raise SheetError(problems, where)
+    snapped = [share for _, _, _, share in found if share > 0]
+    if snapped:
+        print(f"snapped {len(snapped)} lossy mask(s) to the class values: {float(np.mean(snapped)):.2%} of their "
+              f"pixels changed on average, at most {max(snapped):.2%}")
 
     names = list(classes)
     manifest = sheet.copy()
     manifest["height"], manifest["width"] = info["height"].to_numpy(), info["width"].to_numpy()
     for column in channels:
         manifest[f"present_{column}"] = (manifest[column].astype(str) != "").astype(int)
-    manifest["mask_area"] = [area for area, _, _ in found]
-    manifest["mask_classes"] = [";".join(names[c] for c in present) for _, present, _ in found]
+    manifest["mask_area"] = [area for area, _, _, _ in found]
+    manifest["mask_classes"] = [";".join(names[c] for c in present) for _, present, _, _ in found]
     train = manifest[manifest["split"] == "train"].reset_index(drop=True)
     test = manifest[manifest["split"] == "test"].reset_index(drop=True)
     if train.empty:
@@ -107,7 +171,10 @@ def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missin
         "channels": channels,
         "input_channels": input_channels(channels, depths),
         "depths": depths,
+        "color": color,
         "classes": names,
+        "ignore": dict(ignore or {}),
+        "snapped_masks": len(snapped),
         "train_images": len(train),
         "test_images": len(test),
         "subjects": int(train["subject"].nunique()),
@@ -120,25 +187,47 @@ def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missin
 
 
 def _resize_labels(label: np.ndarray, n_classes: int, size: tuple[int, int]) -> np.ndarray:
-    """Class-index map (H, W) -> (h, w): the most likely class of the resized one-hot maps."""
+    """Class-index map (H, W) -> (h, w): the most likely class of the resized one-hot maps.
+
+    Ignored pixels (:data:`IGNORE_LABEL`) are one more map, so they stay ignored where they win.
+    """
     if label.shape == size:
         return label.astype(np.uint8)
     import torch  # here: the jobs that only read manifests need no torch (seconds to import)
     import torch.nn.functional as F
 
-    onehot = F.one_hot(torch.from_numpy(label.astype(np.int64)), n_classes).permute(2, 0, 1).float()[None]
+    ignored = label == IGNORE_LABEL
+    index = np.where(ignored, n_classes, label).astype(np.int64)
+    depth = n_classes + int(ignored.any())
+    onehot = F.one_hot(torch.from_numpy(index), depth).permute(2, 0, 1).float()[None]
     out = F.interpolate(onehot, size=size, mode="bilinear", align_corners=False, antialias=True)[0]
-    return out.argmax(0).to(torch.uint8).numpy()
+    resized = out.argmax(0).to(torch.uint8).numpy()
+    resized[resized == n_classes] = IGNORE_LABEL
+    return resized
+
+
+def convert_color(image: np.ndarray, depth: int) -> np.ndarray:
+    """A gray ``(H, W)`` or RGB ``(H, W, 3)`` image as ``depth`` channels: RGB to gray by luminance
+    (ITU-R 601-2, Pillow's ``convert("L")`` weights, rounded), gray to RGB by repetition."""
+    if image.ndim == 2:
+        return image if depth == 1 else np.repeat(image[..., None], 3, axis=2)
+    if depth == 3:
+        return image
+    gray = image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+    return np.clip(np.rint(gray), 0, np.iinfo(image.dtype).max).astype(image.dtype)
 
 
 def _read_channels(row, depths: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(C, H, W) stack of one row's channel files (missing ones zero) and its presence flags."""
+    """(C, H, W) stack of one row's channel files (missing ones zero) and its presence flags.
+
+    Each file is converted to its column's depth (``data.color``); a varying alpha is an error.
+    """
     height, width = int(row["height"]), int(row["width"])
     planes, flags = [], []
     for column, depth in depths.items():
         path = str(row[column]) if not pd.isna(row[column]) else ""
         if path:
-            image = read_image(path)
+            image = convert_color(read_image(path, alpha="check"), depth)
             planes.append(image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0))
         else:
             planes.append(np.zeros((depth, height, width), np.uint8))
@@ -148,7 +237,7 @@ def _read_channels(row, depths: dict[str, int]) -> tuple[np.ndarray, np.ndarray]
 
 
 def load_arrays(manifest: pd.DataFrame, *, depths: dict[str, int], size, classes: dict | None = None,
-                threads: int = 4) -> dict[str, np.ndarray]:
+                threads: int = 4, ignore: dict | None = None) -> dict[str, np.ndarray]:
     """Arrays of one split at ``size``: ``image_id, images (N,C,h,w), present (N,C), height, width``
     and, with ``classes``, ``masks`` (N,h,w) class indices and the ``classes`` names.
 
@@ -165,7 +254,7 @@ def load_arrays(manifest: pd.DataFrame, *, depths: dict[str, int], size, classes
         stack, flags = _read_channels(row, depths)
         mask = None
         if classes is not None:
-            mask = _resize_labels(read_class_mask(row["mask"], classes), len(classes), size)
+            mask = _resize_labels(read_class_mask(row["mask"], classes, ignore=ignore), len(classes), size)
         return resize_images(stack, size), flags, mask
 
     with ThreadPoolExecutor(max(1, threads)) as pool:

@@ -40,7 +40,6 @@ __all__ = ["IMPORTERS", "LayoutError", "folders", "import_dataset", "kaggle_nerv
 #: Problems listed in full in an error message; the rest are counted.
 MAX_LISTED = 20
 IMAGE_ID = re.compile(row_schema()["properties"]["image_id"]["pattern"])
-MASK_SUFFIX = "_mask"
 
 
 class LayoutError(ValueError):
@@ -82,120 +81,246 @@ def kaggle_nerve(raw_dir: str | os.PathLike) -> pd.DataFrame:
     return sheet_frame(rows)
 
 
-# --- images/ + masks/ folders -----------------------------------------------------------------
+# --- images/ + masks/ folders, and the layouts public datasets use ------------------------------
+
+#: the sheet column that holds an image's class folder (``class_folders``)
+CATEGORY_COLUMN = "category"
+#: separates the files of one image's several masks in a sheet's ``mask`` cell (merged on reading)
+MASK_SEPARATOR = "|"
+_UNSAFE = re.compile(r"[^\w.-]+")
 
 
-def _listing(folder: Path, problems: list[str]) -> dict[str, Path]:
-    """``{stem: path}`` of the image files in ``folder``; anything else there is a problem."""
-    out: dict[str, Path] = {}
+def safe_id(stem: str) -> str:
+    """An image_id from a file or folder name: runs of characters other than letters, digits,
+    ``.``, ``_`` and ``-`` become one ``_`` (``"benign (1)"`` -> ``"benign_1"``)."""
+    return _UNSAFE.sub("_", stem).strip("_.-") or "_"
+
+
+def _image_files(folder: Path, problems: list[str], *, recurse: bool = False) -> list[Path]:
+    """The image files of ``folder`` (sorted; hidden files skipped); anything else is a problem."""
+    out = []
     for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
         if path.is_dir():
-            problems.append(f"{path}: unexpected folder (expected only image files in {folder})")
+            if not recurse:
+                problems.append(f"{path}: unexpected folder (expected only image files in {folder})")
         elif path.suffix.lower() not in IMAGE_SUFFIXES:
             problems.append(f"{path}: unsupported file type (expected {', '.join(IMAGE_SUFFIXES)})")
-        elif path.stem in out:
-            problems.append(f"{path}: same name as {out[path.stem].name} (one file per stem)")
         else:
-            out[path.stem] = path
+            out.append(path)
     return out
 
 
-def folders(root: str | os.PathLike, *, images: str = "images", masks: str = "masks", test: str | None = "test",
-            subject_pattern: str | None = None) -> pd.DataFrame:
-    """The sheet of ``root/images/`` (train images) + ``root/masks/`` + optional ``root/test/``.
+def _find(base: Path, name: str) -> list[Path]:
+    """Files ``base/name.<image suffix>`` (any suffix, any case)."""
+    folder, stem = (base / name).parent, Path(name).name
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.stem == stem
+                  and p.suffix.lower() in IMAGE_SUFFIXES)
 
-    Files are ``.png``, ``.tif`` or ``.tiff``; hidden files are ignored, anything
-    else (another type, a sub-folder) is an error. ``image_id`` is the file stem
-    (``p01_003.png`` -> ``p01_003``), which must be a safe file name and unique
-    across train and test, also ignoring case. The mask of ``images/{stem}.*`` is
-    ``masks/{stem}.*`` or ``masks/{stem}_mask.*`` (any of the suffixes, not
-    necessarily the image's); both present, an image without a mask and a mask
-    without an image are errors naming the files.
 
-    ``subject_pattern``: a regular expression with a named group ``subject``, matched
-    against the whole stem (:func:`re.fullmatch`), e.g. ``r"(?P<subject>p\\d+)_.*"``.
-    A train image whose stem does not match is an error; a test image gets the
-    subject when its stem matches and an empty one otherwise. Without a pattern every
-    image is its own subject (``subject = image_id``) and a :class:`SheetWarning` says
-    so. Rows: train sorted by stem, then test sorted by stem.
+def _numbered(base: Path, name: str) -> list[Path]:
+    """Files ``base/name_1.*``, ``base/name_2.*``, ... (several masks of one image)."""
+    folder, stem = (base / name).parent, Path(name).name
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(re.escape(stem) + r"_(\d+)")
+    found = [(int(m[1]), p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+             and (m := pattern.fullmatch(p.stem))]
+    return [p for _, p in sorted(found)]
+
+
+def folders(root: str | os.PathLike, *, images: str = "images", masks: str | None = "masks",
+            test: str | None = "test", subject_pattern: str | None = None, mask_template: str | None = None,
+            image_pattern: str | None = None, merge_masks: bool = False, cases: bool = False,
+            image_template: str = "{case}", class_folders: bool = False) -> pd.DataFrame:
+    r"""The sheet of a folder layout: train images under ``root/images``, their masks under
+    ``root/masks`` (or beside them), optional test images under ``root/test``.
+
+    Files are any of :data:`plexus.io.images.IMAGE_SUFFIXES`; hidden files are ignored, anything
+    else (another type, an unexpected sub-folder) is an error. ``image_id`` is the file stem
+    (``p01_003.png`` -> ``p01_003``) made safe by :func:`safe_id`, unique across train and test
+    (also ignoring case). Rows: train sorted by id, then test.
+
+    * ``mask_template``: the mask's name without suffix, relative to the masks folder, built
+      from ``{stem}`` (the image's stem), ``{case}`` and the named groups of ``image_pattern``,
+      e.g. ``"{stem}_segmentation"`` or ``"1st_manual/{id}_manual1"``. ``None``: ``{stem}`` or
+      ``{stem}_mask``. A mask may have any image suffix.
+    * ``masks`` may name the images' own folder (or be ``None``): files that are some image's
+      mask are then left out of the images, and the template must differ from ``{stem}``.
+    * ``image_pattern``: a regex matched against each image stem (:func:`re.fullmatch`); an image
+      that does not match is an error; its named groups fill the template.
+    * ``merge_masks``: an image may also have ``{mask}_1``, ``{mask}_2``, ... masks; all found
+      are merged (pixelwise maximum) when read: the ``mask`` cell lists them joined by ``|``.
+    * ``cases``: each sub-folder of ``images`` (and ``test``) is one case, named by the folder;
+      its image is ``image_template`` and its mask ``mask_template`` inside the case folder
+      (PH2: ``"{case}_Dermoscopic_Image/{case}"`` and ``"{case}_lesion/{case}_lesion"``).
+    * ``class_folders``: the images sit in one sub-folder per class (``benign/``,
+      ``malignant/``), recorded in the column ``category`` (which ``cv.stratify`` can name);
+      their masks sit beside them, or under the same sub-folder of ``masks``.
+    * ``subject_pattern``: a regex with a named group ``subject``, matched against the whole stem
+      (``r"(?P<subject>p\d+)_.*"``). A train image that does not match is an error; a test image
+      gets the subject when it matches and an empty one otherwise. Without a pattern every image
+      is its own subject and a :class:`SheetWarning` says so.
+
+    Every problem (an image without a mask, a mask of no image, two images with one id, a name
+    that does not match a pattern) is collected and raised as one :class:`LayoutError` naming
+    the files. Nothing is written into ``root``.
     """
-    pattern = None
-    if subject_pattern is not None:
-        pattern = re.compile(subject_pattern)
-        if "subject" not in pattern.groupindex:
-            raise ValueError(f"subject_pattern {subject_pattern!r} has no named group (?P<subject>...)")
+    pattern = _pattern(subject_pattern, "subject_pattern", "subject")
+    stem_pattern = _pattern(image_pattern, "image_pattern", None)
     root = Path(root).absolute()
     problems: list[str] = []
-    listed = {}
-    for name, required in ((images, True), (masks, True), (test, False)):
-        if name is None:
-            continue
-        folder = root / name
-        if folder.is_dir():
-            listed[name] = _listing(folder, problems)
-        elif required:
-            problems.append(f"{folder}: folder not found (expected {images}/ and {masks}/, optionally {test}/)")
-    train_files, mask_files = listed.get(images, {}), listed.get(masks, {})
-    test_files = listed.get(test, {}) if test is not None else {}
-    if images in listed and not train_files:
-        problems.append(f"{root / images}: no training images")
+    image_root = root / images
+    mask_root = image_root if masks is None else root / masks
+    same_folder = mask_root == image_root or cases
+    templates = [mask_template] if mask_template else ["{stem}", "{stem}_mask"]
+    if same_folder and not cases and templates[0] == "{stem}":
+        raise ValueError("data.folders.mask_template: images and masks share a folder, so the mask's name must "
+                         "differ from the image's (e.g. {stem}_mask)")
+    if not image_root.is_dir():
+        problems.append(f"{image_root}: folder not found (expected {images}/ and {masks}/, optionally {test}/)")
+    if not same_folder and not mask_root.is_dir():
+        problems.append(f"{mask_root}: folder not found (expected {images}/ and {masks}/, optionally {test}/)")
+    if problems:
+        raise LayoutError(problems, root)
 
-    pairs: dict[str, Path] = {}
-    claimed: dict[str, str] = {}  # mask stem -> image stem
-    for stem, path in train_files.items():
-        found = [m for m in (stem, stem + MASK_SUFFIX) if m in mask_files]
-        if not found:
-            if masks in listed:
-                problems.append(f"{path}: image without a mask (expected {root / masks}/{stem}.png, "
-                                f"or {stem}_mask.png; .tif or .tiff also do)")
-            continue
+    def entries(folder: Path) -> list[tuple[str, Path, str, Path]]:
+        """(stem, image file, category, its mask folder) of the images under ``folder``."""
+        out = []
+        if cases:
+            for case in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                found = _find(case, image_template.format(case=case.name))
+                if len(found) != 1:
+                    problems.append(f"{case}: expected one image {image_template.format(case=case.name)}.* "
+                                    f"in the case folder, found {len(found)}")
+                    continue
+                out.append((case.name, found[0], "", case))
+            return out
+        groups = ([(p.name, p) for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+                  if class_folders else [("", folder)])
+        if class_folders and not groups:
+            problems.append(f"{folder}: no class sub-folders (class_folders is set)")
+        for category, sub in groups:
+            masks_of = sub if same_folder else (mask_root / category if category else mask_root)
+            stems: dict[str, Path] = {}
+            for path in _image_files(sub, problems):
+                if path.stem in stems:
+                    problems.append(f"{path}: same name as {stems[path.stem].name} (one file per stem)")
+                    continue
+                stems[path.stem] = path
+                out.append((path.stem, path, category, masks_of))
+        return out
+
+    def mask_files(image: Path, stem: str, case: str, fields: dict, base: Path) -> list[Path]:
+        found = []
+        for template in templates:
+            name = template.format(stem=stem, case=case, **fields)
+            match = _find(base, name) + (_numbered(base, name) if merge_masks else [])
+            if match:
+                found.append(match)
         if len(found) > 1:
-            problems.append(f"{path}: two masks match, {mask_files[found[0]].name} and "
-                            f"{mask_files[found[1]].name} (keep one)")
-            claimed.update({m: stem for m in found})
+            problems.append(f"{image}: two masks match, {found[0][0].name} and {found[1][0].name} (keep one, "
+                            "or set data.folders.mask_template)")
+            return [m for match in found for m in match]
+        return found[0] if found else []
+
+    def fields_of(stem: str, path: Path) -> dict | None:
+        if stem_pattern is None:
+            return {}
+        match = stem_pattern.fullmatch(stem)
+        if match is None:
+            problems.append(f"{path}: the name {stem!r} does not match image_pattern {image_pattern!r}")
+            return None
+        return match.groupdict()
+
+    train = entries(image_root)
+    claimed: dict[Path, Path] = {}
+    pairs = []
+    for stem, path, category, base in train:
+        fields = fields_of(stem, path)
+        if fields is None:
             continue
-        if found[0] in claimed:
-            problems.append(f"{mask_files[found[0]]}: mask of two images, {train_files[claimed[found[0]]].name} "
-                            f"and {path.name} (rename one)")
-            continue
-        claimed[found[0]] = stem
-        pairs[stem] = mask_files[found[0]]
-    for stem, path in mask_files.items():
-        if stem not in claimed:
-            base = stem[: -len(MASK_SUFFIX)] if stem.endswith(MASK_SUFFIX) else stem
-            problems.append(f"{path}: mask without an image (expected {root / images}/{base}.png, .tif or .tiff)")
+        found = mask_files(path, stem, stem if cases else "", fields, base)
+        for mask in found:
+            if mask in claimed and claimed[mask] != path:
+                problems.append(f"{mask}: mask of two images, {claimed[mask].name} and {path.name} (rename one)")
+            claimed[mask] = path
+        pairs.append((stem, path, category, found))
+    if same_folder and not cases:  # files that are masks are not images
+        pairs = [entry for entry in pairs if entry[1] not in claimed]
+    for stem, path, _, found in pairs:
+        if not found:
+            fields = fields_of(stem, path) or {}
+            base = path.parent if same_folder and not cases else (path.parent if cases else mask_root)
+            names = " or ".join(f"{base / t.format(stem=stem, case=stem, **fields)}.png" for t in templates)
+            problems.append(f"{path}: image without a mask (expected {names}; any image type also does)")
+    if not same_folder and not class_folders:
+        for mask in _image_files(mask_root, [], recurse=True):
+            if mask not in claimed:
+                problems.append(f"{mask}: mask without an image (expected an image in {image_root} whose "
+                                f"mask it is under mask_template {templates[0]!r})")
+    if not pairs and not problems:
+        problems.append(f"{image_root}: no training images")
+
+    tests = []
+    if test is not None and (root / test).is_dir():
+        tests = entries(root / test)
+        if same_folder and not cases:  # a test folder holding masks too: leave them out
+            masks_there = {m for stem, path, _, base in tests for m in mask_files(path, stem, "", {}, base)}
+            tests = [entry for entry in tests if entry[1] not in masks_there]
 
     seen: dict[str, Path] = {}
-    for path in [*train_files.values(), *test_files.values()]:
-        if not IMAGE_ID.fullmatch(path.stem):
-            problems.append(f"{path}: the name {path.stem!r} cannot be an image_id: 1 to 128 letters, digits, "
-                            "'.', '_' or '-', starting with a letter or digit")
-        key = path.stem.casefold()
-        if key in seen:
-            problems.append(f"{path}: same image_id as {seen[key]} (names must differ, also ignoring case)")
-        else:
-            seen[key] = path
-
-    def subject_of(stem: str, path: Path, required: bool) -> str:
-        if pattern is None:
-            return stem
-        match = pattern.fullmatch(stem)
-        if match and match["subject"]:
-            return match["subject"]
-        if required:
-            problems.append(f"{path}: the name {stem!r} does not match subject_pattern {subject_pattern!r}"
-                            + (" (the subject group is empty)" if match else ""))
-        return ""
-
-    rows = [{"image_id": stem, "subject": subject_of(stem, path, True), "split": "train", "image": str(path),
-             "mask": str(pairs.get(stem, ""))} for stem, path in sorted(train_files.items())]
-    rows += [{"image_id": stem, "subject": subject_of(stem, path, False), "split": "test", "image": str(path),
-              "mask": ""} for stem, path in sorted(test_files.items())]
+    rows = []
+    for split, items in (("train", [(s, p, c, f) for s, p, c, f in pairs]),
+                         ("test", [(s, p, c, []) for s, p, c, _ in tests])):
+        for stem, path, category, found in items:
+            image_id = safe_id(stem)
+            if not IMAGE_ID.fullmatch(image_id):
+                problems.append(f"{path}: the name {stem!r} cannot be an image_id: 1 to 128 letters, digits, "
+                                "'.', '_' or '-', starting with a letter or digit")
+            key = image_id.casefold()
+            if key in seen:
+                problems.append(f"{path}: same image_id {image_id!r} as {seen[key]} (names must differ, also "
+                                "ignoring case and characters other than letters, digits, '.', '_', '-')")
+            else:
+                seen[key] = path
+            subject = _subject(pattern, subject_pattern, stem, path, problems, required=split == "train")
+            row = {"image_id": image_id, "subject": subject if pattern else image_id, "split": split,
+                   "image": str(path), "mask": MASK_SEPARATOR.join(str(m) for m in found)}
+            if class_folders:
+                row[CATEGORY_COLUMN] = category
+            rows.append(row)
     if problems:
         raise LayoutError(problems, root)
     if pattern is None:
         warnings.warn(f"{root}: {NO_SUBJECT_WARNING}", SheetWarning, stacklevel=2)
+    rows.sort(key=lambda r: (r["split"] != "train", r["image_id"]))
     return sheet_frame(rows)
+
+
+def _pattern(text: str | None, key: str, group: str | None) -> re.Pattern | None:
+    if text is None:
+        return None
+    try:
+        compiled = re.compile(text)
+    except re.error as error:
+        raise ValueError(f"data.folders.{key}: {text!r} is not a regular expression ({error})") from None
+    if group and group not in compiled.groupindex:
+        raise ValueError(f"{key} {text!r} has no named group (?P<{group}>...)")
+    return compiled
+
+
+def _subject(pattern, text, stem: str, path: Path, problems: list[str], *, required: bool) -> str:
+    if pattern is None:
+        return ""
+    match = pattern.fullmatch(stem)
+    if match and match["subject"]:
+        return match["subject"]
+    if required:
+        problems.append(f"{path}: the name {stem!r} does not match subject_pattern {text!r}"
+                        + (" (the subject group is empty)" if match else ""))
+    return ""
 
 
 # --- the user's sheet, and the registry --------------------------------------------------------

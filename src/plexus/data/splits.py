@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from plexus.evaluation.bootstrap import group_codes
+
 
 def make_folds(train: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
     """Assign each image of the manifest to a fold; returns ``image_id, subject, fold``.
@@ -17,7 +19,8 @@ def make_folds(train: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
     Uses :class:`sklearn.model_selection.StratifiedGroupKFold` with the subject as
     group and mask presence (``mask_area > 0``) as the stratification label.
     """
-    n_subjects = train["subject"].nunique()
+    subjects = train["subject"].astype(str)  # "01" and "1" are two subjects
+    n_subjects = subjects.nunique()
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
     if n_subjects < n_folds:
@@ -28,9 +31,10 @@ def make_folds(train: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold = np.full(len(train), -1, dtype=int)
     labels = (train["mask_area"].to_numpy() > 0).astype(int)
-    for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(train)), labels, train["subject"])):
+    groups = group_codes(subjects.to_numpy())[1]  # integer codes in a dtype-independent order
+    for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(train)), labels, groups)):
         fold[held_out] = k
-    return pd.DataFrame({"image_id": train["image_id"], "subject": train["subject"], "fold": fold})
+    return pd.DataFrame({"image_id": train["image_id"].astype(str), "subject": subjects, "fold": fold})
 
 
 def fold_indices(folds: pd.DataFrame, fold: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,14 +60,14 @@ def subject_subset(subjects: np.ndarray, size: float, seed: int) -> np.ndarray:
     positions (into ``subjects``) of the chosen images. The last subject added may
     overshoot the target; no subject is ever split.
     """
-    subjects = np.asarray(subjects)
-    target = resolve_size(size, len(subjects))
-    order = np.random.default_rng(seed).permutation(np.unique(subjects))
+    groups, codes = group_codes(subjects)
+    target = resolve_size(size, len(codes))
+    order = np.random.default_rng(seed).permutation(len(groups))
     chosen, count = [], 0
-    counts = pd.Series(subjects).value_counts()
-    for subject in order:
+    counts = np.bincount(codes, minlength=len(groups))
+    for group in order:
         if count >= target:
             break
-        chosen.append(subject)
-        count += int(counts[subject])
-    return np.flatnonzero(np.isin(subjects, chosen))
+        chosen.append(group)
+        count += int(counts[group])
+    return np.flatnonzero(np.isin(codes, chosen))

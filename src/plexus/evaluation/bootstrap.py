@@ -23,11 +23,31 @@ def subject_draws(n_groups: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(n_groups, size=(n_boot, n_groups))
 
 
+def group_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """``(groups, inverse)`` like ``np.unique(values, return_inverse=True)`` for identifiers read as text.
+
+    Groups are ordered numerically when every one reads as a number (``"2"`` before ``"10"``,
+    as when the column was inferred as numbers), else as text; ties between spellings of one
+    number (``"01"``, ``"1"``) stay distinct groups, ordered as text. The order decides which
+    group each bootstrap or fold draw takes, so it is the same whatever the column's dtype.
+    """
+    text = np.asarray([str(v) for v in np.asarray(values, dtype=object)], dtype=object)
+    distinct = sorted(set(text.tolist()))
+    try:
+        numbers = {g: float(g) for g in distinct}
+    except ValueError:
+        numbers = None
+    if numbers is not None and all(np.isfinite(list(numbers.values()))):
+        distinct.sort(key=lambda g: (numbers[g], g))
+    position = {g: i for i, g in enumerate(distinct)}
+    return np.asarray(distinct, dtype=object), np.fromiter((position[t] for t in text), np.int64, len(text))
+
+
 def bootstrap_ci(per_image: pd.DataFrame, *, value: str = "kaggle_dice", group: str = "subject",
                  n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
     """Mean of ``per_image[value]`` and its subject-level percentile bootstrap interval.
 
-    Groups are the sorted unique values of ``per_image[group]``; replicate ``b``
+    Groups are the unique values of ``per_image[group]`` in :func:`group_codes`' order; replicate ``b``
     takes groups ``subject_draws(n_groups, n_boot, seed)[b]`` and its mean is
     ``sum of their image values / number of their images``.
     Returns ``{"mean", "low", "high", "n_groups", "n_images"}``; ``mean`` is the
@@ -42,7 +62,7 @@ def bootstrap_ci(per_image: pd.DataFrame, *, value: str = "kaggle_dice", group: 
         raise ValueError("bootstrap_ci needs at least one image")
     if np.isnan(values).any():
         raise ValueError(f"column {value!r} contains NaN")
-    groups, inverse = np.unique(per_image[group].to_numpy(), return_inverse=True)
+    groups, inverse = group_codes(per_image[group].to_numpy())
     sums = np.bincount(inverse, weights=values, minlength=len(groups))
     counts = np.bincount(inverse, minlength=len(groups)).astype(np.float64)
     draws = subject_draws(len(groups), n_boot, seed)

@@ -1,6 +1,12 @@
 """Readers of the files that stages pass to each other (see ``docs/contracts.md``).
 
 Every stage reads its inputs through these, so a file's layout is checked in one place.
+
+Tables (CSV/TSV) are read with their types stated, never inferred for identifiers: the
+columns of :data:`TEXT_COLUMNS` (image ids, subjects, splits, class and model names, paths,
+run-length strings) are text exactly as written (``0007`` stays ``0007``, ``NA`` and ``null``
+are ids, not missing values, an empty cell is ``""``); the other columns of a table are its
+numbers. :func:`read_table` is that reader; each contract has its own named reader on top.
 """
 
 from __future__ import annotations
@@ -25,9 +31,47 @@ def read_json(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+#: Columns that are text in every table plexus writes or reads.
+TEXT_COLUMNS = frozenset({
+    "image_id", "subject", "split", "class", "name", "model", "run", "member", "removed", "condition",
+    "candidate", "mask_classes", "image", "mask", "image_path", "mask_path", "EncodedPixels", "ImageId",
+    "pixels", "img", "size",
+})
+#: cells of a number column read as missing
+NUMBER_NA = ["", "nan", "NaN", "NA", "<NA>", "None", "null"]
+
+
+def read_table(path, *, text=(), numbers=(), sep: str | None = None) -> pd.DataFrame:
+    """A CSV (or, by suffix ``.tsv``, TSV) table: :data:`TEXT_COLUMNS` and ``text`` as text, every
+    other column parsed as numbers (``numbers`` names those that must be; a cell there that is
+    not a number is a ValueError naming the file and column)."""
+    sep = sep or ("\t" if str(path).lower().endswith(".tsv") else ",")
+    header = pd.read_csv(path, sep=sep, nrows=0, dtype=str, keep_default_na=False).columns.tolist()
+    as_text = [c for c in header if (c in TEXT_COLUMNS or c in text) and c not in numbers]
+    frame = pd.read_csv(path, sep=sep, dtype={c: str for c in as_text}, keep_default_na=False,
+                        na_values={c: NUMBER_NA for c in header if c not in as_text})
+    for column in numbers:
+        if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column]):
+            raise ValueError(f"{path}: column {column} holds values that are not numbers")
+    return frame
+
+
 def read_folds(folds_csv) -> pd.DataFrame:
-    """``results/splits/folds.csv``: image_id, subject, fold (image ids kept as strings)."""
-    return pd.read_csv(folds_csv, dtype={"image_id": str})
+    """``results/splits/folds.csv``: image_id, subject (text), fold (an integer)."""
+    return read_table(folds_csv, numbers=("fold",))
+
+
+def read_manifest(manifest_csv) -> pd.DataFrame:
+    """``results/manifest/{train,test}.csv``: every column text (ids, paths and the sheet's own
+    columns, as the sheet spells them) but the image size, presence flags and mask area."""
+    header = pd.read_csv(manifest_csv, nrows=0, dtype=str, keep_default_na=False).columns.tolist()
+    numbers = [c for c in header if c in ("height", "width", "mask_area") or c.startswith("present_")]
+    return read_table(manifest_csv, text=[c for c in header if c not in numbers], numbers=numbers)
+
+
+def read_per_image(per_image_csv) -> pd.DataFrame:
+    """A per-image score table (``results/tuning/{name}/per_image.csv`` and the like)."""
+    return read_table(per_image_csv)
 
 
 def read_aligned(paths) -> list[dict[str, np.ndarray]]:
@@ -86,8 +130,8 @@ def load_members(member_oofs: dict[str, list], image_ids, keys=("prob", "presenc
 
 
 def read_masks_table(masks_csv) -> pd.DataFrame:
-    """``results/manifest/train_masks.csv``: subject, img, pixels (RLE; empty = no mask)."""
-    return pd.read_csv(masks_csv, keep_default_na=False)
+    """``results/manifest/train_masks.csv``: subject, img, pixels (RLE; empty = no mask), all text."""
+    return read_table(masks_csv)
 
 
 class LazyMasks:

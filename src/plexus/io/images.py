@@ -1,4 +1,4 @@
-"""Reading the 2-D images and masks of any dataset: TIFF and PNG, 8- or 16-bit.
+"""Reading the 2-D images and masks of any dataset: TIFF, PNG, JPEG, BMP and GIF, 8- or 16-bit.
 
 :func:`read_image` returns what the file holds, with only these normalisations:
 
@@ -13,9 +13,22 @@
   indices of a colour palette are therefore not kept;
 * TIFF sample values are returned as stored: a MINISWHITE photometric is not inverted.
 
+* JPEG, BMP and GIF are decoded by Pillow with the same rules (1-bit to {0, 255},
+  palettes expanded, alpha dropped); a GIF of several frames is an error (an
+  animation is not one 2-D image). JPEG is lossy: a JPEG *mask* is snapped to the
+  nearest class value by :func:`plexus.data.dataset.read_class_mask`.
+
+``read_image(path, alpha="check")`` refuses an alpha channel that is not constant
+(a varying alpha may hide part of the image); ``"drop"`` (the default) drops it.
+
+:func:`read_mask` reads a *mask*: a palette file gives its palette indices (the labels
+annotation tools write), an RGB mask whose three channels are equal gives one channel,
+any other RGB mask stays ``(H, W, 3)`` (a colour-coded mask, matched to the classes'
+colours). Alpha is dropped.
+
 Everything else is an :class:`ImageError` whose message names the file: another
-suffix (JPEG is lossy and refused), a missing or unreadable file, a multi-page TIFF,
-float or signed TIFFs, palette/CMYK/Lab TIFFs, more than 4 samples per pixel.
+suffix, a missing or unreadable file, a multi-page TIFF or GIF, float or signed
+TIFFs, palette/CMYK/Lab TIFFs, more than 4 samples per pixel.
 
 :func:`image_info` gives ``(height, width, channels, dtype)`` of what
 :func:`read_image` would return, from the file header alone (no pixel decoding).
@@ -32,11 +45,20 @@ import tifffile
 
 from plexus.io.tiff import TiffLayoutError, read_tiff
 
-__all__ = ["IMAGE_SUFFIXES", "ImageError", "image_info", "read_image"]
+__all__ = ["IMAGE_SUFFIXES", "LOSSY_SUFFIXES", "ImageError", "image_info", "is_lossy", "palette_gray_values",
+           "read_image", "read_mask"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PNG_SUFFIXES = (".png",)
-IMAGE_SUFFIXES = TIFF_SUFFIXES + PNG_SUFFIXES
+#: read by Pillow alone (PNG and TIFF have readers of their own for 16-bit and multi-page rules)
+PIL_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".gif")
+IMAGE_SUFFIXES = TIFF_SUFFIXES + PNG_SUFFIXES + PIL_SUFFIXES
+#: lossy formats: a mask stored so holds values near, not at, the class values
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
+#: Pillow modes read by the Pillow path: mode -> (channels, dtype, alpha band or None)
+_PIL_MODES = {"1": (1, np.uint8, None), "L": (1, np.uint8, None), "LA": (1, np.uint8, 1),
+              "I;16": (1, np.uint16, None), "I;16L": (1, np.uint16, None), "I;16B": (1, np.uint16, None),
+              "RGB": (3, np.uint8, None), "RGBA": (3, np.uint8, 3), "RGBX": (3, np.uint8, None)}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour types (IHDR): 0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 1, 6: 3}
@@ -59,12 +81,66 @@ def _check_path(path: Path) -> str:
     return suffix
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """The image as ``uint8``/``uint16`` ``(H, W)`` (one channel) or ``(H, W, C)``; see the module doc."""
+def is_lossy(path: str | os.PathLike) -> bool:
+    """True for a file of a lossy format (JPEG), whose masks need snapping to the class values."""
+    return Path(path).suffix.lower() in LOSSY_SUFFIXES
+
+
+def read_image(path: str | os.PathLike, *, alpha: str = "drop") -> np.ndarray:
+    """The image as ``uint8``/``uint16`` ``(H, W)`` (one channel) or ``(H, W, C)``; see the module doc.
+
+    ``alpha="check"``: an alpha channel that is not constant is an :class:`ImageError`.
+    """
+    if alpha not in ("drop", "check"):
+        raise ValueError(f"alpha must be 'drop' or 'check', got {alpha!r}")
     path = Path(path)
-    if _check_path(path) in TIFF_SUFFIXES:
-        return _read_tiff(path)
-    return _read_png(path)
+    suffix = _check_path(path)
+    if suffix in TIFF_SUFFIXES:
+        array, band = _read_tiff(path)
+    elif suffix in PNG_SUFFIXES:
+        array, band = _read_png(path)
+    else:
+        array, band = _read_pil(path)
+    if alpha == "check" and band is not None and band.size and band.min() != band.max():
+        raise ImageError(f"{path}: the alpha channel is not constant ({int(band.min())}..{int(band.max())}); "
+                         "plexus does not composite images: save them without alpha")
+    return array
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """A mask file: palette indices of a palette file, one channel of an RGB mask whose channels
+    are equal, else what :func:`read_image` gives (a colour-coded mask stays ``(H, W, 3)``)."""
+    path = Path(path)
+    suffix = _check_path(path)
+    if suffix not in TIFF_SUFFIXES and _pil_mode(path) == "P":
+        with _open_pil(path) as image:
+            _single_frame(image, path)
+            try:
+                array = np.asarray(image)  # the indices; never expanded
+            except Exception as exc:
+                raise ImageError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from exc
+        return np.ascontiguousarray(array, dtype=np.uint8)
+    array = read_image(path)
+    if array.ndim == 3 and (array == array[..., :1]).all():
+        array = np.ascontiguousarray(array[..., 0])
+    return array
+
+
+def palette_gray_values(path: str | os.PathLike) -> np.ndarray | None:
+    """The gray level of each palette index of a palette file whose palette is all gray, else None.
+
+    A 0/255 mask saved as GIF or palette PNG has indices {0, 1} and a gray palette; when the
+    classes are given as {0, 255}, the gray levels are what was meant.
+    """
+    path = Path(path)
+    if path.suffix.lower() in TIFF_SUFFIXES or _pil_mode(path) != "P":
+        return None
+    with _open_pil(path) as image:
+        palette = image.getpalette(rawmode="RGB") or []
+    rgb = np.asarray(palette, dtype=np.int64).reshape(-1, 3)
+    if not len(rgb) or not ((rgb[:, 0] == rgb[:, 1]) & (rgb[:, 1] == rgb[:, 2])).all():
+        return None
+    return np.pad(rgb[:, 0], (0, 256 - len(rgb))).astype(np.uint8)
 
 
 def image_info(path: str | os.PathLike) -> tuple[int, int, int, np.dtype]:
@@ -74,9 +150,12 @@ def image_info(path: str | os.PathLike) -> tuple[int, int, int, np.dtype]:
     fails in :func:`read_image`.
     """
     path = Path(path)
-    if _check_path(path) in TIFF_SUFFIXES:
+    suffix = _check_path(path)
+    if suffix in TIFF_SUFFIXES:
         return _tiff_layout(path)[0]
-    return _png_layout(path)[0]
+    if suffix in PNG_SUFFIXES:
+        return _png_layout(path)[0]
+    return _pil_layout(path)[0]
 
 
 # --- TIFF -------------------------------------------------------------------------------------
@@ -112,7 +191,7 @@ def _tiff_layout(path: Path) -> tuple[tuple[int, int, int, np.dtype], bool, bool
     return (int(height), int(width), colour, out_dtype), separate, samples == colour + 1
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _read_tiff(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     (_, _, channels, _), separate, drop_alpha = _tiff_layout(path)
     try:
         array = read_tiff(path)
@@ -122,13 +201,14 @@ def _read_tiff(path: Path) -> np.ndarray:
         raise ImageError(f"{path}: unreadable TIFF ({type(exc).__name__}: {exc})") from exc
     if separate:
         array = np.moveaxis(array, 0, -1)
+    band = None
     if drop_alpha:
-        array = array[..., :channels]
+        array, band = array[..., :channels], array[..., channels]
     if channels == 1 and array.ndim == 3:
         array = array[..., 0]
     if array.dtype == bool:
         array = array.astype(np.uint8) * np.uint8(255)
-    return np.ascontiguousarray(array)
+    return np.ascontiguousarray(array), band
 
 
 # --- PNG --------------------------------------------------------------------------------------
@@ -152,7 +232,8 @@ def _open_pil(path: Path):
     try:
         return Image.open(path)
     except Exception as exc:  # PIL raises many types for broken files
-        raise ImageError(f"{path}: unreadable PNG ({type(exc).__name__}: {exc})") from exc
+        raise ImageError(f"{path}: unreadable {path.suffix.lstrip('.').upper()} "
+                         f"({type(exc).__name__}: {exc})") from exc
 
 
 def _gray_palette(image) -> bool:
@@ -175,7 +256,7 @@ def _png_layout(path: Path) -> tuple[tuple[int, int, int, np.dtype], str]:
     return (height, width, _PNG_CHANNELS[colour], dtype), how
 
 
-def _read_png(path: Path) -> np.ndarray:
+def _read_png(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     (height, width, channels, dtype), how = _png_layout(path)
     try:
         if how == "imagecodecs":
@@ -196,11 +277,71 @@ def _read_png(path: Path) -> np.ndarray:
         raise
     except Exception as exc:
         raise ImageError(f"{path}: unreadable PNG ({type(exc).__name__}: {exc})") from exc
+    band = None
     if array.ndim == 3 and array.shape[2] > channels:
-        array = array[..., :channels]  # drop alpha
+        array, band = array[..., :channels], array[..., channels]  # drop alpha
     if channels == 1 and array.ndim == 3:
         array = array[..., 0]
     array = np.ascontiguousarray(array)
     if array.shape[:2] != (height, width) or array.dtype != dtype:
         raise ImageError(f"{path}: decoded as {array.dtype} {array.shape}, header says {dtype} ({height}, {width})")
-    return array
+    return array, band
+
+
+# --- JPEG, BMP, GIF (Pillow) ------------------------------------------------------------------
+
+
+def _pil_mode(path: Path) -> str:
+    with _open_pil(path) as image:
+        return image.mode
+
+
+def _single_frame(image, path: Path) -> None:
+    frames = getattr(image, "n_frames", 1)
+    if frames != 1:
+        raise ImageError(f"{path}: {frames} frames (an animation), expected exactly one image")
+
+
+def _pil_layout(path: Path) -> tuple[tuple[int, int, int, np.dtype], str]:
+    """``((H, W, channels, dtype), mode)`` of a JPEG, BMP or GIF from its header."""
+    with _open_pil(path) as image:
+        _single_frame(image, path)
+        mode, (width, height) = image.mode, image.size
+        gray = mode == "P" and _gray_palette(image)
+    if mode == "P":
+        return (height, width, 1 if gray else 3, np.dtype(np.uint8)), "palette-gray" if gray else "palette-rgb"
+    if mode not in _PIL_MODES:
+        raise ImageError(f"{path}: image mode {mode} not supported (expected gray, RGB or a palette)")
+    channels, dtype, _ = _PIL_MODES[mode]
+    return (height, width, channels, np.dtype(dtype)), mode
+
+
+def _read_pil(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    (height, width, channels, dtype), how = _pil_layout(path)
+    band = None
+    try:
+        with _open_pil(path) as image:
+            image.load()
+            if how == "palette-gray":
+                array = np.asarray(image.convert("RGB").getchannel("R"))
+            elif how == "palette-rgb":
+                array = np.asarray(image.convert("RGB"))
+            elif how == "1":
+                array = np.asarray(image.convert("L"))  # {0, 255}
+            else:
+                array = np.asarray(image)
+                alpha = _PIL_MODES[how][2]
+                if alpha is not None:
+                    array, band = array[..., :alpha], array[..., alpha]
+                    if channels == 1:
+                        array = array[..., 0]
+                elif how == "RGBX":
+                    array = array[..., :3]
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from exc
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if array.shape[:2] != (height, width):
+        raise ImageError(f"{path}: decoded as {array.shape}, header says ({height}, {width})")
+    return array, band

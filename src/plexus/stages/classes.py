@@ -27,7 +27,7 @@ from plexus.data import dataset, splits
 from plexus.data.importers import import_dataset
 from plexus.data.sheet import write_sheet
 from plexus.io import atomic
-from plexus.io.contracts import check_aligned, read_folds, read_npz
+from plexus.io.contracts import check_aligned, read_folds, read_manifest, read_npz, read_per_image, read_table
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
 #: format dsb2018: the sheet the nuclei_sheet rule writes (image, targets as mask, instances)
@@ -50,8 +50,12 @@ def read_dataset(data: dict):
     raise ValueError(f"data.format {data['format']!r} is the nerve workflow's, not the generic one")
 
 
-def manifest_stage(data: dict, classes: dict, sheet_out, train_csv, test_csv, summary_json, threads: int = 2):
-    """Validate the dataset and every file it names; write its sheet, manifests and summary."""
+def manifest_stage(data: dict, classes: dict, sheet_out, train_csv, test_csv, summary_json, threads: int = 2,
+                   ignore: dict | None = None):
+    """Validate the dataset and every file it names; write its sheet, manifests and summary.
+
+    ``ignore``: the classes (name -> mask value) whose pixels count nowhere (the config's ``ignore``).
+    """
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
@@ -62,7 +66,7 @@ def manifest_stage(data: dict, classes: dict, sheet_out, train_csv, test_csv, su
     channels = data["channels"] if data["format"] == "sheet" else ["image"]  # folders, dsb2018: one (RGB) column
     train, test, summary = dataset.build_manifest(
         sheet, channels=channels, classes=classes, allow_missing_channels=data["allow_missing_channels"],
-        threads=threads)
+        threads=threads, ignore=ignore, color=data["color"], max_snapped=data["max_snapped_share"])
     write_sheet(sheet, sheet_out)
     atomic.write_csv(train_csv, train)
     atomic.write_csv(test_csv, test)
@@ -71,27 +75,27 @@ def manifest_stage(data: dict, classes: dict, sheet_out, train_csv, test_csv, su
 
 
 def preprocess_stage(train_csv, test_csv, summary_json, classes: dict, size, train_npz, test_npz,
-                     threads: int = 2) -> None:
+                     threads: int = 2, ignore: dict | None = None) -> None:
     """Arrays of the train and test images at ``size`` (``HxW``): see :func:`plexus.data.dataset.load_arrays`."""
     from plexus.data.resize import parse_size
 
     size = parse_size(size)
     summary = json.loads(Path(summary_json).read_text())
     depths = {column: summary["depths"][column] for column in summary["channels"]}  # the sheet's order
-    train = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
-    test = pd.read_csv(test_csv, dtype=str, keep_default_na=False)
+    train = read_manifest(train_csv)
+    test = read_manifest(test_csv)
     atomic.write_npz(train_npz, **dataset.load_arrays(train, depths=depths, size=size, classes=classes,
-                                                      threads=threads))
+                                                      threads=threads, ignore=ignore))
     atomic.write_npz(test_npz, **dataset.load_arrays(test, depths=depths, size=size, threads=threads))
 
 
 # --------------------------------------------------------------------------- scoring
 
 
-def _truths(train: pd.DataFrame, image_ids, classes: dict):
+def _truths(train: pd.DataFrame, image_ids, classes: dict, ignore: dict | None = None):
     rows = train.set_index("image_id").loc[list(image_ids)]
     for path in rows["mask"]:
-        yield dataset.read_class_mask(path, classes)
+        yield dataset.read_class_mask(path, classes, ignore=ignore)
 
 
 def member_labels(member_probs: list[np.ndarray], manifest: pd.DataFrame, image_ids):
@@ -112,7 +116,7 @@ def _oof_members(member_oofs: dict[str, list], image_ids) -> list[np.ndarray]:
 
 
 def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, grid, *, grid_csv, best_json,
-               per_image_csv) -> None:
+               per_image_csv, ignore: dict | None = None) -> None:
     """Tune each class's minimum area on the OOF predictions; per-image scores untuned, tuned, cross-fitted."""
     from plexus.evaluation.multiclass import class_scores
     from plexus.postprocess.multiclass import (
@@ -127,10 +131,10 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     n_classes = len(names)
     grid = sorted({int(a) for a in grid} | {0})  # area 0 (no removal) is the untuned column
     folds = read_folds(folds_csv)
-    train = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    train = read_manifest(train_csv)
     ids = folds["image_id"].astype(str).tolist()
     labels = list(member_labels(_oof_members(member_oofs, ids), train, ids))
-    truths = list(_truths(train, ids, classes))
+    truths = list(_truths(train, ids, classes, ignore))
     records = [image_records(pred, true, n_classes) for pred, true in zip(labels, truths)]
     means = mean_dice_grid(records, grid)  # (K-1, grid)
     best = tune_from_records(records, grid)  # K areas, the background's 0
@@ -176,7 +180,7 @@ def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_
     from plexus.evaluation.multiclass import class_table
     from plexus.postprocess.multiclass import remove_small, rle_rows, write_label_map
 
-    test = pd.read_csv(test_csv, dtype=str, keep_default_na=False)
+    test = read_manifest(test_csv)
     runs = [read_npz(p) for p in member_means]
     for path, run in zip(member_means, runs):
         check_aligned(run["image_id"], runs[0]["image_id"], path, member_means[0])
@@ -204,7 +208,7 @@ def class_table_stage(per_image_csvs: dict, train_csv, classes: dict, out_csv, o
     """
     from plexus.evaluation.bootstrap import bootstrap_ci
 
-    frames = {name: pd.read_csv(path, dtype={"image_id": str}) for name, path in per_image_csvs.items()}
+    frames = {name: read_per_image(path) for name, path in per_image_csvs.items()}
     first = next(iter(frames.values()))
     baseline = first[["image_id", "subject", "class"]].assign(
         dice=(first["true_area"] == 0).astype(float), dice_cross_fitted=(first["true_area"] == 0).astype(float))
@@ -244,13 +248,13 @@ def _fold_class_dice(labels, truths, fold_of, areas, n_classes: int, names) -> l
 
 
 def noise_scores_stage(noise_npzs: dict[str, tuple], folds_csv, train_csv, best_json, classes: dict,
-                       out_csv) -> None:
+                       out_csv, ignore: dict | None = None) -> None:
     """Per (condition, sigma, fold, class) Dice of the noisy OOF predictions.
 
     ``noise_npzs``: input key -> (path, condition, sigma).
     """
-    folds, train = read_folds(folds_csv), pd.read_csv(train_csv, dtype=str, keep_default_na=False)
-    truth_of = dict(zip(folds["image_id"].astype(str), _truths(train, folds["image_id"].astype(str), classes)))
+    folds, train = read_folds(folds_csv), read_manifest(train_csv)
+    truth_of = dict(zip(folds["image_id"].astype(str), _truths(train, folds["image_id"].astype(str), classes, ignore)))
     areas, names = min_areas_of(best_json, classes), list(classes)
     rows = []
     for path, condition, sigma in noise_npzs.values():
@@ -263,11 +267,11 @@ def noise_scores_stage(noise_npzs: dict[str, tuple], folds_csv, train_csv, best_
 
 
 def train_size_scores_stage(entries: list, oof_files: dict[str, list], infos: dict[str, list], folds_csv,
-                            train_csv, best_json, classes: dict, out_csv) -> None:
+                            train_csv, best_json, classes: dict, out_csv, ignore: dict | None = None) -> None:
     """Per (training-set size, seed, fold, class) Dice of the subset runs' OOF predictions and the full run's."""
-    folds, train = read_folds(folds_csv), pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    folds, train = read_folds(folds_csv), read_manifest(train_csv)
     ids = folds["image_id"].astype(str).tolist()
-    truths = list(_truths(train, ids, classes))
+    truths = list(_truths(train, ids, classes, ignore))
     areas, names = min_areas_of(best_json, classes), list(classes)
     rows = []
     for key, seed in [(k, s) for k, _, s in entries] + [("full", 0)]:
@@ -280,17 +284,18 @@ def train_size_scores_stage(entries: list, oof_files: dict[str, list], infos: di
 
 
 def missing_channel_stage(model_pts: list, train_npz, folds_csv, train_csv, summary_json, best_json, classes: dict,
-                          out_csv, *, batch_size: int = 64, threads: int | None = None) -> None:
+                          out_csv, *, batch_size: int = 64, threads: int | None = None,
+                          ignore: dict | None = None) -> None:
     """Per (removed channel, fold, class) Dice of the OOF predictions with that channel removed ("none": all kept)."""
     from plexus.inference.predict import predict_probs
 
     data = read_npz(train_npz)
-    folds, train = read_folds(folds_csv), pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    folds, train = read_folds(folds_csv), read_manifest(train_csv)
     check_aligned(data["image_id"], folds["image_id"], train_npz, folds_csv)
     channels = json.loads(Path(summary_json).read_text())["input_channels"]
     areas, names = min_areas_of(best_json, classes), list(classes)
     ids = folds["image_id"].astype(str).to_numpy()
-    truths = list(_truths(train, ids, classes))
+    truths = list(_truths(train, ids, classes, ignore))
     rows = []
     for removed in [None, *range(len(channels))]:
         probs = np.empty((len(ids), len(names), *data["images"].shape[-2:]), np.float16)
@@ -315,13 +320,13 @@ def class_figures_stage(inputs: dict, outputs: dict, style: dict | None = None) 
     from plexus.report import class_figures
     from plexus.report.figures import save
 
-    table = pd.read_csv(inputs["table"])
+    table = read_table(inputs["table"])
     figures = {"scores": lambda: class_figures.class_scores_figure(table[table["metric"].isin(METRICS)], style)}
     makers = {"noise": class_figures.class_noise_figure, "train_size": class_figures.class_train_size_figure,
               "missing_channel": class_figures.missing_channel_figure}
     for study, make in makers.items():
         if study in inputs:
-            scores = pd.read_csv(inputs[study])
+            scores = read_table(inputs[study])
             figures[study] = lambda make=make, scores=scores: make(scores, style)
     for kind, draw in figures.items():
         save(draw(), [outputs[f"{kind}_png"], outputs[f"{kind}_pdf"]])

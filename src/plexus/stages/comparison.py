@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from plexus.io import atomic
-from plexus.io.contracts import read_json
+from plexus.io.contracts import read_json, read_per_image
 from plexus.report import comparison, figures, tables
 
 
@@ -17,7 +17,7 @@ def comparison_stage(names, kinds, members, per_image_csvs, train_infos: dict[st
     ``paths``: comparison_csv, comparison_md, pairwise_csv, pairwise_md, figure (PNG, PDF),
     pairwise_figure (PNG, PDF).
     """
-    per_image = {name: pd.read_csv(path, dtype={"image_id": str}) for name, path in zip(names, per_image_csvs)}
+    per_image = {name: read_per_image(path) for name, path in zip(names, per_image_csvs)}
     params = {model: int(read_json(path)["n_parameters"]) for model, path in train_infos.items()}
     entries = {name: {"kind": kind, "members": list(member_list), "per_image": per_image[name],
                       "parameters": sum(params[m] for m in member_list)}

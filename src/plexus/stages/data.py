@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from plexus.data import ingest, splits
 from plexus.io import atomic
+from plexus.io.contracts import read_manifest
 
 
 def ingest_stage(raw_dir, train_csv, test_csv, masks_csv, threads: int = 2) -> None:
@@ -18,7 +17,7 @@ def ingest_stage(raw_dir, train_csv, test_csv, masks_csv, threads: int = 2) -> N
 
 
 def folds_stage(train_csv, folds_csv, n_folds: int, seed: int) -> None:
-    train = pd.read_csv(train_csv)
+    train = read_manifest(train_csv)
     folds = splits.make_folds(train, n_folds, seed)
     atomic.write_csv(folds_csv, folds)
     summary = folds.assign(nerve=train["mask_area"] > 0).groupby("fold").agg(
@@ -31,7 +30,7 @@ def preprocess_stage(train_csv, test_csv, size, train_npz, test_npz, threads: in
     from plexus.data.resize import parse_size, resize_images, resize_masks
 
     size = parse_size(size)
-    train, test = pd.read_csv(train_csv), pd.read_csv(test_csv, dtype={"image_id": str})
+    train, test = read_manifest(train_csv), read_manifest(test_csv)
     images = ingest.read_resized(train["image_path"], lambda stack: resize_images(stack, size), threads)
     masks = ingest.read_resized(train["mask_path"], lambda stack: resize_masks(stack, size), threads)
     atomic.write_npz(train_npz, image_id=train["image_id"].to_numpy(str), images=images, masks=masks)

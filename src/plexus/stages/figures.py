@@ -8,15 +8,14 @@ only redraws.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from plexus.io.contracts import read_json, read_npz
+from plexus.io.contracts import read_json, read_npz, read_per_image, read_table
 from plexus.report import figures
 
 
 def tuning_stage(grid_csv, best_json, name, heatmap_paths, min_area_paths, style=None) -> None:
     """Heatmap and min-area curves; with a tuned presence gate, the slice at the chosen threshold."""
-    grid, best = pd.read_csv(grid_csv), read_json(best_json)
+    grid, best = read_table(grid_csv), read_json(best_json)
     if "presence_threshold" in grid:
         grid = grid[np.isclose(grid["presence_threshold"], best["presence_threshold"])]
         name = f"{name} (presence ≥ {best['presence_threshold']:g})"
@@ -26,30 +25,30 @@ def tuning_stage(grid_csv, best_json, name, heatmap_paths, min_area_paths, style
 
 def learning_curves_stage(history_csvs, name, paths, style=None, train_infos=None) -> None:
     """``train_infos``: the folds' ``train_info.json`` paths, whose collapse events are marked."""
-    histories = {fold: pd.read_csv(path) for fold, path in enumerate(history_csvs)}
+    histories = {fold: read_table(path) for fold, path in enumerate(history_csvs)}
     events = {fold: read_json(path).get("collapse_events", []) for fold, path in enumerate(train_infos or [])}
     figures.save(figures.learning_curves(histories, name, style, events), paths)
 
 
 def noise_stage(scores_csv, paths, style=None) -> None:
-    figures.save(figures.noise_figure(pd.read_csv(scores_csv), style), paths)
+    figures.save(figures.noise_figure(read_table(scores_csv), style), paths)
 
 
 def train_size_stage(scores_csv, paths, style=None) -> None:
-    scores = pd.read_csv(scores_csv, dtype={"size": str})
+    scores = read_table(scores_csv)
     figures.save(figures.train_size_figure(scores, style), paths)
 
 
 def areas_stage(per_image_csv, best_json, name, paths, style=None) -> None:
     best = read_json(best_json)
-    fig = figures.area_histogram(pd.read_csv(per_image_csv), best["min_area"], style,
+    fig = figures.area_histogram(read_per_image(per_image_csv), best["min_area"], style,
                                  title=f"{name}: mask areas, true vs predicted (OOF)")
     figures.save(fig, paths)
 
 
 def qualitative_stage(per_image_csv, best_json, train_npz, oof_npzs, name, paths, style=None) -> None:
     """Best, median and worst OOF images (with a nerve) of one model."""
-    per_image, best = pd.read_csv(per_image_csv, dtype={"image_id": str}), read_json(best_json)
+    per_image, best = read_per_image(per_image_csv), read_json(best_json)
     picks = figures.pick_examples(per_image)
     data = read_npz(train_npz)
     row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from plexus.io import atomic
-from plexus.io.contracts import check_aligned, read_folds, read_npz
+from plexus.io.contracts import check_aligned, read_folds, read_manifest, read_npz, read_per_image, read_table
 
 #: Training image sizes of the synthetic data: one size per synthetic "subject" (acquisition type).
 SYNTHETIC_SIZES = ((96, 96), (128, 160), (160, 128), (112, 112), (96, 144), (144, 96), (128, 128),
@@ -352,7 +352,7 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     from plexus.evaluation.instances import per_image_instance_metrics
 
     folds = read_folds(folds_csv)
-    train = pd.read_csv(train_csv, dtype=str, keep_default_na=False).set_index("image_id")
+    train = read_manifest(train_csv).set_index("image_id")
     ids = folds["image_id"].astype(str).tolist()
     rows = train.loc[ids]
     heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
@@ -429,7 +429,7 @@ def instance_maps_stage(member_means: Sequence, test_csv, best_json, classes: di
     """
     from plexus.postprocess.dsb_submission import decode_submission, submission_rows
 
-    test = pd.read_csv(test_csv, dtype=str, keep_default_na=False).set_index("image_id")
+    test = read_manifest(test_csv).set_index("image_id")
     runs = [read_npz(p) for p in member_means]
     for path, run in zip(member_means, runs):
         check_aligned(run["image_id"], runs[0]["image_id"], path, member_means[0])
@@ -471,7 +471,7 @@ def instance_table_stage(per_image_csvs: dict, kinds: dict, out_csv, out_md, *, 
 
     rows = []
     for name, path in per_image_csvs.items():
-        frame = pd.read_csv(path, dtype={"image_id": str, "subject": str})
+        frame = read_per_image(path)
         row = {"name": name, "kind": kinds[name]}
         for metric in TABLE_METRICS:
             ci = bootstrap_ci(frame, value=metric, group="subject", n_boot=n_boot, seed=seed)
@@ -526,12 +526,12 @@ def instance_figures_stage(names: Sequence[str], members: dict[str, list], input
     from plexus.report import instance_figures
     from plexus.report.figures import save
 
-    train = pd.read_csv(inputs["train"], dtype=str, keep_default_na=False).set_index("image_id")
+    train = read_manifest(inputs["train"]).set_index("image_id")
     per_images = {}
     for name in names:
-        grid = pd.read_csv(inputs[f"grid_{name}"])
+        grid = read_table(inputs[f"grid_{name}"])
         best = json.loads(Path(inputs[f"best_{name}"]).read_text())
-        per_image = pd.read_csv(inputs[f"per_image_{name}"], dtype={"image_id": str, "subject": str})
+        per_image = read_per_image(inputs[f"per_image_{name}"])
         per_images[name] = per_image
         fig = instance_figures.tuning_surface_figure(grid, title=name, style=style)
         save(fig, [outputs[f"{name}_tuning_png"], outputs[f"{name}_tuning_pdf"]])

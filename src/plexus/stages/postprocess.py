@@ -22,7 +22,7 @@ from plexus.data.resize import upsample_mean
 from plexus.evaluation.bootstrap import bootstrap_ci
 from plexus.evaluation.metrics import per_image_metrics
 from plexus.io import atomic
-from plexus.io.contracts import LazyMasks, load_members, load_truth, read_json
+from plexus.io.contracts import LazyMasks, load_members, load_truth, read_json, read_manifest, read_table
 from plexus.io.tiff import read_tiff
 from plexus.postprocess.candidates import CRF_DEFAULTS, PostProcess
 from plexus.postprocess.selection import Batch, ScoreCache, Selection, select_many
@@ -103,9 +103,9 @@ def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_c
     arrays = load_members(member_oofs, ids, ("prob", "presence", "prob_tta", "presence_tta"))
     image_paths = None
     if manifest_csv is not None:
-        manifest = pd.read_csv(manifest_csv, dtype={"image_id": str}).set_index("image_id")
+        manifest = read_manifest(manifest_csv).set_index("image_id")
         image_paths = manifest.loc[ids, "image_path"].astype(str).tolist()
-    best, grid = read_json(best_json), pd.read_csv(grid_csv)
+    best, grid = read_json(best_json), read_table(grid_csv)
     fold_of = folds["fold"].to_numpy()
     subjects = folds["subject"].to_numpy()
     fold_sizes = {int(k): int((fold_of == k).sum()) for k in np.unique(fold_of)}

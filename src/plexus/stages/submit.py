@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from plexus.io import atomic
-from plexus.io.contracts import read_aligned, read_json
+from plexus.io.contracts import read_aligned, read_json, read_manifest
 
 
 def submission_stage(member_means, postprocess_json, csv_path, json_path, batch_size: int = 64,
@@ -32,7 +31,7 @@ def submission_stage(member_means, postprocess_json, csv_path, json_path, batch_
     presence = np.mean(presences, axis=0) if presences else None
     image_paths = None
     if pipeline.crf:
-        manifest = pd.read_csv(manifest_csv, dtype={"image_id": str}).set_index("image_id")
+        manifest = read_manifest(manifest_csv).set_index("image_id")
         image_paths = manifest.loc[runs[0]["image_id"].astype(str), "image_path"].astype(str).tolist()
     pixels = encode_masks([r[f"prob{suffix}"] for r in runs], pipeline.cutoff, pipeline.min_area,
                           batch_size=batch_size, pipeline=pipeline, presence=presence, image_paths=image_paths,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from plexus.io import atomic
-from plexus.io.contracts import read_json
+from plexus.io.contracts import read_json, read_per_image
 from plexus.report import tables
 
 
@@ -24,7 +24,7 @@ def summary_stage(
 
     entries = {
         name: {"kind": kind, "members": member_list, "best": read_json(best),
-               "per_image": pd.read_csv(per_image, dtype={"image_id": str}),
+               "per_image": read_per_image(per_image),
                "postprocess": read_json(decided) if decided else None,
                "training_health": health(member_list)}
         for name, kind, member_list, best, per_image, decided in zip(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from plexus.data import splits
-from plexus.io.contracts import check_aligned, read_npz
+from plexus.io.contracts import check_aligned, read_folds, read_npz
 from plexus.training.settings import TrainSettings
 
 
@@ -19,7 +17,7 @@ def train_stage(train_npz, folds_csv, fold: int, settings: dict, out_dir, checkp
 
     train_settings = TrainSettings.from_config(settings)
     data = read_npz(train_npz)
-    folds = pd.read_csv(folds_csv)
+    folds = read_folds(folds_csv)
     check_aligned(data["image_id"], folds["image_id"], train_npz, folds_csv)
     train_idx, val_idx = splits.fold_indices(folds, fold)
     if subset is not None:
