@@ -17,6 +17,7 @@ rule folds:
         mem_mb=light_mem_mb,
     params:
         n_folds=config["cv"]["n_folds"],
+        stratify=config["cv"]["stratify"],
         seed=config["cv"]["seed"],
         code=script_code("folds"),
     script:

@@ -5,4 +5,5 @@ from plexus.runlog import logged
 from plexus.stages.data import folds_stage
 
 with logged(snakemake.log[0]):
-    folds_stage(snakemake.input[0], snakemake.output[0], snakemake.params.n_folds, snakemake.params.seed)
+    folds_stage(snakemake.input[0], snakemake.output[0], snakemake.params.n_folds, snakemake.params.seed,
+                snakemake.params.stratify)

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from plexus.data.sheet import SheetError, _row_labels, check_files
+from plexus.data.sheet import MASK_SEPARATOR, SheetError, _row_labels, check_files
 from plexus.evaluation.multiclass import class_table, snap_to_values, to_class_index
 from plexus.io.images import ImageError, is_lossy, palette_gray_values, read_image, read_mask
 from plexus.labels import IGNORE_LABEL
@@ -58,6 +58,19 @@ def class_mask(path, classes: dict, ignore: dict | None = None, where: str | Non
     where = where or str(path)
     values = class_table(classes)[1]
     ignored = list((ignore or {}).values())
+    parts = [_one_class_mask(p, values, ignored, where) for p in str(path).split(MASK_SEPARATOR)]
+    if len(parts) == 1:
+        return parts[0]
+    shapes = {index.shape for index, _ in parts}
+    if len(shapes) > 1:
+        raise ValueError(f"{where}: the masks of one image differ in size {sorted(shapes)}")
+    # several masks of one image (BUSI's _mask_1): a pixel takes the highest class any marks it with
+    stack = np.stack([index for index, _ in parts])
+    merged = np.where((stack == IGNORE_LABEL).all(0), IGNORE_LABEL, np.where(stack == IGNORE_LABEL, 0, stack).max(0))
+    return merged.astype(np.uint8), max(share for _, share in parts)
+
+
+def _one_class_mask(path, values, ignored, where) -> tuple[np.ndarray, float]:
     try:
         mask = read_mask(path)
     except ImageError as error:
@@ -125,7 +138,7 @@ def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missin
     channels = list(channels)
     if color not in COLOR_MODES:
         raise ValueError(f"data.color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
-    where = sheet.attrs.get("sheet", "the sample sheet")
+    where = sheet.attrs.get("sheet")
     info = check_files(sheet, channels=channels, allow_missing_channels=allow_missing_channels, threads=threads)
     row_labels = _row_labels(sheet)
     depths, problems = _column_depths(sheet, info, channels, color, row_labels)

@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from plexus.data.ingest import find_files
-from plexus.data.sheet import NO_SUBJECT_WARNING, SheetWarning, read_sheet, row_schema, sheet_frame
+from plexus.data.sheet import MASK_SEPARATOR, NO_SUBJECT_WARNING, SheetWarning, read_sheet, row_schema, sheet_frame
 from plexus.io.images import IMAGE_SUFFIXES
 
 __all__ = ["IMPORTERS", "LayoutError", "folders", "import_dataset", "kaggle_nerve", "sheet"]
@@ -85,8 +85,6 @@ def kaggle_nerve(raw_dir: str | os.PathLike) -> pd.DataFrame:
 
 #: the sheet column that holds an image's class folder (``class_folders``)
 CATEGORY_COLUMN = "category"
-#: separates the files of one image's several masks in a sheet's ``mask`` cell (merged on reading)
-MASK_SEPARATOR = "|"
 _UNSAFE = re.compile(r"[^\w.-]+")
 
 

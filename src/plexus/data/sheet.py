@@ -17,8 +17,9 @@ header row and one row per image::
 * channel columns (required; by default one, ``image``; e.g. ``("t1", "t2")``):
   image files, every channel of a row with the same height and width; at least one
   filled per row (:func:`check_files` requires all unless ``allow_missing_channels``);
-* ``mask``: the binary mask of a train row (required there, empty on test rows). The
-  column may be left out of a sheet that has no train row.
+* ``mask``: the mask of a train row (required there, empty on test rows); several files
+  of one image joined by ``|`` are merged when read (a pixel takes the highest class any of
+  them marks). The column may be left out of a sheet that has no train row.
 
 Other columns are kept as they are. Every cell is read as a string with leading and
 trailing whitespace removed; an empty cell is ``""``, never NaN. Wholly empty lines
@@ -63,6 +64,8 @@ RESERVED = ("image_id", "subject", "split", "mask")
 DELIMITERS = {".tsv": "\t", ".csv": ","}
 #: Problems listed in full in an error message; the rest are counted.
 MAX_LISTED = 20
+#: separates several mask files of one image in a ``mask`` cell; they are merged when read
+MASK_SEPARATOR = "|"
 NO_SUBJECT_WARNING = ("no subject column: each image is its own group; "
                       "CV folds cannot keep a patient's images together")
 
@@ -70,10 +73,10 @@ NO_SUBJECT_WARNING = ("no subject column: each image is its own group; "
 class SheetError(ValueError):
     """Problems in a sample sheet; ``problems`` holds one line per problem."""
 
-    def __init__(self, problems: Sequence[str], where: str | os.PathLike = "the sample sheet"):
+    def __init__(self, problems: Sequence[str], where: str | os.PathLike | None = None):
         self.problems = list(problems)
-        self.where = str(where)
-        lines = [f"{len(self.problems)} problem(s) in sample sheet {where}:"]
+        self.where = "the sample sheet" if where is None else f"sample sheet {where}"
+        lines = [f"{len(self.problems)} problem(s) in {self.where}:"]
         lines += [f"  - {p}" for p in self.problems[:MAX_LISTED]]
         if len(self.problems) > MAX_LISTED:
             lines.append(f"  ... and {len(self.problems) - MAX_LISTED} more")
@@ -189,6 +192,8 @@ def _message(error: jsonschema.ValidationError) -> str:
 def _resolve(cell: str, base: Path) -> str:
     if not cell:
         return cell
+    if MASK_SEPARATOR in cell:
+        return MASK_SEPARATOR.join(_resolve(part.strip(), base) for part in cell.split(MASK_SEPARATOR))
     path = Path(cell).expanduser()
     return str(path if path.is_absolute() else base / path)
 
@@ -324,7 +329,8 @@ def check_files(sheet: pd.DataFrame, *, channels: Iterable[str] = DEFAULT_CHANNE
         except ImageError as exc:
             return None, str(exc)
 
-    files = sorted({str(v) for c in (*channels, "mask") for v in sheet[c].fillna("").astype(str) if v})
+    files = sorted({f for c in (*channels, "mask") for v in sheet[c].fillna("").astype(str) if v
+                    for f in v.split(MASK_SEPARATOR)})
     with ThreadPoolExecutor(max(1, threads)) as pool:
         found = dict(zip(files, pool.map(probe, files)))
 
@@ -356,25 +362,22 @@ def check_files(sheet: pd.DataFrame, *, channels: Iterable[str] = DEFAULT_CHANNE
             problems.append(f"{label}: the channels differ in size: {listed}")
         elif sizes:
             info["height"], info["width"] = next(iter(sizes))
-        mask = "" if pd.isna(row["mask"]) else str(row["mask"])
+        cell = "" if pd.isna(row["mask"]) else str(row["mask"])
         info["mask_bits"] = 0
-        if mask:
+        for mask in [m for m in cell.split(MASK_SEPARATOR) if m]:
             result, problem = found[mask]
             if problem:
                 problems.append(f"{label}, column mask: {problem}")
             else:
                 height, width, depth, dtype = result
                 info["mask_bits"] = dtype.itemsize * 8
-                if depth != 1:
-                    problems.append(f"{label}, column mask: {mask}: the mask has {depth} channels, expected one "
-                                    "(a grayscale or 1-bit image)")
                 if len(sizes) == 1 and (height, width) != next(iter(sizes)):
                     h, w = next(iter(sizes))
                     problems.append(f"{label}, column mask: {mask}: the mask is {height}x{width}, "
                                     f"the image is {h}x{w}")
         out.append(info)
     if problems:
-        raise SheetError(problems, sheet.attrs.get("sheet", "the sample sheet"))
+        raise SheetError(problems, sheet.attrs.get("sheet"))
     order = ["image_id", "height", "width"]
     order += [f"{c}_{k}" for c in channels for k in ("channels", "bits")] + ["mask_bits"]
     return pd.DataFrame(out, columns=order, index=sheet.index)

@@ -13,12 +13,16 @@ import pandas as pd
 from plexus.evaluation.bootstrap import group_codes
 
 
-def make_folds(train: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
+def make_folds(train: pd.DataFrame, n_folds: int, seed: int, stratify: str | None = None) -> pd.DataFrame:
     """Assign each image of the manifest to a fold; returns ``image_id, subject, fold``.
 
     Uses :class:`sklearn.model_selection.StratifiedGroupKFold` with the subject as
-    group and mask presence (``mask_area > 0``) as the stratification label.
+    group and mask presence (``mask_area > 0``) as the stratification label, combined
+    with the value of the column ``stratify`` when given (e.g. an image's class folder).
     """
+    if stratify is not None and stratify not in train.columns:
+        raise ValueError(f"cv.stratify: the manifest has no column {stratify!r} "
+                         f"(columns: {', '.join(map(str, train.columns))})")
     subjects = train["subject"].astype(str)  # "01" and "1" are two subjects
     n_subjects = subjects.nunique()
     if n_folds < 2:
@@ -31,6 +35,9 @@ def make_folds(train: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold = np.full(len(train), -1, dtype=int)
     labels = (train["mask_area"].to_numpy() > 0).astype(int)
+    if stratify is not None:
+        values = group_codes(train[stratify].astype(str).to_numpy())[1]
+        labels = values * 2 + labels
     groups = group_codes(subjects.to_numpy())[1]  # integer codes in a dtype-independent order
     for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(train)), labels, groups)):
         fold[held_out] = k

@@ -41,7 +41,9 @@ def read_dataset(data: dict):
     """The sheet frame of ``data`` (the config's data section) by ``data.format``."""
     raw = Path(data["raw_dir"])
     if data["format"] == "folders":
-        return import_dataset("folders", raw, **data["folders"])
+        sheet = import_dataset("folders", raw, **data["folders"])
+        sheet.attrs["sheet"] = f"built from {raw} (data.format folders)"
+        return sheet
     if data["format"] == "sheet":
         sheet = Path(data["sheet"])
         return import_dataset("sheet", sheet if sheet.is_absolute() else raw / sheet, channels=data["channels"])

@@ -16,9 +16,9 @@ def ingest_stage(raw_dir, train_csv, test_csv, masks_csv, threads: int = 2) -> N
           f"({(train['mask_area'] > 0).mean():.1%} with a nerve), {len(test)} test images")
 
 
-def folds_stage(train_csv, folds_csv, n_folds: int, seed: int) -> None:
+def folds_stage(train_csv, folds_csv, n_folds: int, seed: int, stratify: str | None = None) -> None:
     train = read_manifest(train_csv)
-    folds = splits.make_folds(train, n_folds, seed)
+    folds = splits.make_folds(train, n_folds, seed, stratify)
     atomic.write_csv(folds_csv, folds)
     summary = folds.assign(nerve=train["mask_area"] > 0).groupby("fold").agg(
         images=("image_id", "size"), subjects=("subject", "nunique"), nerve=("nerve", "mean"))
