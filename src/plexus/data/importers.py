@@ -131,7 +131,7 @@ def _numbered(base: Path, name: str) -> list[Path]:
 def folders(root: str | os.PathLike, *, images: str = "images", masks: str | None = "masks",
             test: str | None = "test", subject_pattern: str | None = None, mask_template: str | None = None,
             image_pattern: str | None = None, merge_masks: bool = False, cases: bool = False,
-            image_template: str = "{case}", class_folders: bool = False) -> pd.DataFrame:
+            image_template: str = "{case}", class_folders: bool = False, test_prefix: str = "") -> pd.DataFrame:
     r"""The sheet of a folder layout: train images under ``root/images``, their masks under
     ``root/masks`` (or beside them), optional test images under ``root/test``.
 
@@ -156,6 +156,8 @@ def folders(root: str | os.PathLike, *, images: str = "images", masks: str | Non
     * ``class_folders``: the images sit in one sub-folder per class (``benign/``,
       ``malignant/``), recorded in the column ``category`` (which ``cv.stratify`` can name);
       their masks sit beside them, or under the same sub-folder of ``masks``.
+    * ``test_prefix``: put before each test image's id, for sets whose test files reuse the
+      training files' names (``test/images/0000.png`` beside ``images/0000.png``).
     * ``subject_pattern``: a regex with a named group ``subject``, matched against the whole stem
       (``r"(?P<subject>p\d+)_.*"``). A train image that does not match is an error; a test image
       gets the subject when it matches and an empty one otherwise. Without a pattern every image
@@ -273,14 +275,16 @@ def folders(root: str | os.PathLike, *, images: str = "images", masks: str | Non
     for split, items in (("train", [(s, p, c, f) for s, p, c, f in pairs]),
                          ("test", [(s, p, c, []) for s, p, c, _ in tests])):
         for stem, path, category, found in items:
-            image_id = safe_id(stem)
+            image_id = safe_id((test_prefix if split == "test" else "") + stem)
             if not IMAGE_ID.fullmatch(image_id):
                 problems.append(f"{path}: the name {stem!r} cannot be an image_id: 1 to 128 letters, digits, "
                                 "'.', '_' or '-', starting with a letter or digit")
             key = image_id.casefold()
             if key in seen:
                 problems.append(f"{path}: same image_id {image_id!r} as {seen[key]} (names must differ, also "
-                                "ignoring case and characters other than letters, digits, '.', '_', '-')")
+                                "ignoring case and characters other than letters, digits, '.', '_', '-'"
+                                + ("; set data.folders.test_prefix when test files reuse training names)"
+                                   if split == "test" else ")"))
             else:
                 seen[key] = path
             subject = _subject(pattern, subject_pattern, stem, path, problems, required=split == "train")

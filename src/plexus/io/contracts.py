@@ -51,8 +51,11 @@ def read_table(path, *, text=(), numbers=(), sep: str | None = None) -> pd.DataF
     frame = pd.read_csv(path, sep=sep, dtype={c: str for c in as_text}, keep_default_na=False,
                         na_values={c: NUMBER_NA for c in header if c not in as_text})
     for column in numbers:
-        if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column]):
+        if column not in frame.columns or pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        if len(frame):
             raise ValueError(f"{path}: column {column} holds values that are not numbers")
+        frame[column] = frame[column].astype(np.int64)  # a header without rows
     return frame
 
 
