@@ -31,7 +31,11 @@ GENERIC = config["data"]["format"] != "kaggle_nerve"
 # nuclei instance segmentation (DSB2018): the generic workflow with instance post-processing
 INSTANCES = config["data"]["format"] == "dsb2018"
 # the classes the network learns; the ignored ones (ignore:) only mark pixels that count nowhere
-IGNORE = {name: config["classes"][name] for name in config["ignore"] if name in config["classes"]}
+IGNORE = {
+    name: config["classes"][name]
+    for name in config["ignore"]
+    if name in config["classes"]
+}
 CLASSES = (
     {"background": 0, "nucleus": 1, "boundary": 2}
     if INSTANCES and config["instances"]["boundary"]
@@ -146,7 +150,9 @@ def generic_config_errors():
         elif name == first:
             errors.append(f"ignore: {name!r} is the background (the first class)")
     if INSTANCES and config["ignore"]:
-        errors.append("ignore: instance segmentation (data.format dsb2018) has no ignore label")
+        errors.append(
+            "ignore: instance segmentation (data.format dsb2018) has no ignore label"
+        )
     for name, settings in MODELS.items():
         if settings["arch"] == "unet2head" or settings.get("presence_head"):
             errors.append(

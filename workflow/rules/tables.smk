@@ -8,7 +8,9 @@ rule summary_table:
         postprocess=expand("results/postprocess/{name}.json", name=tuning_names()),
         # the training-health column: every fold's collapse-guard record
         train_info=expand(
-            "results/models/{model}/fold{fold}/train_info.json", model=MODELS, fold=FOLDS
+            "results/models/{model}/fold{fold}/train_info.json",
+            model=MODELS,
+            fold=FOLDS,
         ),
     output:
         csv=report(
