@@ -180,7 +180,9 @@ def test_noise_is_in_native_units_and_clipped_to_16_bits():
 def test_training_with_classes_uses_the_softmax_loss(tmp_path, loss):
     """One batch, a vanishing learning rate: the epoch's loss is the multi-class loss of the initial model."""
     images, masks, present = _dataset()
-    settings = _settings(epochs=1, batch_size=N, lr=1e-12, augment={}, dropout=0.0, loss=loss, channels_last=False)
+    # validation oof: the epoch is one batch of all N images (an inner split would hold some out)
+    settings = _settings(epochs=1, batch_size=N, lr=1e-12, augment={}, dropout=0.0, loss=loss, channels_last=False,
+                         validation="oof")
     summary = train_model(images, masks, np.arange(N), np.arange(4), settings, tmp_path,
                           checkpoint_path=tmp_path / "c.pt", n_classes=3, present=present, log=lambda m: None)
     torch.manual_seed(epoch_seed(settings.seed, 0))

@@ -103,8 +103,8 @@ def test_workflow_runs_its_own_checkout_without_an_installed_plexus(tmp_path):
     stage = workdir / "src/plexus/stages/data.py"
     text = stage.read_text()
     marker = "folds stage of the copied checkout"
-    stage.write_text(text.replace("    train = pd.read_csv(train_csv)\n",
-                                  f"    print({marker!r})\n    train = pd.read_csv(train_csv)\n", 1))
+    stage.write_text(text.replace("    train = read_manifest(train_csv)\n    folds",
+                                  f"    print({marker!r})\n    train = read_manifest(train_csv)\n    folds", 1))
     assert marker in stage.read_text()
     python = _without_plexus_python(tmp_path)
     result = subprocess.run([str(python), "-m", "snakemake", "--cores", "2", "results/splits/folds.csv"],

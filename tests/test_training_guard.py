@@ -241,8 +241,11 @@ def test_inner_split_is_subject_grouped_and_seeded():
     assert len(set(subjects[inner])) == 2  # round(0.25 * 8)
     again = inner_split(train_idx, subjects, 0.25, seed=1)
     assert np.array_equal(again[1], inner)
-    with pytest.raises(ValueError, match="at least 2 subjects"):
-        inner_split(np.arange(5), subjects, 0.25, seed=1)
+    # one subject (a small training-size subset): some of its images, by the same rule
+    fit, inner = inner_split(np.arange(5), subjects, 0.4, seed=1)
+    assert len(inner) == 2 and sorted(np.concatenate([fit, inner]).tolist()) == list(range(5))
+    with pytest.raises(ValueError, match="at least 2 training images"):
+        inner_split(np.arange(1), subjects, 0.25, seed=1)
 
 
 def test_inner_validation_never_reads_an_oof_label(tmp_path):

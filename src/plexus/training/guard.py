@@ -181,14 +181,18 @@ def inner_split(train_idx: np.ndarray, subjects: np.ndarray | None, share: float
     """``(fit_idx, inner_idx)``: ``train_idx`` without and with a held-out share of its subjects.
 
     ``subjects`` (one per image of the whole array, or None: each image its own group) group
-    the images; ``round(share * n_subjects)`` of them (at least one, never all) are drawn with
+    the images (a training part of one subject, as a small training-size subset can be, is
+    split by image: the inner images then share the subject of the fitted ones); ``round(share * n_subjects)`` of them (at least one, never all) are drawn with
     ``seed``, so the split is a function of the training part, the subjects and the seed.
     """
     groups = (np.asarray(train_idx) if subjects is None else np.asarray(subjects)[train_idx]).astype(str)
     names = np.unique(groups)
+    if len(names) < 2:  # one subject (a small training-size subset): hold out some of its images
+        groups = np.asarray(train_idx).astype(str)
+        names = np.unique(groups)
     if len(names) < 2:
-        raise ValueError(f"validation inner needs at least 2 subjects in the training part, got {len(names)}; "
-                         f"use validation: oof")
+        raise ValueError(f"validation inner needs at least 2 training images, got {len(names)}; "
+                         "use validation: oof")
     k = min(len(names) - 1, max(1, int(round(share * len(names)))))
     digest = hashlib.sha256(f"plexus-inner|{int(seed)}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))

@@ -420,6 +420,9 @@ def train_model(
             identity["subjects"] = hashlib.sha256("\0".join(subjects).encode()).hexdigest()
         else:
             log("validation inner without subjects: each image is its own group of the inner split")
+        if subjects is not None and len(np.unique(subjects[train_idx])) < 2:
+            log("validation inner: the training part has one subject; its inner split holds out images of "
+                "that subject (not subject-grouped)")
         fit_idx, monitor_idx = inner_split(train_idx, subjects, settings.inner_share, settings.seed)
     else:
         fit_idx, monitor_idx = train_idx, val_idx
