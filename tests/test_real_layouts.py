@@ -25,6 +25,7 @@ from plexus.io.atomic import write_csv
 from plexus.io.contracts import read_folds, read_manifest, read_npz, read_table
 from plexus.io.images import ImageError, read_image, read_mask
 from plexus.labels import IGNORE_LABEL
+from plexus.postprocess.multiclass import write_label_map
 from plexus.stages.classes import manifest_stage, preprocess_stage
 from plexus.stages.data import folds_stage
 
@@ -423,3 +424,13 @@ def test_sheet_with_odd_ids_and_unicode_round_trips(tmp_path):
     assert sheet["image_id"].tolist() == ODD_IDS
     train, _, _ = build_manifest(sheet, channels=["image"], classes={"background": 0, "nerve": 1}, threads=1)
     assert train["subject"].nunique() == 2
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_colour_label_maps_round_trip(tmp_path, suffix):
+    classes = {"background": [0, 0, 0], "artery": [255, 0, 0], "vein": [0, 0, 255]}
+    label = _blob(1) + _blob(2, shift=3) * (_blob(1, shift=3) == 0) * (_blob(1) == 0)
+    write_label_map(tmp_path / f"l{suffix}", label, list(classes.values()))
+    written = read_image(tmp_path / f"l{suffix}")
+    assert written.shape == (H, W, 3) and written[label == 1].tolist() == [[255, 0, 0]] * int((label == 1).sum())
+    np.testing.assert_array_equal(class_mask(tmp_path / f"l{suffix}", classes)[0], label)

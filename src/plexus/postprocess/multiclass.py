@@ -372,7 +372,7 @@ def write_label_map(path: str | os.PathLike, label: np.ndarray, values: Sequence
     """Write ``label`` as its mask values (:func:`from_class_index`), atomically.
 
     By suffix: ``.png`` (8- or 16-bit gray, Pillow) or ``.tif``/``.tiff`` (tifffile, LZW). 8-bit
-    when every value is below 256, else 16-bit. :func:`plexus.io.images.read_image` and
+    when every value is below 256, else 16-bit; RGB when the classes are colours. :func:`plexus.io.images.read_image` and
     :func:`plexus.evaluation.multiclass.to_class_index` read it back as ``label``.
     """
     path = Path(path)
@@ -389,7 +389,7 @@ def write_label_map(path: str | os.PathLike, label: np.ndarray, values: Sequence
         else:
             import tifffile
 
-            tifffile.imwrite(tmp, array, photometric="minisblack", compression="lzw")
+            tifffile.imwrite(tmp, array, photometric="rgb" if array.ndim == 3 else "minisblack", compression="lzw")
 
 
 def rle_rows(image_id: Any, label: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
