@@ -145,6 +145,11 @@ def test_learning_curves_lines_per_fold():
     np.testing.assert_allclose(dice_lines[1].get_ydata(), histories[1]["val_dice"])
     assert "epoch" in ax_loss.get_xlabel() and "Dice" in ax_dice.get_ylabel()
     assert "unet" in fig.get_suptitle()
+    assert ax_loss.get_title() == "training and validation (OOF fold) loss"
+    matplotlib.pyplot.close(fig)
+    fig = figures.learning_curves(histories, "unet", validation="inner")
+    assert fig.axes[0].get_title() == "training and inner validation loss"
+    assert fig.axes[1].get_title() == "inner validation Dice (dot: best epoch)"
     matplotlib.pyplot.close(fig)
 
 

@@ -188,13 +188,15 @@ def _fold_colors(n: int):
 
 
 def learning_curves(histories: dict[int, pd.DataFrame], title: str, style: dict | None = None,
-                    events: dict[int, list[dict]] | None = None):
+                    events: dict[int, list[dict]] | None = None, validation: str = "oof"):
     """Loss (training solid, validation dashed) and validation Dice vs epoch, one colour per fold.
 
     ``histories`` maps fold -> ``history.csv`` frame (``epoch, train_loss,
     val_loss, val_dice, seconds``). ``events`` maps fold -> its collapse events
     (``train_info.json``'s ``collapse_events``): each is a cross on the training loss at
-    the epoch the collapse was caught, a dotted line at the epoch recovered to.
+    the epoch the collapse was caught, a dotted line at the epoch recovered to. ``validation``
+    (``train_info.json``'s: ``inner`` or ``oof``) names what the dashed line and the Dice were
+    measured on.
     """
     from matplotlib.lines import Line2D
 
@@ -216,15 +218,16 @@ def learning_curves(histories: dict[int, pd.DataFrame], title: str, style: dict 
                 ax_loss.axvline(event["best_epoch"], color=color, ls=":", lw=1)
     ax_loss.set_xlabel("epoch (count)")
     ax_loss.set_ylabel("loss (training objective, unitless)")
-    ax_loss.set_title("training and validation loss")
+    what = "inner validation" if validation == "inner" else "validation (OOF fold)"
+    ax_loss.set_title(f"training and {what} loss")
     handles = [Line2D([], [], color="0.3", ls="-", label="training"),
-               Line2D([], [], color="0.3", ls="--", label="validation")]
+               Line2D([], [], color="0.3", ls="--", label=what)]
     if any((events or {}).get(fold) for fold in folds):
         handles.append(Line2D([], [], color="tab:red", marker="x", ls="", mew=2, label="collapse caught"))
     ax_loss.legend(handles=handles, loc="upper right", frameon=False)
     ax_dice.set_xlabel("epoch (count)")
-    ax_dice.set_ylabel("validation Kaggle Dice (cutoff 0.5, unitless)")
-    ax_dice.set_title("validation Dice (dot: best epoch)")
+    ax_dice.set_ylabel("Kaggle Dice (cutoff 0.5, unitless)")
+    ax_dice.set_title(f"{what} Dice (dot: best epoch)")
     ax_dice.legend(loc="lower right", frameon=False, ncol=2 if len(folds) > 5 else 1)
     for ax in (ax_loss, ax_dice):
         ax.xaxis.get_major_locator().set_params(integer=True)

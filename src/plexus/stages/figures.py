@@ -26,8 +26,10 @@ def tuning_stage(grid_csv, best_json, name, heatmap_paths, min_area_paths, style
 def learning_curves_stage(history_csvs, name, paths, style=None, train_infos=None) -> None:
     """``train_infos``: the folds' ``train_info.json`` paths, whose collapse events are marked."""
     histories = {fold: read_table(path) for fold, path in enumerate(history_csvs)}
-    events = {fold: read_json(path).get("collapse_events", []) for fold, path in enumerate(train_infos or [])}
-    figures.save(figures.learning_curves(histories, name, style, events), paths)
+    infos = [read_json(path) for path in train_infos or []]
+    events = {fold: info.get("collapse_events", []) for fold, info in enumerate(infos)}
+    validation = infos[0].get("validation", "oof") if infos else "oof"
+    figures.save(figures.learning_curves(histories, name, style, events, validation), paths)
 
 
 def noise_stage(scores_csv, paths, style=None) -> None:
