@@ -372,8 +372,9 @@ def write_label_map(path: str | os.PathLike, label: np.ndarray, values: Sequence
     """Write ``label`` as its mask values (:func:`from_class_index`), atomically.
 
     By suffix: ``.png`` (8- or 16-bit gray, Pillow) or ``.tif``/``.tiff`` (tifffile, LZW). 8-bit
-    when every value is below 256, else 16-bit; RGB when the classes are colours. :func:`plexus.io.images.read_image` and
-    :func:`plexus.evaluation.multiclass.to_class_index` read it back as ``label``.
+    when every value is below 256, else 16-bit; RGB when the classes are colours.
+    :func:`plexus.io.images.read_image` and :func:`plexus.evaluation.multiclass.to_class_index` read
+    it back as ``label``.
     """
     path = Path(path)
     suffix = path.suffix.lower()

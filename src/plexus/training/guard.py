@@ -182,7 +182,8 @@ def inner_split(train_idx: np.ndarray, subjects: np.ndarray | None, share: float
 
     ``subjects`` (one per image of the whole array, or None: each image its own group) group
     the images (a training part of one subject, as a small training-size subset can be, is
-    split by image: the inner images then share the subject of the fitted ones); ``round(share * n_subjects)`` of them (at least one, never all) are drawn with
+    split by image: the inner images then share the subject of the fitted ones);
+    ``round(share * n_subjects)`` of them (at least one, never all) are drawn with
     ``seed``, so the split is a function of the training part, the subjects and the seed.
     """
     groups = (np.asarray(train_idx) if subjects is None else np.asarray(subjects)[train_idx]).astype(str)
