@@ -411,6 +411,16 @@ def test_layout_problems_name_the_files(tmp_path):
     with pytest.raises(LayoutError, match=r"does not match image_pattern"):
         folders(raw, images="images", masks="images", mask_template="{stem}_mask", image_pattern=r"\d+")
     assert safe_id("benign (1)") == "benign_1" and safe_id("ñandú 3") == "ñandú_3"
+    with pytest.raises(ValueError, match=r"mask_template: '\{name\}_mask' names \['name'\]"):
+        folders(raw, images="images", masks="images", mask_template="{name}_mask")
+    case = raw / "cases" / "IMD009"
+    _save(case / "IMD009_Dermoscopic_Image" / "IMD009.bmp", _rgb())
+    with pytest.raises(LayoutError) as info:
+        folders(raw, images="cases", cases=True, image_template="{case}_Dermoscopic_Image/{case}",
+                mask_template="{case}_lesion/{case}_lesion")
+    assert info.value.problems == [f"{case / 'IMD009_Dermoscopic_Image' / 'IMD009.bmp'}: image without a mask "
+                                   f"(expected {case / 'IMD009_lesion' / 'IMD009_lesion'}.png; any image type "
+                                   "also does)"]
 
 
 def test_sheet_with_odd_ids_and_unicode_round_trips(tmp_path):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -175,6 +176,13 @@ def folders(root: str | os.PathLike, *, images: str = "images", masks: str | Non
     mask_root = image_root if masks is None else root / masks
     same_folder = mask_root == image_root or cases
     templates = [mask_template] if mask_template else ["{stem}", "{stem}_mask"]
+    known = {"stem", "case", *(stem_pattern.groupindex if stem_pattern else ())}
+    for key, template in (("mask_template", mask_template), ("image_template", image_template)):
+        fields = {f for _, f, _, _ in string.Formatter().parse(template or "") if f is not None}
+        if fields - known:
+            groups = sorted(known - {"stem", "case"})
+            raise ValueError(f"data.folders.{key}: {template!r} names {sorted(fields - known)}; it may use "
+                             f"{{stem}}, {{case}} and the named groups of image_pattern ({groups})")
     if same_folder and not cases and templates[0] == "{stem}":
         raise ValueError("data.folders.mask_template: images and masks share a folder, so the mask's name must "
                          "differ from the image's (e.g. {stem}_mask)")
@@ -225,36 +233,37 @@ def folders(root: str | os.PathLike, *, images: str = "images", masks: str | Non
             return [m for match in found for m in match]
         return found[0] if found else []
 
-    def fields_of(stem: str, path: Path) -> dict | None:
+    def fields_of(stem: str, path: Path, required: bool = True) -> dict | None:
         if stem_pattern is None:
             return {}
         match = stem_pattern.fullmatch(stem)
         if match is None:
-            problems.append(f"{path}: the name {stem!r} does not match image_pattern {image_pattern!r}")
+            if required:
+                problems.append(f"{path}: the name {stem!r} does not match image_pattern {image_pattern!r}")
             return None
-        return match.groupdict()
+        return {k: v or "" for k, v in match.groupdict().items()}
 
     train = entries(image_root)
     claimed: dict[Path, Path] = {}
+    missing: dict[Path, str] = {}  # image -> its problem, if it stays an image
     pairs = []
     for stem, path, category, base in train:
         fields = fields_of(stem, path)
         if fields is None:
             continue
-        found = mask_files(path, stem, stem if cases else "", fields, base)
+        case = stem if cases else ""
+        found = mask_files(path, stem, case, fields, base)
         for mask in found:
             if mask in claimed and claimed[mask] != path:
                 problems.append(f"{mask}: mask of two images, {claimed[mask].name} and {path.name} (rename one)")
             claimed[mask] = path
         pairs.append((stem, path, category, found))
+        if not found:
+            names = " or ".join(f"{base / t.format(stem=stem, case=case, **fields)}.png" for t in templates)
+            missing[path] = f"{path}: image without a mask (expected {names}; any image type also does)"
     if same_folder and not cases:  # files that are masks are not images
         pairs = [entry for entry in pairs if entry[1] not in claimed]
-    for stem, path, _, found in pairs:
-        if not found:
-            fields = fields_of(stem, path) or {}
-            base = path.parent if same_folder and not cases else (path.parent if cases else mask_root)
-            names = " or ".join(f"{base / t.format(stem=stem, case=stem, **fields)}.png" for t in templates)
-            problems.append(f"{path}: image without a mask (expected {names}; any image type also does)")
+    problems += [missing[path] for _, path, _, found in pairs if not found]
     if not same_folder and not class_folders:
         for mask in _image_files(mask_root, [], recurse=True):
             if mask not in claimed:
@@ -267,7 +276,8 @@ def folders(root: str | os.PathLike, *, images: str = "images", masks: str | Non
     if test is not None and (root / test).is_dir():
         tests = entries(root / test)
         if same_folder and not cases:  # a test folder holding masks too: leave them out
-            masks_there = {m for stem, path, _, base in tests for m in mask_files(path, stem, "", {}, base)}
+            masks_there = {m for stem, path, _, base in tests if (fields := fields_of(stem, path, False)) is not None
+                           for m in mask_files(path, stem, "", fields, base)}
             tests = [entry for entry in tests if entry[1] not in masks_there]
 
     seen: dict[str, Path] = {}
