@@ -1,4 +1,4 @@
-"""Run-length encoding speed: ``plexus.postprocess.rle`` against one plain numpy run-length pass.
+"""Run-length encoding speed: ``plexus.io.rle`` against one plain numpy run-length pass.
 
 The baseline is the issue's definition of one numpy pass over a mask: copy it into a
 zero-padded column-major uint8 vector, ``np.flatnonzero(np.diff(...))``. It finds the
@@ -31,7 +31,8 @@ from timing import best_of
 
 from plexus import ORIGINAL_SHAPE
 from plexus.data import resize
-from plexus.postprocess import rle, submission
+from plexus.io import rle
+from plexus.postprocess import submission
 
 ROWS, COLS = ORIGINAL_SHAPE
 

@@ -36,7 +36,8 @@ from timing import best_of
 
 from plexus import ORIGINAL_SHAPE
 from plexus.data import resize
-from plexus.postprocess import rle, tuning
+from plexus.io import rle
+from plexus.postprocess import tuning
 
 NERVE_FRACTION = 0.41  # share of Kaggle training images with a nerve mask
 

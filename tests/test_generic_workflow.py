@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from plexus.io.images import read_image
-from plexus.postprocess.rle import decode
+from plexus.io.rle import decode
 from workflow_helpers import make_workdir, planned_jobs, reuse_raw_data, snakemake
 
 pytestmark = pytest.mark.workflow

@@ -6,8 +6,8 @@ import pytest
 import tifffile
 
 from plexus.data import ingest
+from plexus.io import rle
 from plexus.io.tiff import write_tiff
-from plexus.postprocess import rle
 
 SHAPE = (420, 580)
 

@@ -20,8 +20,8 @@ from plexus.evaluation.multiclass import (
     scores_frame,
     to_class_index,
 )
+from plexus.io import rle
 from plexus.io.images import read_image
-from plexus.postprocess import rle
 from plexus.postprocess.candidates import remove_small_components
 from plexus.postprocess.multiclass import (
     ComponentTable,

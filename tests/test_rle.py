@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from plexus.postprocess import rle
+from plexus.io import rle
 from references import python_rle_encode
 
 

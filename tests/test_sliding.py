@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from plexus.inference.predict import load_model, predict_probs
-from plexus.inference.sliding import gaussian_weights, random_crops, sliding_window, window_starts
+from plexus.inference.sliding import gaussian_weights, sliding_window, window_starts
+from plexus.training.augment import random_crops
 from plexus.training.loop import train_model
 from plexus.training.settings import TrainSettings
 

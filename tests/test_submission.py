@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from plexus.data import resize
-from plexus.postprocess import rle, submission, tuning
+from plexus.io import rle
+from plexus.postprocess import submission, tuning
 
 SHAPE = (42, 58)
 
@@ -69,9 +70,9 @@ def test_write_submission_round_trips(tmp_path):
 def test_presence_gate_is_applied_identically_in_tuning_and_submission():
     """The submission's masks score exactly what tuning says, gate included (issue 10)."""
     from plexus.evaluation.metrics import kaggle_dice
+    from plexus.io.rle import decode
     from plexus.postprocess import tuning
     from plexus.postprocess.candidates import PostProcess
-    from plexus.postprocess.rle import decode
 
     shape = (42, 58)
     rng = np.random.default_rng(5)

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from plexus import ORIGINAL_SHAPE
+from plexus.io.contracts import read_folds, read_masks_table
+from plexus.io.rle import decode, encode
 from plexus.io.tiff import TiffLayoutError, read_tiff
-from plexus.postprocess.rle import encode
 
 TRAIN_IMAGE = re.compile(r"^(?P<subject>[1-9]\d*)_(?P<image>[1-9]\d*)\.tif$")
 TRAIN_MASK = re.compile(r"^(?P<subject>[1-9]\d*)_(?P<image>[1-9]\d*)_mask\.tif$")
@@ -165,7 +166,6 @@ def mask_rles(train_masks: pd.DataFrame) -> dict[str, str]:
 def load_masks(train_masks: pd.DataFrame | dict, image_ids, shape=ORIGINAL_SHAPE) -> np.ndarray:
     """Decode the masks of ``image_ids`` (``S_I``) from a train_masks frame, or from its
     :func:`mask_rles` mapping (callers that decode batch by batch build it once); uint8 {0, 1}."""
-    from plexus.postprocess.rle import decode
 
     by_id = train_masks if isinstance(train_masks, dict) else mask_rles(train_masks)
     out = np.zeros((len(image_ids), *shape), dtype=np.uint8)
@@ -188,3 +188,30 @@ def read_resized(paths, resize, threads: int = 4, chunk: int = 256) -> np.ndarra
     if not parts:
         raise ValueError("no files to read")
     return np.concatenate(parts)
+
+
+class LazyMasks:
+    """True masks of ``image_ids`` decoded from their RLE only when sliced (streaming tuning).
+
+    Behaves like the (n, *shape) uint8 array it stands for under ``len`` and slicing
+    or integer-array indexing, so 5,635 Kaggle masks (1.3 GB decoded) are never held at once.
+    """
+
+    def __init__(self, train_masks: pd.DataFrame, image_ids, shape=ORIGINAL_SHAPE):
+        # the id -> RLE map is built once: rebuilding it per batch made streaming quadratic
+        self.table, self.ids, self.shape = mask_rles(train_masks), [str(i) for i in image_ids], tuple(shape)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = range(len(self.ids))[index] if isinstance(index, slice) else np.asarray(index).reshape(-1)
+        return load_masks(self.table, [self.ids[r] for r in rows], self.shape)
+
+
+def load_truth(folds_csv, masks_csv, *, lazy: bool = False):
+    """The folds table and the true masks (420x580, {0, 1}) in its row order (decoded on demand if ``lazy``)."""
+    folds = read_folds(folds_csv)
+    table = read_masks_table(masks_csv)
+    masks = LazyMasks(table, folds["image_id"]) if lazy else load_masks(table, folds["image_id"], ORIGINAL_SHAPE)
+    return folds, masks

@@ -1,7 +1,7 @@
-"""Patches: random crops for training and sliding-window prediction with weighted blending.
+"""Patches: sliding-window prediction with weighted blending.
 
 A model entry with ``patch_size`` trains on random ``patch_size`` crops of its
-``input_size`` images (:func:`random_crops`) and predicts each image by sliding a
+``input_size`` images (:func:`plexus.training.augment.random_crops`) and predicts each image by sliding a
 window of that size over it (:func:`window_starts`), the windows overlapping by
 ``window_overlap`` of their size. Overlapping predictions are averaged with a Gaussian
 weight that is largest at a window's centre (:func:`gaussian_weights`, sigma 1/8 of the
@@ -42,23 +42,6 @@ def gaussian_weights(size: tuple[int, int], sigma_scale: float = 0.125) -> torch
         x = torch.arange(n, dtype=torch.float32) - (n - 1) / 2
         axes.append(torch.exp(-0.5 * (x / max(sigma_scale * n, 1e-6)) ** 2))
     return (axes[0][:, None] * axes[1][None, :]).clamp_(min=1e-3)
-
-
-def random_crops(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int], generator: torch.Generator):
-    """One random ``size`` crop per sample of images ``x`` (B,C,H,W) and their targets ``y`` (B,K,H,W).
-
-    Offsets are drawn from ``generator`` (two uniform numbers per sample, whatever the sizes).
-    """
-    h, w = size
-    big_h, big_w = x.shape[-2:]
-    if h > big_h or w > big_w:
-        raise ValueError(f"patch {h}x{w} is larger than the images {big_h}x{big_w}")
-    u = torch.rand(x.shape[0], 2, generator=generator)
-    top = (u[:, 0] * (big_h - h + 1)).long().clamp_(max=big_h - h)
-    left = (u[:, 1] * (big_w - w + 1)).long().clamp_(max=big_w - w)
-    xs = torch.stack([x[i, :, t:t + h, s:s + w] for i, (t, s) in enumerate(zip(top.tolist(), left.tolist()))])
-    ys = torch.stack([y[i, :, t:t + h, s:s + w] for i, (t, s) in enumerate(zip(top.tolist(), left.tolist()))])
-    return xs.contiguous(), ys.contiguous()
 
 
 def sliding_window(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, size: tuple[int, int],

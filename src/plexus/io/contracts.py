@@ -17,9 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plexus import ORIGINAL_SHAPE
-from plexus.data import ingest
-
 
 def read_npz(path) -> dict[str, np.ndarray]:
     """All arrays of an ``.npz`` (the counterpart of :func:`plexus.io.atomic.write_npz`; no pickles)."""
@@ -135,30 +132,3 @@ def load_members(member_oofs: dict[str, list], image_ids, keys=("prob", "presenc
 def read_masks_table(masks_csv) -> pd.DataFrame:
     """``results/manifest/train_masks.csv``: subject, img, pixels (RLE; empty = no mask), all text."""
     return read_table(masks_csv)
-
-
-class LazyMasks:
-    """True masks of ``image_ids`` decoded from their RLE only when sliced (streaming tuning).
-
-    Behaves like the (n, *shape) uint8 array it stands for under ``len`` and slicing
-    or integer-array indexing, so 5,635 Kaggle masks (1.3 GB decoded) are never held at once.
-    """
-
-    def __init__(self, train_masks: pd.DataFrame, image_ids, shape=ORIGINAL_SHAPE):
-        # the id -> RLE map is built once: rebuilding it per batch made streaming quadratic
-        self.table, self.ids, self.shape = ingest.mask_rles(train_masks), [str(i) for i in image_ids], tuple(shape)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index) -> np.ndarray:
-        rows = range(len(self.ids))[index] if isinstance(index, slice) else np.asarray(index).reshape(-1)
-        return ingest.load_masks(self.table, [self.ids[r] for r in rows], self.shape)
-
-
-def load_truth(folds_csv, masks_csv, *, lazy: bool = False):
-    """The folds table and the true masks (420x580, {0, 1}) in its row order (decoded on demand if ``lazy``)."""
-    folds = read_folds(folds_csv)
-    table = read_masks_table(masks_csv)
-    masks = LazyMasks(table, folds["image_id"]) if lazy else ingest.load_masks(table, folds["image_id"], ORIGINAL_SHAPE)
-    return folds, masks

@@ -2,7 +2,7 @@
 
 The competition scores instances, so each nucleus is its own row
 ``ImageId,EncodedPixels`` with the Kaggle RLE of its mask (1-based, column-major;
-:mod:`plexus.postprocess.rle`). Every test image must appear: an image with no
+:mod:`plexus.io.rle`). Every test image must appear: an image with no
 predicted nucleus gets one row with an empty ``EncodedPixels`` (written as an
 empty CSV field), the usual way of saying "nothing here" on Kaggle. Nuclei of one
 image must not share pixels (the metric assumes disjoint objects);
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from plexus.postprocess.rle import decode, encode
+from plexus.io.rle import decode, encode
 
 __all__ = ["decode_submission", "encode_instances", "submission_rows"]
 

@@ -48,8 +48,8 @@ import pandas as pd
 from plexus.data.resize import upsample
 from plexus.evaluation.multiclass import MAX_CLASSES, class_counts, from_class_index
 from plexus.io.atomic import atomic_path
+from plexus.io.rle import encode
 from plexus.postprocess.candidates import labelled
-from plexus.postprocess.rle import encode
 
 __all__ = [
     "ComponentTable",

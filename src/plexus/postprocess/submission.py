@@ -10,9 +10,9 @@ import pandas as pd
 from plexus import ORIGINAL_SHAPE
 from plexus.data.resize import upsample_mean
 from plexus.io.atomic import atomic_path
+from plexus.io.rle import encode
 from plexus.io.tiff import read_tiff
 from plexus.postprocess.candidates import PostProcess
-from plexus.postprocess.rle import encode
 from plexus.postprocess.tuning import postprocess
 
 #: Images upsampled at once: small batches keep the 420x580 maps in cache (about 2x faster than 64).

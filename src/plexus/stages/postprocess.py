@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from plexus import ORIGINAL_SHAPE
+from plexus.data.ingest import LazyMasks, load_truth
 from plexus.data.resize import upsample_mean
 from plexus.evaluation.bootstrap import bootstrap_ci
 from plexus.evaluation.metrics import per_image_metrics
 from plexus.io import atomic
-from plexus.io.contracts import LazyMasks, load_members, load_truth, read_json, read_manifest, read_table
+from plexus.io.contracts import load_members, read_json, read_manifest, read_table
 from plexus.io.tiff import read_tiff
 from plexus.postprocess.candidates import CRF_DEFAULTS, PostProcess
 from plexus.postprocess.selection import Batch, ScoreCache, Selection, select_many

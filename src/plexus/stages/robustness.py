@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from plexus.data import splits
+from plexus.data.ingest import load_truth
 from plexus.io import atomic
-from plexus.io.contracts import load_oof, load_truth, read_npz
+from plexus.io.contracts import load_oof, read_npz
 from plexus.postprocess.tuning import cutoff_counts, gate, metrics_at
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from plexus.data.ingest import load_truth
 from plexus.io import atomic
-from plexus.io.contracts import load_members, load_truth
+from plexus.io.contracts import load_members
 
 
 def tune_stage(member_oofs: dict[str, list], folds_csv, masks_csv, cutoffs, min_areas,

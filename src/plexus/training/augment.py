@@ -164,3 +164,20 @@ def augment_batch(
         # argmax k (the ignored channel) one-hot encodes to all zero once that channel is dropped
         out_masks = F.one_hot(x[:, c:].argmax(1), k + 1)[..., :k].permute(0, 3, 1, 2).to(mask_dtype).contiguous()
     return out_images.contiguous(), out_masks
+
+
+def random_crops(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int], generator: torch.Generator):
+    """One random ``size`` crop per sample of images ``x`` (B,C,H,W) and their targets ``y`` (B,K,H,W).
+
+    Offsets are drawn from ``generator`` (two uniform numbers per sample, whatever the sizes).
+    """
+    h, w = size
+    big_h, big_w = x.shape[-2:]
+    if h > big_h or w > big_w:
+        raise ValueError(f"patch {h}x{w} is larger than the images {big_h}x{big_w}")
+    u = torch.rand(x.shape[0], 2, generator=generator)
+    top = (u[:, 0] * (big_h - h + 1)).long().clamp_(max=big_h - h)
+    left = (u[:, 1] * (big_w - w + 1)).long().clamp_(max=big_w - w)
+    xs = torch.stack([x[i, :, t:t + h, s:s + w] for i, (t, s) in enumerate(zip(top.tolist(), left.tolist()))])
+    ys = torch.stack([y[i, :, t:t + h, s:s + w] for i, (t, s) in enumerate(zip(top.tolist(), left.tolist()))])
+    return xs.contiguous(), ys.contiguous()

@@ -78,12 +78,11 @@ import torch
 
 from plexus.data.noise import add_gaussian_noise
 from plexus.device import pick_device
-from plexus.inference.sliding import random_crops
 from plexus.io.atomic import write_csv, write_json
 from plexus.labels import IGNORE_LABEL
 from plexus.models import build_model, count_parameters, is_two_head
 from plexus.training import checkpoint
-from plexus.training.augment import augment_batch
+from plexus.training.augment import augment_batch, random_crops
 from plexus.training.determinism import torch_run_context
 from plexus.training.guard import Collapse, CollapseGuard, EarlyStopper, inner_split
 from plexus.training.losses import segmentation_loss, two_head_loss
