@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from plexus.io.contracts import read_folds, read_npz, read_per_image
-from workflow_helpers import make_workdir, snakemake
+from workflow_helpers import make_workdir, read_config, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -81,3 +81,43 @@ def test_palette_indices_are_the_labels_and_void_is_never_predicted(ids_run):
         assert label.shape == (20, 24) and set(np.unique(label)) <= {0, 1, 2}
     table = pd.read_csv(results / "tables/classes.csv")
     assert set(table["class"]) == {"nerve", "vessel"}
+
+
+@pytest.mark.parametrize("layout", ["ph2", "busi"])
+def test_folder_layouts_through_the_workflow_to_the_arrays(tmp_path, layout):
+    """The README's config lines for two layouts, run by Snakemake up to the folds and the arrays:
+    one folder per case with no masks folder and no test folder (PH2), images and masks side by
+    side in class folders with spaces in their names (BUSI)."""
+    workdir = make_workdir(tmp_path / "plexus", "tiny_ids.yaml")
+    raw = workdir / "results/raw/ids"
+    label = _label(0)
+    label[label == 3] = 0
+    if layout == "ph2":
+        folders = {"images": "PH2 Dataset images", "cases": True, "test": None,
+                   "image_template": "{case}_Dermoscopic_Image/{case}", "mask_template": "{case}_lesion/{case}_lesion"}
+        for i in range(4):
+            case = raw / "PH2 Dataset images" / f"IMD00{i}"
+            for sub, array in ((f"IMD00{i}_Dermoscopic_Image/IMD00{i}.bmp", rng.integers(0, 256, (20, 24, 3),
+                                                                                         dtype=np.uint8)),
+                               (f"IMD00{i}_lesion/IMD00{i}_lesion.bmp", (label > 0) * np.uint8(255))):
+                (case / sub).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array).save(case / sub)
+        expected = [f"IMD00{i}" for i in range(4)]
+    else:
+        folders = {"images": ".", "masks": None, "test": None, "class_folders": True, "mask_template": "{stem}_mask"}
+        for category in ("benign", "malignant"):
+            (raw / category).mkdir(parents=True)
+            for i in (1, 2):
+                Image.fromarray(rng.integers(0, 256, (20, 24), dtype=np.uint8)).save(raw / category /
+                                                                                      f"{category} ({i}).png")
+                Image.fromarray((label > 0) * np.uint8(255)).save(raw / category / f"{category} ({i})_mask.png")
+        expected = ["benign_1", "benign_2", "malignant_1", "malignant_2"]
+    config = read_config(workdir)
+    config["data"] = {"format": "folders", "raw_dir": "results/raw/ids", "folders": folders}
+    config["classes"], config["ignore"] = {"background": 0, "lesion": 255}, []
+    config["cv"]["stratify"] = "category" if layout == "busi" else None
+    write_config(workdir, config)
+    snakemake(workdir, "--cores", "2", "results/splits/folds.csv", "results/preprocessed/16x16/train.npz")
+    assert read_folds(workdir / "results/splits/folds.csv")["image_id"].tolist() == expected
+    with np.load(workdir / "results/preprocessed/16x16/train.npz") as data:
+        assert data["masks"].max() == 1 and data["images"].shape[0] == 4

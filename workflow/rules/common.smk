@@ -245,7 +245,15 @@ def dataset_inputs():
     if config["data"]["format"] == "sheet":
         return [SHEET]
     folders = config["data"]["folders"]
-    return [f"{RAW}/{folders[k]}" for k in ("images", "masks", "test") if folders[k]]
+    others = [
+        folders[k]
+        for k in ("test",) + (() if folders["cases"] else ("masks",))
+        if folders[k]
+    ]
+    # a folder the layout does not have (no test/) is no input; the raw fingerprint sees every file
+    paths = [f"{RAW}/{folders['images']}"]
+    paths += [f"{RAW}/{name}" for name in others if Path(RAW, name).exists()]
+    return sorted(set(paths))
 
 
 # -- names -----------------------------------------------------------------------------
