@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plexus.config import ConfigError, schema, validate_config
+from plexus.config import (
+    ConfigError,
+    check_config,
+    config_errors,
+    ignored_classes,
+    learnt_classes,
+    schema,
+    validate_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = [REPO / "config/config.yaml", REPO / "config/kaggle.yaml", *sorted((REPO / "tests/configs").glob("*.yaml"))]
@@ -99,3 +107,75 @@ def test_all_errors_are_reported_together():
     with pytest.raises(ConfigError) as err:
         validate_config(config)
     assert "tuning.cutoffs.stop" in str(err.value) and "models.unet.lr" in str(err.value)
+
+
+# --- the checks across keys (plexus.config.config_errors) ------------------------------------------
+
+
+def _config(name: str) -> dict:
+    return validate_config(yaml.safe_load((REPO / name).read_text()))
+
+
+def _generic(**edits) -> dict:
+    config = _config("tests/configs/tiny_multiclass.yaml")
+    for key, value in edits.items():
+        config[key] = value
+    return config
+
+
+@pytest.mark.parametrize(("name", "edit", "expected"), [
+    ("config/config.yaml", lambda c: c["ensembles"].update(main=["unet", "unet3"]),
+     "ensembles.main: unknown model 'unet3'"),
+    ("config/config.yaml", lambda c: c["ensembles"].update(unet=["unet"]), "ensembles.unet: a model has the same name"),
+    ("config/config.yaml", lambda c: c["tuning"]["cutoffs"].update(start=0.9, stop=0.1),
+     "tuning.cutoffs: start 0.9 is above stop 0.1"),
+    ("config/config.yaml", lambda c: c["models"]["unet"].update(input_size=[30, 48]),
+     "models.unet.input_size: [30, 48] is not divisible by 2**depth = 8"),
+    ("config/config.yaml", lambda c: c["robustness"].update(model="nope"), "robustness.model: 'nope' is not a key"),
+    ("config/config.yaml", lambda c: c["predict"].update(tta=[]), "postprocess.candidates: 'tta' needs"),
+    ("config/config.yaml", lambda c: c["data"]["synthetic"].update(kind="multiclass"),
+     "data.synthetic.kind: 'multiclass' does not go with data.format 'kaggle_nerve'"),
+    ("tests/configs/tiny_multiclass.yaml", lambda c: c.update(classes={"background": 0, "a": 1, "b": 1}),
+     "classes: two classes share a mask value"),
+    ("tests/configs/tiny_multiclass.yaml", lambda c: c.update(classes={"background": 0, "a": [255, 0, 0]}),
+     "classes: give every class a gray value or every class an [r, g, b] colour"),
+    ("tests/configs/tiny_multiclass.yaml", lambda c: c.update(ignore=["void"]), "ignore: 'void' is not a class"),
+    ("tests/configs/tiny_multiclass.yaml", lambda c: c.update(ignore=["background"]),
+     "ignore: 'background' is the background"),
+    ("tests/configs/tiny_multiclass.yaml", lambda c: c["models"]["unet"].update(presence_head=True),
+     "models.unet: the presence head gates binary masks"),
+    ("tests/configs/tiny_multiclass.yaml", lambda c: c["robustness"]["missing_channel"].update(enabled=True),
+     "robustness.missing_channel.enabled: the study removes each channel in turn"),
+    ("tests/configs/tiny_multiclass.yaml", lambda c: c["data"].update(sheet="other.tsv"),
+     "data.sheet: the synthetic multiclass dataset writes raw_dir/sheet.tsv"),
+    ("tests/configs/tiny_nuclei.yaml", lambda c: c["robustness"]["noise"].update(enabled=True),
+     "robustness: the studies are not available for data.format dsb2018 yet"),
+    ("tests/configs/tiny_nuclei.yaml", lambda c: c.update(ignore=["foreground"]),
+     "ignore: instance segmentation (data.format dsb2018) has no ignore label"),
+])
+def test_config_errors_name_the_key(name, edit, expected):
+    config = _config(name)
+    assert config_errors(config) == []
+    edit(config)
+    errors = config_errors(config)
+    assert any(expected in error for error in errors), errors
+    with pytest.raises(ConfigError, match="invalid config"):
+        check_config(config)
+
+
+def test_learnt_and_ignored_classes():
+    config = _generic(classes={"background": 0, "sky": 1, "void": 11, "road": 2}, ignore=["void"])
+    assert learnt_classes(config) == {"background": 0, "sky": 1, "road": 2}
+    assert ignored_classes(config) == {"void": 11}
+    nuclei = _config("tests/configs/tiny_nuclei.yaml")
+    assert list(learnt_classes(nuclei)) == (["background", "nucleus", "boundary"] if nuclei["instances"]["boundary"]
+                                            else ["background", "nucleus"])
+
+
+def test_synthetic_data_never_overwrites_foreign_raw_data(tmp_path):
+    config = _config("config/config.yaml")
+    config["data"]["raw_dir"] = str(tmp_path)
+    assert config_errors(config) == []
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "1_1.tif").write_bytes(b"someone's real data")
+    assert any("data.synthetic.enabled" in error for error in config_errors(config))

@@ -11,9 +11,13 @@ SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
 from plexus.codehash import code_version
-from plexus.config import validate_config
+from plexus.config import (
+    check_config,
+    ignored_classes,
+    learnt_classes,
+    validate_config,
+)
 from plexus.data.fingerprint import refresh as refresh_fingerprint
-from plexus.training.settings import TrainSettings
 
 validate_config(config)
 
@@ -31,20 +35,8 @@ GENERIC = config["data"]["format"] != "kaggle_nerve"
 # nuclei instance segmentation (DSB2018): the generic workflow with instance post-processing
 INSTANCES = config["data"]["format"] == "dsb2018"
 # the classes the network learns; the ignored ones (ignore:) only mark pixels that count nowhere
-IGNORE = {
-    name: config["classes"][name]
-    for name in config["ignore"]
-    if name in config["classes"]
-}
-CLASSES = (
-    {"background": 0, "nucleus": 1, "boundary": 2}
-    if INSTANCES and config["instances"]["boundary"]
-    else (
-        {"background": 0, "nucleus": 1}
-        if INSTANCES
-        else {k: v for k, v in config["classes"].items() if k not in IGNORE}
-    )
-)
+IGNORE = ignored_classes(config)
+CLASSES = learnt_classes(config)
 SHEET = (
     config["data"]["sheet"]
     if Path(config["data"]["sheet"]).is_absolute()
@@ -52,137 +44,7 @@ SHEET = (
 )
 
 
-def check_config():
-    """Cross-field checks the schema cannot express; each error names the key."""
-    errors = []
-    for name, members in ENSEMBLES.items():
-        for member in members:
-            if member not in MODELS:
-                errors.append(
-                    f"ensembles.{name}: unknown model {member!r} (models: {sorted(MODELS)})"
-                )
-        if name in MODELS:
-            errors.append(
-                f"ensembles.{name}: a model has the same name; names of models and ensembles must differ"
-            )
-    for key in ("cutoffs", "min_areas", "presence_thresholds"):
-        spec = config["tuning"][key]
-        if spec["start"] > spec["stop"]:
-            errors.append(
-                f"tuning.{key}: start {spec['start']} is above stop {spec['stop']}"
-            )
-    for name, settings in MODELS.items():
-        try:  # the cross-field checks of one model entry (patch_size, presence head)
-            TrainSettings.from_config(settings)
-        except ValueError as error:
-            errors.append(f"models.{name}: {error}")
-        step = 2 ** settings["depth"]
-        if any(side % step for side in settings["input_size"]):
-            errors.append(
-                f"models.{name}.input_size: {settings['input_size']} is not divisible by 2**depth = {step}"
-            )
-    if (NOISE["enabled"] or TRAIN_SIZE["enabled"]) and ROBUSTNESS.get(
-        "model"
-    ) not in MODELS:
-        errors.append(
-            f"robustness.model: {ROBUSTNESS.get('model')!r} is not a key of models ({sorted(MODELS)})"
-        )
-    errors += generic_config_errors() if GENERIC else []
-    synthetic = config["data"]["synthetic"]
-    kinds = {
-        "nerve": ["kaggle_nerve"],
-        "multiclass": ["sheet"],
-        "multichannel": ["sheet"],
-        "nuclei": ["dsb2018"],
-    }
-    if (
-        synthetic["enabled"]
-        and config["data"]["format"] not in kinds[synthetic["kind"]]
-    ):
-        errors.append(
-            f"data.synthetic.kind: {synthetic['kind']!r} does not go with data.format {config['data']['format']!r} "
-            "(nerve needs kaggle_nerve; multiclass and multichannel need sheet; nuclei needs dsb2018)"
-        )
-    raw = Path(RAW)
-    if config["data"]["synthetic"]["enabled"] and (raw / "train").is_dir():
-        # the synthesize rule owns raw_dir/train and raw_dir/test as directory outputs, which
-        # Snakemake deletes before regenerating: never let that happen to real data
-        if (
-            any((raw / "train").iterdir())
-            and not (raw / "synthetic_summary.json").exists()
-        ):
-            errors.append(
-                f"data.synthetic.enabled: {raw} holds data that plexus did not generate; "
-                "set data.synthetic.enabled: false to use it, or point data.raw_dir elsewhere"
-            )
-    if "tta" in config["postprocess"]["candidates"] and not config["predict"]["tta"]:
-        errors.append(
-            "postprocess.candidates: 'tta' needs the flip-averaged predictions of predict.tta, which is empty"
-        )
-    if "crf" in config["postprocess"]["candidates"]:
-        try:
-            import pydensecrf.densecrf  # noqa: F401
-        except ImportError as error:
-            errors.append(
-                f"postprocess.candidates: 'crf' needs the pydensecrf2 package ({error})"
-            )
-    if errors:
-        raise ValueError("invalid config:\n  " + "\n  ".join(errors))
-
-
-def generic_config_errors():
-    """Checks of the generic workflow: one error per offending key."""
-    errors = []
-    values = [str(v) for v in config["classes"].values()]
-    if len(set(values)) != len(values):
-        errors.append(f"classes: two classes share a mask value ({config['classes']})")
-    kinds = {isinstance(v, list) for v in config["classes"].values()}
-    if len(kinds) > 1:
-        errors.append(
-            "classes: give every class a gray value or every class an [r, g, b] colour, not both"
-        )
-    first = next(iter(config["classes"]))
-    for name in config["ignore"]:
-        if name not in config["classes"]:
-            errors.append(
-                f"ignore: {name!r} is not a class (classes: {list(config['classes'])})"
-            )
-        elif name == first:
-            errors.append(f"ignore: {name!r} is the background (the first class)")
-    if INSTANCES and config["ignore"]:
-        errors.append(
-            "ignore: instance segmentation (data.format dsb2018) has no ignore label"
-        )
-    for name, settings in MODELS.items():
-        if settings["arch"] == "unet2head" or settings.get("presence_head"):
-            errors.append(
-                f"models.{name}: the presence head gates binary masks; the generic workflow "
-                "(data.format folders or sheet) has none"
-            )
-    if MISSING["enabled"] and len(config["data"]["channels"]) < 2:
-        errors.append(
-            "robustness.missing_channel.enabled: the study removes each channel in turn; "
-            f"data.channels has one ({config['data']['channels']})"
-        )
-    synthetic = config["data"]["synthetic"]
-    if (
-        synthetic["enabled"]
-        and not INSTANCES
-        and config["data"]["sheet"] != "sheet.tsv"
-    ):
-        errors.append(
-            f"data.sheet: the synthetic {synthetic['kind']} dataset writes raw_dir/sheet.tsv, not {config['data']['sheet']!r}"
-        )
-    if config["data"]["format"] == "folders" and config["data"]["channels"] != [
-        "image"
-    ]:
-        errors.append(
-            "data.channels: format folders has one channel, image; describe several in a sheet"
-        )
-    return errors
-
-
-check_config()
+check_config(config)
 
 
 NAME = r"[A-Za-z][A-Za-z0-9_]*"

@@ -4,26 +4,6 @@
 # the DSB2018 submission, tables with CIs and figures (plexus.stages.instances). Training and
 # prediction are the shared rules of train.smk and predict.smk.
 
-if any(
-    ROBUSTNESS[study]["enabled"] for study in ("noise", "train_size", "missing_channel")
-):
-    raise ValueError(
-        "invalid config:\n  robustness: the studies are not available for data.format dsb2018 yet; "
-        "set robustness.noise/train_size/missing_channel.enabled to false"
-    )
-if (
-    config["data"]["synthetic"]["enabled"]
-    and Path(RAW, "stage1_train").is_dir()
-    and any(Path(RAW, "stage1_train").iterdir())
-    and not Path(RAW, "synthetic_summary.json").exists()
-):
-    # synthesize_nuclei owns raw_dir/stage1_train as a directory output, which Snakemake deletes
-    # before regenerating: never let that happen to real data
-    raise ValueError(
-        f"invalid config:\n  data.synthetic.enabled: {RAW}/stage1_train holds data that plexus did not "
-        "generate; set data.synthetic.enabled: false to use it, or point data.raw_dir elsewhere"
-    )
-
 
 def instance_options():
     """The post-processing grid of the instances section (what tune_instances reads)."""
