@@ -5,6 +5,7 @@ from plexus.runlog import logged
 from plexus.stages.classes import manifest_stage
 
 with logged(snakemake.log[0]):
-    o, p = snakemake.output, snakemake.params
+    i, o, p = snakemake.input, snakemake.output, snakemake.params
+    written = i.sheet[0] if p.data["format"] == "dsb2018" else None  # the sheet the nuclei rule wrote
     manifest_stage(p.data, p.classes, o.sheet, o.train, o.test, o.summary, threads=snakemake.threads,
-                   ignore=p.ignore)
+                   ignore=p.ignore, written_sheet=written)

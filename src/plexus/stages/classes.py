@@ -30,15 +30,17 @@ from plexus.io import atomic
 from plexus.io.contracts import check_aligned, read_folds, read_manifest, read_npz, read_per_image, read_table
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
-#: format dsb2018: the sheet the nuclei_sheet rule writes (image, targets as mask, instances)
-INSTANCE_SHEET = "results/instances/sheet.tsv"
 
 
 # --------------------------------------------------------------------------- data
 
 
-def read_dataset(data: dict):
-    """The sheet frame of ``data`` (the config's data section) by ``data.format``."""
+def read_dataset(data: dict, written_sheet=None):
+    """The sheet frame of ``data`` (the config's data section) by ``data.format``.
+
+    ``written_sheet``: format dsb2018, the sheet of merged instance masks and targets that the
+    nuclei stage wrote (:func:`plexus.stages.instances`'s sheet; the rule's input).
+    """
     raw = Path(data["raw_dir"])
     if data["format"] == "folders":
         sheet = import_dataset("folders", raw, **data["folders"])
@@ -47,22 +49,25 @@ def read_dataset(data: dict):
     if data["format"] == "sheet":
         sheet = Path(data["sheet"])
         return import_dataset("sheet", sheet if sheet.is_absolute() else raw / sheet, channels=data["channels"])
-    if data["format"] == "dsb2018":  # the sheet of merged instance masks and targets (plexus.stages.instances)
-        return import_dataset("sheet", INSTANCE_SHEET, channels=["image"])
+    if data["format"] == "dsb2018":
+        if written_sheet is None:
+            raise ValueError("data.format dsb2018: the manifest reads the sheet the nuclei stage wrote; none given")
+        return import_dataset("sheet", written_sheet, channels=["image"])
     raise ValueError(f"data.format {data['format']!r} is the nerve workflow's, not the generic one")
 
 
 def manifest_stage(data: dict, classes: dict, sheet_out, train_csv, test_csv, summary_json, threads: int = 2,
-                   ignore: dict | None = None):
+                   ignore: dict | None = None, written_sheet=None):
     """Validate the dataset and every file it names; write its sheet, manifests and summary.
 
-    ``ignore``: the classes (name -> mask value) whose pixels count nowhere (the config's ``ignore``).
+    ``ignore``: the classes (name -> mask value) whose pixels count nowhere (the config's ``ignore``);
+    ``written_sheet``: see :func:`read_dataset`.
     """
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sheet = read_dataset(data)
+        sheet = read_dataset(data, written_sheet)
     for warning in caught:
         print(f"warning: {warning.message}")
     channels = data["channels"] if data["format"] == "sheet" else ["image"]  # folders, dsb2018: one (RGB) column
