@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from plexus.evaluation.crossfit import choose_per_fold
 from plexus.evaluation.instances import average_precision
 from plexus.postprocess.candidates import EIGHT, hysteresis, otsu_threshold
 
@@ -304,15 +305,11 @@ def cross_fitted_instances(probs: Sequence[np.ndarray], trues: Sequence[np.ndarr
     folds = np.asarray(list(folds), dtype=object)
     if len(folds) != len(probs):
         raise ValueError(f"got {len(folds)} fold labels for {len(probs)} images")
-    unique_folds = list(pd.unique(folds))
-    if len(unique_folds) < 2:
-        raise ValueError("cross-fitting needs at least two folds")
     scores = _score_matrix(probs, trues, grid)
     settings = _settings_frame(grid)
     chosen, rows = {}, []
-    for fold in unique_folds:
-        inside = folds == fold
-        best = int(np.argmax(scores[~inside].mean(axis=0)))  # first maximum
+    for fold, best in choose_per_fold(scores, folds)[1].items():  # first maximum
+        inside, best = folds == fold, int(best)
         chosen[fold] = grid[best]
         part = settings.iloc[[best] * int(inside.sum())].reset_index(drop=True)
         part.insert(0, "fold", fold)

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from plexus.data.resize import upsample
+from plexus.evaluation.crossfit import choose_per_fold, first_best
 from plexus.evaluation.multiclass import MAX_CLASSES, class_counts, from_class_index
 from plexus.io.atomic import atomic_path
 from plexus.io.rle import encode
@@ -258,7 +259,7 @@ def mean_dice_grid(records_list: Sequence[ImageRecords], grid: Sequence[int]) ->
 
 def _best_index(dice: np.ndarray) -> np.ndarray:
     """Per row, the first column within :data:`TIE_TOLERANCE` of the row's maximum."""
-    return np.argmax(dice >= dice.max(axis=-1, keepdims=True) - TIE_TOLERANCE, axis=-1)
+    return first_best(dice, TIE_TOLERANCE)
 
 
 def tune_from_records(records_list: Sequence[ImageRecords], grid: Sequence[int]) -> list[int]:
@@ -350,19 +351,10 @@ def cross_fitted_min_areas(records_list: Sequence[ImageRecords], folds: Sequence
     if len(folds) != len(records_list):
         raise ValueError(f"{len(folds)} folds for {len(records_list)} images")
     foreground = _n_foreground(records_list)
-    distinct = list(dict.fromkeys(folds))
-    if len(distinct) < 2:
-        raise ValueError(f"cross-fitting needs at least two folds, got {distinct}")
     per_image = np.stack([_image_grid(records, values) for records in records_list])  # (N, K-1, G)
-    fold_of = np.array([distinct.index(f) for f in folds])
-    dice = np.empty((len(records_list), foreground))
-    min_areas: dict[Hashable, list[int]] = {}
-    for k, fold in enumerate(distinct):
-        held_out = fold_of == k
-        best = _best_index(per_image[~held_out].mean(axis=0))  # (K-1,)
-        min_areas[fold] = [0, *values[best].tolist()]
-        dice[held_out] = per_image[held_out][:, np.arange(foreground), best]
-    return CrossFit(dice, folds, min_areas)
+    dice, chosen = choose_per_fold(per_image, folds, TIE_TOLERANCE)
+    min_areas: dict[Hashable, list[int]] = {fold: [0, *values[best].tolist()] for fold, best in chosen.items()}
+    return CrossFit(dice.reshape(len(records_list), foreground), folds, min_areas)
 
 
 # --- writing -------------------------------------------------------------------------------------

@@ -323,14 +323,13 @@ def score_candidates(member_probs, heights, widths, truths, candidates, has_boun
 
 
 def cross_fitted_choices(scores: np.ndarray, folds) -> tuple[np.ndarray, dict]:
-    """Per image the candidate chosen on the other folds (first maximum), and ``{fold: candidate index}``."""
+    """Per image the candidate chosen on the other folds (first maximum), and ``{fold: candidate index}``
+    (:func:`plexus.evaluation.crossfit.choose_per_fold`)."""
+    from plexus.evaluation.crossfit import choose_per_fold
+
     folds = np.asarray(folds)
-    chosen, per_image = {}, np.empty(len(folds), dtype=int)
-    for fold in pd.unique(folds):
-        inside = folds == fold
-        chosen[fold] = int(np.argmax(scores[~inside].mean(axis=0)))
-        per_image[inside] = chosen[fold]
-    return per_image, chosen
+    chosen = {fold: int(index) for fold, index in choose_per_fold(scores, folds)[1].items()}
+    return np.array([chosen[fold] for fold in folds.tolist()], dtype=int), chosen
 
 
 # --------------------------------------------------------------------------- tuning

@@ -1,0 +1,53 @@
+"""The one cross-fitting choice (plexus.evaluation.crossfit) against a brute-force loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plexus.evaluation.crossfit import choose_per_fold, first_best
+
+
+def _brute(scores, folds, tolerance):
+    folds = np.asarray(folds, dtype=object)
+    held_out, chosen = np.empty(scores.shape[:-1]), {}
+    for fold in dict.fromkeys(folds.tolist()):
+        others = [i for i in range(len(folds)) if folds[i] != fold]
+        flat = scores.reshape(len(scores), -1, scores.shape[-1])
+        picks = []
+        for c in range(flat.shape[1]):
+            means = [sum(flat[i, c, g] for i in others) / len(others) for g in range(flat.shape[2])]
+            best = max(means)
+            picks.append(next(g for g, m in enumerate(means) if m >= best - tolerance))
+        chosen[fold] = np.array(picks).reshape(scores.shape[1:-1])
+        for i in np.flatnonzero(folds == fold):
+            held_out[i] = np.array([flat[i, c, picks[c]] for c in range(flat.shape[1])]).reshape(scores.shape[1:-1])
+    return held_out, chosen
+
+
+@pytest.mark.parametrize("shape", [(12, 5), (12, 3, 4)])
+@pytest.mark.parametrize("tolerance", [0.0, 0.05])
+def test_choose_per_fold_equals_a_brute_force_loop(shape, tolerance):
+    rng = np.random.default_rng(len(shape))
+    scores = rng.random(shape).round(2)  # rounded: ties happen
+    folds = ["b", "a", "c"] * 4
+    held_out, chosen = choose_per_fold(scores, folds, tolerance)
+    expected_held_out, expected_chosen = _brute(scores, folds, tolerance)
+    np.testing.assert_allclose(held_out, expected_held_out)
+    assert list(chosen) == ["b", "a", "c"]  # folds in order of first appearance
+    for fold in chosen:
+        np.testing.assert_array_equal(chosen[fold], expected_chosen[fold])
+
+
+def test_a_hand_computed_case_and_ties_to_the_first_candidate():
+    scores = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    held_out, chosen = choose_per_fold(scores, [0, 0, 1, 1])
+    assert chosen == {0: 1, 1: 0}  # each fold takes the other fold's best: both score 0 here
+    np.testing.assert_array_equal(held_out, [0, 0, 0, 0])
+    assert first_best(np.array([0.5, 0.5, 0.4])) == 0
+    assert first_best(np.array([0.49, 0.5]), tie_tolerance=0.02) == 0
+
+
+def test_one_fold_is_an_error():
+    with pytest.raises(ValueError, match="at least two folds"):
+        choose_per_fold(np.zeros((3, 2)), [1, 1, 1])
