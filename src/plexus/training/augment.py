@@ -34,8 +34,12 @@ warped with the classes and wins the argmax like one of them.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from plexus.labels import IGNORE_LABEL
 
 PARAM_KEYS = ("hflip", "vflip", "shift", "rotate", "shear", "zoom")
 _N_DRAWS = 8
@@ -166,18 +170,73 @@ def augment_batch(
     return out_images.contiguous(), out_masks
 
 
-def random_crops(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int], generator: torch.Generator):
-    """One random ``size`` crop per sample of images ``x`` (B,C,H,W) and their targets ``y`` (B,K,H,W).
+def random_crops(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    size: tuple[int, int],
+    generator: torch.Generator,
+    foreground_fraction: float = 0.0,
+):
+    """One ``size`` crop per sample of images ``x`` (B,C,H,W) and their targets ``y`` (B,K,H,W) or (B,H,W).
 
-    Offsets are drawn from ``generator`` (two uniform numbers per sample, whatever the sizes).
+    Offsets are drawn from ``generator``: two uniform numbers per sample, whatever the sizes
+    (a random crop, uniform over the positions that fit in the image).
+
+    Lesion-aware sampling (``foreground_fraction`` f in [0, 1], nnU-Net's foreground
+    oversampling): the *last* ``k = floor(f * B + 0.5)`` crops of the batch (f rounded half
+    up; nnU-Net forces the last third) are centred on a pixel drawn uniformly among the
+    foreground pixels of their own target, the window shifted (clipped) so that it stays
+    inside the image; the centre of an even side ``h`` is row ``top + h // 2``. A target
+    with no foreground pixel falls back to its random crop. The first ``B - k`` crops are
+    random as with f = 0. Foreground: for a one-channel (or (B,H,W)) target, a binary 0/1
+    mask or a class-index map, every pixel > 0 that is not :data:`plexus.labels.IGNORE_LABEL`;
+    for a one-hot (B,K,H,W) target, K > 1, every pixel of a class 1..K-1 (an ignored pixel
+    is all zero there). The pixel choice takes ``k`` more float64 uniform numbers from
+    ``generator`` (after the 2B offsets, only when k > 0), so f = 0 draws, and crops,
+    exactly as before, and every batch of a given size draws the same count.
     """
     h, w = size
     big_h, big_w = x.shape[-2:]
     if h > big_h or w > big_w:
         raise ValueError(f"patch {h}x{w} is larger than the images {big_h}x{big_w}")
-    u = torch.rand(x.shape[0], 2, generator=generator)
+    foreground_fraction = float(foreground_fraction)
+    if not 0.0 <= foreground_fraction <= 1.0:
+        raise ValueError(f"foreground_fraction is a fraction in [0, 1], got {foreground_fraction}")
+    b = x.shape[0]
+    u = torch.rand(b, 2, generator=generator)
     top = (u[:, 0] * (big_h - h + 1)).long().clamp_(max=big_h - h)
     left = (u[:, 1] * (big_w - w + 1)).long().clamp_(max=big_w - w)
-    xs = torch.stack([x[i, :, t:t + h, s:s + w] for i, (t, s) in enumerate(zip(top.tolist(), left.tolist()))])
-    ys = torch.stack([y[i, :, t:t + h, s:s + w] for i, (t, s) in enumerate(zip(top.tolist(), left.tolist()))])
+    k = min(b, math.floor(foreground_fraction * b + 0.5))
+    if k > 0:
+        pick = torch.rand(k, generator=generator, dtype=torch.float64)
+        top, left = _foreground_offsets(y[b - k:], pick, (h, w), top, left)
+    xs = torch.stack([x[i, ..., t:t + h, s:s + w] for i, (t, s) in enumerate(zip(top.tolist(), left.tolist()))])
+    ys = torch.stack([y[i, ..., t:t + h, s:s + w] for i, (t, s) in enumerate(zip(top.tolist(), left.tolist()))])
     return xs.contiguous(), ys.contiguous()
+
+
+def foreground(y: torch.Tensor) -> torch.Tensor:
+    """(B,H,W) bool foreground of targets ``y`` (B,H,W) or (B,1,H,W) (binary or class indices) or one-hot (B,K,H,W)."""
+    if y.ndim == 3 or y.shape[1] == 1:
+        m = y.reshape(y.shape[0], *y.shape[-2:])
+        return (m > 0) & (m != IGNORE_LABEL)
+    return (y[:, 1:] > 0).any(dim=1)
+
+
+def _foreground_offsets(y, pick, size, top, left):
+    """``top``/``left`` (B,) with their last ``len(y)`` entries centred on the foreground pixel ``pick`` selects."""
+    h, w = size
+    big_h, big_w = y.shape[-2:]
+    k = y.shape[0]
+    fg = foreground(y).reshape(k, -1)
+    counts = fg.sum(dim=1).cpu()
+    cum = fg.cumsum(dim=1)
+    # the j-th foreground pixel (0-based) is the first position where the running count reaches j + 1
+    j = (pick * counts.to(torch.float64)).long().clamp_(max=(counts - 1).clamp(min=0))
+    flat = torch.searchsorted(cum, (j + 1)[:, None].to(cum.device)).squeeze(1).cpu()
+    row, col = flat // big_w, flat % big_w
+    has = counts > 0
+    top, left = top.clone(), left.clone()
+    top[-k:] = torch.where(has, (row - h // 2).clamp(0, big_h - h), top[-k:])
+    left[-k:] = torch.where(has, (col - w // 2).clamp(0, big_w - w), left[-k:])
+    return top, left

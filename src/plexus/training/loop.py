@@ -134,6 +134,7 @@ class _Setup:
     grad_clip: float = 0.0
     patch_size: tuple[int, int] | None = None  # train on random crops of this size
     patches_per_image: int = 1
+    foreground_fraction: float = 0.0  # with patch_size: share of each batch's crops centred on foreground
 
 
 def _batch(images_t, masks_t, idx, setup: _Setup):
@@ -196,7 +197,7 @@ def _train_epoch(
         idx = order[start : start + setup.batch_size]
         x, y = _batch(images_t, masks_t, idx, setup)
         if setup.patch_size is not None:
-            x, y = random_crops(x, y, setup.patch_size, generator)
+            x, y = random_crops(x, y, setup.patch_size, generator, setup.foreground_fraction)
         if setup.channel_dropout and x.shape[1] > 1:
             x = _drop_channels(x, setup.channel_dropout, generator)
         if setup.augment:
@@ -520,6 +521,7 @@ def _build(run: _Run):
         grad_clip=s.grad_clip,
         patch_size=s.patch_size,
         patches_per_image=s.patches_per_image if s.patch_size is not None else 1,
+        foreground_fraction=s.foreground_fraction,
     )
     if not isinstance(mean, float):
         setup.mean = torch.tensor(mean, dtype=torch.float32, device=run.device)[None, :, None, None]

@@ -75,6 +75,7 @@ class TrainSettings:
     patch_size: tuple[int, int] | None
     patches_per_image: int
     window_overlap: float
+    foreground_fraction: float
     channel_dropout: float
     seed: int
     augment: AugmentSettings
@@ -110,6 +111,9 @@ class TrainSettings:
             if entry["presence_head"] or entry["arch"] == "unet2head":
                 raise ValueError("model setting patch_size: a presence head sees whole images; "
                                  "patches need a one-head model")
+        if entry["foreground_fraction"] and entry["patch_size"] is None:
+            raise ValueError("model setting foreground_fraction: centres patches on foreground; it needs a "
+                             "patch_size (whole images are not cropped)")
         if entry["patience"] and entry["validation"] != "inner":
             raise ValueError("model setting patience: early stopping needs validation: inner "
                              "(stopping on the out-of-fold images would make their predictions depend on their labels)")
