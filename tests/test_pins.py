@@ -57,3 +57,15 @@ def test_every_rule_names_a_pinned_env():
     n_rules = len(re.findall(r"^\s*rule (?!figures:|all:)\w+:", text, flags=re.M))
     n_conda = len(re.findall(r'^\s*conda:\s*\n\s*"\.\./\.\./envs/\w+\.yaml"', text, flags=re.M))
     assert n_rules == n_conda > 10
+
+
+def test_scikit_image_dependencies_are_locked():
+    """scikit-image's own requirements (imageio, lazy-loader, networkx, ...) are pinned in the lock too."""
+    from importlib.metadata import requires
+
+    lock = _pins((REPO / "requirements.lock").read_text().splitlines())
+    lock = {name.replace(".", "-"): version for name, version in lock.items()}
+    needed = [re.match(r"[A-Za-z0-9_.\-]+", r)[0] for r in requires("scikit-image") if "extra ==" not in r]
+    assert needed
+    missing = [n for n in needed if n.lower().replace("_", "-").replace(".", "-") not in lock]
+    assert not missing, f"requirements.lock lacks scikit-image's dependencies {missing}"
