@@ -151,10 +151,39 @@ def test_otsu_picks_a_threshold_between_two_modes():
     objects = _disc(15, 20, 7) | _disc(30, 50, 9)
     prob = np.clip(np.where(objects, 0.75, 0.2) + rng.normal(0, 0.04, SHAPE), 0, 1)
     mask = foreground_mask(prob, "otsu")
-    np.testing.assert_array_equal(mask, objects)
-    assert label_instances(prob, method="otsu").max() == 2
+    # the threshold lies between the modes (0.2 and 0.75): every object pixel passes, and at most the
+    # background's noise tail (3 sd above its mode) may reach the bin that holds the threshold
+    assert mask[objects].all()
+    assert (mask & ~objects).sum() <= 3 and prob[mask & ~objects].min(initial=1.0) > 0.2 + 2.5 * 0.04
+    assert label_instances(prob, method="otsu", min_size=2).max() == 2
     # a fixed cutoff of 0.8 would lose most of the objects
     assert label_instances(prob, cutoff=0.8).astype(bool).sum() < objects.sum() / 2
+
+
+def test_otsu_of_a_constant_map_is_the_default_cutoff():
+    assert foreground_mask(np.full((5, 6), 0.7), "otsu").all()
+    assert not foreground_mask(np.full((5, 6), 0.3), "otsu").any()
+
+
+def test_hysteresis_grows_weak_regions_through_edges_not_corners():
+    # scikit-image's apply_hysteresis_threshold: a weak pixel that touches the strong one only at a corner is dropped
+    prob = np.zeros((5, 5))
+    prob[1, 1] = 0.9  # strong
+    prob[1, 2] = prob[1, 3] = 0.5  # weak, edge-connected to it
+    prob[2, 4] = 0.5  # weak, touching the weak row at a corner only
+    prob[3, 0] = 0.5  # weak, alone
+    mask = foreground_mask(prob, "hysteresis", cutoff=0.3, high=0.7)
+    np.testing.assert_array_equal(np.argwhere(mask), [[1, 1], [1, 2], [1, 3]])
+
+
+def test_distance_watershed_keeps_one_seed_per_blob_of_a_row():
+    # four separate discs and one touching pair: five components, six objects
+    mask = _disc(10, 10, 6) | _disc(10, 30, 6) | _disc(10, 50, 6) | _disc(35, 10, 6)
+    a, b = _disc(35, 40, 8), _disc(35, 54, 8)
+    labels = label_instances(np.where(mask | a | b, 0.9, 0.0), watershed=True, min_distance=4)
+    assert labels.max() == 6 and _consecutive(labels)
+    assert len(np.unique(labels[_disc(35, 36, 3)])) == 1 and len(np.unique(labels[_disc(35, 58, 3)])) == 1
+    assert labels[35, 36] != labels[35, 58]
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"watershed": True}, {"method": "otsu"}, {"boundary": np.ones((6, 7))},

@@ -19,6 +19,12 @@ scores 0.0, as the formula gives.
 The default thresholds are ``np.arange(0.5, 1.0, 0.05)`` rounded to two decimals,
 so that an IoU equal to a printed threshold (e.g. exactly 3/5 at t = 0.6) fails it,
 as "strictly greater" reads; unrounded ``arange`` values drift by 1e-16.
+
+The IoU matrix is counted here (one ``np.bincount`` of the pairs of dense label
+indices) rather than by scikit-image: on 256x256 maps of 20-60 nuclei it is about
+2.2x faster than ``skimage.metrics.contingency_table`` cut to the labels present
+(``benchmarks/bench_instances.py``), and tests/test_skimage_equivalence.py checks it
+against that table and ``skimage.measure.regionprops`` areas on random maps.
 """
 
 from __future__ import annotations
