@@ -1,5 +1,6 @@
-# plexus: raw Kaggle-layout TIFFs -> cross-validated, tuned, ensembled submission and figures.
-# A table of contents; the logic lives in workflow/rules/common.smk and the plexus package.
+# plexus: a raw 2-D dataset -> cross-validated, tuned, ensembled submission and figures.
+# A table of contents: one rule file per stage, each stage calling the study's task
+# (plexus.tasks); the logic lives in workflow/rules/common.smk and the plexus package.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -16,31 +17,16 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
 include: "workflow/rules/folds.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/tune.smk"
+include: "workflow/rules/postprocess.smk"
+include: "workflow/rules/submit.smk"
+include: "workflow/rules/tables.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/figures.smk"
-
-
-# the nerve workflow (data.format kaggle_nerve), the generic one (folders, sheet) or nuclei (dsb2018)
-if INSTANCES:
-
-    include: "workflow/rules/sheet.smk"
-    include: "workflow/rules/instances.smk"
-
-elif GENERIC:
-
-    include: "workflow/rules/sheet.smk"
-    include: "workflow/rules/classes.smk"
-
-else:
-
-    include: "workflow/rules/data.smk"
-    include: "workflow/rules/tune.smk"
-    include: "workflow/rules/postprocess.smk"
-    include: "workflow/rules/submit.smk"
-    include: "workflow/rules/tables.smk"
 
 
 rule all:

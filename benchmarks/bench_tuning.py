@@ -13,7 +13,7 @@ gives exactly the counts of the general (``torch.bucketize``) path.
 it through ``/proc/self/clear_refs`` just before ``tune``): once with the true
 masks decoded from run-length strings batch by batch, as a lazy sequence (tuning's
 own footprint: the OOF maps, the lookup table, one batch), once with all true masks
-in memory as ``plexus.stages.tune`` loads them (n x 420 x 580 bytes).
+in memory as ``plexus.tasks.binary.tune_stage`` loads them (n x 420 x 580 bytes).
 
     .venv/bin/python benchmarks/bench_tuning.py                      # 600 maps 64x80, 101 x 51
     .venv/bin/python benchmarks/bench_tuning.py --data uniform

@@ -72,6 +72,6 @@ def test_editing_each_module_changes_exactly_the_scripts_that_import_it(tmp_path
 
 def test_figures_and_tables_do_not_import_torch():
     """Light CPU rules stay light: no torch in the closure of the figure, table and scoring scripts."""
-    for script in ("figure_tuning", "figure_noise", "summary_table", "tune", "submission", "noise_scores"):
+    for script in ("figure_learning_curves", "task_stage", "folds", "manifest"):  # tasks: tests/test_tasks.py
         closure = reference_closure(script)
         assert not {"plexus.models", "plexus.training.loop", "plexus.inference.predict"} & closure, script

@@ -87,7 +87,7 @@ def test_untuned_scores_equal_a_recomputation_from_the_oof_probabilities(multicl
 
 def test_class_table_has_the_all_background_baseline_and_tuning_is_per_class(multiclass_run):
     results = multiclass_run / "results"
-    table = pd.read_csv(results / "tables/classes.csv")
+    table = pd.read_csv(results / "tables/summary.csv")
     train = pd.read_csv(results / "manifest/train.csv", dtype=str, keep_default_na=False)
     for cls, value in (("nerve", 128), ("artery", 255)):
         absent = np.mean([not (np.asarray(Image.open(m)) == value).any() for m in train["mask"]])
@@ -113,11 +113,11 @@ def test_robustness_studies_and_figures(multiclass_run, multichannel_run):
     assert (full["n_train"] > size[size["run"] != "full"]["n_train"].max()).all()
     missing = pd.read_csv(multichannel_run / "results/robustness/missing_channel/scores.csv")
     assert set(missing["removed"]) == {"none", "t1", "t2", "flair"} and set(missing["class"]) == {"lesion"}
-    for run, kinds in ((multiclass_run, ["scores", "noise", "train_size"]),
-                       (multichannel_run, ["scores", "missing_channel"])):
-        for kind in kinds:
+    for run, kinds in ((multiclass_run, ["comparison/models", "robustness/noise", "robustness/train_size"]),
+                       (multichannel_run, ["comparison/models", "robustness/missing_channel"])):
+        for kind in kinds + ["comparison/pairwise"]:
             for ext in ("png", "pdf"):
-                assert (run / f"results/figures/classes/{kind}.{ext}").stat().st_size > 1000
+                assert (run / f"results/figures/{kind}.{ext}").stat().st_size > 1000
 
 
 def test_missing_channels_are_zero_and_flagged_in_the_arrays(multichannel_run):
@@ -155,8 +155,8 @@ def test_bad_mask_value_fails_before_training_naming_the_file(tmp_path, multicha
 def test_example_configs_plan_their_whole_dag(tmp_path):
     """The README's commands for the two examples (a dry run here; their tiny forms run above)."""
     workdir = make_workdir(tmp_path / "plexus", "tiny.yaml")
-    for name, rules in (("multiclass", {"synthesize_sheet", "labelmaps", "noise_scores_classes",
-                                        "train_size_scores_classes"}),
-                        ("multichannel", {"synthesize_sheet", "labelmaps", "missing_channel_scores"})):
+    for name, rules in (("multiclass", {"synthesize", "submission", "noise_scores",
+                                        "train_size_scores"}),
+                        ("multichannel", {"synthesize", "submission", "missing_channel_scores"})):
         jobs = planned_jobs(workdir, "--cores", "2", "--configfile", f"config/examples/{name}.yaml")
         assert rules <= {rule for rule, _ in jobs}

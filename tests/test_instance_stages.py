@@ -1,4 +1,5 @@
-"""Stages of nuclei instance segmentation (plexus.stages.instances) and their figures, on tiny inputs."""
+"""Stages of the instances task (plexus.tasks.instances), the DSB2018 conversion (plexus.data.dsb2018)
+and their figures, on tiny inputs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from plexus.data import dsb2018 as nuclei_data
 from plexus.data.dsb2018 import Dsb2018Error, instance_labels
 from plexus.evaluation.instances import average_precision, per_image_instance_metrics
 from plexus.postprocess.dsb_submission import decode_submission
@@ -22,7 +24,7 @@ from plexus.postprocess.instances import (
 from plexus.postprocess.multiclass import upsample_probs
 from plexus.report import instance_figures
 from plexus.report.figures import save
-from plexus.stages import instances as stages
+from plexus.tasks import instances as stages
 
 OPTIONS = {"cutoffs": [0.4, 0.5], "otsu": True, "hysteresis": [[0.3, 0.7]], "watershed": [False, True],
            "min_distances": [3], "min_sizes": [0, 6]}
@@ -48,12 +50,12 @@ def test_boundary_pixels_of_two_touching_nuclei_by_hand():
         [0, 1, 1, 1, 1, 1, 0],
         [0, 0, 0, 0, 0, 0, 0],
     ], dtype=bool)
-    np.testing.assert_array_equal(stages.boundary_pixels(labels), expected)
-    target = stages.target_map(labels, boundary=True)
+    np.testing.assert_array_equal(nuclei_data.boundary_pixels(labels), expected)
+    target = nuclei_data.target_map(labels, boundary=True)
     np.testing.assert_array_equal(target, np.where(expected, 2, labels > 0))
-    np.testing.assert_array_equal(stages.target_map(labels, boundary=False), labels > 0)
+    np.testing.assert_array_equal(nuclei_data.target_map(labels, boundary=False), labels > 0)
     # the image edge is no outline: a nucleus filling the image has none
-    assert not stages.boundary_pixels(np.ones((3, 4), int)).any()
+    assert not nuclei_data.boundary_pixels(np.ones((3, 4), int)).any()
 
 
 def _write_sample(root, split, image_id, image, masks=()):
@@ -86,7 +88,7 @@ def _dsb_folder(root):
 def test_nuclei_sheet_writes_labels_targets_and_groups(tmp_path, capsys):
     a, b, c = _dsb_folder(tmp_path / "raw")
     out = tmp_path / "out"
-    sheet = stages.nuclei_sheet_stage(tmp_path / "raw", group="size", boundary=True, sheet_tsv=out / "sheet.tsv",
+    sheet = nuclei_data.nuclei_sheet_stage(tmp_path / "raw", group="size", boundary=True, sheet_tsv=out / "sheet.tsv",
                                       labels_dir=out / "labels", targets_dir=out / "targets",
                                       images_dir=out / "images")
     written = pd.read_csv(out / "sheet.tsv", sep="\t", dtype=str, keep_default_na=False)
@@ -105,13 +107,13 @@ def test_nuclei_sheet_writes_labels_targets_and_groups(tmp_path, capsys):
     np.testing.assert_array_equal(labels, np.where(a, 1, 0) + np.where(b, 2, 0))  # sorted file names: m1, m2
     target = np.asarray(Image.open(rows.loc["img1", "mask"]))
     assert target.dtype == np.uint8
-    np.testing.assert_array_equal(target, stages.target_map(labels, True))
+    np.testing.assert_array_equal(target, nuclei_data.target_map(labels, True))
     assert target[2, 2] == 1 and target[2, 3] == 2 and target[2, 4] == 2  # centre, and the touching columns
     assert not np.asarray(Image.open(rows.loc["img3", "instances"])).any()
 
-    stages.nuclei_sheet_stage(tmp_path / "raw", group="none", boundary=False, sheet_tsv=out / "sheet2.tsv",
+    nuclei_data.nuclei_sheet_stage(tmp_path / "raw", group="none", boundary=False, sheet_tsv=out / "sheet2.tsv",
                               labels_dir=out / "labels2", targets_dir=out / "targets2", images_dir=out / "images2")
-    assert stages.NO_GROUP_MESSAGE in capsys.readouterr().out
+    assert nuclei_data.NO_GROUP_MESSAGE in capsys.readouterr().out
     second = pd.read_csv(out / "sheet2.tsv", sep="\t", dtype=str, keep_default_na=False)
     assert (second["subject"] == second["image_id"]).all()
     assert set(np.unique(np.asarray(Image.open(out / "targets2/img1.png")))) == {0, 1}
@@ -123,19 +125,19 @@ def test_nuclei_sheet_refuses_overlapping_masks_naming_both_files(tmp_path):
     overlap[:, 2] = True
     Image.fromarray(np.where(overlap, 255, 0).astype(np.uint8)).save(tmp_path / "raw/stage1_train/img1/masks/m3.png")
     with pytest.raises(Dsb2018Error, match=r"image img1: masks m1.png and m3.png overlap"):
-        stages.nuclei_sheet_stage(tmp_path / "raw", group="size", boundary=True, sheet_tsv=tmp_path / "s.tsv",
+        nuclei_data.nuclei_sheet_stage(tmp_path / "raw", group="size", boundary=True, sheet_tsv=tmp_path / "s.tsv",
                                   labels_dir=tmp_path / "l", targets_dir=tmp_path / "t", images_dir=tmp_path / "i")
 
 
 def test_synthesize_stage_gives_one_size_per_subject(tmp_path):
     settings = {"n_subjects": 3, "images_per_subject": 2, "n_test_subjects": 1, "test_images_per_subject": 2,
                 "seed": 0}
-    summary = stages.synthesize_stage(tmp_path / "raw", settings, tmp_path / "fingerprint.json")
+    summary = nuclei_data.synthesize_stage(tmp_path / "raw", settings, tmp_path / "fingerprint.json")
     sizes = pd.DataFrame(summary["stage1_train"]).groupby(["height", "width"]).size()
     assert len(sizes) == 3 and (sizes == 2).all()
     assert len(summary["stage1_test"]) == 2
     assert (tmp_path / "fingerprint.json").exists() and (tmp_path / "raw/synthetic_summary.json").exists()
-    assert len(set(stages.synthetic_sizes(20))) == 20
+    assert len(set(nuclei_data.synthetic_sizes(20))) == 20
 
 
 # --------------------------------------------------------------------------- candidates
@@ -181,7 +183,7 @@ def _fake_inputs(tmp_path, n_classes, n_images=6, model=(16, 16), seed=0):
         centres = [(rng.uniform(4, shape[0] - 4), rng.uniform(4, shape[1] - 4)) for _ in range(3)]
         truth = _disc_labels(shape, centres, rng.uniform(2.5, 4))
         path = tmp_path / "labels" / f"im{i}.png"
-        stages.write_instance_map(path, truth)
+        nuclei_data.write_instance_map(path, truth)
         truths.append(truth)
         rows.append({"image_id": f"im{i}", "height": shape[0], "width": shape[1], "instances": str(path)})
     train = pd.DataFrame(rows)
@@ -196,7 +198,7 @@ def _fake_inputs(tmp_path, n_classes, n_images=6, model=(16, 16), seed=0):
             fg = np.asarray(Image.fromarray((truth > 0).astype(np.float32)).resize(model[::-1], Image.BILINEAR))
             fg = np.clip(fg + rng.normal(0, 0.2 + 0.1 * m, fg.shape), 0, 1)
             if n_classes == 3:
-                edge = np.asarray(Image.fromarray(stages.boundary_pixels(truth).astype(np.float32))
+                edge = np.asarray(Image.fromarray(nuclei_data.boundary_pixels(truth).astype(np.float32))
                                   .resize(model[::-1], Image.BILINEAR))
                 prob = np.stack([1 - fg, fg * (1 - edge), fg * edge])
             else:
@@ -398,22 +400,21 @@ def test_figure_stage_writes_every_output(tmp_path):
         Image.fromarray(np.full((row.height, row.width, 3), 80, np.uint8)).save(path)
         images.append(str(path))
     train.assign(image=images).to_csv(tmp_path / "train.csv", index=False)
-    inputs = {"train": tmp_path / "train.csv", "grid_main": tmp_path / "grid.csv", "best_main": tmp_path / "best.json",
-              "per_image_main": tmp_path / "per_image.csv", "oof_a": oofs["a"], "oof_b": oofs["b"]}
-    outputs = {f"main_{kind}_{ext}": tmp_path / "figs" / f"main_{kind}.{ext}"
-               for kind in ("tuning", "qualitative") for ext in ("png", "pdf")}
-    outputs |= {f"ap_vs_iou_{ext}": tmp_path / "figs" / f"ap_vs_iou.{ext}" for ext in ("png", "pdf")}
-    stages.instance_figures_stage(["main"], {"main": ["a", "b"]}, inputs, outputs, THREE_CLASSES)
+    figs = tmp_path / "figs"
+    stages.tuning_figure_stage(tmp_path / "grid.csv", "main", [figs / "surface.png", figs / "surface.pdf"])
+    stages.qualitative_stage(tmp_path / "per_image.csv", tmp_path / "best.json", oofs["a"], tmp_path / "train.csv",
+                             THREE_CLASSES, "a", [figs / "panel.png", figs / "panel.pdf"])
+    outputs = {(kind, ext): figs / f"{kind}.{ext}" for kind in ("surface", "panel") for ext in ("png", "pdf")}
     assert all(path.stat().st_size > 1000 for path in outputs.values())
 
 
 def test_instance_labels_of_the_sheet_match_the_importer(tmp_path):
     a, b, c = _dsb_folder(tmp_path / "raw")
     out = tmp_path / "out"
-    sheet = stages.nuclei_sheet_stage(tmp_path / "raw", group="size", boundary=True, sheet_tsv=out / "sheet.tsv",
+    sheet = nuclei_data.nuclei_sheet_stage(tmp_path / "raw", group="size", boundary=True, sheet_tsv=out / "sheet.tsv",
                                       labels_dir=out / "labels", targets_dir=out / "targets",
                                       images_dir=out / "images")
     masks = sorted((tmp_path / "raw/stage1_train/img2/masks").iterdir())
     expected = instance_labels(masks, (5, 5))
-    got = stages.read_instance_map(sheet.set_index("image_id").loc["img2", "instances"])
+    got = nuclei_data.read_instance_map(sheet.set_index("image_id").loc["img2", "instances"])
     np.testing.assert_array_equal(got, expected)

@@ -37,15 +37,16 @@ def nuclei_run(tmp_path_factory):
 
 def test_every_output_is_there(nuclei_run):
     results = nuclei_run / "results"
-    paths = ["submission/main.csv", "tables/instances.csv", "tables/instances.md",
-             "figures/instances/ap_vs_iou.png", "figures/instances/ap_vs_iou.pdf"]
+    paths = ["submission/main.csv", "tables/summary.csv", "tables/summary.md",
+             "figures/comparison/models.png", "figures/comparison/models.pdf",
+             "tables/comparison.csv", "tables/pairwise.csv"]
     paths += [f"tuning/{name}/{file}" for name in NAMES for file in ("grid.csv", "best.json", "per_image.csv")]
-    paths += [f"figures/instances/{name}_{kind}.{ext}" for name in NAMES for kind in ("tuning", "qualitative")
-              for ext in ("png", "pdf")]
+    paths += [f"figures/tuning/{name}_surface.{ext}" for name in NAMES for ext in ("png", "pdf")]
+    paths += [f"figures/qualitative/{model}.{ext}" for model in ("unet", "attn") for ext in ("png", "pdf")]
     paths += [f"figures/learning_curves/{model}.{ext}" for model in ("unet", "attn") for ext in ("png", "pdf")]
     for path in paths:
         assert (results / path).stat().st_size > 0, path
-    assert (results / "instance_maps/main").is_dir()
+    assert (results / "labelmaps/main").is_dir()
 
 
 def test_sheet_label_maps_are_the_merged_masks(nuclei_run):
@@ -70,7 +71,7 @@ def test_submission_decodes_to_the_written_label_maps(nuclei_run):
     submission = pd.read_csv(results / "submission/main.csv", keep_default_na=False)
     assert list(submission.columns) == ["ImageId", "EncodedPixels"]
     decoded = decode_submission(submission, shapes)  # refuses overlapping runs
-    maps = sorted((results / "instance_maps/main").glob("*.png"))
+    maps = sorted((results / "labelmaps/main").glob("*.png"))
     assert [p.stem for p in maps] == sorted(shapes)
     for path in maps:
         label = np.asarray(Image.open(path))
@@ -115,7 +116,7 @@ def test_tuned_ap_equals_a_recomputation_from_the_oof_probabilities(nuclei_run, 
 
 def test_table_relations_and_the_tuning_grid(nuclei_run):
     results = nuclei_run / "results"
-    table = pd.read_csv(results / "tables/instances.csv").set_index("name")
+    table = pd.read_csv(results / "tables/summary.csv").set_index("name")
     assert list(table.index) == list(NAMES) and table.loc["main", "kind"] == "ensemble"
     for name in NAMES:
         per_image = pd.read_csv(results / f"tuning/{name}/per_image.csv")
@@ -150,7 +151,7 @@ def test_overlapping_masks_fail_naming_the_image_and_files(tmp_path, nuclei_run)
     Image.fromarray(mask).save(masks[0])
     result = snakemake(workdir, "--cores", "2", check=False)
     assert result.returncode != 0
-    log = (workdir / "results/logs/nuclei_sheet.log").read_text()
+    log = (workdir / "results/logs/convert.log").read_text()
     names = sorted(p.rsplit("/", 1)[-1] for p in masks[:2])
     assert f"image {first['image_id']}" in log and names[0] in log and names[1] in log and "overlap" in log
     assert not (workdir / "results/models").exists()
@@ -160,15 +161,15 @@ def test_the_example_and_the_real_config_plan_their_whole_dag(tmp_path):
     workdir = make_workdir(tmp_path / "plexus", "tiny_nuclei.yaml")
     jobs = planned_jobs(workdir, "--cores", "2", "--configfile", "config/examples/nuclei.yaml")
     rules = {rule for rule, _ in jobs}
-    assert {"synthesize_nuclei", "nuclei_sheet", "manifest", "folds", "preprocess_sheet", "train", "predict",
-            "average_folds", "tune_instances", "instance_maps", "instance_table",
-            "figure_instances", "figure_learning_curves"} <= rules
-    assert {w["name"] for rule, w in jobs if rule == "tune_instances"} == {"unet", "main"}
+    assert {"synthesize", "convert", "manifest", "folds", "preprocess", "train", "predict",
+            "average_folds", "tune", "postprocess", "submission", "summary_table", "comparison",
+            "figure_tuning", "figure_qualitative", "figure_learning_curves"} <= rules
+    assert {w["name"] for rule, w in jobs if rule == "tune"} == {"unet", "main"}
     # real data: a DSB2018 folder in data/dsb2018 (a tiny stand-in here) plans the same rules, no generator
     from plexus.data.synthetic_nuclei import generate_nuclei
 
     generate_nuclei(workdir / "data/dsb2018", n_images=4, n_test=1, sizes=((64, 64),))
     jobs = planned_jobs(workdir, "--cores", "2", "--configfile", "config/dsb2018.yaml")
     rules = {rule for rule, _ in jobs}
-    assert "synthesize_nuclei" not in rules and {"nuclei_sheet", "tune_instances", "instance_maps"} <= rules
+    assert "synthesize" not in rules and {"convert", "tune", "submission"} <= rules
     assert sum(rule == "train" for rule, _ in jobs) == 2 * 5

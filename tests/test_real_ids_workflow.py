@@ -79,7 +79,7 @@ def test_palette_indices_are_the_labels_and_void_is_never_predicted(ids_run):
     for path in (results / "labelmaps/main").glob("*.png"):
         label = np.asarray(Image.open(path))
         assert label.shape == (20, 24) and set(np.unique(label)) <= {0, 1, 2}
-    table = pd.read_csv(results / "tables/classes.csv")
+    table = pd.read_csv(results / "tables/summary.csv")
     assert set(table["class"]) == {"nerve", "vessel"}
 
 

@@ -26,8 +26,9 @@ from plexus.io.contracts import read_folds, read_manifest, read_npz, read_table
 from plexus.io.images import ImageError, read_image, read_mask
 from plexus.labels import IGNORE_LABEL
 from plexus.postprocess.multiclass import write_label_map
-from plexus.stages.classes import manifest_stage, preprocess_stage
 from plexus.stages.data import folds_stage
+from plexus.stages.data import sheet_arrays as preprocess_stage
+from plexus.stages.data import sheet_manifest as manifest_stage
 
 RNG = np.random.default_rng(3)
 H, W = 12, 16

@@ -140,14 +140,14 @@ def test_raw_file_edit_reruns_ingest(tiny_copy, edit):
     assert planned_jobs(tiny_copy) == []
     edit(raw)
     jobs = planned_jobs(tiny_copy)
-    assert ("ingest", {}) in jobs
+    assert ("manifest", {}) in jobs
     assert "synthesize" not in rule_counts(jobs)  # the edit is not undone by regenerating
 
 
 def test_readme_forced_ingest_and_resource_override(tiny_run):
     """The README's `snakemake -R ingest` (after an unnoticed rewrite) and `--set-resources`."""
-    jobs = planned_jobs(tiny_run, "-R", "ingest")
-    assert ("ingest", {}) in jobs and "train" in rule_counts(jobs) and "synthesize" not in rule_counts(jobs)
+    jobs = planned_jobs(tiny_run, "-R", "manifest")
+    assert ("manifest", {}) in jobs and "train" in rule_counts(jobs) and "synthesize" not in rule_counts(jobs)
     out = snakemake(tiny_run, "-n", "-R", "train", "--set-resources", "train:runtime=600").stdout
     train_blocks = [block for block in out.split("rule ")[1:] if block.startswith("train:")]
     assert train_blocks and all("runtime=600" in block for block in train_blocks)

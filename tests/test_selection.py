@@ -117,7 +117,7 @@ def test_candidates_are_tried_in_order_on_top_of_what_was_kept():
 def test_fold_tuned_settings_pick_the_best_row_on_the_other_folds():
     import pandas as pd
 
-    from plexus.stages.postprocess import fold_tuned_settings
+    from plexus.tasks.binary import fold_tuned_settings
 
     rng = np.random.default_rng(0)
     grid = pd.DataFrame({"cutoff": np.repeat([0.3, 0.5, 0.7], 4), "min_area": np.tile([0, 10, 20, 30], 3),
@@ -138,7 +138,7 @@ def test_cross_fitted_grid_score_hand_example():
     Cross-fitted: (0 + 0 + 2*0.5)/4 = 0.25, against 0.55 for B tuned on all folds."""
     import pandas as pd
 
-    from plexus.stages.postprocess import cross_fitted_grid_score, fold_tuned_settings
+    from plexus.tasks.binary import cross_fitted_grid_score, fold_tuned_settings
 
     grid = pd.DataFrame({"cutoff": [0.3, 0.7], "min_area": [0, 0], "score_fold0": [1.0, 0.0],
                          "score_fold1": [0.0, 1.0], "score_fold2": [0.5, 0.6]})

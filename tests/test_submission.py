@@ -103,7 +103,7 @@ def test_submission_stage_reads_the_maps_and_images_the_decided_pipeline_needs(t
     from plexus.io import atomic
     from plexus.io.tiff import write_tiff
     from plexus.postprocess.candidates import PostProcess
-    from plexus.stages.submit import submission_stage
+    from plexus.tasks.binary import submission_stage
 
     rng = np.random.default_rng(1)
     n, shape = 5, (420, 580)

@@ -30,7 +30,7 @@ from workflow_helpers import (
 pytestmark = pytest.mark.workflow
 
 FIGURE_RULES = {"figure_tuning", "figure_learning_curves", "figure_qualitative",
-                "figure_noise", "figure_train_size", "comparison"}
+                "figure_robustness", "comparison"}
 GPU_RULES = {"train", "predict", "predict_oof", "predict_noisy"}
 
 
@@ -125,7 +125,7 @@ def test_tuning_grid_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["tuning"]["cutoffs"].update(num=6))
     assert set(rule_counts(jobs)) == {
         "tune", "postprocess", "submission", "figure_tuning", "figure_qualitative",
-        "summary_table", "noise_scores", "train_size_scores", "figure_noise", "figure_train_size", "comparison",
+        "summary_table", "noise_scores", "train_size_scores", "figure_robustness", "comparison",
         "all"}
     assert rule_counts(jobs)["tune"] == 3
 
@@ -174,7 +174,7 @@ def test_noise_sigma_added(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["robustness"]["noise"].update(sigmas=[0, 20, 40]))
     assert sorted(jobs, key=str) == sorted([
         ("predict_noisy", {"sigma": "40"}),  # both training conditions, in one job
-        ("noise_scores", {}), ("figure_noise", {}), ("all", {})], key=str)
+        ("noise_scores", {}), ("figure_robustness", {"study": "noise"}), ("all", {})], key=str)
 
 
 def test_figures_rebuild_from_results_alone(tiny_run):

@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = "plexus"
+#: the module of the tasks' base class (see :func:`task_closure`)
+TASK_BASE = "plexus.tasks.base"
 
 
 def module_path(src: Path, name: str) -> Path | None:
@@ -90,6 +92,67 @@ def code_version(script: str | Path, src: str | Path) -> str:
     """16 hex digits of SHA-256 over the names and bytes of the script's plexus closure."""
     digest = hashlib.sha256()
     for name in script_closure(script, src):
+        digest.update(name.encode() + b"\0")
+        digest.update(module_path(Path(src), name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _function_imports(tree: ast.Module, module: str, entry: str | list[str]) -> set[str]:
+    """Modules imported by the module-level code of ``tree`` and inside the functions reachable
+    from ``entry`` (a method or function name): names called in the module's own functions and
+    methods are followed, so a stage method's helpers count; other functions' imports do not."""
+    defs: dict[str, list[ast.AST]] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defs.setdefault(node.name, []).append(node)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    defs.setdefault(item.name, []).append(item)
+    top = ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.If, ast.Try))],
+                     type_ignores=[])
+    names = _imported_names(top, module, False)
+    # what the workflow's main process runs (a job's params, checks), not the job
+    entries = [entry] if isinstance(entry, str) else list(entry)
+    seen, todo = {"settings", "config_errors"} - set(entries), entries
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in defs:
+            continue
+        seen.add(name)
+        for node in defs[name]:
+            names |= _imported_names(node, module, False)
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name):
+                    todo.append(sub.id)
+                elif isinstance(sub, ast.Attribute):
+                    todo.append(sub.attr)
+    return names
+
+
+def task_closure(src: str | Path, task_module: str, stage: str) -> list[str]:
+    """The plexus modules one stage of a task can run (see :func:`_function_imports`), the task's
+    own module excluded (:func:`task_code_version` hashes its bytes)."""
+    path = module_path(Path(src), task_module)
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    # a stage the task inherits (figure_noise -> figure_study): the names the base's method calls
+    entries = [stage]
+    base = module_path(Path(src), TASK_BASE)
+    for node in ast.walk(ast.parse(base.read_bytes(), filename=str(base))):
+        if isinstance(node, ast.FunctionDef) and node.name == stage:
+            entries += [sub.attr for sub in ast.walk(node) if isinstance(sub, ast.Attribute)]
+    found = {m for m in _function_imports(tree, task_module, entries)
+             if m.split(".")[0] == PACKAGE and module_path(Path(src), m)}
+    parents = _with_parents(task_module)[:-1]
+    return sorted(set(closure(src, [*found, *parents])) - {task_module})
+
+
+def task_code_version(script: str | Path, src: str | Path, task_module: str, stage: str) -> str:
+    """The code version of a stage rule that runs ``stage`` of a task: its script's closure, the
+    task module's bytes and the closure of what that stage of the task can run."""
+    digest = hashlib.sha256()
+    names = sorted(set(script_closure(script, src)) | set(task_closure(src, task_module, stage)) | {task_module})
+    for name in names:
         digest.update(name.encode() + b"\0")
         digest.update(module_path(Path(src), name).read_bytes())
     return digest.hexdigest()[:16]

@@ -79,6 +79,21 @@ SYNTHETIC_FORMATS = {"nerve": ["kaggle_nerve"], "multiclass": ["sheet"], "multic
                      "nuclei": ["dsb2018"]}
 
 
+def grid_values(spec: dict, integer: bool = False) -> list:
+    """A tuning grid ``{start, stop, num}`` as its values (rounded: stable params and file names)."""
+    import numpy as np
+
+    values = np.linspace(spec["start"], spec["stop"], spec["num"])
+    return [int(round(v)) for v in values] if integer else [round(float(v), 6) for v in values]
+
+
+def task_name(config: dict) -> str:
+    """The study's task: ``task:``, or its data format's (:data:`plexus.tasks.DEFAULT_TASKS`)."""
+    from plexus.tasks import task_of
+
+    return task_of(config)
+
+
 def ignored_classes(config: dict) -> dict:
     """The ``ignore:`` classes, name -> mask value: their pixels count nowhere (and are not learnt)."""
     return {name: config["classes"][name] for name in config["ignore"] if name in config["classes"]}
@@ -128,6 +143,9 @@ def config_errors(config: dict) -> list[str]:
     if studies and robustness.get("model") not in models:
         errors.append(f"robustness.model: {robustness.get('model')!r} is not a key of models ({sorted(models)})")
     data, synthetic = config["data"], config["data"]["synthetic"]
+    from plexus.tasks import load_task  # the task's own checks: its formats, its studies
+
+    errors += load_task(task_name(config)).config_errors(config)
     if data["format"] != "kaggle_nerve":
         errors += _generic_errors(config)
     if data["format"] == "dsb2018":
@@ -193,9 +211,6 @@ def _generic_errors(config: dict) -> list[str]:
 def _instance_errors(config: dict) -> list[str]:
     """Checks of nuclei instance segmentation (data.format dsb2018)."""
     errors = []
-    if any(config["robustness"][study]["enabled"] for study in ("noise", "train_size", "missing_channel")):
-        errors.append("robustness: the studies are not available for data.format dsb2018 yet; "
-                      "set robustness.noise/train_size/missing_channel.enabled to false")
     raw = Path(config["data"]["raw_dir"].rstrip("/"))
     # synthesize_nuclei owns raw_dir/stage1_train as a directory output, which Snakemake deletes
     # before regenerating: never let that happen to real data

@@ -4,20 +4,22 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
-
 # this checkout's plexus, whatever the environment has installed (the scripts do the same)
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
-from plexus.codehash import code_version
+from plexus.codehash import code_version, task_code_version
 from plexus.config import (
     check_config,
+    grid_values,
     ignored_classes,
     learnt_classes,
+    task_name,
     validate_config,
 )
 from plexus.data.fingerprint import refresh as refresh_fingerprint
+from plexus.stages.data import CONVERTED_FORMATS, MANIFEST_FILES
+from plexus.tasks import load_task, task_module
 
 validate_config(config)
 
@@ -30,10 +32,10 @@ ROBUSTNESS = config["robustness"]
 NOISE = ROBUSTNESS["noise"]
 TRAIN_SIZE = ROBUSTNESS["train_size"]
 MISSING = ROBUSTNESS["missing_channel"]
-# the generic workflow (any dataset from a sample sheet, several classes) or the nerve one
-GENERIC = config["data"]["format"] != "kaggle_nerve"
-# nuclei instance segmentation (DSB2018): the generic workflow with instance post-processing
-INSTANCES = config["data"]["format"] == "dsb2018"
+FORMAT = config["data"]["format"]
+# the task axis: what the study does with its data (plexus.tasks); every stage rule calls it
+TASK_NAME = task_name(config)
+TASK = load_task(TASK_NAME)
 # the classes the network learns; the ignored ones (ignore:) only mark pixels that count nowhere
 IGNORE = ignored_classes(config)
 CLASSES = learnt_classes(config)
@@ -72,6 +74,36 @@ def script_code(script):
     return code_version(SCRIPTS / f"{script}.py", SRC)
 
 
+def task_code(stage):
+    """Code version of a stage rule: its script, and what that stage of the task can run."""
+    return task_code_version(
+        SCRIPTS / "task_stage.py", SRC, task_module(TASK_NAME), stage
+    )
+
+
+def task_settings(stage):
+    """The settings this task's ``stage`` reads from the config (a change reruns its jobs)."""
+    return TASK.settings(stage, config)
+
+
+def task_inputs(stage):
+    """The files this task's ``stage`` reads beyond the rule's own."""
+    return TASK.inputs.get(stage, {})
+
+
+def task_figures(stage):
+    """The figures of a figure stage: output key -> path, each PNG in the report with its caption."""
+    files = {}
+    for key, (path, figure) in TASK.figure_files(stage).items():
+        caption = f"../report/{figure.caption}"
+        files[key] = (
+            path
+            if path.endswith(".pdf")
+            else report(path, caption=caption, category=figure.category)
+        )
+    return files
+
+
 # -- raw data: a fingerprint of names, sizes and mtimes, refreshed on every start; ingest
 # reruns when it changes (an in-place rewrite leaves the folders' own mtimes alone)
 RAW_FINGERPRINT = "results/manifest/raw_fingerprint.json"
@@ -84,11 +116,11 @@ def raw_sheet_names():
 
 
 if workflow.is_main_process:
-    # the generic workflow's dataset is the whole tree under raw_dir (sheet and image folders)
-    if GENERIC:
-        refresh_fingerprint(RAW, RAW_FINGERPRINT, None, exclude=raw_sheet_names())
-    else:
+    # the Kaggle layout's dataset is train/ and test/; a sheet's the whole tree under raw_dir
+    if FORMAT == "kaggle_nerve":
         refresh_fingerprint(RAW, RAW_FINGERPRINT)
+    else:
+        refresh_fingerprint(RAW, RAW_FINGERPRINT, None, exclude=raw_sheet_names())
 
 
 def synthetic_settings():
@@ -100,11 +132,34 @@ def synthetic_settings():
     }
 
 
+def synthetic_outputs():
+    """The folders (or sheet) the embedded synthetic dataset writes, by its kind."""
+    kind = config["data"]["synthetic"]["kind"]
+    if kind == "nerve":
+        return {"train": directory(f"{RAW}/train"), "test": directory(f"{RAW}/test")}
+    if kind == "nuclei":
+        return {
+            "train": directory(f"{RAW}/stage1_train"),
+            "test": directory(f"{RAW}/stage1_test"),
+        }
+    return {"sheet": SHEET}
+
+
+def converted_inputs():
+    """The DSB2018 folders the conversion reads: stage1_test only where it exists (or is generated)."""
+    folders = {"train": f"{RAW}/stage1_train"}
+    if config["data"]["synthetic"]["enabled"] or Path(RAW, "stage1_test").is_dir():
+        folders["test"] = f"{RAW}/stage1_test"
+    return folders
+
+
 def dataset_inputs():
-    """What the generic manifest reads: the sheet (format sheet; dsb2018: the one nuclei_sheet writes) or the folders."""
-    if INSTANCES:
-        return ["results/instances/sheet.tsv"]
-    if config["data"]["format"] == "sheet":
+    """What the manifest reads: the raw folders, the sheet, or the converted sheet (dsb2018)."""
+    if FORMAT == "kaggle_nerve":
+        return [f"{RAW}/train", f"{RAW}/test"]
+    if FORMAT in CONVERTED_FORMATS:
+        return [CONVERTED["sheet"]]
+    if FORMAT == "sheet":
         return [SHEET]
     folders = config["data"]["folders"]
     others = [
@@ -152,15 +207,28 @@ def size_of(run):
     return f"{height}x{width}"
 
 
-def postprocess_options():
-    """What the candidate selection reads: the candidates and their options."""
-    keys = ("candidates", "component_sizes", "hysteresis_highs", "crf")
-    return {key: config["postprocess"][key] for key in keys}
+def manifest_outputs():
+    """train.csv, test.csv, summary.json and what the data format writes beside them."""
+    outputs = {
+        "train": "results/manifest/train.csv",
+        "test": "results/manifest/test.csv",
+        "summary": "results/manifest/summary.json",
+    }
+    return outputs | {k: v for k, v in MANIFEST_FILES[FORMAT].items()}
+
+
+# a format converted to a sample sheet first (the convert rule of data.smk)
+CONVERTED = {
+    "sheet": "results/converted/sheet.tsv",
+    "labels": "results/converted/labels",
+    "targets": "results/converted/targets",
+    "images": "results/converted/images",
+}
 
 
 def tta_flips(wildcards):
     """Test-time flips of a model's own predictions (not of the robustness runs)."""
-    if GENERIC:  # the generic post-processing has no TTA candidate
+    if not TASK.tta:  # a task whose decisions never read the flip-averaged maps
         return []
     return (
         list(config["predict"]["tta"])
@@ -169,20 +237,7 @@ def tta_flips(wildcards):
     )
 
 
-def grid_values(spec, integer=False):
-    values = np.linspace(spec["start"], spec["stop"], spec["num"])
-    return (
-        [int(round(v)) for v in values]
-        if integer
-        else [round(float(v), 6) for v in values]
-    )
-
-
 # -- input functions -----------------------------------------------------------------
-
-
-def raw_folders():
-    return [f"{RAW}/train", f"{RAW}/test"]
 
 
 def train_npz(wildcards):
@@ -290,6 +345,15 @@ def sigma_value(wildcards):
     return float(wildcards.sigma)
 
 
+def study_rule_inputs(stage):
+    """The task's extra inputs of a study's scores, and the tuned decision it scores at."""
+    return task_inputs(stage) | {
+        "best": f"results/tuning/{robust_model()}/best.json",
+        "folds": "results/splits/folds.csv",
+        "train": "results/manifest/train.csv",
+    }
+
+
 # the noise study's training conditions: the main checkpoints (no retraining) and the
 # clean+noisy retrain (``--noisy`` runs); one job predicts both at a sigma
 NOISE_CONDITIONS = ["clean", "noisy"]
@@ -365,31 +429,13 @@ def train_size_infos(wildcards):
     }
 
 
-def class_studies():
-    """The generic workflow's robustness studies that are switched on."""
-    studies = []
-    if NOISE["enabled"]:
-        studies.append("noise")
-    if TRAIN_SIZE["enabled"]:
-        studies.append("train_size")
-    if MISSING["enabled"]:
-        studies.append("missing_channel")
-    return studies
-
-
-def class_figure_inputs(wildcards):
-    inputs = {"table": "results/tables/classes.csv"}
-    for study in class_studies():
-        inputs[study] = f"results/robustness/{study}/scores.csv"
-    return inputs
-
-
-def class_figure_outputs():
-    return {
-        f"{kind}_{ext}": f"results/figures/classes/{kind}.{ext}"
-        for kind in ["scores", *class_studies()]
-        for ext in ("png", "pdf")
-    }
+def studies():
+    """The robustness studies switched on (the task checks it scores them)."""
+    return [
+        study
+        for study in ("noise", "train_size", "missing_channel")
+        if ROBUSTNESS[study]["enabled"]
+    ]
 
 
 # -- scheduling -----------------------------------------------------------------------
@@ -444,83 +490,34 @@ def light_mem_mb(wildcards, attempt):
 
 
 def get_final_output():
-    if INSTANCES:
-        return instance_final_output()  # workflow/rules/instances.smk
-    if GENERIC:
-        return generic_final_output()
-    outputs = expand("results/submission/{ensemble}.csv", ensemble=ENSEMBLES)
-    outputs += expand("results/tuning/{name}/best.json", name=tuning_names())
-    outputs += expand("results/postprocess/{name}.json", name=tuning_names())
-    if NOISE["enabled"]:
-        outputs.append("results/robustness/noise/scores.csv")
-    if TRAIN_SIZE["enabled"]:
-        outputs.append("results/robustness/train_size/scores.csv")
-    outputs += figure_targets()
-    return outputs
-
-
-def generic_final_output():
+    """Submissions and label maps, tuned settings and decisions, study scores, figures and tables."""
     outputs = expand("results/submission/{ensemble}.csv", ensemble=ENSEMBLES)
     outputs += expand("results/labelmaps/{ensemble}", ensemble=ENSEMBLES)
     outputs += expand("results/tuning/{name}/best.json", name=tuning_names())
-    outputs += [f"results/robustness/{study}/scores.csv" for study in class_studies()]
-    outputs += figure_targets()
-    return outputs
+    outputs += expand("results/postprocess/{name}.json", name=tuning_names())
+    outputs += [f"results/robustness/{study}/scores.csv" for study in studies()]
+    return outputs + figure_targets()
 
 
 def figure_targets():
-    """Every figure (PNG and PDF) and the results table."""
-    curves = expand(
+    """Every figure (PNG and PDF) and every table."""
+    targets = expand(
         "results/figures/learning_curves/{model}.{ext}",
         model=MODELS,
         ext=["png", "pdf"],
     )
-    if INSTANCES:
-        return (
-            expand(
-                "results/figures/instances/{name}_{kind}.{ext}",
-                name=tuning_names(),
-                kind=["tuning", "qualitative"],
-                ext=["png", "pdf"],
-            )
-            + expand("results/figures/instances/ap_vs_iou.{ext}", ext=["png", "pdf"])
-            + ["results/tables/instances.csv", "results/tables/instances.md"]
-            + curves
-        )
-    if GENERIC:
-        return (
-            list(class_figure_outputs().values())
-            + ["results/tables/classes.csv", "results/tables/classes.md"]
-            + curves
-        )
-    names = tuning_names()
-    targets = expand(
-        "results/figures/tuning/{name}_{kind}.{ext}",
-        name=names,
-        kind=["heatmap", "min_area"],
-        ext=["png", "pdf"],
+    for path, _ in TASK.figure_files("figure_tuning").values():
+        targets += expand(path, name=tuning_names())
+    for path, _ in TASK.figure_files("figure_qualitative").values():
+        targets += expand(path, model=MODELS)
+    targets += expand(
+        "results/figures/robustness/{study}.{ext}", study=studies(), ext=["png", "pdf"]
     )
     targets += expand(
-        "results/figures/areas/{name}.{ext}", name=names, ext=["png", "pdf"]
+        "results/tables/{table}.{ext}",
+        table=["summary", "comparison", "pairwise"],
+        ext=["csv", "md"],
     )
-    targets += expand(
-        "results/figures/{kind}/{model}.{ext}",
-        kind=["learning_curves", "qualitative"],
-        model=MODELS,
-        ext=["png", "pdf"],
-    )
-    if NOISE["enabled"]:
-        targets += expand("results/figures/robustness/noise.{ext}", ext=["png", "pdf"])
-    if TRAIN_SIZE["enabled"]:
-        targets += expand(
-            "results/figures/robustness/train_size.{ext}", ext=["png", "pdf"]
-        )
-    targets += ["results/tables/summary.csv", "results/tables/summary.md"]
-    targets += [
-        f"results/tables/{table}.{ext}"
-        for table in ("comparison", "pairwise")
-        for ext in ("csv", "md")
-    ]
     targets += expand(
         "results/figures/comparison/{kind}.{ext}",
         kind=["models", "pairwise"],

@@ -1,12 +1,12 @@
-# Raw data -> validated manifest -> subject-grouped folds -> arrays at each input size.
+# Raw data -> validated manifest -> arrays at each input size, for every data format
+# (plexus.stages.data); the subject-grouped folds are in folds.smk.
 
 
 if config["data"]["synthetic"]["enabled"]:
 
     rule synthesize:
         output:
-            train=directory(f"{RAW}/train"),
-            test=directory(f"{RAW}/test"),
+            **synthetic_outputs(),
             fingerprint=RAW_FINGERPRINT,
         log:
             "results/logs/synthesize.log",
@@ -19,24 +19,54 @@ if config["data"]["synthetic"]["enabled"]:
             runtime=light_runtime,
             mem_mb=light_mem_mb,
         params:
+            kind=config["data"]["synthetic"]["kind"],
             settings=synthetic_settings(),
+            # raw_dir: the folder of the first output (train/, stage1_train/ or the sheet)
+            raw=lambda wildcards, output: str(Path(output[0]).parent),
             code=script_code("synthesize"),
         script:
             "../scripts/synthesize.py"
 
 
-rule ingest:
+if FORMAT in CONVERTED_FORMATS:
+
+    # a layout of its own (DSB2018's folders of instance masks) -> a sample sheet of targets
+    rule convert:
+        input:
+            **converted_inputs(),
+            fingerprint=RAW_FINGERPRINT,
+        output:
+            sheet=CONVERTED["sheet"],
+            labels=directory(CONVERTED["labels"]),
+            targets=directory(CONVERTED["targets"]),
+            images=directory(CONVERTED["images"]),
+        log:
+            "results/logs/convert.log",
+        benchmark:
+            "results/benchmarks/convert.tsv"
+        conda:
+            "../../envs/plexus.yaml"
+        resources:
+            runtime=light_runtime,
+            mem_mb=light_mem_mb,
+        params:
+            group=config["instances"]["group"],
+            boundary=config["instances"]["boundary"],
+            code=script_code("convert"),
+        script:
+            "../scripts/convert.py"
+
+
+rule manifest:
     input:
-        raw=raw_folders(),
+        dataset=dataset_inputs(),
         fingerprint=RAW_FINGERPRINT,
     output:
-        train="results/manifest/train.csv",
-        test="results/manifest/test.csv",
-        masks="results/manifest/train_masks.csv",
+        **manifest_outputs(),
     log:
-        "results/logs/ingest.log",
+        "results/logs/manifest.log",
     benchmark:
-        "results/benchmarks/ingest.tsv"
+        "results/benchmarks/manifest.tsv"
     conda:
         "../../envs/plexus.yaml"
     threads: 2
@@ -44,15 +74,19 @@ rule ingest:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
-        code=script_code("ingest"),
+        data=config["data"],
+        classes=CLASSES,
+        ignore=IGNORE,
+        code=script_code("manifest"),
     script:
-        "../scripts/ingest.py"
+        "../scripts/manifest.py"
 
 
 rule preprocess:
     input:
         train="results/manifest/train.csv",
         test="results/manifest/test.csv",
+        summary="results/manifest/summary.json",
     output:
         train="results/preprocessed/{size}/train.npz",
         test="results/preprocessed/{size}/test.npz",
@@ -67,6 +101,9 @@ rule preprocess:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
+        format=FORMAT,
+        classes=CLASSES,
+        ignore=IGNORE,
         code=script_code("preprocess"),
     script:
         "../scripts/preprocess.py"

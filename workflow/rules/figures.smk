@@ -9,27 +9,7 @@ rule figure_tuning:
         best="results/tuning/{name}/best.json",
         per_image="results/tuning/{name}/per_image.csv",
     output:
-        heatmap=report(
-            "results/figures/tuning/{name}_heatmap.png",
-            caption="../report/tuning_heatmap.rst",
-            category="Tuning",
-            subcategory="{name}",
-        ),
-        heatmap_pdf="results/figures/tuning/{name}_heatmap.pdf",
-        min_area=report(
-            "results/figures/tuning/{name}_min_area.png",
-            caption="../report/tuning_min_area.rst",
-            category="Tuning",
-            subcategory="{name}",
-        ),
-        min_area_pdf="results/figures/tuning/{name}_min_area.pdf",
-        areas=report(
-            "results/figures/areas/{name}.png",
-            caption="../report/areas.rst",
-            category="Tuning",
-            subcategory="{name}",
-        ),
-        areas_pdf="results/figures/areas/{name}.pdf",
+        **task_figures("figure_tuning"),
     log:
         "results/logs/figures/tuning_{name}.log",
     benchmark:
@@ -40,10 +20,12 @@ rule figure_tuning:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
+        task=TASK_NAME,
         style=config["figures"],
-        code=script_code("figure_tuning"),
+        settings=task_settings("figure_tuning"),
+        code=task_code("figure_tuning"),
     script:
-        "../scripts/figure_tuning.py"
+        "../scripts/task_stage.py"
 
 
 rule figure_learning_curves:
@@ -77,15 +59,12 @@ rule figure_qualitative:
     input:
         per_image="results/tuning/{model}/per_image.csv",
         best="results/tuning/{model}/best.json",
+        decision="results/postprocess/{model}.json",
+        train="results/manifest/train.csv",
         data=model_train_npz,
         oof=model_oofs,
     output:
-        png=report(
-            "results/figures/qualitative/{model}.png",
-            caption="../report/qualitative.rst",
-            category="Predictions",
-        ),
-        pdf="results/figures/qualitative/{model}.pdf",
+        **task_figures("figure_qualitative"),
     log:
         "results/logs/figures/qualitative_{model}.log",
     benchmark:
@@ -96,62 +75,42 @@ rule figure_qualitative:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
+        task=TASK_NAME,
         style=config["figures"],
-        code=script_code("figure_qualitative"),
+        settings=task_settings("figure_qualitative"),
+        code=task_code("figure_qualitative"),
     script:
-        "../scripts/figure_qualitative.py"
+        "../scripts/task_stage.py"
 
 
-rule figure_noise:
+rule figure_robustness:
     input:
-        "results/robustness/noise/scores.csv",
+        scores="results/robustness/{study}/scores.csv",
     output:
         png=report(
-            "results/figures/robustness/noise.png",
-            caption="../report/noise.rst",
+            "results/figures/robustness/{study}.png",
+            caption="../report/robustness.rst",
             category="Robustness",
         ),
-        pdf="results/figures/robustness/noise.pdf",
+        pdf="results/figures/robustness/{study}.pdf",
     log:
-        "results/logs/figures/noise.log",
+        "results/logs/figures/{study}.log",
     benchmark:
-        "results/benchmarks/figures/noise.tsv"
+        "results/benchmarks/figures/{study}.tsv"
+    wildcard_constraints:
+        study="noise|train_size|missing_channel",
     conda:
         "../../envs/plexus.yaml"
     resources:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
+        task=TASK_NAME,
+        stage=lambda wildcards: f"figure_{wildcards.study}",
         style=config["figures"],
-        code=script_code("figure_noise"),
+        code=lambda wildcards: task_code(f"figure_{wildcards.study}"),
     script:
-        "../scripts/figure_noise.py"
-
-
-rule figure_train_size:
-    input:
-        "results/robustness/train_size/scores.csv",
-    output:
-        png=report(
-            "results/figures/robustness/train_size.png",
-            caption="../report/train_size.rst",
-            category="Robustness",
-        ),
-        pdf="results/figures/robustness/train_size.pdf",
-    log:
-        "results/logs/figures/train_size.log",
-    benchmark:
-        "results/benchmarks/figures/train_size.tsv"
-    conda:
-        "../../envs/plexus.yaml"
-    resources:
-        runtime=light_runtime,
-        mem_mb=light_mem_mb,
-    params:
-        style=config["figures"],
-        code=script_code("figure_train_size"),
-    script:
-        "../scripts/figure_train_size.py"
+        "../scripts/task_stage.py"
 
 
 rule figures:

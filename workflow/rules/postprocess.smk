@@ -1,15 +1,16 @@
-# Post-processing candidates decided on out-of-fold predictions, for every model and
-# ensemble, with the cross-fitted estimate (each fold scored by a setting it did not choose).
+# Post-processing decided on out-of-fold predictions, for every model and ensemble, with the
+# cross-fitted estimate (each fold scored by a decision it did not choose).
 
 
 rule postprocess:
     input:
         unpack(member_oofs),
+        **task_inputs("postprocess"),
         folds="results/splits/folds.csv",
-        masks="results/manifest/train_masks.csv",
-        manifest="results/manifest/train.csv",
+        train="results/manifest/train.csv",
         grid="results/tuning/{name}/grid.csv",
         best="results/tuning/{name}/best.json",
+        per_image="results/tuning/{name}/per_image.csv",
     output:
         json="results/postprocess/{name}.json",
         decisions=report(
@@ -30,10 +31,9 @@ rule postprocess:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
+        task=TASK_NAME,
         members=tune_members,
-        options=postprocess_options(),
-        n_boot=config["postprocess"]["bootstrap_samples"],
-        seed=config["postprocess"]["seed"],
-        code=script_code("postprocess"),
+        settings=task_settings("postprocess"),
+        code=task_code("postprocess"),
     script:
-        "../scripts/postprocess.py"
+        "../scripts/task_stage.py"

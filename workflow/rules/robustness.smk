@@ -38,14 +38,15 @@ if NOISE["enabled"]:
             "../scripts/predict_noisy.py"
 
 
-if NOISE["enabled"] and not GENERIC:
+# Each study's scores, by the task's own metric at the tuned decision of robustness.model.
+
+
+if NOISE["enabled"]:
 
     rule noise_scores:
         input:
             unpack(noise_prediction_files),
-            best=f"results/tuning/{ROBUSTNESS.get('model')}/best.json",
-            folds="results/splits/folds.csv",
-            masks="results/manifest/train_masks.csv",
+            **study_rule_inputs("noise_scores"),
         output:
             "results/robustness/noise/scores.csv",
         log:
@@ -59,20 +60,21 @@ if NOISE["enabled"] and not GENERIC:
             runtime=light_runtime,
             mem_mb=light_mem_mb,
         params:
+            task=TASK_NAME,
             entries=noise_entries(),
-            code=script_code("noise_scores"),
+            settings=task_settings("noise_scores"),
+            code=task_code("noise_scores"),
         script:
-            "../scripts/noise_scores.py"
+            "../scripts/task_stage.py"
 
 
-if TRAIN_SIZE["enabled"] and not GENERIC:
+if TRAIN_SIZE["enabled"]:
 
     rule train_size_scores:
         input:
             unpack(train_size_oof_files),
-            best=f"results/tuning/{ROBUSTNESS.get('model')}/best.json",
-            folds="results/splits/folds.csv",
-            masks="results/manifest/train_masks.csv",
+            unpack(train_size_infos),
+            **study_rule_inputs("train_size_scores"),
         output:
             "results/robustness/train_size/scores.csv",
         log:
@@ -86,7 +88,43 @@ if TRAIN_SIZE["enabled"] and not GENERIC:
             runtime=light_runtime,
             mem_mb=light_mem_mb,
         params:
+            task=TASK_NAME,
             entries=train_size_entries(),
-            code=script_code("train_size_scores"),
+            settings=task_settings("train_size_scores"),
+            code=task_code("train_size_scores"),
         script:
-            "../scripts/train_size_scores.py"
+            "../scripts/task_stage.py"
+
+
+if MISSING["enabled"]:
+
+    rule missing_channel_scores:
+        input:
+            **study_rule_inputs("missing_channel_scores"),
+            models=expand(
+                "results/models/{model}/fold{fold}/model.pt",
+                model=robust_model(),
+                fold=FOLDS,
+            ),
+            data=robust_train_npz,
+            summary="results/manifest/summary.json",
+        output:
+            "results/robustness/missing_channel/scores.csv",
+        log:
+            "results/logs/robustness/missing_channel_scores.log",
+        benchmark:
+            "results/benchmarks/robustness/missing_channel_scores.tsv"
+        conda:
+            "../../envs/plexus.yaml"
+        threads: 1
+        resources:
+            gpu=1,
+            runtime=predict_runtime,
+            mem_mb=gpu_mem_mb,
+            cpus_per_task=cpus_per_task,
+        params:
+            task=TASK_NAME,
+            settings=task_settings("missing_channel_scores"),
+            code=task_code("missing_channel_scores"),
+        script:
+            "../scripts/task_stage.py"

@@ -1,14 +1,17 @@
-# The ensemble's fold-averaged test probabilities -> post-processing decided on OOF -> RLE CSV.
+# An ensemble's fold-averaged test probabilities -> the decision made on OOF -> the submission
+# (the task's format) and the test label maps.
 
 
 rule submission:
     input:
         means=member_test_means,
-        pipeline="results/postprocess/{ensemble}.json",
-        manifest="results/manifest/test.csv",
+        decision="results/postprocess/{ensemble}.json",
+        best="results/tuning/{ensemble}/best.json",
+        test="results/manifest/test.csv",
     output:
         csv="results/submission/{ensemble}.csv",
         summary="results/submission/{ensemble}.json",
+        labelmaps=directory("results/labelmaps/{ensemble}"),
     log:
         "results/logs/submission/{ensemble}.log",
     benchmark:
@@ -20,7 +23,8 @@ rule submission:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
-        batch_size=config["predict"]["batch_size"],
-        code=script_code("submission"),
+        task=TASK_NAME,
+        settings=task_settings("submission"),
+        code=task_code("submission"),
     script:
-        "../scripts/submission.py"
+        "../scripts/task_stage.py"

@@ -1,4 +1,5 @@
-# The results table of every model and ensemble, with subject-level bootstrap CIs.
+# The results table of every model and ensemble with subject-bootstrap CIs, and the comparison
+# and pairwise tables (Table I, paired tests) with their figures.
 
 
 rule summary_table:
@@ -12,6 +13,7 @@ rule summary_table:
             model=MODELS,
             fold=FOLDS,
         ),
+        train="results/manifest/train.csv",
     output:
         csv=report(
             "results/tables/summary.csv",
@@ -29,15 +31,15 @@ rule summary_table:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
+        task=TASK_NAME,
         names=tuning_names(),
         kinds=tuning_kinds(),
         members=[members_of(name) for name in tuning_names()],
         models=list(MODELS),
-        n_boot=config["summary"]["bootstrap_samples"],
-        seed=config["summary"]["seed"],
-        code=script_code("summary_table"),
+        settings=task_settings("summary_table"),
+        code=task_code("summary_table"),
     script:
-        "../scripts/summary_table.py"
+        "../scripts/task_stage.py"
 
 
 rule comparison:
@@ -81,13 +83,13 @@ rule comparison:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
+        task=TASK_NAME,
         names=tuning_names(),
         kinds=tuning_kinds(),
         members=[members_of(name) for name in tuning_names()],
         models=list(MODELS),
-        n_boot=config["summary"]["bootstrap_samples"],
-        seed=config["summary"]["seed"],
         style=config["figures"],
-        code=script_code("comparison"),
+        settings=task_settings("comparison"),
+        code=task_code("comparison"),
     script:
-        "../scripts/comparison.py"
+        "../scripts/task_stage.py"

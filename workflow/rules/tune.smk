@@ -1,12 +1,13 @@
-# Cutoff x minimum-area tuning on out-of-fold probabilities, for every model and
-# every ensemble (members' probabilities averaged at 420x580, same folds).
+# The task's decision tuned on the out-of-fold probabilities, for every model and every
+# ensemble (members' probabilities averaged at each image's original size, same folds).
 
 
 rule tune:
     input:
         unpack(member_oofs),
+        **task_inputs("tune"),
         folds="results/splits/folds.csv",
-        masks="results/manifest/train_masks.csv",
+        train="results/manifest/train.csv",
     output:
         grid="results/tuning/{name}/grid.csv",
         best="results/tuning/{name}/best.json",
@@ -23,10 +24,9 @@ rule tune:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
+        task=TASK_NAME,
         members=tune_members,
-        cutoffs=grid_values(config["tuning"]["cutoffs"]),
-        min_areas=grid_values(config["tuning"]["min_areas"], integer=True),
-        presence_thresholds=grid_values(config["tuning"]["presence_thresholds"]),
-        code=script_code("tune"),
+        settings=task_settings("tune"),
+        code=task_code("tune"),
     script:
-        "../scripts/tune.py"
+        "../scripts/task_stage.py"

@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from plexus.io import atomic
+
 __all__ = ["Dsb2018Error", "instance_labels", "read_image", "read_mask", "scan_dsb2018"]
 
 TRAIN, TEST = "stage1_train", "stage1_test"
@@ -212,3 +214,158 @@ def instance_labels(mask_paths: Sequence[str | os.PathLike], shape: tuple[int, i
     if problems:
         raise Dsb2018Error(problems)
     return labels
+
+
+#: Training image sizes of the synthetic data: one size per synthetic "subject" (acquisition type).
+SYNTHETIC_SIZES = ((96, 96), (128, 160), (160, 128), (112, 112), (96, 144), (144, 96), (128, 128),
+                   (160, 160), (112, 144), (144, 112), (96, 128), (128, 96))
+NO_GROUP_MESSAGE = ("CV groups (instances.group: none): each image is its own group, so images of one "
+                    "acquisition type may fall in different folds")
+
+
+# ----------------------------------------------- the sheet of a DSB2018 folder (the workflow's conversion step)
+
+
+def synthetic_sizes(n: int) -> list[tuple[int, int]]:
+    """``n`` distinct image sizes: :data:`SYNTHETIC_SIZES`, then squares from 176 px up."""
+    sizes = list(SYNTHETIC_SIZES[:n])
+    sizes += [(176 + 16 * k, 176 + 16 * k) for k in range(n - len(sizes))]
+    return sizes
+
+
+def synthesize_stage(raw_dir, settings: dict, fingerprint_json) -> dict:
+    """The synthetic nuclei data in ``raw_dir`` (DSB2018 layout), its summary and the raw fingerprint.
+
+    ``settings``: the config's ``data.synthetic`` without ``enabled`` and ``kind``. There are
+    ``n_subjects`` image sizes (one per synthetic acquisition type, so ``instances.group: size``
+    finds ``n_subjects`` groups) of ``images_per_subject`` training images each, and
+    ``n_test_subjects * test_images_per_subject`` test images of the same sizes.
+    """
+    from plexus.data.fingerprint import refresh
+    from plexus.data.synthetic_nuclei import generate_nuclei
+
+    raw_dir = Path(raw_dir)
+    summary = generate_nuclei(raw_dir, n_images=settings["n_subjects"] * settings["images_per_subject"],
+                              n_test=settings["n_test_subjects"] * settings["test_images_per_subject"],
+                              sizes=synthetic_sizes(settings["n_subjects"]), seed=settings["seed"])
+    atomic.write_json(raw_dir / "synthetic_summary.json", summary)  # marks raw_dir as plexus-generated
+    train = summary["stage1_train"]
+    print(f"nuclei: {len(train)} train images ({sum(r['nuclei'] for r in train)} nuclei, "
+          f"{sum(r['touching_pairs'] for r in train)} touching pairs) and {len(summary['stage1_test'])} test images")
+    refresh(raw_dir, fingerprint_json, subfolders=None)  # what the manifest compares the folder with
+    return summary
+
+
+def boundary_pixels(labels: np.ndarray) -> np.ndarray:
+    """Nucleus pixels with a 4-neighbour in the background or in another nucleus (bool).
+
+    Outside the image counts as the pixel's own nucleus: a nucleus cut by the image edge has
+    no outline along the edge.
+    """
+    labels = np.asarray(labels)
+    padded = np.pad(labels, 1, mode="edge")
+    centre = padded[1:-1, 1:-1]
+    differs = np.zeros(labels.shape, dtype=bool)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        differs |= padded[1 + dy:padded.shape[0] - 1 + dy, 1 + dx:padded.shape[1] - 1 + dx] != centre
+    return differs & (labels > 0)
+
+
+def target_map(labels: np.ndarray, boundary: bool) -> np.ndarray:
+    """The class-index training target (uint8): 0 background, 1 nucleus, 2 its outline (``boundary``)."""
+    target = (np.asarray(labels) > 0).astype(np.uint8)
+    if boundary:
+        target[boundary_pixels(labels)] = 2
+    return target
+
+
+def write_png(path, array: np.ndarray) -> None:
+    """Write a uint8 or uint16 gray (or uint8 RGB) array as PNG, atomically."""
+    from PIL import Image
+
+    with atomic.atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+
+
+def write_instance_map(path, labels: np.ndarray) -> None:
+    """An instance label map as a 16-bit PNG (0 background, 1..N objects)."""
+    labels = np.asarray(labels)
+    if labels.size and labels.max() > np.iinfo(np.uint16).max:
+        raise ValueError(f"{path}: {int(labels.max())} objects do not fit a 16-bit label map")
+    write_png(path, labels.astype(np.uint16))
+
+
+def read_instance_map(path) -> np.ndarray:
+    """A label map written by :func:`write_instance_map` (or any gray PNG/TIFF of labels), as int32."""
+    from plexus.io.images import read_image
+
+    labels = read_image(path)
+    if labels.ndim != 2:
+        raise ValueError(f"{path}: an instance label map must have one channel, got shape {labels.shape}")
+    return labels.astype(np.int32)
+
+
+def _subject(image_id: str, height: int, width: int, group: str) -> str:
+    if group == "none":
+        return image_id
+    if group == "size":
+        return f"{int(height)}x{int(width)}"
+    raise ValueError(f"instances.group: unknown rule {group!r} (none or size)")
+
+
+def _rgb_image(path: str, image_id: str, images_dir: Path) -> str:
+    """The image's path if it reads as 3 channels (RGB, or RGBA with the alpha dropped), else an RGB copy's."""
+    from plexus.io.images import image_info
+
+    if image_info(path)[2] == 3:
+        return str(Path(path).resolve())
+    copy = images_dir / f"{image_id}.png"
+    write_png(copy, read_image(path))
+    return str(copy.resolve())
+
+
+def nuclei_sheet_stage(raw_dir, *, group: str, boundary: bool, sheet_tsv, labels_dir, targets_dir,
+                       images_dir) -> pd.DataFrame:
+    """The sample sheet of a DSB2018 folder, its instance label maps and class-index targets.
+
+    Columns: image_id, subject, split, image (absolute path of an RGB image: the raw file, or a
+    copy in ``images_dir`` of a gray or palette one), mask (the target PNG; empty for test rows),
+    instances (the label map PNG; empty for test rows). Overlapping masks are an error naming
+    the image and both files (:func:`plexus.data.dsb2018.scan_dsb2018`).
+    """
+    from plexus.data.sheet import write_sheet
+
+    train, test = scan_dsb2018(raw_dir)
+    labels_dir, targets_dir, images_dir = Path(labels_dir), Path(targets_dir), Path(images_dir)
+    for folder in (labels_dir, targets_dir, images_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    if group == "none":
+        print(NO_GROUP_MESSAGE)
+    rows, nuclei, outline = [], 0, 0
+    for record in train.itertuples():
+        labels = instance_labels(record.mask_paths, (record.height, record.width))
+        target = target_map(labels, boundary)
+        label_path, target_path = labels_dir / f"{record.image_id}.png", targets_dir / f"{record.image_id}.png"
+        write_instance_map(label_path, labels)
+        write_png(target_path, target)
+        nuclei += int(labels.max())
+        outline += int((target == 2).sum())
+        rows.append({"image_id": record.image_id,
+                     "subject": _subject(record.image_id, record.height, record.width, group), "split": "train",
+                     "image": _rgb_image(record.image_path, record.image_id, images_dir),
+                     "mask": str(target_path.resolve()), "instances": str(label_path.resolve())})
+    for record in test.itertuples():
+        rows.append({"image_id": record.image_id,
+                     "subject": _subject(record.image_id, record.height, record.width, group), "split": "test",
+                     "image": _rgb_image(record.image_path, record.image_id, images_dir), "mask": "",
+                     "instances": ""})
+    sheet = pd.DataFrame(rows, columns=["image_id", "subject", "split", "image", "mask", "instances"])
+    write_sheet(sheet, sheet_tsv)
+    groups = sheet.loc[sheet["split"] == "train", "subject"]
+    print(f"{len(train)} train images ({nuclei} nuclei, {outline} boundary pixels), {len(test)} test images; "
+          f"{groups.nunique()} CV group(s) by instances.group = {group}")
+    if group == "size":
+        print(groups.value_counts().sort_index().to_string())
+    return sheet
+
+

@@ -278,3 +278,54 @@ def missing_channel_figure(scores: pd.DataFrame, style: dict | None = None, titl
     n_folds = _runs_text(stats["count"], "folds")
     ax.set_title(title or f"Per-class Dice with one channel removed: mean ± sd over {n_folds}")
     return fig
+
+
+def min_area_figure(grid: pd.DataFrame, best: dict, title: str, style: dict | None = None):
+    """Mean OOF Dice of each class against its minimum area (``grid.csv``: class, min_area, dice),
+    the tuned area of each class marked."""
+    _check(grid, ("class", "min_area", "dice"), "tuning grid")
+    apply_style(style)
+    classes = _appearance(grid["class"])
+    colors = dict(zip(classes, _palette(len(classes))))
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for cls in classes:
+        part = grid[grid["class"] == cls].sort_values("min_area")
+        ax.plot(part["min_area"], part["dice"], marker="o", markersize=3, color=colors[cls], label=cls)
+        chosen = best["classes"][cls]
+        ax.scatter([chosen["min_area"]], [chosen["dice"]], s=70, facecolors="none", edgecolors=colors[cls],
+                   linewidths=1.5, zorder=3)
+    ax.set_xlabel("minimum component area (pixels of the original image)")
+    ax.set_ylabel("mean per-image Dice (OOF)")
+    ax.set_title(title)
+    ax.legend(title="class (circle: tuned)", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def label_panel(images, truths, preds, image_ids, scores, labels, class_names, style: dict | None = None,
+                title: str = ""):
+    """Rows of (image, true label map, final label map) with each row's mean Dice: the decision the
+    submission applies (argmax, then the tuned per-class minimum areas), not the raw probabilities."""
+    from matplotlib.colors import ListedColormap
+
+    apply_style(style)
+    n_classes = len(class_names)
+    colors = ["black", *_palette(n_classes - 1)]
+    cmap = ListedColormap(colors)
+    fig, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.5 * len(images)), squeeze=False)
+    for row, (image, truth, pred, image_id, score, label) in enumerate(
+            zip(images, truths, preds, image_ids, scores, labels)):
+        shown = image if image.ndim == 2 else image[..., :3] if image.shape[-1] >= 3 else image[..., 0]
+        axes[row, 0].imshow(shown, cmap="gray")
+        axes[row, 0].set_title(f"{label}: {image_id}", fontsize="small")
+        for col, (labelmap, name) in enumerate(((truth, "truth"), (pred, f"final, mean Dice {score:.2f}")), 1):
+            axes[row, col].imshow(np.where(labelmap == 255, 0, labelmap), cmap=cmap, vmin=0, vmax=n_classes - 1,
+                                  interpolation="nearest")
+            axes[row, col].set_title(name, fontsize="small")
+    for ax in axes.flat:
+        ax.set_axis_off()
+    handles = [Patch(color=colors[c], label=class_names[c]) for c in range(1, n_classes)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    return fig

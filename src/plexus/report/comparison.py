@@ -124,3 +124,22 @@ def display_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         out[metric] = [f"{v:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})" if np.isfinite(v) else ""
                        for v, lo, hi in zip(table[metric], table[f"{metric}_low"], table[f"{metric}_high"])]
     return out
+
+
+def score_table(entries: dict[str, dict], columns=("untuned", "tuned", "postprocessed", "cross_fitted"), *,
+                n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """The comparison table of a task scored by one per-image score: per name, the mean of each of
+    ``columns`` (``results/postprocess/{name}_per_image.csv``) with its subject-bootstrap CI, the
+    same subject draws for every column of a row (as :func:`comparison_table`)."""
+    rows = []
+    for name, entry in entries.items():
+        frame = entry["per_image"]
+        groups = frame["subject"].to_numpy()
+        values = {c: frame[c].to_numpy(np.float64) for c in columns}
+        row = {"name": name, "kind": entry["kind"], "members": "+".join(entry["members"]),
+               "parameters": entry["parameters"]}
+        for column in columns:
+            row[column], row[f"{column}_low"], row[f"{column}_high"] = _grouped_stat(
+                values, groups, lambda c, m=column: float(np.nanmean(c[m])), n_boot, seed, level)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -86,15 +86,18 @@ COMPARISON_METRICS = {
 }
 
 
-def comparison_figure(table: pd.DataFrame, style: dict | None = None):
-    """Each metric of the comparison table, one panel each: models and ensembles with 95% CIs."""
+def comparison_figure(table: pd.DataFrame, style: dict | None = None, metrics: dict | None = None):
+    """Each metric of the comparison table, one panel each: models and ensembles with 95% CIs.
+
+    ``metrics``: column -> panel title (default :data:`COMPARISON_METRICS`, the binary task's)."""
     import seaborn as sns
 
     apply_style(style)
+    metrics = COMPARISON_METRICS if metrics is None else metrics
     long = pd.concat([
         pd.DataFrame({"name": table["name"], "kind": table["kind"], "metric": label, "value": table[m],
                       "low": table[f"{m}_low"], "high": table[f"{m}_high"]})
-        for m, label in COMPARISON_METRICS.items()], ignore_index=True)
+        for m, label in metrics.items()], ignore_index=True)
     names = list(table["name"])
     palette = dict(zip(names, sns.color_palette("colorblind", len(names))))
     grid = sns.FacetGrid(long, col="metric", col_wrap=3, sharex=False, height=1.9, aspect=1.6)
@@ -118,7 +121,7 @@ def comparison_figure(table: pd.DataFrame, style: dict | None = None):
     return grid.figure
 
 
-def pairwise_figure(pairwise: pd.DataFrame, style: dict | None = None):
+def pairwise_figure(pairwise: pd.DataFrame, style: dict | None = None, score: str = "Kaggle Dice"):
     """Mean per-image difference (row minus column) of every pair, significant cells starred."""
     import seaborn as sns
 
@@ -140,8 +143,8 @@ def pairwise_figure(pairwise: pd.DataFrame, style: dict | None = None):
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.4, 0.9 * len(names) + 1.4))
     sns.heatmap(diff, ax=ax, annot=notes, fmt="", cmap="RdBu", vmin=-limit, vmax=limit, center=0,
                 cbar_kws={"label": "mean per-image difference"}, linewidths=0.5)
-    score = pairwise["score"].iloc[0] if len(pairwise) else "score"
-    ax.set_title(f"Paired differences of the {score.replace('_', '-')} Kaggle Dice (* 95% CI excludes 0)")
+    column = pairwise["score"].iloc[0] if len(pairwise) else "score"
+    ax.set_title(f"Paired differences of the {column.replace('_', '-')} {score} (* 95% CI excludes 0)")
     ax.set_xlabel("compared with")
     ax.set_ylabel("model / ensemble")
     return fig

@@ -33,3 +33,32 @@ def comparison_stage(names, kinds, members, per_image_csvs, train_infos: dict[st
     print(tables.to_markdown(comparison.display_table(table)))
     print(tables.to_markdown(pairs))
     return table
+
+
+def score_comparison_stage(job, score: str, *, draw_models: bool = True) -> pd.DataFrame:
+    """The comparison stage of a task scored by one per-image ``score`` (mean Dice, mean AP): the
+    table of :func:`plexus.report.comparison.score_table`, the paired tests, and their figures
+    (``draw_models`` False: the task draws the models figure itself)."""
+    i, o, p = job.input, job.output, job.params
+    params = {model: int(read_json(path)["n_parameters"]) for model, path in zip(p.models, i.train_info)}
+    entries = {name: {"kind": kind, "members": list(member_list), "per_image": read_per_image(path),
+                      "parameters": sum(params[m] for m in member_list)}
+               for name, kind, member_list, path in zip(p.names, p.kinds, p.members, i.per_image)}
+    table = comparison.score_table(entries, n_boot=p.settings["n_boot"], seed=p.settings["seed"])
+    pairs = comparison.pairwise_table({name: e["per_image"] for name, e in entries.items()},
+                                      n_boot=p.settings["n_boot"], seed=p.settings["seed"])
+    shown = table[["name", "kind", "members", "parameters"]].copy()
+    for column in ("untuned", "tuned", "postprocessed", "cross_fitted"):
+        shown[f"{score} {column.replace('_', '-')}"] = [
+            f"{m:.3f} ({lo:.3f}-{hi:.3f})" for m, lo, hi in
+            zip(table[column], table[f"{column}_low"], table[f"{column}_high"])]
+    atomic.write_csv(o.csv, table)
+    atomic.write_text(o.md, tables.to_markdown(shown))
+    atomic.write_csv(o.pairwise_csv, pairs)
+    atomic.write_text(o.pairwise_md, tables.to_markdown(pairs))
+    metrics = {c: f"{score}, {c.replace('_', '-')}" for c in ("untuned", "tuned", "cross_fitted")}
+    if draw_models:
+        figures.save(figures.comparison_figure(table, p.style, metrics), [o.png, o.pdf])
+    figures.save(figures.pairwise_figure(pairs, p.style, score), [o.pairwise_png, o.pairwise_pdf])
+    print(tables.to_markdown(shown))
+    return table

@@ -1,17 +1,68 @@
-"""Data stages: raw folder -> manifests -> subject-grouped folds -> arrays at each input size."""
+"""Data stages, for every data format: raw folder -> manifest -> subject-grouped folds -> arrays.
+
+A data format is an importer (:mod:`plexus.data.importers`) plus what its manifest checks:
+
+* ``kaggle_nerve``: the Kaggle layout, scanned and checked by :mod:`plexus.data.ingest` (420x580,
+  LZW, binary masks, names, multi-page refused); its manifest also holds the run-length masks
+  table (``train_masks.csv``) that the binary task scores against, and its arrays are gray
+  ``(N, H, W)`` images with ``{0, 1}`` masks;
+* ``folders``, ``sheet``: a sample sheet (built from the folders, or the user's) validated by
+  :mod:`plexus.data.sheet` and :func:`plexus.data.dataset.build_manifest`; arrays of any-size,
+  any-channel images with class-index masks (:func:`plexus.data.dataset.load_arrays`);
+* ``dsb2018``: the DSB2018 folders, converted to such a sheet first (the ``convert`` rule,
+  :func:`plexus.data.dsb2018.nuclei_sheet_stage`).
+
+Every format writes ``train.csv``, ``test.csv`` and ``summary.json``; :data:`MANIFEST_FILES`
+names what one writes beyond them.
+"""
 
 from __future__ import annotations
 
-from plexus.data import ingest, splits
+import json
+from pathlib import Path
+
+from plexus.data import dataset, ingest, splits
+from plexus.data.importers import import_dataset
+from plexus.data.sheet import write_sheet
 from plexus.io import atomic
 from plexus.io.contracts import read_manifest
 
+#: what the manifest stage of each format writes beyond train.csv, test.csv and summary.json
+MANIFEST_FILES = {
+    "kaggle_nerve": {"sheet": "results/manifest/sheet.tsv", "masks": "results/manifest/train_masks.csv"},
+    "folders": {"sheet": "results/manifest/sheet.tsv"},
+    "sheet": {"sheet": "results/manifest/sheet.tsv"},
+    "dsb2018": {"sheet": "results/manifest/sheet.tsv"},
+}
+#: the formats whose raw folder is converted to a sample sheet first (the ``convert`` rule)
+CONVERTED_FORMATS = ("dsb2018",)
 
-def ingest_stage(raw_dir, train_csv, test_csv, masks_csv, threads: int = 2) -> None:
-    train, test, train_masks = ingest.scan(raw_dir, threads=threads)
-    atomic.write_csv(train_csv, train)
-    atomic.write_csv(test_csv, test)
-    atomic.write_csv(masks_csv, train_masks)
+
+def manifest_stage(data: dict, classes: dict, outputs, *, inputs=(), threads: int = 2,
+                   ignore: dict | None = None) -> None:
+    """The manifest of ``data`` (the config's data section) by its format: ``outputs`` has
+    ``train``, ``test``, ``summary`` and the format's :data:`MANIFEST_FILES`; ``inputs`` the
+    rule's dataset inputs (format dsb2018: the converted sheet first)."""
+    if data["format"] == "kaggle_nerve":
+        _kaggle_manifest(data["raw_dir"], outputs, threads)
+    else:
+        written = list(inputs)[0] if data["format"] in CONVERTED_FORMATS else None
+        sheet_manifest(data, classes, outputs["sheet"], outputs["train"], outputs["test"], outputs["summary"],
+                       threads=threads, ignore=ignore, written_sheet=written)
+
+
+def _kaggle_manifest(raw_dir, outputs, threads: int) -> None:
+    raw = Path(raw_dir.rstrip("/"))
+    write_sheet(import_dataset("kaggle_nerve", raw), outputs["sheet"])  # the layout as a sample sheet
+    train, test, train_masks = ingest.scan(raw, threads=threads)
+    atomic.write_csv(outputs["train"], train)
+    atomic.write_csv(outputs["test"], test)
+    atomic.write_csv(outputs["masks"], train_masks)
+    summary = {"format": "kaggle_nerve", "n_train": len(train), "n_test": len(test),
+               "n_subjects": int(train["subject"].nunique()),
+               "share_with_mask": float((train["mask_area"] > 0).mean()),
+               "channels": ["image"], "depths": {"image": 1}, "input_channels": ["image"]}
+    atomic.write_json(outputs["summary"], summary)
     print(f"{len(train)} training images from {train['subject'].nunique()} subjects "
           f"({(train['mask_area'] > 0).mean():.1%} with a nerve), {len(test)} test images")
 
@@ -25,7 +76,17 @@ def folds_stage(train_csv, folds_csv, n_folds: int, seed: int, stratify: str | N
     print(summary.to_string())
 
 
-def preprocess_stage(train_csv, test_csv, size, train_npz, test_npz, threads: int = 2) -> None:
+def preprocess_stage(data_format: str, inputs, outputs, size, *, classes: dict | None = None,
+                     ignore: dict | None = None, threads: int = 2) -> None:
+    """Arrays of the train and test images at ``size`` (``HxW``), by the data format."""
+    if data_format == "kaggle_nerve":
+        kaggle_arrays(inputs["train"], inputs["test"], size, outputs["train"], outputs["test"], threads=threads)
+    else:
+        sheet_arrays(inputs["train"], inputs["test"], inputs["summary"], classes, size, outputs["train"],
+                     outputs["test"], threads=threads, ignore=ignore)
+
+
+def kaggle_arrays(train_csv, test_csv, size, train_npz, test_npz, threads: int = 2) -> None:
     # imported here: resizing needs torch (seconds to import), which ingest and folds do not
     from plexus.data.resize import parse_size, resize_images, resize_masks
 
@@ -36,3 +97,97 @@ def preprocess_stage(train_csv, test_csv, size, train_npz, test_npz, threads: in
     atomic.write_npz(train_npz, image_id=train["image_id"].to_numpy(str), images=images, masks=masks)
     test_images = ingest.read_resized(test["image_path"], lambda stack: resize_images(stack, size), threads)
     atomic.write_npz(test_npz, image_id=test["image_id"].to_numpy(str), images=test_images)
+
+
+def read_dataset(data: dict, written_sheet=None):
+    """The sheet frame of ``data`` (the config's data section) by ``data.format``.
+
+    ``written_sheet``: format dsb2018, the sheet of merged instance masks and targets that the
+    nuclei stage wrote (:func:`plexus.stages.instances`'s sheet; the rule's input).
+    """
+    raw = Path(data["raw_dir"])
+    if data["format"] == "folders":
+        sheet = import_dataset("folders", raw, **data["folders"])
+        sheet.attrs["sheet"] = f"built from {raw} (data.format folders)"
+        return sheet
+    if data["format"] == "sheet":
+        sheet = Path(data["sheet"])
+        return import_dataset("sheet", sheet if sheet.is_absolute() else raw / sheet, channels=data["channels"])
+    if data["format"] == "dsb2018":
+        if written_sheet is None:
+            raise ValueError("data.format dsb2018: the manifest reads the sheet the nuclei stage wrote; none given")
+        return import_dataset("sheet", written_sheet, channels=["image"])
+    raise ValueError(f"data.format {data['format']!r} is the nerve workflow's, not the generic one")
+
+
+def sheet_manifest(data: dict, classes: dict, sheet_out, train_csv, test_csv, summary_json, threads: int = 2,
+                   ignore: dict | None = None, written_sheet=None):
+    """Validate the dataset and every file it names; write its sheet, manifests and summary.
+
+    ``ignore``: the classes (name -> mask value) whose pixels count nowhere (the config's ``ignore``);
+    ``written_sheet``: see :func:`read_dataset`.
+    """
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sheet = read_dataset(data, written_sheet)
+    for warning in caught:
+        print(f"warning: {warning.message}")
+    channels = data["channels"] if data["format"] == "sheet" else ["image"]  # folders, dsb2018: one (RGB) column
+    train, test, summary = dataset.build_manifest(
+        sheet, channels=channels, classes=classes, allow_missing_channels=data["allow_missing_channels"],
+        threads=threads, ignore=ignore, color=data["color"], max_snapped=data["max_snapped_share"])
+    write_sheet(sheet, sheet_out)
+    atomic.write_csv(train_csv, train)
+    atomic.write_csv(test_csv, test)
+    atomic.write_json(summary_json, summary)
+    print(json.dumps(summary, indent=1))
+
+
+def sheet_arrays(train_csv, test_csv, summary_json, classes: dict, size, train_npz, test_npz,
+                     threads: int = 2, ignore: dict | None = None) -> None:
+    """Arrays of the train and test images at ``size`` (``HxW``): see :func:`plexus.data.dataset.load_arrays`."""
+    from plexus.data.resize import parse_size
+
+    size = parse_size(size)
+    summary = json.loads(Path(summary_json).read_text())
+    depths = {column: summary["depths"][column] for column in summary["channels"]}  # the sheet's order
+    train = read_manifest(train_csv)
+    test = read_manifest(test_csv)
+    atomic.write_npz(train_npz, **dataset.load_arrays(train, depths=depths, size=size, classes=classes,
+                                                      threads=threads, ignore=ignore))
+    atomic.write_npz(test_npz, **dataset.load_arrays(test, depths=depths, size=size, threads=threads))
+
+
+
+
+def synthesize_stage(kind: str, raw_dir, settings: dict, fingerprint_json, threads: int = 2) -> None:
+    """The embedded synthetic dataset of ``kind`` in ``raw_dir`` (in its data format's layout) and
+    the raw fingerprint that the manifest compares the folder with."""
+    from plexus.data.fingerprint import refresh
+
+    raw = Path(raw_dir)
+    if kind == "nerve":
+        from plexus.data.synthetic import generate_dataset
+
+        summary = generate_dataset(raw, n_subjects=settings["n_subjects"],
+                                   images_per_subject=settings["images_per_subject"],
+                                   n_test_subjects=settings["n_test_subjects"],
+                                   test_images_per_subject=settings["test_images_per_subject"],
+                                   seed=settings["seed"], threads=threads)
+        print({k: v for k, v in summary.items() if not isinstance(v, (list, dict))})
+        refresh(raw, fingerprint_json)
+    elif kind == "nuclei":
+        from plexus.data.dsb2018 import synthesize_stage as synthesize_nuclei
+
+        synthesize_nuclei(raw, settings, fingerprint_json)
+    else:
+        from plexus.data import synthetic_semantic
+
+        generate = {"multiclass": synthetic_semantic.generate_multiclass,
+                    "multichannel": synthetic_semantic.generate_multichannel}[kind]
+        sheet = generate(raw, **settings)
+        print(f"{kind}: {(sheet['split'] == 'train').sum()} train and {(sheet['split'] == 'test').sum()} test images")
+        # the sheet is a tracked input of its own, left out of the fingerprint
+        refresh(raw, fingerprint_json, subfolders=None, exclude=("sheet.tsv",))

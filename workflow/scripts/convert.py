@@ -3,8 +3,8 @@ from pathlib import Path
 
 import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
 
+from plexus.data.dsb2018 import nuclei_sheet_stage
 from plexus.runlog import logged
-from plexus.stages.instances import nuclei_sheet_stage
 
 with logged(snakemake.log[0]):
     o, p = snakemake.output, snakemake.params

@@ -30,165 +30,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from plexus.data.dsb2018 import read_instance_map, write_instance_map
 from plexus.io import atomic
-from plexus.io.contracts import check_aligned, read_folds, read_manifest, read_npz, read_per_image, read_table
+from plexus.io.contracts import (
+    check_aligned,
+    read_folds,
+    read_json,
+    read_manifest,
+    read_npz,
+    read_per_image,
+    read_table,
+)
+from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, write_decision, write_submission_summary
 
-#: Training image sizes of the synthetic data: one size per synthetic "subject" (acquisition type).
-SYNTHETIC_SIZES = ((96, 96), (128, 160), (160, 128), (112, 112), (96, 144), (144, 96), (128, 128),
-                   (160, 160), (112, 144), (144, 112), (96, 128), (128, 96))
 #: The table's metrics (columns of per_image.csv) and their labels.
 TABLE_METRICS = {"ap_baseline": "AP baseline", "ap": "AP tuned", "ap_cross_fitted": "AP cross-fitted",
                  "f1": "F1@0.5", "pixel_dice": "pixel Dice"}
-NO_GROUP_MESSAGE = ("CV groups (instances.group: none): each image is its own group, so images of one "
-                    "acquisition type may fall in different folds")
-
-
-# --------------------------------------------------------------------------- data
-
-
-def synthetic_sizes(n: int) -> list[tuple[int, int]]:
-    """``n`` distinct image sizes: :data:`SYNTHETIC_SIZES`, then squares from 176 px up."""
-    sizes = list(SYNTHETIC_SIZES[:n])
-    sizes += [(176 + 16 * k, 176 + 16 * k) for k in range(n - len(sizes))]
-    return sizes
-
-
-def synthesize_stage(raw_dir, settings: dict, fingerprint_json) -> dict:
-    """The synthetic nuclei data in ``raw_dir`` (DSB2018 layout), its summary and the raw fingerprint.
-
-    ``settings``: the config's ``data.synthetic`` without ``enabled`` and ``kind``. There are
-    ``n_subjects`` image sizes (one per synthetic acquisition type, so ``instances.group: size``
-    finds ``n_subjects`` groups) of ``images_per_subject`` training images each, and
-    ``n_test_subjects * test_images_per_subject`` test images of the same sizes.
-    """
-    from plexus.data.fingerprint import refresh
-    from plexus.data.synthetic_nuclei import generate_nuclei
-
-    raw_dir = Path(raw_dir)
-    summary = generate_nuclei(raw_dir, n_images=settings["n_subjects"] * settings["images_per_subject"],
-                              n_test=settings["n_test_subjects"] * settings["test_images_per_subject"],
-                              sizes=synthetic_sizes(settings["n_subjects"]), seed=settings["seed"])
-    atomic.write_json(raw_dir / "synthetic_summary.json", summary)  # marks raw_dir as plexus-generated
-    train = summary["stage1_train"]
-    print(f"nuclei: {len(train)} train images ({sum(r['nuclei'] for r in train)} nuclei, "
-          f"{sum(r['touching_pairs'] for r in train)} touching pairs) and {len(summary['stage1_test'])} test images")
-    refresh(raw_dir, fingerprint_json, subfolders=None)  # what the manifest compares the folder with
-    return summary
-
-
-def boundary_pixels(labels: np.ndarray) -> np.ndarray:
-    """Nucleus pixels with a 4-neighbour in the background or in another nucleus (bool).
-
-    Outside the image counts as the pixel's own nucleus: a nucleus cut by the image edge has
-    no outline along the edge.
-    """
-    labels = np.asarray(labels)
-    padded = np.pad(labels, 1, mode="edge")
-    centre = padded[1:-1, 1:-1]
-    differs = np.zeros(labels.shape, dtype=bool)
-    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        differs |= padded[1 + dy:padded.shape[0] - 1 + dy, 1 + dx:padded.shape[1] - 1 + dx] != centre
-    return differs & (labels > 0)
-
-
-def target_map(labels: np.ndarray, boundary: bool) -> np.ndarray:
-    """The class-index training target (uint8): 0 background, 1 nucleus, 2 its outline (``boundary``)."""
-    target = (np.asarray(labels) > 0).astype(np.uint8)
-    if boundary:
-        target[boundary_pixels(labels)] = 2
-    return target
-
-
-def write_png(path, array: np.ndarray) -> None:
-    """Write a uint8 or uint16 gray (or uint8 RGB) array as PNG, atomically."""
-    from PIL import Image
-
-    with atomic.atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
-
-
-def write_instance_map(path, labels: np.ndarray) -> None:
-    """An instance label map as a 16-bit PNG (0 background, 1..N objects)."""
-    labels = np.asarray(labels)
-    if labels.size and labels.max() > np.iinfo(np.uint16).max:
-        raise ValueError(f"{path}: {int(labels.max())} objects do not fit a 16-bit label map")
-    write_png(path, labels.astype(np.uint16))
-
-
-def read_instance_map(path) -> np.ndarray:
-    """A label map written by :func:`write_instance_map` (or any gray PNG/TIFF of labels), as int32."""
-    from plexus.io.images import read_image
-
-    labels = read_image(path)
-    if labels.ndim != 2:
-        raise ValueError(f"{path}: an instance label map must have one channel, got shape {labels.shape}")
-    return labels.astype(np.int32)
-
-
-def _subject(image_id: str, height: int, width: int, group: str) -> str:
-    if group == "none":
-        return image_id
-    if group == "size":
-        return f"{int(height)}x{int(width)}"
-    raise ValueError(f"instances.group: unknown rule {group!r} (none or size)")
-
-
-def _rgb_image(path: str, image_id: str, images_dir: Path) -> str:
-    """The image's path if it reads as 3 channels (RGB, or RGBA with the alpha dropped), else an RGB copy's."""
-    from plexus.data.dsb2018 import read_image as read_rgb
-    from plexus.io.images import image_info
-
-    if image_info(path)[2] == 3:
-        return str(Path(path).resolve())
-    copy = images_dir / f"{image_id}.png"
-    write_png(copy, read_rgb(path))
-    return str(copy.resolve())
-
-
-def nuclei_sheet_stage(raw_dir, *, group: str, boundary: bool, sheet_tsv, labels_dir, targets_dir,
-                       images_dir) -> pd.DataFrame:
-    """The sample sheet of a DSB2018 folder, its instance label maps and class-index targets.
-
-    Columns: image_id, subject, split, image (absolute path of an RGB image: the raw file, or a
-    copy in ``images_dir`` of a gray or palette one), mask (the target PNG; empty for test rows),
-    instances (the label map PNG; empty for test rows). Overlapping masks are an error naming
-    the image and both files (:func:`plexus.data.dsb2018.scan_dsb2018`).
-    """
-    from plexus.data.dsb2018 import instance_labels, scan_dsb2018
-    from plexus.data.sheet import write_sheet
-
-    train, test = scan_dsb2018(raw_dir)
-    labels_dir, targets_dir, images_dir = Path(labels_dir), Path(targets_dir), Path(images_dir)
-    for folder in (labels_dir, targets_dir, images_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    if group == "none":
-        print(NO_GROUP_MESSAGE)
-    rows, nuclei, outline = [], 0, 0
-    for record in train.itertuples():
-        labels = instance_labels(record.mask_paths, (record.height, record.width))
-        target = target_map(labels, boundary)
-        label_path, target_path = labels_dir / f"{record.image_id}.png", targets_dir / f"{record.image_id}.png"
-        write_instance_map(label_path, labels)
-        write_png(target_path, target)
-        nuclei += int(labels.max())
-        outline += int((target == 2).sum())
-        rows.append({"image_id": record.image_id,
-                     "subject": _subject(record.image_id, record.height, record.width, group), "split": "train",
-                     "image": _rgb_image(record.image_path, record.image_id, images_dir),
-                     "mask": str(target_path.resolve()), "instances": str(label_path.resolve())})
-    for record in test.itertuples():
-        rows.append({"image_id": record.image_id,
-                     "subject": _subject(record.image_id, record.height, record.width, group), "split": "test",
-                     "image": _rgb_image(record.image_path, record.image_id, images_dir), "mask": "",
-                     "instances": ""})
-    sheet = pd.DataFrame(rows, columns=["image_id", "subject", "split", "image", "mask", "instances"])
-    write_sheet(sheet, sheet_tsv)
-    groups = sheet.loc[sheet["split"] == "train", "subject"]
-    print(f"{len(train)} train images ({nuclei} nuclei, {outline} boundary pixels), {len(test)} test images; "
-          f"{groups.nunique()} CV group(s) by instances.group = {group}")
-    if group == "size":
-        print(groups.value_counts().sort_index().to_string())
-    return sheet
 
 
 # --------------------------------------------------------------------------- candidates
@@ -513,43 +370,111 @@ def ap_curves(per_images: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "iou", "ap"])
 
 
-def instance_figures_stage(names: Sequence[str], members: dict[str, list], inputs: dict, outputs: dict,
-                           classes: dict, style: dict | None = None, n_examples: int = 3) -> None:
-    """Tuning surface and qualitative panels per name, and AP vs IoU of all names.
+def tuning_figure_stage(grid_csv, name, paths, style=None) -> None:
+    """The tuning surface of one model or ensemble: mean AP of every candidate."""
+    from plexus.report import instance_figures
+    from plexus.report.figures import save
 
-    ``inputs``: ``grid_{name}``, ``best_{name}``, ``per_image_{name}`` paths, ``oof_{model}`` lists of
-    every model's OOF files, ``train``; ``outputs``: ``{name}_tuning_{png,pdf}``,
-    ``{name}_qualitative_{png,pdf}`` and ``ap_vs_iou_{png,pdf}``.
-    """
+    save(instance_figures.tuning_surface_figure(read_table(grid_csv), title=name, style=style), paths)
+
+
+def qualitative_stage(per_image_csv, best_json, oof_npzs, train_csv, classes: dict, name, paths, style=None,
+                      n_examples: int = 3) -> None:
+    """Images spanning one model's tuned AP, with the truth and the final instances (the tuned candidate)."""
     from plexus.data.dsb2018 import read_image as read_rgb
     from plexus.report import instance_figures
     from plexus.report.figures import save
 
-    train = read_manifest(inputs["train"]).set_index("image_id")
-    per_images = {}
-    for name in names:
-        grid = read_table(inputs[f"grid_{name}"])
-        best = json.loads(Path(inputs[f"best_{name}"]).read_text())
-        per_image = read_per_image(inputs[f"per_image_{name}"])
-        per_images[name] = per_image
-        fig = instance_figures.tuning_surface_figure(grid, title=name, style=style)
-        save(fig, [outputs[f"{name}_tuning_png"], outputs[f"{name}_tuning_pdf"]])
+    train = read_manifest(train_csv).set_index("image_id")
+    best = json.loads(Path(best_json).read_text())
+    per_image = read_per_image(per_image_csv)
+    ids = pick_qualitative(per_image, n_examples)
+    rows = train.loc[ids]
+    heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
+    probs = _members({name: list(oof_npzs)}, ids)
+    has_boundary = _has_boundary(probs, classes)
+    candidate = candidate_of({**best["settings"], "boundary": best["boundary"]})
+    preds = [label_candidate(*candidate, *image_maps(probs, heights, widths, i, has_boundary))
+             for i in range(len(ids))]
+    images = [read_rgb(p) for p in rows["image"]]
+    truths = [read_instance_map(p) for p in rows["instances"]]
+    aps = per_image.set_index("image_id").loc[ids, "ap"].tolist()
+    fig = instance_figures.qualitative_figure(images, truths, preds, ids, aps,
+                                              title=f"{name}: {best['threshold']}, {best['split']}, "
+                                                    f"min size {best['settings']['min_size']}", style=style)
+    save(fig, paths)
 
-        ids = pick_qualitative(per_image, n_examples)
-        rows = train.loc[ids]
-        heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
-        probs = _members({m: inputs[f"oof_{m}"] for m in members[name]}, ids)
-        has_boundary = _has_boundary(probs, classes)
-        candidate = candidate_of({**best["settings"], "boundary": best["boundary"]})
-        preds = [label_candidate(*candidate, *image_maps(probs, heights, widths, i, has_boundary))
-                 for i in range(len(ids))]
-        images = [read_rgb(p) for p in rows["image"]]
-        truths = [read_instance_map(p) for p in rows["instances"]]
-        aps = per_image.set_index("image_id").loc[ids, "ap"].tolist()
-        fig = instance_figures.qualitative_figure(images, truths, preds, ids, aps,
-                                                  title=f"{name}: {best['threshold']}, {best['split']}, "
-                                                        f"min size {best['settings']['min_size']}",
-                                                  style=style)
-        save(fig, [outputs[f"{name}_qualitative_png"], outputs[f"{name}_qualitative_pdf"]])
-    fig = instance_figures.ap_vs_iou_figure(ap_curves(per_images), style=style)
-    save(fig, [outputs["ap_vs_iou_png"], outputs["ap_vs_iou_pdf"]])
+
+def image_level(per_image_csv) -> pd.DataFrame:
+    """The per-image scores the comparison reads: AP baseline / tuned / cross-fitted, and AP per IoU."""
+    frame = read_per_image(per_image_csv)
+    out = frame.rename(columns={"ap_baseline": "untuned", "ap": "tuned", "ap_cross_fitted": "cross_fitted"})
+    return out.assign(postprocessed=out["tuned"])
+
+
+# --------------------------------------------------------------------------- the task
+
+
+class InstancesTask(Task):
+    def settings(self, stage: str, config: dict) -> dict:
+        from plexus.config import learnt_classes
+
+        classes, summary = learnt_classes(config), config["summary"]
+        keys = ("cutoffs", "otsu", "hysteresis", "watershed", "min_distances", "min_sizes")
+        return {
+            "tune": lambda: {"classes": classes, "options": {key: config["instances"][key] for key in keys}},
+            "postprocess": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+            "submission": lambda: {"classes": classes},
+            "summary_table": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+            "comparison": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+            "figure_qualitative": lambda: {"classes": classes},
+        }.get(stage, dict)()
+
+    def tune(self, job) -> None:
+        i, o, s = job.input, job.output, job.params.settings
+        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["options"], grid_csv=o.grid,
+                   best_json=o.best, per_image_csv=o.per_image, threads=job.threads)
+
+    def postprocess(self, job) -> None:
+        s = job.params.settings
+        write_decision(job, image_level(job.input.per_image), read_json(job.input.best), "mean AP",
+                       n_boot=s["n_boot"], seed=s["seed"])
+
+    def submission(self, job) -> None:
+        i, o = job.input, job.output
+        instance_maps_stage(list(i.means), i.test, i.best, job.params.settings["classes"], o.labelmaps, o.csv,
+                            threads=job.threads)
+        write_submission_summary(o.csv, o.summary, read_json(i.decision))
+
+    def summary_table(self, job) -> None:
+        i, o, p = job.input, job.output, job.params
+        instance_table_stage(dict(zip(p.names, i.per_image)), dict(zip(p.names, p.kinds)), o.csv, o.md,
+                             n_boot=p.settings["n_boot"], seed=p.settings["seed"])
+
+    def comparison(self, job) -> None:
+        from plexus.report import instance_figures
+        from plexus.report.figures import save
+        from plexus.stages.comparison import score_comparison_stage
+
+        score_comparison_stage(job, "mean AP", draw_models=False)
+        curves = ap_curves({name: read_per_image(path) for name, path in zip(job.params.names, job.input.per_image)})
+        save(instance_figures.ap_vs_iou_figure(curves, style=job.params.style), [job.output.png, job.output.pdf])
+
+    def figure_tuning(self, job) -> None:
+        tuning_figure_stage(job.input.grid, job.wildcards.name, figure_paths(job, "surface"), job.params.style)
+
+    def figure_qualitative(self, job) -> None:
+        i = job.input
+        qualitative_stage(i.per_image, i.best, list(i.oof), i.train, job.params.settings["classes"],
+                          job.wildcards.model, figure_paths(job, "panel"), job.params.style)
+
+
+TASK = InstancesTask(
+    name="instances",
+    formats=("dsb2018",),
+    figures={
+        "figure_tuning": (Figure("surface", "tuning/{name}_surface", "instance_tuning.rst", "Tuning"),),
+        "figure_qualitative": (Figure("panel", "qualitative/{model}", "instance_qualitative.rst", "Predictions"),),
+    },
+    studies=(),
+)

@@ -1,10 +1,9 @@
-"""Stages of the generic workflow: any 2-D dataset from a sample sheet, several classes.
+"""Task ``classes``: several classes from a softmax, any 2-D dataset from a sample sheet.
 
-Training and prediction are the nerve workflow's own stages (:mod:`plexus.stages.train`,
-:mod:`plexus.stages.predict`): they read what the arrays hold (channels, ``present``,
-``classes``). What differs is here: the manifest from a sheet, arrays of any-size images,
-per-class post-processing tuned on the OOF predictions at each image's original size,
-label maps and a per-class run-length table, per-class tables and robustness scores.
+Its data formats are ``folders`` and ``sheet`` (the manifest of :mod:`plexus.stages.data`);
+training and prediction are the shared stages. Here: per-class post-processing tuned on the
+OOF predictions at each image's original size, label maps and a per-class run-length table,
+per-class tables, robustness scores and figures.
 
 Post-processing: a pixel takes its most probable class (softmax argmax of the members'
 averaged probabilities, upsampled to the image's own size); then each class's connected
@@ -23,77 +22,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plexus.data import dataset, splits
-from plexus.data.importers import import_dataset
-from plexus.data.sheet import write_sheet
+from plexus.data import dataset
 from plexus.io import atomic
-from plexus.io.contracts import check_aligned, read_folds, read_manifest, read_npz, read_per_image, read_table
+from plexus.io.contracts import (
+    check_aligned,
+    load_oof,
+    read_folds,
+    read_json,
+    read_manifest,
+    read_npz,
+    read_per_image,
+    read_table,
+)
+from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, write_decision, write_submission_summary
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
-
-
-# --------------------------------------------------------------------------- data
-
-
-def read_dataset(data: dict, written_sheet=None):
-    """The sheet frame of ``data`` (the config's data section) by ``data.format``.
-
-    ``written_sheet``: format dsb2018, the sheet of merged instance masks and targets that the
-    nuclei stage wrote (:func:`plexus.stages.instances`'s sheet; the rule's input).
-    """
-    raw = Path(data["raw_dir"])
-    if data["format"] == "folders":
-        sheet = import_dataset("folders", raw, **data["folders"])
-        sheet.attrs["sheet"] = f"built from {raw} (data.format folders)"
-        return sheet
-    if data["format"] == "sheet":
-        sheet = Path(data["sheet"])
-        return import_dataset("sheet", sheet if sheet.is_absolute() else raw / sheet, channels=data["channels"])
-    if data["format"] == "dsb2018":
-        if written_sheet is None:
-            raise ValueError("data.format dsb2018: the manifest reads the sheet the nuclei stage wrote; none given")
-        return import_dataset("sheet", written_sheet, channels=["image"])
-    raise ValueError(f"data.format {data['format']!r} is the nerve workflow's, not the generic one")
-
-
-def manifest_stage(data: dict, classes: dict, sheet_out, train_csv, test_csv, summary_json, threads: int = 2,
-                   ignore: dict | None = None, written_sheet=None):
-    """Validate the dataset and every file it names; write its sheet, manifests and summary.
-
-    ``ignore``: the classes (name -> mask value) whose pixels count nowhere (the config's ``ignore``);
-    ``written_sheet``: see :func:`read_dataset`.
-    """
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        sheet = read_dataset(data, written_sheet)
-    for warning in caught:
-        print(f"warning: {warning.message}")
-    channels = data["channels"] if data["format"] == "sheet" else ["image"]  # folders, dsb2018: one (RGB) column
-    train, test, summary = dataset.build_manifest(
-        sheet, channels=channels, classes=classes, allow_missing_channels=data["allow_missing_channels"],
-        threads=threads, ignore=ignore, color=data["color"], max_snapped=data["max_snapped_share"])
-    write_sheet(sheet, sheet_out)
-    atomic.write_csv(train_csv, train)
-    atomic.write_csv(test_csv, test)
-    atomic.write_json(summary_json, summary)
-    print(json.dumps(summary, indent=1))
-
-
-def preprocess_stage(train_csv, test_csv, summary_json, classes: dict, size, train_npz, test_npz,
-                     threads: int = 2, ignore: dict | None = None) -> None:
-    """Arrays of the train and test images at ``size`` (``HxW``): see :func:`plexus.data.dataset.load_arrays`."""
-    from plexus.data.resize import parse_size
-
-    size = parse_size(size)
-    summary = json.loads(Path(summary_json).read_text())
-    depths = {column: summary["depths"][column] for column in summary["channels"]}  # the sheet's order
-    train = read_manifest(train_csv)
-    test = read_manifest(test_csv)
-    atomic.write_npz(train_npz, **dataset.load_arrays(train, depths=depths, size=size, classes=classes,
-                                                      threads=threads, ignore=ignore))
-    atomic.write_npz(test_npz, **dataset.load_arrays(test, depths=depths, size=size, threads=threads))
 
 
 # --------------------------------------------------------------------------- scoring
@@ -294,6 +237,7 @@ def missing_channel_stage(model_pts: list, train_npz, folds_csv, train_csv, summ
                           out_csv, *, batch_size: int = 64, threads: int | None = None,
                           ignore: dict | None = None) -> None:
     """Per (removed channel, fold, class) Dice of the OOF predictions with that channel removed ("none": all kept)."""
+    from plexus.data import splits
     from plexus.inference.predict import predict_probs
 
     data = read_npz(train_npz)
@@ -337,3 +281,139 @@ def class_figures_stage(inputs: dict, outputs: dict, style: dict | None = None) 
             figures[study] = lambda make=make, scores=scores: make(scores, style)
     for kind, draw in figures.items():
         save(draw(), [outputs[f"{kind}_png"], outputs[f"{kind}_pdf"]])
+
+
+def qualitative_stage(per_image_csv, best_json, train_npz, oof_npzs, train_csv, classes: dict, name, paths,
+                      style=None, ignore: dict | None = None) -> None:
+    """Best, median and worst OOF images of one model by mean Dice over the classes, each shown
+    with the final label map (argmax, then the tuned minimum areas) at the image's own size."""
+    from plexus.postprocess.multiclass import remove_small
+    from plexus.report import class_figures
+    from plexus.report.figures import save
+
+    per_image = read_per_image(per_image_csv)
+    scores = per_image.groupby("image_id", sort=False)["dice"].mean().sort_values(ascending=False, kind="stable")
+    ordered = scores.index.astype(str).tolist()
+    picks = dict(zip(("best", "median", "worst"), [ordered[0], ordered[len(ordered) // 2], ordered[-1]]))
+    ids = list(picks.values())
+    data = read_npz(train_npz)
+    row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
+    train = read_manifest(train_csv)
+    prob = load_oof(list(oof_npzs), ids)
+    areas = min_areas_of(best_json, classes)
+    preds = [remove_small(label, areas) for label in member_labels([prob], train, ids)]
+    truths = list(_truths(train, ids, classes, ignore))
+    images = [np.moveaxis(data["images"][row_of[i]], 0, -1) for i in ids]
+    fig = class_figures.label_panel(images, truths, preds, ids, [float(scores[i]) for i in ids], list(picks),
+                                    list(classes), style, title=f"{name}: best, median and worst OOF images")
+    save(fig, paths)
+
+
+def tuning_figure_stage(grid_csv, best_json, name, paths, style=None) -> None:
+    from plexus.report import class_figures
+    from plexus.report.figures import save
+
+    best = json.loads(Path(best_json).read_text())
+    save(class_figures.min_area_figure(read_table(grid_csv), best, f"{name}: minimum area per class"), paths)
+
+
+def image_level(per_image_csv) -> pd.DataFrame:
+    """The per-image scores (mean over the foreground classes) that the comparison reads."""
+    frame = read_per_image(per_image_csv)
+    grouped = frame.groupby(["image_id", "subject", "fold"], sort=False)
+    out = grouped[["dice_untuned", "dice", "dice_cross_fitted", "iou", "sensitivity", "precision"]].mean()
+    out = out.rename(columns={"dice_untuned": "untuned", "dice": "tuned", "dice_cross_fitted": "cross_fitted"})
+    return out.reset_index().assign(postprocessed=lambda f: f["tuned"])
+
+
+# --------------------------------------------------------------------------- the task
+
+
+class ClassesTask(Task):
+    def settings(self, stage: str, config: dict) -> dict:
+        from plexus.config import grid_values, ignored_classes, learnt_classes
+
+        classes, ignore, summary = learnt_classes(config), ignored_classes(config), config["summary"]
+        return {
+            "tune": lambda: {"classes": classes, "ignore": ignore,
+                             "grid": grid_values(config["tuning"]["min_areas"], integer=True)},
+            "postprocess": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+            "submission": lambda: {"classes": classes},
+            "summary_table": lambda: {"classes": classes, "n_boot": summary["bootstrap_samples"],
+                                      "seed": summary["seed"]},
+            "comparison": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+            "noise_scores": lambda: {"classes": classes, "ignore": ignore},
+            "train_size_scores": lambda: {"classes": classes, "ignore": ignore},
+            "missing_channel_scores": lambda: {"classes": classes, "ignore": ignore,
+                                               "batch_size": config["predict"]["batch_size"]},
+            "figure_qualitative": lambda: {"classes": classes, "ignore": ignore},
+        }.get(stage, dict)()
+
+    def tune(self, job) -> None:
+        i, o, s = job.input, job.output, job.params.settings
+        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["grid"], grid_csv=o.grid, best_json=o.best,
+                   per_image_csv=o.per_image, ignore=s["ignore"])
+
+    def postprocess(self, job) -> None:
+        s = job.params.settings
+        write_decision(job, image_level(job.input.per_image), read_json(job.input.best), "mean Dice",
+                       n_boot=s["n_boot"], seed=s["seed"])
+
+    def submission(self, job) -> None:
+        i, o = job.input, job.output
+        labelmaps_stage(list(i.means), i.test, i.best, job.params.settings["classes"], o.labelmaps, o.csv)
+        write_submission_summary(o.csv, o.summary, read_json(i.decision))
+
+    def summary_table(self, job) -> None:
+        i, o, p = job.input, job.output, job.params
+        class_table_stage(dict(zip(p.names, i.per_image)), i.train, p.settings["classes"], o.csv, o.md,
+                          n_boot=p.settings["n_boot"], seed=p.settings["seed"])
+
+    def comparison(self, job) -> None:
+        from plexus.stages.comparison import score_comparison_stage
+
+        score_comparison_stage(job, "mean Dice")
+
+    def noise_scores(self, job) -> None:
+        i, s = job.input, job.params.settings
+        files = {key: (i[key], condition, sigma) for key, condition, sigma in job.params.entries}
+        noise_scores_stage(files, i.folds, i.train, i.best, s["classes"], job.output[0], ignore=s["ignore"])
+
+    def train_size_scores(self, job) -> None:
+        i, s = job.input, job.params.settings
+        keys = [key for key, _, _ in job.params.entries] + ["full"]
+        train_size_scores_stage(job.params.entries, {k: list(i[k]) for k in keys},
+                                {k: list(i[f"info_{k}"]) for k in keys}, i.folds, i.train, i.best, s["classes"],
+                                job.output[0], ignore=s["ignore"])
+
+    def missing_channel_scores(self, job) -> None:
+        i, s = job.input, job.params.settings
+        missing_channel_stage(list(i.models), i.data, i.folds, i.train, i.summary, i.best, s["classes"],
+                              job.output[0], batch_size=s["batch_size"], threads=job.threads, ignore=s["ignore"])
+
+    def figure_tuning(self, job) -> None:
+        tuning_figure_stage(job.input.grid, job.input.best, job.wildcards.name, figure_paths(job, "min_area"),
+                            job.params.style)
+
+    def figure_qualitative(self, job) -> None:
+        i, s = job.input, job.params.settings
+        qualitative_stage(i.per_image, i.best, i.data, list(i.oof), i.train, s["classes"], job.wildcards.model,
+                          figure_paths(job, "panel"), job.params.style, ignore=s["ignore"])
+
+    def figure_study(self, study: str, job) -> None:
+        from plexus.report import class_figures
+        from plexus.report.figures import save
+
+        draw = {"noise": class_figures.class_noise_figure, "train_size": class_figures.class_train_size_figure,
+                "missing_channel": class_figures.missing_channel_figure}[study]
+        save(draw(read_table(job.input.scores), job.params.style), [job.output.png, job.output.pdf])
+
+
+TASK = ClassesTask(
+    name="classes",
+    formats=("folders", "sheet"),
+    figures={
+        "figure_tuning": (Figure("min_area", "tuning/{name}_min_area", "class_min_area.rst", "Tuning"),),
+        "figure_qualitative": (Figure("panel", "qualitative/{model}", "class_qualitative.rst", "Predictions"),),
+    },
+)

@@ -1,0 +1,220 @@
+"""What a task supplies to the workflow's stages, and the parts every task shares.
+
+A stage rule calls ``load_task(name).run(stage, job)``; ``job`` is the Snakemake job (its
+``input``, ``output``, ``params``, ``wildcards``, ``threads``), or any object with the same
+attributes (the tests build one with :class:`types.SimpleNamespace`). The rule's files are
+the same for every task; what a task reads beyond them it names in :attr:`Task.inputs`, and
+the settings of each stage it takes from the config in :meth:`Task.settings`, so that a
+job's params hold only what its task reads (changing another task's settings reruns nothing).
+
+Keep this module and the task modules' top-level imports light (numpy, pandas, the file
+contracts): the science is imported inside each stage method, so a figure job never imports
+torch and each (task, stage) job's code version (:func:`plexus.codehash.task_code_version`)
+covers exactly the modules that stage can run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: the stages a task implements, one workflow rule each (``workflow/rules/*.smk``)
+STAGES = ("tune", "postprocess", "submission", "summary_table", "comparison", "noise_scores",
+          "train_size_scores", "missing_channel_scores", "figure_tuning", "figure_qualitative", "figure_noise",
+          "figure_train_size", "figure_missing_channel")
+#: the robustness studies (``robustness.<study>``): scores by the task, a figure by the task
+STUDIES = ("noise", "train_size", "missing_channel")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure a stage draws (PNG and PDF): the rule's output key, its file stem under
+    ``results/figures`` (with the rule's wildcards, e.g. ``tuning/{name}_heatmap``) and its
+    report caption (a file of ``workflow/report``) and category."""
+
+    key: str
+    stem: str
+    caption: str
+    category: str
+
+
+@dataclass
+class Task:
+    """A kind of segmentation study; subclasses implement the stage methods.
+
+    ``formats``: the data formats (importers) whose manifest this task can read.
+    ``inputs``: per stage, the files it reads beyond the rule's own (name -> path).
+    ``figures``: per figure stage, the figures it draws.
+    ``studies``: the robustness studies it scores.
+    ``tta``: whether its decisions read the flip-averaged predictions (``predict.tta``).
+    """
+
+    name: str
+    formats: tuple[str, ...]
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    figures: dict[str, tuple[Figure, ...]] = field(default_factory=dict)
+    studies: tuple[str, ...] = STUDIES
+    tta: bool = False
+
+    def run(self, stage: str, job) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+        for study in set(STUDIES) - set(self.studies):
+            if stage in (f"{study}_scores", f"figure_{study}"):
+                self._missing(stage)
+        getattr(self, stage)(job)
+
+    def settings(self, stage: str, config: dict) -> dict:
+        """The config's settings that ``stage`` of this task reads (the rule's ``settings`` param)."""
+        return {}
+
+    def config_errors(self, config: dict) -> list[str]:
+        """Problems of ``config`` for this task, one line each naming its key."""
+        errors = []
+        if config["data"]["format"] not in self.formats:
+            errors.append(f"task: {self.name!r} does not read data.format {config['data']['format']!r} "
+                          f"(it reads {', '.join(self.formats)})")
+        for study in STUDIES:
+            if config["robustness"][study]["enabled"] and study not in self.studies:
+                errors.append(f"robustness.{study}.enabled: task {self.name!r} has no {study} study "
+                              f"(it has {', '.join(self.studies) or 'none'})")
+        return errors
+
+    def figure_files(self, stage: str) -> dict[str, tuple[str, Figure]]:
+        """Output key -> (path, figure) of a figure stage: ``{key}`` PNG and ``{key}_pdf``."""
+        files = {}
+        for figure in self.figures.get(stage, ()):
+            files[figure.key] = (f"results/figures/{figure.stem}.png", figure)
+            files[f"{figure.key}_pdf"] = (f"results/figures/{figure.stem}.pdf", figure)
+        return files
+
+    # -- stages: each reads job.input / job.output / job.params (see the rule files)
+
+    def _missing(self, stage: str):
+        raise NotImplementedError(f"task {self.name!r} has no {stage} stage")
+
+    def tune(self, job) -> None:
+        self._missing("tune")
+
+    def postprocess(self, job) -> None:
+        self._missing("postprocess")
+
+    def submission(self, job) -> None:
+        self._missing("submission")
+
+    def summary_table(self, job) -> None:
+        self._missing("summary_table")
+
+    def comparison(self, job) -> None:
+        self._missing("comparison")
+
+    def noise_scores(self, job) -> None:
+        self._missing("noise_scores")
+
+    def train_size_scores(self, job) -> None:
+        self._missing("train_size_scores")
+
+    def missing_channel_scores(self, job) -> None:
+        self._missing("missing_channel_scores")
+
+    def figure_tuning(self, job) -> None:
+        self._missing("figure_tuning")
+
+    def figure_qualitative(self, job) -> None:
+        self._missing("figure_qualitative")
+
+    def figure_study(self, study: str, job) -> None:
+        self._missing(f"figure_{study}")
+
+    def figure_noise(self, job) -> None:
+        self.figure_study("noise", job)
+
+    def figure_train_size(self, job) -> None:
+        self.figure_study("train_size", job)
+
+    def figure_missing_channel(self, job) -> None:
+        self.figure_study("missing_channel", job)
+
+
+def member_oofs(job) -> dict[str, list[str]]:
+    """Each member's OOF files by fold, from the rule's ``oof_{member}`` inputs."""
+    return {member: list(job.input[f"oof_{member}"]) for member in job.params.members}
+
+
+def figure_paths(job, key: str) -> list[str]:
+    """The PNG and PDF outputs of figure ``key``."""
+    return [job.output[key], job.output[f"{key}_pdf"]]
+
+
+def noise_files(job) -> dict[tuple[str, float], str]:
+    """(condition, sigma) -> the noise study's OOF predictions."""
+    return {(condition, float(sigma)): job.input[key] for key, condition, sigma in job.params.entries}
+
+
+def train_size_files(job) -> tuple[dict[tuple[float, int], list], list]:
+    """(size, seed) -> the subset run's OOF files by fold, and the full run's."""
+    runs = {(float(size), int(seed)): list(job.input[key]) for key, size, seed in job.params.entries}
+    return runs, list(job.input.full)
+
+
+def train_infos_by_model(job) -> dict[str, list[str]]:
+    """Each model's folds' ``train_info.json`` (the rule lists them model-major)."""
+    infos, models = list(job.input.train_info), list(job.params.models)
+    per_model = len(infos) // len(models)
+    return {m: infos[k * per_model:(k + 1) * per_model] for k, m in enumerate(models)}
+
+
+#: the per-image columns of ``results/postprocess/{name}_per_image.csv`` that every task writes
+#: (the comparison and pairwise tables read them): the plain output, the tuned decision, the
+#: decision after the post-processing candidates, and each fold at the decision of the other folds
+DECISION_COLUMNS = ("untuned", "tuned", "postprocessed", "cross_fitted")
+DECISIONS_CSV_COLUMNS = ["candidate", "setting", "score_without", "score_with", "difference", "ci_low", "ci_high",
+                         "kept"]
+
+
+def write_decision(job, per_image, best: dict, score: str, *, n_boot: int, seed: int, decisions=()) -> dict:
+    """``results/postprocess/{name}.json``, its decisions table and its per-image table, for a task
+    whose decision is its tuned setting (``best``) and ``decisions`` its kept or refused candidates.
+
+    ``per_image``: image_id, subject, fold and :data:`DECISION_COLUMNS` (of the task's per-image
+    ``score``), and any metric columns.
+    """
+    from plexus.evaluation.bootstrap import bootstrap_ci
+    from plexus.io import atomic
+
+    ci = bootstrap_ci(per_image, value="cross_fitted", n_boot=n_boot, seed=seed)
+    result = {
+        "members": list(job.params.members),
+        "pipeline": {key: value for key, value in best.items() if key != "members"},
+        "score_name": score,
+        "untuned_score": float(per_image["untuned"].mean()),
+        "tuned_score": float(per_image["tuned"].mean()),
+        "score": float(per_image["postprocessed"].mean()),
+        "cross_fitted_score": ci["mean"], "cross_fitted_ci": [ci["low"], ci["high"]],
+        "rule": "a candidate is kept when the subject-bootstrap 95% CI of its paired per-image gain lies above 0",
+        "decisions": list(decisions),
+    }
+    atomic.write_json(job.output.json, result)
+    atomic.write_csv(job.output.decisions, _frame(decisions, DECISIONS_CSV_COLUMNS))
+    atomic.write_csv(job.output.per_image, per_image)
+    print(f"{score}: untuned {result['untuned_score']:.4f}, tuned {result['tuned_score']:.4f}, "
+          f"post-processed {result['score']:.4f}; cross-fitted {ci['mean']:.4f} [{ci['low']:.4f}, {ci['high']:.4f}]")
+    return result
+
+
+def write_submission_summary(submission_csv, summary_json, decision: dict) -> dict:
+    """``results/submission/{ensemble}.json``: the submission's rows and the decision it applied."""
+    import pandas as pd
+
+    from plexus.io import atomic
+
+    frame = pd.read_csv(submission_csv, dtype=str, keep_default_na=False)
+    summary = {"rows": len(frame), "images": int(frame.iloc[:, 0].nunique()) if len(frame) else 0,
+               "pipeline": decision.get("pipeline"), "members": decision.get("members")}
+    atomic.write_json(summary_json, summary)
+    return summary
+
+
+def _frame(rows, columns):
+    import pandas as pd
+
+    return pd.DataFrame(list(rows), columns=columns)

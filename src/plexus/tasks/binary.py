@@ -1,0 +1,537 @@
+"""Task ``binary``: one foreground structure (the nerve), scored by the Kaggle per-image Dice.
+
+The decision is a cutoff x minimum area (x a presence threshold, when a member has a presence
+head) tuned on the members' averaged OOF probabilities at the original 420x580 grid; then the
+post-processing candidates of :mod:`plexus.postprocess.selection`, each kept only when the
+subject-bootstrap CI of its paired gain lies above 0. The whole procedure is cross-fitted
+(each fold scored by the decision the other folds chose). The submission is run-length encoded
+(:mod:`plexus.io.rle`), with the decided masks also written as PNG label maps.
+
+Its data format is ``kaggle_nerve`` (the truth is the manifest's run-length masks table,
+``results/manifest/train_masks.csv``, decoded at 420x580).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from plexus.io import atomic
+from plexus.io.contracts import (
+    load_members,
+    load_oof,
+    read_aligned,
+    read_json,
+    read_manifest,
+    read_npz,
+    read_per_image,
+    read_table,
+)
+from plexus.tasks.base import (
+    Figure,
+    Task,
+    figure_paths,
+    member_oofs,
+    noise_files,
+    train_infos_by_model,
+    train_size_files,
+)
+
+if TYPE_CHECKING:
+    from plexus.data.ingest import LazyMasks
+
+#: the run-length masks table of the kaggle_nerve manifest: the truth of every scoring stage
+MASKS_CSV = "results/manifest/train_masks.csv"
+
+
+# -------------------- tuning: cutoff x minimum area on the averaged OOF probabilities
+
+def tune_stage(member_oofs: dict[str, list], folds_csv, masks_csv, cutoffs, min_areas,
+               grid_csv, best_json, per_image_csv, presence_thresholds=None) -> dict:
+    """Tune cutoff x min-area (x presence threshold, when a member has a presence head) on
+    the (averaged) OOF probabilities of one or more models; true masks are decoded per batch."""
+    from plexus.data.ingest import load_truth
+    from plexus.postprocess.tuning import tune
+
+    folds, truth = load_truth(folds_csv, masks_csv, lazy=True)
+    ids = folds["image_id"].astype(str).tolist()
+    arrays = load_members(member_oofs, ids, ("prob", "presence"))
+    members, presences = arrays["prob"], arrays["presence"]
+    presence = np.mean(presences, axis=0) if presences else None
+    grid, best, per_image = tune(members, truth, cutoffs, min_areas, folds["fold"].to_numpy(), presence=presence,
+                                 presence_thresholds=presence_thresholds)
+    best["members"] = list(member_oofs)
+    per_image.insert(0, "fold", folds["fold"].to_numpy())
+    per_image.insert(0, "subject", folds["subject"].to_numpy())
+    per_image.insert(0, "image_id", ids)
+    atomic.write_csv(grid_csv, grid)
+    atomic.write_csv(per_image_csv, per_image)
+    atomic.write_json(best_json, best)
+    gate = f" presence>={best['presence_threshold']:.2f}" if "presence_threshold" in best else ""
+    print(f"tuned cutoff={best['cutoff']:.3f} min_area={best['min_area']}{gate}: {best['score']:.4f} "
+          f"(untuned {best['untuned_score']:.4f}, all-empty {best['empty_score']:.4f})")
+    return best
+
+
+# -------------------- post-processing: candidates decided on OOF, cross-fitted
+
+BATCH = 32
+
+
+def fold_tuned_settings(grid: pd.DataFrame, fold_sizes: dict[int, int]) -> dict[int, dict]:
+    """For each fold k, the grid row that is best on all the *other* folds (image-weighted)."""
+    out = {}
+    for k in fold_sizes:
+        others = [j for j in fold_sizes if j != k]
+        weights = np.array([fold_sizes[j] for j in others], dtype=np.float64)
+        scores = grid[[f"score_fold{j}" for j in others]].to_numpy(np.float64) @ weights / weights.sum()
+        row = grid.iloc[int(np.argmax(scores))]
+        out[k] = {"cutoff": float(row["cutoff"]), "min_area": int(row["min_area"])}
+        if "presence_threshold" in grid:
+            out[k]["presence_threshold"] = float(row["presence_threshold"])
+    return out
+
+
+def cross_fitted_grid_score(grid: pd.DataFrame, fold_sizes: dict[int, int]) -> float:
+    """The grid tuning alone, cross-fitted: fold k scored at the row chosen on the other folds."""
+    chosen = fold_tuned_settings(grid, fold_sizes)
+    total = 0.0
+    for k, setting in chosen.items():
+        row = np.isclose(grid["cutoff"], setting["cutoff"]) & (grid["min_area"] == setting["min_area"])
+        if "presence_threshold" in setting:
+            row &= np.isclose(grid["presence_threshold"], setting["presence_threshold"])
+        total += fold_sizes[k] * float(grid.loc[row, f"score_fold{k}"].iloc[0])
+    return total / sum(fold_sizes.values())
+
+
+def _batch_source(arrays: dict[str, list[np.ndarray]], truth: LazyMasks, image_paths: list[str] | None):
+    """``batches(needs)`` for the :class:`ScoreCache`: maps upsampled, masks decoded, images read per batch."""
+    from plexus import ORIGINAL_SHAPE
+    from plexus.data.resize import upsample_mean
+    from plexus.io.tiff import read_tiff
+    from plexus.postprocess.selection import Batch
+
+    def mean_presence(key):
+        return np.mean(arrays[key], axis=0) if arrays.get(key) else None
+
+    presence, presence_tta = mean_presence("presence"), mean_presence("presence_tta")
+
+    def batches(needs):
+        if "tta" in needs and len(arrays.get("prob_tta") or []) != len(arrays["prob"]):
+            raise ValueError("the tta candidate needs flip-averaged OOF maps (prob_tta) of every member: "
+                             "predict.tta is empty, or some OOF files predate it")
+        if "images" in needs and image_paths is None:
+            raise ValueError("the crf candidate needs the images (the train manifest)")
+        for lo in range(0, len(truth), BATCH):
+            rows = np.arange(lo, min(lo + BATCH, len(truth)))
+            batch = Batch(rows=rows, truths=truth[lo:lo + len(rows)].astype(bool))
+            if "plain" in needs:
+                batch.probs = upsample_mean([m[rows] for m in arrays["prob"]], ORIGINAL_SHAPE).numpy()
+                batch.presence = None if presence is None else presence[rows]
+            if "tta" in needs:
+                batch.probs_tta = upsample_mean([m[rows] for m in arrays["prob_tta"]], ORIGINAL_SHAPE).numpy()
+                batch.presence_tta = None if presence_tta is None else presence_tta[rows]
+            if "images" in needs:
+                batch.images = np.stack([read_tiff(image_paths[r]) for r in rows])
+            yield batch
+    return batches
+
+
+def presence_score(arrays: dict[str, list[np.ndarray]], tta: bool) -> np.ndarray:
+    """Per image, the score of "has a nerve": the members' mean presence probability when
+    some have a presence head, else the maximum of the averaged (low-resolution) map."""
+    suffix = "_tta" if tta else ""
+    if arrays.get(f"presence{suffix}"):
+        return np.mean(arrays[f"presence{suffix}"], axis=0).astype(np.float64)
+    maps = arrays[f"prob{suffix}"]
+    return np.mean([m.astype(np.float32).reshape(len(m), -1).max(axis=1) for m in maps], axis=0).astype(np.float64)
+
+
+def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_csv, best_json, out_json,
+                      decisions_csv, per_image_csv, options: dict, *, n_boot: int, seed: int,
+                      manifest_csv=None) -> dict:
+    from plexus.data.ingest import load_truth
+    from plexus.evaluation.bootstrap import bootstrap_ci
+    from plexus.evaluation.metrics import per_image_metrics
+    from plexus.postprocess.candidates import CRF_DEFAULTS, PostProcess
+    from plexus.postprocess.selection import ScoreCache, Selection, select_many
+    from plexus.postprocess.tuning import UNTUNED_CUTOFF, UNTUNED_PRESENCE
+
+    folds, truth = load_truth(folds_csv, masks_csv, lazy=True)
+    ids = folds["image_id"].astype(str).tolist()
+    arrays = load_members(member_oofs, ids, ("prob", "presence", "prob_tta", "presence_tta"))
+    image_paths = None
+    if manifest_csv is not None:
+        manifest = read_manifest(manifest_csv).set_index("image_id")
+        image_paths = manifest.loc[ids, "image_path"].astype(str).tolist()
+    best, grid = read_json(best_json), read_table(grid_csv)
+    fold_of = folds["fold"].to_numpy()
+    subjects = folds["subject"].to_numpy()
+    fold_sizes = {int(k): int((fold_of == k).sum()) for k in np.unique(fold_of)}
+
+    cache = ScoreCache(_batch_source(arrays, truth, image_paths), len(ids), crf_settings=options.get("crf"))
+    rows = np.arange(len(ids))
+    base = PostProcess(cutoff=float(best["cutoff"]), min_area=int(best["min_area"]),
+                       presence_threshold=best.get("presence_threshold"))
+    # the plain model output (tuning's untuned reference: the gate at 0.5 for two-head members)
+    untuned = PostProcess(cutoff=UNTUNED_CUTOFF, presence_threshold=UNTUNED_PRESENCE if arrays["presence"] else None)
+    selections = [Selection(rows, base)] + [
+        Selection(rows[fold_of != k], PostProcess(**setting))
+        for k, setting in fold_tuned_settings(grid, fold_sizes).items()]
+    cache.ensure([untuned, *(s.current for s in selections)])  # one first pass for all of them
+    select_many(cache, selections, subjects, options, n_boot=n_boot, seed=seed)
+    final, held_out = selections[0], dict(zip(fold_sizes, selections[1:]))
+    cache.ensure(s.current for s in held_out.values())
+
+    honest = np.empty(len(ids))
+    for k, selection in held_out.items():
+        honest[fold_of == k] = cache.scores[selection.current][fold_of == k]
+    counts = cache.counts[final.current]
+    metrics = per_image_metrics(counts[:, 0], counts[:, 1], counts[:, 2])
+    per_image = pd.DataFrame({"image_id": ids, "subject": subjects, "fold": fold_of,
+                              "untuned": cache.scores[untuned], "tuned": cache.scores[base],
+                              "postprocessed": cache.scores[final.current],
+                              "cross_fitted": honest,
+                              **{m: metrics[m] for m in ("dice", "iou", "sensitivity", "precision")},
+                              "true_area": counts[:, 2], "pred_area": counts[:, 1],
+                              "presence_score": presence_score(arrays, final.current.tta)})
+    ci = bootstrap_ci(per_image, value="cross_fitted", n_boot=n_boot, seed=seed)
+    result = {
+        "members": list(member_oofs),
+        "pipeline": final.current.to_dict(),
+        "needs_components": final.current.needs_components,
+        "tuned_score": float(per_image["tuned"].mean()),
+        "score": float(per_image["postprocessed"].mean()),
+        "cross_fitted_score": ci["mean"], "cross_fitted_ci": [ci["low"], ci["high"]],
+        "cross_fitted_grid_score": cross_fitted_grid_score(grid, fold_sizes),
+        "rule": "a candidate is kept when the subject-bootstrap 95% CI of its paired per-image gain lies above 0",
+        "decisions": final.decisions,
+        "folds": {str(k): {"pipeline": s.current.to_dict(), "score": float(honest[fold_of == k].mean())}
+                  for k, s in held_out.items()},
+        "crf_settings": {**CRF_DEFAULTS, **(options.get("crf") or {})} if final.current.crf else None,
+        "passes": cache.passes,
+    }
+    atomic.write_json(out_json, result)
+    atomic.write_csv(decisions_csv, pd.DataFrame(final.decisions, columns=[
+        "candidate", "setting", "score_without", "score_with", "difference", "ci_low", "ci_high", "kept"]))
+    atomic.write_csv(per_image_csv, per_image)
+    print(f"post-processing {final.current}: {result['score']:.4f} (tuned {result['tuned_score']:.4f}); "
+          f"cross-fitted {ci['mean']:.4f} [{ci['low']:.4f}, {ci['high']:.4f}]")
+    return result
+
+
+# -------------------- submission: test probabilities -> the decided pipeline -> RLE CSV
+
+def submission_stage(member_means, postprocess_json, csv_path, json_path, batch_size: int = 64,
+                     manifest_csv=None) -> dict:
+    """Apply ``results/postprocess/{name}.json``'s pipeline once to the members' averaged maps.
+
+    The presence gate (two-head members) uses the presence probability averaged over
+    folds (``mean.npz``) and over the members that have one, as in tuning. A ``tta``
+    pipeline reads the flip-averaged arrays; a ``crf`` one the test images of the manifest.
+    """
+    from plexus.postprocess.candidates import PostProcess
+    from plexus.postprocess.submission import encode_masks, submission_frame, write_submission
+
+    decided = read_json(postprocess_json)
+    pipeline = PostProcess(**decided["pipeline"])
+    suffix = "_tta" if pipeline.tta else ""
+    runs = read_aligned(member_means)
+    missing = [str(path) for path, run in zip(member_means, runs) if f"prob{suffix}" not in run]
+    if missing:
+        raise ValueError(f"{', '.join(missing)}: no 'prob{suffix}' array for the decided pipeline; "
+                         "rerun the test predictions with predict.tta set")
+    presences = [r[f"presence{suffix}"] for r in runs if f"presence{suffix}" in r]
+    presence = np.mean(presences, axis=0) if presences else None
+    image_paths = None
+    if pipeline.crf:
+        manifest = read_manifest(manifest_csv).set_index("image_id")
+        image_paths = manifest.loc[runs[0]["image_id"].astype(str), "image_path"].astype(str).tolist()
+    pixels = encode_masks([r[f"prob{suffix}"] for r in runs], pipeline.cutoff, pipeline.min_area,
+                          batch_size=batch_size, pipeline=pipeline, presence=presence, image_paths=image_paths,
+                          crf_settings=decided.get("crf_settings"))
+    frame = submission_frame(runs[0]["image_id"], pixels)
+    summary = write_submission(frame, csv_path)
+    summary.update(pipeline=pipeline.to_dict(), members=decided.get("members"))
+    atomic.write_json(json_path, summary)
+    print(f"{summary['rows']} rows, {summary['empty']} empty, {summary['bytes']} bytes; {pipeline}")
+    return summary
+
+
+# -------------------- the results table with subject-bootstrap CIs
+
+def summary_stage(
+    names, kinds, members, best_jsons, per_image_csvs, csv_path, md_path, *, n_boot, seed, postprocess_jsons=None,
+    train_infos: dict[str, list] | None = None,
+) -> pd.DataFrame:
+    """``train_infos`` maps each model to its folds' ``train_info.json`` paths (the training-health column)."""
+    from plexus.report import tables
+
+    postprocess_jsons = postprocess_jsons or [None] * len(names)
+    infos = {model: [read_json(path) for path in paths] for model, paths in (train_infos or {}).items()}
+
+    def health(member_list) -> str:
+        if not all(m in infos for m in member_list):
+            return ""
+        return tables.training_health({m: infos[m] for m in member_list})
+
+    entries = {
+        name: {"kind": kind, "members": member_list, "best": read_json(best),
+               "per_image": read_per_image(per_image),
+               "postprocess": read_json(decided) if decided else None,
+               "training_health": health(member_list)}
+        for name, kind, member_list, best, per_image, decided in zip(
+            names, kinds, members, best_jsons, per_image_csvs, postprocess_jsons)
+    }
+    table = tables.results_table(entries, n_boot=n_boot, seed=seed)
+    atomic.write_csv(csv_path, table)
+    atomic.write_text(md_path, tables.to_markdown(table) + "\n")
+    print(tables.to_markdown(table))
+    return table
+
+
+# -------------------- robustness: noise and training-set size, at the tuned setting
+
+def score_at(members, truth, best: dict, presence=None) -> pd.DataFrame:
+    """Per-image metrics of probabilities at the tuned setting (the presence gate included)."""
+    from plexus.postprocess.tuning import cutoff_counts, gate, metrics_at
+
+    counts = gate(cutoff_counts(members, truth, [best["cutoff"]]), presence, best.get("presence_threshold"))
+    return metrics_at(counts, best["cutoff"], best["min_area"])
+
+
+def fold_scores(per_image: pd.DataFrame, folds: np.ndarray) -> pd.DataFrame:
+    """Mean Kaggle Dice and plain Dice per fold."""
+    frame = per_image.assign(fold=np.asarray(folds))
+    out = frame.groupby("fold").agg(kaggle_dice=("kaggle_dice", "mean"), dice=("dice", "mean"),
+                                    n_images=("kaggle_dice", "size"))
+    return out.reset_index()
+
+
+def noise_scores_stage(
+    predictions: dict[tuple[str, float], str], folds_csv, masks_csv, best_json, out_csv
+) -> pd.DataFrame:
+    """``scores.csv``: one row per (condition, sigma, fold)."""
+    from plexus.data.ingest import load_truth
+
+    best = json.loads(Path(best_json).read_text())
+    folds, all_truth = load_truth(folds_csv, masks_csv)  # decoded once, shared by every file
+    row_of = {image_id: row for row, image_id in enumerate(folds["image_id"].astype(str))}
+    rows = []
+    for (condition, sigma), path in sorted(predictions.items()):
+        data = read_npz(path)
+        truth = all_truth[[row_of[i] for i in data["image_id"].astype(str)]]
+        per_image = score_at([data["prob"]], truth, best, data.get("presence"))
+        scores = fold_scores(per_image, data["fold"])
+        rows.append(scores.assign(condition=condition, sigma=float(sigma)))
+    table = pd.concat(rows)[["condition", "sigma", "fold", "kaggle_dice", "dice", "n_images"]]
+    atomic.write_csv(out_csv, table)
+    print(table.groupby(["condition", "sigma"])[["kaggle_dice", "dice"]].mean().to_string())
+    return table
+
+
+def train_size_scores_stage(
+    runs: dict[tuple, list], full_run: list, folds_csv, masks_csv, best_json, out_csv
+) -> pd.DataFrame:
+    """``scores.csv``: one row per (size, seed, fold), plus ``size="full"`` rows.
+
+    ``runs[(size, seed)]`` lists that run's OOF files by fold; ``full_run`` the main
+    model's (trained on the whole training part). ``n_train`` is recomputed with
+    :func:`plexus.data.splits.subject_subset`, the same draw the training job made.
+    """
+    from plexus.data import splits
+    from plexus.data.ingest import load_truth
+
+    best = json.loads(Path(best_json).read_text())
+    folds, truth = load_truth(folds_csv, masks_csv)
+    ids = folds["image_id"].astype(str).tolist()
+    rows = []
+    entries = [((f"{size:g}", seed), paths) for (size, seed), paths in sorted(runs.items())]
+    entries.append((("full", None), full_run))
+    for (size, seed), paths in entries:
+        per_image = score_at([load_oof(paths, ids)], truth, best, load_oof(paths, ids, key="presence"))
+        scores = fold_scores(per_image, folds["fold"])
+        n_train = []
+        for fold in scores["fold"]:
+            train_idx, _ = splits.fold_indices(folds, fold)
+            if size == "full":
+                n_train.append(len(train_idx))
+            else:
+                subjects = folds["subject"].to_numpy()[train_idx]
+                n_train.append(len(splits.subject_subset(subjects, float(size), int(seed))))
+        rows.append(scores.assign(size=size, seed=seed if seed is not None else -1, n_train=n_train))
+    table = pd.concat(rows)[["size", "seed", "fold", "n_train", "kaggle_dice", "dice", "n_images"]]
+    atomic.write_csv(out_csv, table)
+    print(table.groupby("size")[["n_train", "kaggle_dice", "dice"]].mean().to_string())
+    return table
+
+
+# -------------------- figures: read files under results/, render with plexus.report.figures
+
+def tuning_stage(grid_csv, best_json, name, heatmap_paths, min_area_paths, style=None) -> None:
+    """Heatmap and min-area curves; with a tuned presence gate, the slice at the chosen threshold."""
+    from plexus.report import figures
+
+    grid, best = read_table(grid_csv), read_json(best_json)
+    if "presence_threshold" in grid:
+        grid = grid[np.isclose(grid["presence_threshold"], best["presence_threshold"])]
+        name = f"{name} (presence ≥ {best['presence_threshold']:g})"
+    figures.save(figures.tuning_heatmap(grid, best, name, style), heatmap_paths)
+    figures.save(figures.score_vs_min_area(grid, best, name, style), min_area_paths)
+
+
+def noise_stage(scores_csv, paths, style=None) -> None:
+    from plexus.report import figures
+
+    figures.save(figures.noise_figure(read_table(scores_csv), style), paths)
+
+
+def train_size_stage(scores_csv, paths, style=None) -> None:
+    from plexus.report import figures
+
+    scores = read_table(scores_csv)
+    figures.save(figures.train_size_figure(scores, style), paths)
+
+
+def areas_stage(per_image_csv, best_json, name, paths, style=None) -> None:
+    from plexus.report import figures
+
+    best = read_json(best_json)
+    fig = figures.area_histogram(read_per_image(per_image_csv), best["min_area"], style,
+                                 title=f"{name}: mask areas, true vs predicted (OOF)")
+    figures.save(fig, paths)
+
+
+def qualitative_stage(per_image_csv, best_json, train_npz, oof_npzs, name, paths, style=None) -> None:
+    """Best, median and worst OOF images (with a nerve) of one model."""
+    from plexus.report import figures
+
+    per_image, best = read_per_image(per_image_csv), read_json(best_json)
+    picks = figures.pick_examples(per_image)
+    data = read_npz(train_npz)
+    row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
+    prob_of = {}
+    for path in oof_npzs:
+        oof = read_npz(path)
+        prob_of.update(zip(oof["image_id"].astype(str), oof["prob"].astype(np.float32)))
+    ids = [i for label in picks for i in picks[label]]
+    labels = [label for label in picks for _ in picks[label]]
+    dice_of = dict(zip(per_image["image_id"], per_image["kaggle_dice"]))
+    rows = [row_of[i] for i in ids]
+    fig = figures.qualitative_panel(data["images"][rows], data["masks"][rows], np.stack([prob_of[i] for i in ids]),
+                                    [dice_of[i] for i in ids], ids, labels, best["cutoff"], style,
+                                    title=f"{name}: best, median and worst OOF images with a nerve")
+    figures.save(fig, paths)
+
+
+# --------------------------------------------------------------------------- label maps of the submission
+
+
+def write_binary_label_maps(frame: pd.DataFrame, out_dir, shape=None) -> int:
+    """The submission's masks as PNG label maps (0 background, 255 foreground), one per image."""
+    from plexus import ORIGINAL_SHAPE
+    from plexus.io.rle import decode
+    from plexus.postprocess.multiclass import write_label_map
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for image_id, pixels in zip(frame.iloc[:, 0].astype(str), frame.iloc[:, 1].fillna("").astype(str)):
+        mask = decode(pixels, shape or ORIGINAL_SHAPE)
+        write_label_map(out_dir / f"{image_id}.png", mask.astype(np.uint8), [0, 255])
+    return len(frame)
+
+
+# --------------------------------------------------------------------------- the task
+
+
+class BinaryTask(Task):
+    def settings(self, stage: str, config: dict) -> dict:
+        from plexus.config import grid_values
+
+        tuning, postprocess, summary = config["tuning"], config["postprocess"], config["summary"]
+        return {
+            "tune": lambda: {"cutoffs": grid_values(tuning["cutoffs"]),
+                             "min_areas": grid_values(tuning["min_areas"], integer=True),
+                             "presence_thresholds": grid_values(tuning["presence_thresholds"])},
+            "postprocess": lambda: {"options": {k: postprocess[k] for k in
+                                                ("candidates", "component_sizes", "hysteresis_highs", "crf")},
+                                    "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"]},
+            "submission": lambda: {"batch_size": config["predict"]["batch_size"]},
+            "summary_table": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+            "comparison": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+        }.get(stage, dict)()
+
+    def tune(self, job) -> None:
+        i, o, s = job.input, job.output, job.params.settings
+        tune_stage(member_oofs(job), i.folds, i.masks, s["cutoffs"], s["min_areas"], o.grid, o.best, o.per_image,
+                   presence_thresholds=s["presence_thresholds"])
+
+    def postprocess(self, job) -> None:
+        i, o, s = job.input, job.output, job.params.settings
+        postprocess_stage(member_oofs(job), i.folds, i.masks, i.grid, i.best, o.json, o.decisions, o.per_image,
+                          s["options"], n_boot=s["n_boot"], seed=s["seed"], manifest_csv=i.train)
+
+    def submission(self, job) -> None:
+        i, o = job.input, job.output
+        submission_stage(list(i.means), i.decision, o.csv, o.summary, batch_size=job.params.settings["batch_size"],
+                         manifest_csv=i.test)
+        frame = pd.read_csv(o.csv, dtype=str, keep_default_na=False)
+        write_binary_label_maps(frame, o.labelmaps)
+
+    def summary_table(self, job) -> None:
+        i, o, p = job.input, job.output, job.params
+        summary_stage(p.names, p.kinds, p.members, list(i.best), list(i.per_image), o.csv, o.md,
+                      n_boot=p.settings["n_boot"], seed=p.settings["seed"], postprocess_jsons=list(i.postprocess),
+                      train_infos=train_infos_by_model(job))
+
+    def comparison(self, job) -> None:
+        from plexus.stages.comparison import comparison_stage
+
+        i, o, p = job.input, job.output, job.params
+        paths = {"comparison_csv": o.csv, "comparison_md": o.md, "pairwise_csv": o.pairwise_csv,
+                 "pairwise_md": o.pairwise_md, "figure": [o.png, o.pdf],
+                 "pairwise_figure": [o.pairwise_png, o.pairwise_pdf]}
+        comparison_stage(p.names, p.kinds, p.members, list(i.per_image), dict(zip(p.models, i.train_info)), paths,
+                         n_boot=p.settings["n_boot"], seed=p.settings["seed"], style=p.style)
+
+    def noise_scores(self, job) -> None:
+        noise_scores_stage(noise_files(job), job.input.folds, job.input.masks, job.input.best, job.output[0])
+
+    def train_size_scores(self, job) -> None:
+        runs, full = train_size_files(job)
+        train_size_scores_stage(runs, full, job.input.folds, job.input.masks, job.input.best, job.output[0])
+
+    def figure_tuning(self, job) -> None:
+        i, name, style = job.input, job.wildcards.name, job.params.style
+        tuning_stage(i.grid, i.best, name, figure_paths(job, "heatmap"), figure_paths(job, "min_area"), style)
+        areas_stage(i.per_image, i.best, name, figure_paths(job, "areas"), style)
+
+    def figure_qualitative(self, job) -> None:
+        i = job.input
+        qualitative_stage(i.per_image, i.best, i.data, list(i.oof), job.wildcards.model, figure_paths(job, "panel"),
+                          job.params.style)
+
+    def figure_study(self, study: str, job) -> None:
+        draw = {"noise": noise_stage, "train_size": train_size_stage}[study]
+        draw(job.input.scores, [job.output.png, job.output.pdf], job.params.style)
+
+
+TASK = BinaryTask(
+    name="binary",
+    formats=("kaggle_nerve",),
+    inputs={stage: {"masks": MASKS_CSV} for stage in ("tune", "postprocess", "noise_scores", "train_size_scores")},
+    figures={
+        "figure_tuning": (
+            Figure("heatmap", "tuning/{name}_heatmap", "tuning_heatmap.rst", "Tuning"),
+            Figure("min_area", "tuning/{name}_min_area", "tuning_min_area.rst", "Tuning"),
+            Figure("areas", "areas/{name}", "areas.rst", "Tuning"),
+        ),
+        "figure_qualitative": (Figure("panel", "qualitative/{model}", "qualitative.rst", "Predictions"),),
+    },
+    studies=("noise", "train_size"),
+    tta=True,
+)

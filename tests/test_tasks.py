@@ -1,0 +1,116 @@
+"""The task registry (plexus.tasks): every registered task is held to the same contract, as the
+model zoo's networks are; the rules' code versions follow exactly what a task's stage runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from plexus.codehash import task_closure, task_code_version
+from plexus.config import ConfigError, config_errors, validate_config
+from plexus.tasks import DEFAULT_TASKS, TASK_MODULES, load_task, task_names, task_of
+from plexus.tasks.base import STAGES, Task
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+SCRIPT = REPO / "workflow" / "scripts" / "task_stage.py"
+#: a config each task runs on (the embedded examples)
+CONFIGS = {"binary": "config/config.yaml", "classes": "config/examples/multiclass.yaml",
+           "instances": "config/examples/nuclei.yaml"}
+TORCH_MODULES = {"plexus.models", "plexus.training.loop", "plexus.inference.predict"}
+
+
+def _config(task: str) -> dict:
+    return validate_config(yaml.safe_load((REPO / CONFIGS[task]).read_text()))
+
+
+def test_every_task_has_an_example_config_and_a_default_format():
+    assert set(CONFIGS) == set(task_names())
+    assert set(DEFAULT_TASKS.values()) == set(task_names())
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_every_registered_task_keeps_the_contract(name):
+    task = load_task(name)
+    assert isinstance(task, Task) and task.name == name
+    assert TASK_MODULES[name] == f"plexus.tasks.{name}"
+    config = _config(name)
+    assert task_of(config) == name and config_errors(config) == []
+    assert config["data"]["format"] in task.formats
+    for stage in STAGES:  # each stage is implemented or refused by name, and its settings are plain data
+        assert callable(getattr(task, stage))
+        settings = task.settings(stage, config)
+        assert isinstance(settings, dict)
+        yaml.safe_dump(settings)
+    for stage in ("figure_tuning", "figure_qualitative"):
+        files = task.figure_files(stage)
+        assert files, stage
+        pngs = {key for key in files if not key.endswith("_pdf")}
+        assert {f"{key}_pdf" for key in pngs} == set(files) - pngs
+        for key in pngs:
+            assert files[key][0].endswith(".png") and files[f"{key}_pdf"][0] == files[key][0][:-4] + ".pdf"
+            assert (REPO / "workflow" / "report" / files[key][1].caption).is_file()
+    for study in ("noise", "train_size", "missing_channel"):
+        if study not in task.studies:
+            with pytest.raises(NotImplementedError, match=f"task {name!r} has no"):
+                task.run(f"figure_{study}", None)
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_a_study_the_task_does_not_score_is_a_config_error(name):
+    config = _config(name)
+    for study in {"noise", "train_size", "missing_channel"} - set(load_task(name).studies):
+        config["robustness"][study]["enabled"] = True
+        assert any(f"robustness.{study}.enabled: task {name!r} has no {study} study" in e
+                   for e in config_errors(config))
+
+
+def test_task_defaults_to_the_formats_and_an_unknown_task_is_named():
+    config = _config("binary")
+    assert config["task"] is None and task_of(config) == "binary"
+    with pytest.raises(ConfigError, match="config key task"):
+        validate_config({**yaml.safe_load((REPO / CONFIGS["binary"]).read_text()), "task": "regions"})
+    with pytest.raises(KeyError, match="unknown task 'regions'"):
+        load_task("regions")
+    with pytest.raises(ValueError, match="unknown stage"):
+        load_task("binary").run("train", None)
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_light_stages_of_every_task_import_no_torch(name):
+    """Figure, table and comparison jobs stay light: no network, training or inference code."""
+    for stage in ("figure_tuning", "summary_table", "comparison", "postprocess"):
+        assert not TORCH_MODULES & set(task_closure(SRC, TASK_MODULES[name], stage)), stage
+
+
+def test_a_stage_closure_holds_what_the_stage_runs_and_no_more():
+    binary = TASK_MODULES["binary"]
+    tune, figure = set(task_closure(SRC, binary, "tune")), set(task_closure(SRC, binary, "figure_tuning"))
+    assert {"plexus.postprocess.tuning", "plexus.data.ingest"} <= tune
+    assert "plexus.report.figures" not in tune and "plexus.postprocess.tuning" not in figure
+    assert "plexus.report.figures" in figure
+    # an inherited stage (figure_noise -> the task's figure_study) follows the task's method
+    assert "plexus.report.figures" in task_closure(SRC, binary, "figure_noise")
+    assert "plexus.report.class_figures" in task_closure(SRC, TASK_MODULES["classes"], "figure_missing_channel")
+
+
+def test_editing_a_module_changes_exactly_the_stage_versions_that_can_run_it(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(SRC, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    pairs = [(TASK_MODULES[name], stage) for name in task_names() for stage in STAGES]
+    before = {pair: task_code_version(SCRIPT, src, *pair) for pair in pairs}
+    for module, path in (("plexus.report.class_figures", "plexus/report/class_figures.py"),
+                         ("plexus.postprocess.tuning", "plexus/postprocess/tuning.py"),
+                         ("plexus.tasks.instances", "plexus/tasks/instances.py")):
+        file = src / path
+        original = file.read_bytes()
+        file.write_bytes(original + b"\n# an edit\n")
+        try:
+            changed = {pair for pair in pairs if task_code_version(SCRIPT, src, *pair) != before[pair]}
+        finally:
+            file.write_bytes(original)
+        expected = {pair for pair in pairs if module in task_closure(src, *pair) or module == pair[0]}
+        assert changed == expected and changed, module

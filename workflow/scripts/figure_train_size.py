@@ -1,8 +1,0 @@
-"""The training-set-size figure."""
-import _plexus_checkout  # noqa: F401  (this checkout's plexus first on sys.path)
-
-from plexus.runlog import logged
-from plexus.stages.figures import train_size_stage
-
-with logged(snakemake.log[0]):
-    train_size_stage(snakemake.input[0], [snakemake.output.png, snakemake.output.pdf], snakemake.params.style)
