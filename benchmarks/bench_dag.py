@@ -8,6 +8,11 @@ job count, the median ratio current / baseline, and the current code's per-rule 
 (``dag_breakdown.py``) of its last run::
 
     .venv/bin/python benchmarks/bench_dag.py --baseline ae428b0 --rounds 2
+    .venv/bin/python benchmarks/bench_dag.py --baseline 7825e91 --configfile config/config.yaml \
+        --configfile config/examples/nuclei.yaml --configfile config/examples/multiclass.yaml
+
+``--configfile`` (repeatable) runs each of those configs instead of the default, each against the
+baseline in the same run.
 
 The virtual environment running this script runs both (its ``snakemake``). Scores are
 compared too: the summary table of every run must be the same, or the script says so.
@@ -48,20 +53,24 @@ def checkout(revision: str | None, target: Path) -> Path:
     return target
 
 
-def run_dag(workdir: Path, cores: int) -> dict:
+#: the results table of a run: every task's since the task axis; the older per-wing names before it
+TABLES = ("summary.csv", "classes.csv", "instances.csv")
+
+
+def run_dag(workdir: Path, cores: int, configfile: str | None = None) -> dict:
     for stale in ("results", ".snakemake"):
         shutil.rmtree(workdir / stale, ignore_errors=True)
     snakemake = Path(sys.executable).with_name("snakemake")
     env = {**os.environ, "PATH": f"{snakemake.parent}{os.pathsep}{os.environ['PATH']}"}
     t0 = time.perf_counter()
-    result = subprocess.run([str(snakemake), "--cores", str(cores)], cwd=workdir, env=env, capture_output=True,
-                            text=True)
+    command = [str(snakemake), "--cores", str(cores)] + (["--configfile", configfile] if configfile else [])
+    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if result.returncode != 0:
         raise SystemExit(f"snakemake failed in {workdir}:\n{result.stderr[-4000:]}")
     jobs = sum(1 for line in result.stderr.splitlines() if line.startswith(("rule ", "localrule ")))
-    summary = (workdir / "results/tables/summary.csv").read_text()
-    return {"seconds": seconds, "jobs": jobs, "summary": summary}
+    table = next(workdir / "results/tables" / name for name in TABLES if (workdir / "results/tables" / name).exists())
+    return {"seconds": seconds, "jobs": jobs, "summary": table.read_text()}
 
 
 def load_average() -> str:
@@ -73,17 +82,24 @@ def main() -> None:
     parser.add_argument("--baseline", required=True, help="git revision to compare with, e.g. a release tag")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--configfile", action="append", default=None,
+                        help="a config to run instead of the default (repeatable: each one in turn)")
     args = parser.parse_args()
+    for configfile in args.configfile or [None]:
+        compare(args, configfile)
+
+
+def compare(args, configfile: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="plexus-bench-dag-") as tmp:
         trees = {"baseline": checkout(args.baseline, Path(tmp) / "baseline"),
                  "current": checkout(None, Path(tmp) / "current")}
         runs: dict[str, list[dict]] = {name: [] for name in trees}
-        print(f"default DAG, snakemake --cores {args.cores}, {args.rounds} round(s), alternating; "
+        print(f"\n{configfile or 'default'} DAG, snakemake --cores {args.cores}, {args.rounds} round(s), alternating; "
               f"baseline {args.baseline}, current = this working tree")
         for round_ in range(1, args.rounds + 1):
             for name, tree in trees.items():
                 before = load_average()
-                run = run_dag(tree, args.cores)
+                run = run_dag(tree, args.cores, configfile)
                 runs[name].append(run)
                 print(f"round {round_} {name:8s} {run['seconds']:7.1f} s  {run['jobs']:3d} jobs  "
                       f"load average {before} before, {load_average()} after", flush=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RULE = re.compile(r"^\s*rule (\w+):", re.M)
 SCRIPT = re.compile(r'^\s*"\.\./scripts/(\w+)\.py"', re.M)
-CODE = re.compile(r'code=script_code\("(\w+)"\)')
+CODE = re.compile(r'code=(?:script_code\("(\w+)"\)|(?:lambda wildcards: )?task_code\()')
 
 
 def rule_blocks(rules_dir: Path = REPO / "workflow" / "rules") -> dict[str, str]:
@@ -29,4 +29,5 @@ def rule_scripts() -> dict[str, str]:
 
 def rule_code_params() -> dict[str, str]:
     """Rule name -> the script named in its ``code=script_code(...)`` param."""
-    return {rule: m[1] for rule, block in rule_blocks().items() if (m := CODE.search(block))}
+    # a task stage's rule hashes task_stage.py (and the task's stage: plexus.codehash.task_code_version)
+    return {rule: m[1] or "task_stage" for rule, block in rule_blocks().items() if (m := CODE.search(block))}

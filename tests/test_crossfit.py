@@ -51,3 +51,30 @@ def test_a_hand_computed_case_and_ties_to_the_first_candidate():
 def test_one_fold_is_an_error():
     with pytest.raises(ValueError, match="at least two folds"):
         choose_per_fold(np.zeros((3, 2)), [1, 1, 1])
+
+
+def test_choose_from_fold_means_is_the_image_weighted_choice_of_choose_per_fold():
+    """The binary grid's per-fold means and a per-image table choose the same candidates."""
+    from plexus.evaluation.crossfit import choose_from_fold_means
+
+    rng = np.random.default_rng(5)
+    scores = rng.random((23, 7))
+    folds = rng.integers(0, 4, 23)
+    _, chosen = choose_per_fold(scores, folds)
+    means = {f: scores[folds == f].mean(axis=0) for f in np.unique(folds)}
+    sizes = {f: int((folds == f).sum()) for f in np.unique(folds)}
+    by_means = choose_from_fold_means(means, sizes)
+    for fold in means:  # brute force: the best column over the other folds' images
+        assert by_means[fold] == chosen[fold] == int(np.argmax(scores[folds != fold].mean(axis=0)))
+
+
+def test_keep_candidate_keeps_a_gain_every_subject_shares_and_refuses_a_mixed_one():
+    from plexus.evaluation.crossfit import keep_candidate
+
+    subjects = np.repeat(["a", "b", "c", "d"], 3)
+    without = np.linspace(0.2, 0.8, 12)
+    kept, ci = keep_candidate(without + 0.05, without, subjects, n_boot=500)
+    assert kept and ci["low"] == pytest.approx(0.05) and ci["mean"] == pytest.approx(0.05)
+    mixed = without + np.where(np.isin(subjects, ["a", "b"]), 0.1, -0.1)
+    kept, ci = keep_candidate(mixed, without, subjects, n_boot=500)
+    assert not kept and ci["low"] < 0 < ci["high"] and ci["mean"] == pytest.approx(0.0)

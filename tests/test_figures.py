@@ -104,7 +104,8 @@ def _all_figures():
         "noise": lambda: figures.noise_figure(_noise_scores()),
         "train_size": lambda: figures.train_size_figure(_size_scores()),
         "qualitative": lambda: figures.qualitative_panel(
-            images, truths, probs, [0.9, 0.5, 0.1], ["2_3", "5_7", "9_1"], ["best", "median", "worst"], 0.5),
+            images, truths, probs > 0.5, [0.9, 0.5, 0.1], ["2_3", "5_7", "9_1"], ["best", "median", "worst"],
+            "final: p>0.5", raws=probs > 0.3),
         "area_histogram": lambda: figures.area_histogram(_per_image(), 4200),
         "tuning_heatmap": lambda: figures.tuning_heatmap(grid, best, "unet"),
         "comparison": lambda: figures.comparison_figure(_comparison()[0]),
@@ -206,23 +207,27 @@ def test_pick_examples_ignores_empty_truth():
 
 
 def test_qualitative_panel_titles_and_overlays():
+    """The decision panel draws the final masks it is given and counts what post-processing removed."""
     images, truths, probs = _qualitative_inputs()
-    fig = figures.qualitative_panel(images, truths, probs, [0.9, 0.5, 0.12], ["2_3", "5_7", "9_1"],
-                                    ["best", "median", "worst"], 0.5)
+    raws = probs.astype(np.float32) > 0.3
+    finals = raws.copy()
+    finals[0] = False  # the decision emptied the first image (a minimum area, a presence gate)
+    fig = figures.qualitative_panel(images, truths, finals, [0.9, 0.5, 0.12], ["2_3", "5_7", "9_1"],
+                                    ["best", "median", "worst"], "final: p>0.3, area>=40", raws=raws)
     axes = np.array(fig.axes).reshape(3, 3)
     assert axes[2, 0].get_title(loc="left") == "worst · 9_1 · Dice 0.12"
     assert axes[0, 0].get_title(loc="left") == "best · 2_3 · Dice 0.90"
     assert "ground truth" in axes[0, 1].get_title()
-    assert "0.50" in axes[0, 2].get_title()
-    n_pred = int((probs[0].astype(np.float32) > 0.5).sum())
-    assert f"({n_pred} px)" in axes[0, 2].get_title()
+    assert axes[0, 2].get_title() == f"final: p>0.3, area>=40 (0 px, {int(raws[0].sum())} px removed)"
+    assert axes[1, 2].get_title() == f"final: p>0.3, area>=40 ({int(finals[1].sum())} px, 0 px removed)"
     assert len(axes[0, 0].get_images()) == 1  # plain image
     assert len(axes[0, 1].get_images()) == 2  # image + translucent truth
-    assert len(axes[0, 2].get_images()) == 2  # image + translucent prediction
+    assert len(axes[0, 2].get_images()) == 1  # an empty decision: the image alone, the removed pixels outlined
+    assert len(axes[1, 2].get_images()) == 2  # image + translucent final mask
     assert axes[2, 0].get_xlabel() and axes[2, 0].get_ylabel()
     matplotlib.pyplot.close(fig)
     with pytest.raises(ValueError):
-        figures.qualitative_panel(images, truths, probs, [0.9], ["2_3"], ["best"], 0.5)
+        figures.qualitative_panel(images, truths, finals, [0.9], ["2_3"], ["best"], "final")
 
 
 def test_area_histogram_counts_and_min_area_line():

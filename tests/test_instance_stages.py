@@ -4,6 +4,7 @@ and their figures, on tiny inputs."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -402,8 +403,20 @@ def test_figure_stage_writes_every_output(tmp_path):
     train.assign(image=images).to_csv(tmp_path / "train.csv", index=False)
     figs = tmp_path / "figs"
     stages.tuning_figure_stage(tmp_path / "grid.csv", "main", [figs / "surface.png", figs / "surface.pdf"])
-    stages.qualitative_stage(tmp_path / "per_image.csv", tmp_path / "best.json", oofs["a"], tmp_path / "train.csv",
-                             THREE_CLASSES, "a", [figs / "panel.png", figs / "panel.pdf"])
+    # the decision (no TTA candidate here: the fake OOF files hold no prob_tta), then its panel
+    job = SimpleNamespace(
+        input=SimpleNamespace(per_image=tmp_path / "per_image.csv", best=tmp_path / "best.json"),
+        output=SimpleNamespace(json=tmp_path / "decision.json", decisions=tmp_path / "decisions.csv",
+                               per_image=tmp_path / "decision_per_image.csv"),
+        params=SimpleNamespace(members=["a", "b"], settings={"candidates": [], "n_boot": 50, "seed": 0}))
+    stages.TASK.postprocess(job)
+    decision = json.loads((tmp_path / "decision.json").read_text())
+    tuned = pd.read_csv(tmp_path / "per_image.csv")
+    assert decision["pipeline"]["tta"] is False and decision["decisions"] == []
+    assert decision["tuned_score"] == pytest.approx(tuned["ap"].mean())
+    assert decision["cross_fitted_score"] == pytest.approx(tuned["ap_cross_fitted"].mean())
+    stages.qualitative_stage(tmp_path / "decision_per_image.csv", tmp_path / "decision.json", oofs["a"],
+                             tmp_path / "train.csv", THREE_CLASSES, "a", [figs / "panel.png", figs / "panel.pdf"])
     outputs = {(kind, ext): figs / f"{kind}.{ext}" for kind in ("surface", "panel") for ext in ("png", "pdf")}
     assert all(path.stat().st_size > 1000 for path in outputs.values())
 

@@ -49,6 +49,25 @@ def test_every_output_is_there(nuclei_run):
     assert (results / "labelmaps/main").is_dir()
 
 
+def test_robustness_studies_score_mean_ap_at_the_tuned_candidate(nuclei_run):
+    """The noise and training-size studies of the instances task (the same rules as every task's)."""
+    results = nuclei_run / "results"
+    noise = pd.read_csv(results / "robustness/noise/scores.csv")
+    assert set(noise["condition"]) == {"clean", "noisy"} and set(noise["sigma"]) == {0.0, 40.0}
+    assert set(noise["fold"]) == {0, 1} and noise["ap"].between(0, 1).all()
+    # sigma 0 of the clean condition is the unet's own OOF predictions: its mean AP per fold is
+    # the tuned per-image AP of the tuning table, averaged per fold
+    tuned = pd.read_csv(results / "tuning/unet/per_image.csv").groupby("fold")["ap"].mean()
+    clean = noise[(noise["condition"] == "clean") & (noise["sigma"] == 0)].set_index("fold")["ap"]
+    np.testing.assert_allclose(clean.sort_index().to_numpy(), tuned.sort_index().to_numpy(), atol=1e-9)
+    size = pd.read_csv(results / "robustness/train_size/scores.csv")
+    assert set(size["run"]) == {"n0.5_s1", "full"}
+    assert (size.loc[size["run"] == "full", "n_train"].min() > size.loc[size["run"] != "full", "n_train"].max())
+    for study in ("noise", "train_size"):
+        for ext in ("png", "pdf"):
+            assert (results / f"figures/robustness/{study}.{ext}").stat().st_size > 1000
+
+
 def test_sheet_label_maps_are_the_merged_masks(nuclei_run):
     results = nuclei_run / "results"
     train, test = scan_dsb2018(nuclei_run / "results/raw/nuclei")

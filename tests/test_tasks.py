@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -114,3 +115,72 @@ def test_editing_a_module_changes_exactly_the_stage_versions_that_can_run_it(tmp
             file.write_bytes(original)
         expected = {pair for pair in pairs if module in task_closure(src, *pair) or module == pair[0]}
         assert changed == expected and changed, module
+
+
+class _ScoredTask(Task):
+    """A task whose tuning is given (per-image tables), to test the shared post-processing rule."""
+
+    def __init__(self, plain, tta):
+        super().__init__(name="scored", formats=("sheet",), tta=True, score="score")
+        self.plain, self.tta_frame = plain, tta
+
+    def image_level(self, per_image_csv):
+        return self.plain
+
+    def retune(self, job, key, folder):
+        assert key == "prob_tta"
+        return self.tta_frame, {"setting": "tuned on tta"}
+
+
+def _decision(tmp_path, plain, tta, candidates=("tta",)):
+    import json
+    from types import SimpleNamespace
+
+    (tmp_path / "best.json").write_text(json.dumps({"setting": "tuned on plain"}))
+    job = SimpleNamespace(
+        input=SimpleNamespace(per_image="unused", best=tmp_path / "best.json"),
+        output=SimpleNamespace(json=tmp_path / "d.json", decisions=tmp_path / "d.csv", per_image=tmp_path / "p.csv"),
+        params=SimpleNamespace(members=["m"], settings={"candidates": list(candidates), "n_boot": 300, "seed": 0}))
+    _ScoredTask(plain, tta).postprocess(job)
+    return json.loads((tmp_path / "d.json").read_text()), __import__("pandas").read_csv(tmp_path / "p.csv")
+
+
+def _frames(gain_by_fold):
+    import pandas as pd
+
+    rows = []
+    for fold, gain in enumerate(gain_by_fold):
+        for subject in range(3):
+            for image in range(2):
+                base = 0.3 + 0.1 * subject + 0.05 * image
+                rows.append({"image_id": f"{fold}_{subject}_{image}", "subject": f"s{fold}{subject}", "fold": fold,
+                             "untuned": base - 0.1, "tuned": base, "cross_fitted": base - 0.02, "gain": gain})
+    plain = pd.DataFrame(rows)
+    tta = plain.assign(tuned=plain["tuned"] + plain["gain"], cross_fitted=plain["cross_fitted"] + plain["gain"])
+    return plain.drop(columns="gain"), tta.drop(columns="gain")
+
+
+def test_tta_is_kept_on_a_consistent_gain_and_cross_fitted_fold_by_fold(tmp_path):
+    plain, tta = _frames([0.05, 0.05, 0.05])
+    decision, per_image = _decision(tmp_path, plain, tta)
+    assert decision["pipeline"] == {"setting": "tuned on tta", "tta": True}
+    assert decision["decisions"][0]["kept"] and decision["decisions"][0]["difference"] == pytest.approx(0.05)
+    assert decision["score"] == pytest.approx(plain["tuned"].mean() + 0.05)
+    assert decision["tuned_score"] == pytest.approx(plain["tuned"].mean())
+    # every fold's own choice (made on the other two folds) keeps TTA: its cross-fitted TTA scores
+    np.testing.assert_allclose(per_image["cross_fitted"], tta["cross_fitted"])
+
+
+def test_tta_refused_without_evidence_and_each_fold_decides_on_the_others(tmp_path):
+    # folds 0 and 1 gain, fold 2 loses: on all images the CI straddles 0, so TTA is refused;
+    # fold 2, decided on folds 0 and 1, keeps it; folds 0 and 1, decided with fold 2, do not
+    plain, tta = _frames([0.04, 0.04, -0.2])
+    decision, per_image = _decision(tmp_path, plain, tta)
+    assert decision["pipeline"] == {"setting": "tuned on plain", "tta": False}
+    assert not decision["decisions"][0]["kept"]
+    expected = np.where(plain["fold"] == 2, tta["cross_fitted"], plain["cross_fitted"])
+    np.testing.assert_allclose(per_image["cross_fitted"], expected)
+    np.testing.assert_allclose(per_image["postprocessed"], plain["tuned"])
+    # without the candidate, the decision is the tuning alone
+    decision, _ = _decision(tmp_path, plain, tta, candidates=())
+    assert decision["decisions"] == [] and decision["pipeline"]["tta"] is False

@@ -59,7 +59,9 @@ rule figure_qualitative:
     input:
         per_image="results/tuning/{model}/per_image.csv",
         best="results/tuning/{model}/best.json",
+        **task_inputs("figure_qualitative"),
         decision="results/postprocess/{model}.json",
+        decision_per_image="results/postprocess/{model}_per_image.csv",
         train="results/manifest/train.csv",
         data=model_train_npz,
         oof=model_oofs,

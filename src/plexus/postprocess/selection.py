@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from plexus.evaluation.bootstrap import paired_difference_ci
+from plexus.evaluation.crossfit import keep_candidate
 from plexus.evaluation.metrics import dice_from_counts
 from plexus.postprocess.candidates import PostProcess
 
@@ -141,12 +140,11 @@ def select_many(cache: ScoreCache, selections: list[Selection], subjects: np.nda
                 continue
             base = cache.scores[s.current][s.rows]
             best = max(tried, key=lambda p: cache.scores[p][s.rows].mean())
-            frame = pd.DataFrame({"subject": subjects[s.rows], "with": cache.scores[best][s.rows], "without": base})
-            ci = paired_difference_ci(frame, "with", "without", n_boot=n_boot, seed=seed, level=level)
-            keep = bool(ci["low"] > 0)
+            keep, ci = keep_candidate(cache.scores[best][s.rows], base, subjects[s.rows], n_boot=n_boot, seed=seed,
+                                      level=level)
             s.decisions.append({
                 "candidate": candidate, "setting": _change(s.current, best),
-                "score_without": float(base.mean()), "score_with": float(frame["with"].mean()),
+                "score_without": float(base.mean()), "score_with": float(cache.scores[best][s.rows].mean()),
                 "difference": ci["mean"], "ci_low": ci["low"], "ci_high": ci["high"], "kept": keep,
             })
             if keep:

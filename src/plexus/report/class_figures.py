@@ -159,7 +159,8 @@ def _condition_order(conditions) -> list:
     return known + sorted(conditions - set(known), key=str)
 
 
-def class_noise_figure(scores: pd.DataFrame, style: dict | None = None, title: str | None = None):
+def class_noise_figure(scores: pd.DataFrame, style: dict | None = None, title: str | None = None, *,
+                       value: str = "dice", label: str = "Dice"):
     """Dice vs noise sigma, one panel per class, one line per training condition, mean ± sd over folds.
 
     ``scores``: ``condition, sigma, class, fold, dice``; ``sigma`` is the noise
@@ -169,7 +170,7 @@ def class_noise_figure(scores: pd.DataFrame, style: dict | None = None, title: s
     with its own text. Each mean line (``"o-"``) carries its condition's label;
     the band is ± one sample sd over folds. Panels share the y axis.
     """
-    _check(scores, NOISE_COLUMNS, "class_noise_figure")
+    _check(scores, NOISE_COLUMNS[:-1] + (value,), "class_noise_figure")
     apply_style(style)
     classes = _appearance(scores["class"])
     conditions = _condition_order(scores["condition"].unique())
@@ -182,7 +183,7 @@ def class_noise_figure(scores: pd.DataFrame, style: dict | None = None, title: s
                              sharey=True, layout="constrained")
     for ax in axes.flat[len(classes):]:
         fig.delaxes(ax)
-    stats = _run_stats(scores, ["class", "condition", "sigma"], ["fold"], "dice")
+    stats = _run_stats(scores, ["class", "condition", "sigma"], ["fold"], value)
     for ax, cls in zip(axes.flat, classes):
         for condition in conditions:
             rows = stats[(stats["class"] == cls) & (stats["condition"] == condition)].sort_values("sigma")
@@ -193,18 +194,19 @@ def class_noise_figure(scores: pd.DataFrame, style: dict | None = None, title: s
             ax.fill_between(x, mean - sd, mean + sd, color=colors[condition], alpha=0.2, lw=0)
             ax.plot(x, mean, "o-", color=colors[condition], ms=3.5, lw=1.2, label=labels[condition])
         ax.set_xlabel(NOISE_XLABEL)
-        ax.set_ylabel("Dice (mean ± sd over folds)")
+        ax.set_ylabel(f"{label} (mean ± sd over folds)")
         ax.yaxis.set_tick_params(labelleft=True)
         ax.set_title(str(cls))
     fig.legend(handles=[Line2D([], [], color=colors[c], marker="o", ms=3.5, lw=1.2, label=labels[c])
                         for c in conditions],
                loc="outside lower center", ncol=min(len(conditions), 4), frameon=False)
     n_folds = _runs_text(stats["count"], "folds")
-    fig.suptitle(title or f"Per-class robustness to noise: Dice, mean ± sd over {n_folds}")
+    fig.suptitle(title or f"Per-class robustness to noise: {label}, mean ± sd over {n_folds}")
     return fig
 
 
-def class_train_size_figure(scores: pd.DataFrame, style: dict | None = None, title: str | None = None):
+def class_train_size_figure(scores: pd.DataFrame, style: dict | None = None, title: str | None = None, *,
+                            value: str = "dice", label: str = "Dice"):
     """Dice vs number of training images, one line per class, mean ± sd over (seed, fold) runs.
 
     ``scores``: ``n_train, seed, class, fold, dice``. Rows are grouped by their
@@ -216,14 +218,14 @@ def class_train_size_figure(scores: pd.DataFrame, style: dict | None = None, tit
     logarithmic when every ``n_train`` is positive. The legend (titled
     ``class``) sits on the axes.
     """
-    _check(scores, TRAIN_SIZE_COLUMNS, "class_train_size_figure")
+    _check(scores, TRAIN_SIZE_COLUMNS[:-1] + (value,), "class_train_size_figure")
     apply_style(style)
     classes = _appearance(scores["class"])
     colors = dict(zip(classes, _palette(len(classes))))
     fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
     key = "size" if "size" in scores.columns else "n_train"
     per_run = scores.groupby(["class", key, "seed", "fold"], sort=False, dropna=False).agg(
-        dice=("dice", "mean"), x=("n_train", "mean")).reset_index()
+        dice=(value, "mean"), x=("n_train", "mean")).reset_index()
     stats = per_run.groupby(["class", key], sort=False, dropna=False).agg(
         mean=("dice", "mean"), std=("dice", "std"), count=("dice", "count"), x=("x", "mean")).reset_index()
     stats["std"] = stats["std"].fillna(0.0)
@@ -236,10 +238,10 @@ def class_train_size_figure(scores: pd.DataFrame, style: dict | None = None, tit
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel("training images (count, log scale)" if log_x else "training images (count)")
-    ax.set_ylabel("Dice (mean ± sd over seeds × folds)")
+    ax.set_ylabel(f"{label} (mean ± sd over seeds × folds)")
     ax.legend(title="class", loc="lower right", frameon=False)
     runs = _runs_text(stats["count"], "runs")
-    ax.set_title(title or f"Per-class Dice vs training-set size: mean ± sd over {runs} (seeds × folds)")
+    ax.set_title(title or f"Per-class {label} vs training-set size: mean ± sd over {runs} (seeds × folds)")
     return fig
 
 

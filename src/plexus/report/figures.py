@@ -376,25 +376,24 @@ def _overlay(ax, image, mask, color, *, fill_alpha=0.35, outline=None):
                    linewidths=0.8, linestyles="--")
 
 
-def qualitative_panel(images, truths, probs, dices, image_ids, labels, cutoff: float,
-                      style: dict | None = None, title: str | None = None):
-    """Rows of examples; columns: image, image + truth, image + prediction (prob > cutoff).
+def qualitative_panel(images, truths, finals, dices, image_ids, labels, decision: str,
+                      style: dict | None = None, title: str | None = None, raws=None):
+    """Rows of examples; columns: image, image + truth, image + the final decision.
 
-    Arrays are at the model input size: ``images`` uint8 (n, H, W), ``truths``
-    {0,1} (n, H, W), ``probs`` float (n, H, W). ``dices`` are the images' Kaggle
-    Dice at the tuned setting (from ``per_image.csv``), ``labels`` e.g.
-    best/median/worst. The first panel of each row is titled
-    ``"{label} · {image_id} · Dice {dice:.2f}"``. The prediction panel also
-    outlines the truth (dashed) for comparison. The minimum-area rule is not
-    applied to the drawn prediction.
+    ``finals`` are the masks the submission would write for these images (the decided pipeline:
+    cutoff, minimum area, presence gate, candidates), so a panel never shows a prediction that the
+    post-processing removed as if it counted; ``raws`` (optional) the plain ``p > cutoff`` masks,
+    whose pixels the post-processing removed are outlined in orange. ``dices`` are the images'
+    Kaggle Dice of that final decision, ``labels`` e.g. best/median/worst, ``decision`` a short
+    description of the pipeline (the third column's title). The first panel of each row is titled
+    ``"{label} · {image_id} · Dice {dice:.2f}"``; the decision panel outlines the truth (dashed).
     """
     apply_style(style)
-    images = np.asarray(images)
-    truths = np.asarray(truths)
-    probs = np.asarray(probs, dtype=np.float32)
+    images, truths, finals = np.asarray(images), np.asarray(truths), np.asarray(finals).astype(bool)
     n = len(images)
-    if not (len(truths) == len(probs) == len(dices) == len(image_ids) == len(labels) == n) or n == 0:
-        raise ValueError("images, truths, probs, dices, image_ids and labels need the same non-zero length")
+    if not (len(truths) == len(finals) == len(dices) == len(image_ids) == len(labels) == n) or n == 0:
+        raise ValueError("images, truths, finals, dices, image_ids and labels need the same non-zero length")
+    raws = None if raws is None else np.asarray(raws).astype(bool)
     h, w = images.shape[1:3]
     panel_w = 2.6
     fig, axes = plt.subplots(n, 3, figsize=(3 * panel_w, n * panel_w * h / w + 0.6),
@@ -403,11 +402,17 @@ def qualitative_panel(images, truths, probs, dices, image_ids, labels, cutoff: f
         ax_img, ax_true, ax_pred = axes[i]
         ax_img.imshow(images[i], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         _overlay(ax_true, images[i], truths[i], "lime")
-        pred = probs[i] > cutoff
-        _overlay(ax_pred, images[i], pred, "red", outline=truths[i])
+        _overlay(ax_pred, images[i], finals[i], "red", outline=truths[i])
+        removed = 0
+        if raws is not None:
+            dropped = raws[i] & ~finals[i]
+            removed = int(dropped.sum())
+            if removed:
+                ax_pred.contour(dropped.astype(float), levels=[0.5], colors=["orange"], linewidths=0.8)
         ax_img.set_title(f"{labels[i]} · {image_ids[i]} · Dice {float(dices[i]):.2f}", loc="left")
         ax_true.set_title(f"ground truth ({int(np.asarray(truths[i]).astype(bool).sum())} px)")
-        ax_pred.set_title(f"prediction p > {cutoff:.2f} ({int(pred.sum())} px)")
+        note = f", {removed} px removed" if raws is not None else ""
+        ax_pred.set_title(f"{decision} ({int(finals[i].sum())} px{note})")
         for j, ax in enumerate(axes[i]):
             ax.set_xticks([0, w - 1])
             ax.set_yticks([0, h - 1])
@@ -417,10 +422,11 @@ def qualitative_panel(images, truths, probs, dices, image_ids, labels, cutoff: f
             if j > 0:
                 ax.set_yticklabels([])
     for ax in axes[-1]:
-        ax.set_xlabel(f"x (px at model input {h}×{w})", fontsize="small")
+        ax.set_xlabel(f"x (px of the {h}×{w} image)", fontsize="small")
     for ax in axes[:, 0]:
         ax.set_ylabel("y (px)", fontsize="small")
-    fig.suptitle(title or "OOF examples: image, truth (green), prediction (red, truth dashed)")
+    fig.suptitle(title or "OOF examples: image, truth (green), final decision (red, truth dashed, "
+                          "removed by post-processing orange)")
     return fig
 
 

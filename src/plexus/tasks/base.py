@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 #: the stages a task implements, one workflow rule each (``workflow/rules/*.smk``)
 STAGES = ("tune", "postprocess", "submission", "summary_table", "comparison", "noise_scores",
           "train_size_scores", "missing_channel_scores", "figure_tuning", "figure_qualitative", "figure_noise",
@@ -46,6 +48,7 @@ class Task:
     ``figures``: per figure stage, the figures it draws.
     ``studies``: the robustness studies it scores.
     ``tta``: whether its decisions read the flip-averaged predictions (``predict.tta``).
+    ``score``: the name of its per-image score (tables, figures).
     """
 
     name: str
@@ -54,6 +57,7 @@ class Task:
     figures: dict[str, tuple[Figure, ...]] = field(default_factory=dict)
     studies: tuple[str, ...] = STUDIES
     tta: bool = False
+    score: str = "score"
 
     def run(self, stage: str, job) -> None:
         if stage not in STAGES:
@@ -96,6 +100,46 @@ class Task:
         self._missing("tune")
 
     def postprocess(self, job) -> None:
+        """The tuned decision, then flip TTA as a candidate under the bootstrap rule (``tta`` in
+        ``postprocess.candidates``): the whole tuning is repeated on the flip-averaged maps and kept
+        when its paired per-image gain's subject-bootstrap CI lies above 0. Cross-fitted as a whole:
+        each fold gets the TTA decision made on the other folds, and that choice's tuned-elsewhere score."""
+        import tempfile
+
+        from plexus.evaluation.crossfit import keep_candidate
+
+        settings = job.params.settings
+        plain, best = self.image_level(job.input.per_image), _read_json(job.input.best)
+        per_image, pipeline, decisions = plain.assign(postprocessed=plain["tuned"]), {**best, "tta": False}, []
+        if self.tta and "tta" in settings["candidates"]:
+            with tempfile.TemporaryDirectory() as tmp:
+                tta, tta_best = self.retune(job, "prob_tta", tmp)
+            subjects, folds = plain["subject"].to_numpy(), plain["fold"].to_numpy()
+            boot = {"n_boot": settings["n_boot"], "seed": settings["seed"]}
+            kept, ci = keep_candidate(tta["tuned"], plain["tuned"], subjects, **boot)
+            decisions.append({"candidate": "tta", "setting": {"tta": True},
+                              "score_without": float(plain["tuned"].mean()), "score_with": float(tta["tuned"].mean()),
+                              "difference": ci["mean"], "ci_low": ci["low"], "ci_high": ci["high"], "kept": kept})
+            crossfit = plain["cross_fitted"].to_numpy(np.float64).copy()
+            for fold in np.unique(folds):
+                inside = folds == fold
+                if keep_candidate(tta["tuned"][~inside], plain["tuned"][~inside], subjects[~inside], **boot)[0]:
+                    crossfit[inside] = tta["cross_fitted"].to_numpy(np.float64)[inside]
+            chosen = tta if kept else plain
+            per_image = chosen.assign(untuned=plain["untuned"], postprocessed=chosen["tuned"], tuned=plain["tuned"],
+                                      cross_fitted=crossfit)
+            if kept:
+                pipeline = {**tta_best, "tta": True}
+        write_decision(job, per_image, pipeline, self.score, n_boot=settings["n_boot"], seed=settings["seed"],
+                       decisions=decisions)
+
+    def image_level(self, per_image_csv):
+        """The tuning's per-image table as :data:`DECISION_COLUMNS` of the task's score."""
+        self._missing("postprocess")
+
+    def retune(self, job, key: str, folder):
+        """The task's tuning repeated on the OOF arrays ``key`` (e.g. ``prob_tta``), its files in
+        ``folder``: ``(image_level frame, best dict)``."""
         self._missing("postprocess")
 
     def submission(self, job) -> None:
@@ -212,6 +256,12 @@ def write_submission_summary(submission_csv, summary_json, decision: dict) -> di
                "pipeline": decision.get("pipeline"), "members": decision.get("members")}
     atomic.write_json(summary_json, summary)
     return summary
+
+
+def _read_json(path) -> dict:
+    from plexus.io.contracts import read_json
+
+    return read_json(path)
 
 
 def _frame(rows, columns):

@@ -84,12 +84,12 @@ BATCH = 32
 
 def fold_tuned_settings(grid: pd.DataFrame, fold_sizes: dict[int, int]) -> dict[int, dict]:
     """For each fold k, the grid row that is best on all the *other* folds (image-weighted)."""
+    from plexus.evaluation.crossfit import choose_from_fold_means
+
+    means = {k: grid[f"score_fold{k}"].to_numpy(np.float64) for k in fold_sizes}
     out = {}
-    for k in fold_sizes:
-        others = [j for j in fold_sizes if j != k]
-        weights = np.array([fold_sizes[j] for j in others], dtype=np.float64)
-        scores = grid[[f"score_fold{j}" for j in others]].to_numpy(np.float64) @ weights / weights.sum()
-        row = grid.iloc[int(np.argmax(scores))]
+    for k, index in choose_from_fold_means(means, fold_sizes).items():
+        row = grid.iloc[int(index)]
         out[k] = {"cutoff": float(row["cutoff"]), "min_area": int(row["min_area"])}
         if "presence_threshold" in grid:
             out[k]["presence_threshold"] = float(row["presence_threshold"])
@@ -406,25 +406,53 @@ def areas_stage(per_image_csv, best_json, name, paths, style=None) -> None:
     figures.save(fig, paths)
 
 
-def qualitative_stage(per_image_csv, best_json, train_npz, oof_npzs, name, paths, style=None) -> None:
-    """Best, median and worst OOF images (with a nerve) of one model."""
+def decision_text(pipeline) -> str:
+    """A short description of a decided pipeline, for a panel title: ``final: p>0.5, area>=1000, gate>=0.5``."""
+    parts = [f"p>{pipeline.cutoff:g}", f"area>={pipeline.min_area}"]
+    if pipeline.presence_threshold is not None:
+        parts.append(f"gate>={pipeline.presence_threshold:g}")
+    parts += [step for step in ("tta", "crf", "otsu", "fill_holes", "largest_only") if getattr(pipeline, step)]
+    if pipeline.hysteresis_high is not None:
+        parts.append(f"hysteresis {pipeline.hysteresis_high:g}")
+    if pipeline.remove_below:
+        parts.append(f"components>={pipeline.remove_below}")
+    return "final: " + ", ".join(parts)
+
+
+def qualitative_stage(per_image_csv, decision_json, train_csv, masks_csv, oof_npzs, name, paths,
+                      style=None) -> None:
+    """Best, median and worst OOF images (with a nerve) of one model, by the Kaggle Dice of its final
+    decision (``results/postprocess/{name}_per_image.csv``), each drawn at 420x580 with the mask the
+    decided pipeline makes of it and the pixels that pipeline removed from ``p > cutoff``."""
+    from plexus import ORIGINAL_SHAPE
+    from plexus.data.ingest import load_masks
+    from plexus.data.resize import upsample
+    from plexus.io.contracts import read_masks_table
+    from plexus.io.rle import decode
+    from plexus.io.tiff import read_tiff
+    from plexus.postprocess.candidates import PostProcess
+    from plexus.postprocess.submission import encode_masks
     from plexus.report import figures
 
-    per_image, best = read_per_image(per_image_csv), read_json(best_json)
-    picks = figures.pick_examples(per_image)
-    data = read_npz(train_npz)
-    row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
-    prob_of = {}
-    for path in oof_npzs:
-        oof = read_npz(path)
-        prob_of.update(zip(oof["image_id"].astype(str), oof["prob"].astype(np.float32)))
+    per_image, decided = read_per_image(per_image_csv), read_json(decision_json)
+    picks = figures.pick_examples(per_image.rename(columns={"postprocessed": "kaggle_dice"}))
     ids = [i for label in picks for i in picks[label]]
     labels = [label for label in picks for _ in picks[label]]
-    dice_of = dict(zip(per_image["image_id"], per_image["kaggle_dice"]))
-    rows = [row_of[i] for i in ids]
-    fig = figures.qualitative_panel(data["images"][rows], data["masks"][rows], np.stack([prob_of[i] for i in ids]),
-                                    [dice_of[i] for i in ids], ids, labels, best["cutoff"], style,
-                                    title=f"{name}: best, median and worst OOF images with a nerve")
+    pipeline = PostProcess(**decided["pipeline"])
+    suffix = "_tta" if pipeline.tta else ""
+    arrays = load_members({name: list(oof_npzs)}, ids, (f"prob{suffix}", f"presence{suffix}"))
+    presence = arrays[f"presence{suffix}"][0] if arrays[f"presence{suffix}"] else None
+    manifest = read_manifest(train_csv).set_index("image_id")
+    image_paths = manifest.loc[ids, "image_path"].astype(str).tolist()
+    pixels = encode_masks(arrays[f"prob{suffix}"], pipeline.cutoff, pipeline.min_area, pipeline=pipeline,
+                          presence=presence, image_paths=image_paths, crf_settings=decided.get("crf_settings"))
+    finals = np.stack([decode(text, ORIGINAL_SHAPE) for text in pixels])
+    raws = upsample(arrays[f"prob{suffix}"][0].astype(np.float32), ORIGINAL_SHAPE).numpy() > pipeline.cutoff
+    dices = per_image.set_index("image_id").loc[ids, "postprocessed"].to_numpy()
+    fig = figures.qualitative_panel(np.stack([read_tiff(p) for p in image_paths]),
+                                    load_masks(read_masks_table(masks_csv), ids), finals, dices, ids, labels,
+                                    decision_text(pipeline), style, raws=raws,
+                                    title=f"{name}: best, median and worst OOF images with a nerve, as submitted")
     figures.save(fig, paths)
 
 
@@ -512,8 +540,8 @@ class BinaryTask(Task):
 
     def figure_qualitative(self, job) -> None:
         i = job.input
-        qualitative_stage(i.per_image, i.best, i.data, list(i.oof), job.wildcards.model, figure_paths(job, "panel"),
-                          job.params.style)
+        qualitative_stage(i.decision_per_image, i.decision, i.train, i.masks, list(i.oof), job.wildcards.model,
+                          figure_paths(job, "panel"), job.params.style)
 
     def figure_study(self, study: str, job) -> None:
         draw = {"noise": noise_stage, "train_size": train_size_stage}[study]
@@ -523,7 +551,8 @@ class BinaryTask(Task):
 TASK = BinaryTask(
     name="binary",
     formats=("kaggle_nerve",),
-    inputs={stage: {"masks": MASKS_CSV} for stage in ("tune", "postprocess", "noise_scores", "train_size_scores")},
+    inputs={stage: {"masks": MASKS_CSV}
+            for stage in ("tune", "postprocess", "noise_scores", "train_size_scores", "figure_qualitative")},
     figures={
         "figure_tuning": (
             Figure("heatmap", "tuning/{name}_heatmap", "tuning_heatmap.rst", "Tuning"),

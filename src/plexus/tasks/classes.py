@@ -34,7 +34,7 @@ from plexus.io.contracts import (
     read_per_image,
     read_table,
 )
-from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, write_decision, write_submission_summary
+from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, write_submission_summary
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
 
@@ -59,14 +59,16 @@ def member_labels(member_probs: list[np.ndarray], manifest: pd.DataFrame, image_
         yield argmax_labels(mean)
 
 
-def _oof_members(member_oofs: dict[str, list], image_ids) -> list[np.ndarray]:
-    from plexus.io.contracts import load_oof
-
-    return [load_oof(paths, image_ids) for paths in member_oofs.values()]
+def _oof_members(member_oofs: dict[str, list], image_ids, key: str = "prob") -> list[np.ndarray]:
+    arrays = [load_oof(paths, image_ids, key=key) for paths in member_oofs.values()]
+    if any(array is None for array in arrays):
+        raise ValueError(f"no {key!r} array in the OOF files of {list(member_oofs)}: rerun their prediction "
+                         "with predict.tta set" if key.endswith("_tta") else f"no {key!r} in the OOF files")
+    return arrays
 
 
 def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, grid, *, grid_csv, best_json,
-               per_image_csv, ignore: dict | None = None) -> None:
+               per_image_csv, ignore: dict | None = None, key: str = "prob") -> None:
     """Tune each class's minimum area on the OOF predictions; per-image scores untuned, tuned, cross-fitted."""
     from plexus.evaluation.multiclass import class_scores
     from plexus.postprocess.multiclass import (
@@ -83,7 +85,7 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     folds = read_folds(folds_csv)
     train = read_manifest(train_csv)
     ids = folds["image_id"].astype(str).tolist()
-    labels = list(member_labels(_oof_members(member_oofs, ids), train, ids))
+    labels = list(member_labels(_oof_members(member_oofs, ids, key), train, ids))
     truths = list(_truths(train, ids, classes, ignore))
     records = [image_records(pred, true, n_classes) for pred, true in zip(labels, truths)]
     means = mean_dice_grid(records, grid)  # (K-1, grid)
@@ -118,14 +120,15 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     print(json.dumps(summary, indent=1))
 
 
-def min_areas_of(best_json, classes: dict) -> list[int]:
-    """The tuned minimum area of every class (index 0, the background, 0)."""
-    best = json.loads(Path(best_json).read_text())["classes"]
+def min_areas_of(best, classes: dict) -> list[int]:
+    """The tuned minimum area of every class (index 0, the background, 0), of a ``best.json`` (or
+    its content: a decision's pipeline)."""
+    best = (best if isinstance(best, dict) else json.loads(Path(best).read_text()))["classes"]
     return [0] + [int(best[name]["min_area"]) for name in list(classes)[1:]]
 
 
 def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_dir, submission_csv,
-                    suffix: str = ".png") -> None:
+                    suffix: str = ".png", key: str = "prob") -> None:
     """Test label maps at each image's size (mask values of ``classes``) and the per-class run-length table."""
     from plexus.evaluation.multiclass import class_table
     from plexus.postprocess.multiclass import remove_small, rle_rows, write_label_map
@@ -140,7 +143,7 @@ def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    labels = member_labels([r["prob"] for r in runs], test, ids)
+    labels = member_labels([r[key] for r in runs], test, ids)
     for image_id, label in zip(ids, labels):
         label = remove_small(label, areas)
         write_label_map(out_dir / f"{image_id}{suffix}", label, values)
@@ -283,24 +286,27 @@ def class_figures_stage(inputs: dict, outputs: dict, style: dict | None = None) 
         save(draw(), [outputs[f"{kind}_png"], outputs[f"{kind}_pdf"]])
 
 
-def qualitative_stage(per_image_csv, best_json, train_npz, oof_npzs, train_csv, classes: dict, name, paths,
+def qualitative_stage(per_image_csv, decision_json, train_npz, oof_npzs, train_csv, classes: dict, name, paths,
                       style=None, ignore: dict | None = None) -> None:
-    """Best, median and worst OOF images of one model by mean Dice over the classes, each shown
-    with the final label map (argmax, then the tuned minimum areas) at the image's own size."""
+    """Best, median and worst OOF images of one model by the mean Dice over the classes of its final
+    decision (``results/postprocess/{name}_per_image.csv``), each shown with the label map that
+    decision makes (argmax of the plain or flip-averaged maps, then the tuned minimum areas) at the
+    image's own size."""
     from plexus.postprocess.multiclass import remove_small
     from plexus.report import class_figures
     from plexus.report.figures import save
 
     per_image = read_per_image(per_image_csv)
-    scores = per_image.groupby("image_id", sort=False)["dice"].mean().sort_values(ascending=False, kind="stable")
+    scores = per_image.set_index("image_id")["postprocessed"].sort_values(ascending=False, kind="stable")
     ordered = scores.index.astype(str).tolist()
     picks = dict(zip(("best", "median", "worst"), [ordered[0], ordered[len(ordered) // 2], ordered[-1]]))
     ids = list(picks.values())
     data = read_npz(train_npz)
     row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
     train = read_manifest(train_csv)
-    prob = load_oof(list(oof_npzs), ids)
-    areas = min_areas_of(best_json, classes)
+    pipeline = read_json(decision_json)["pipeline"]
+    prob = _oof_members({name: list(oof_npzs)}, ids, "prob_tta" if pipeline.get("tta") else "prob")[0]
+    areas = min_areas_of(pipeline, classes)
     preds = [remove_small(label, areas) for label in member_labels([prob], train, ids)]
     truths = list(_truths(train, ids, classes, ignore))
     images = [np.moveaxis(data["images"][row_of[i]], 0, -1) for i in ids]
@@ -337,7 +343,11 @@ class ClassesTask(Task):
         return {
             "tune": lambda: {"classes": classes, "ignore": ignore,
                              "grid": grid_values(config["tuning"]["min_areas"], integer=True)},
-            "postprocess": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+            "postprocess": lambda: {"classes": classes, "ignore": ignore,
+                                    "grid": grid_values(config["tuning"]["min_areas"], integer=True),
+                                    "candidates": [c for c in config["postprocess"]["candidates"] if c == "tta"],
+                                    "n_boot": config["postprocess"]["bootstrap_samples"],
+                                    "seed": config["postprocess"]["seed"]},
             "submission": lambda: {"classes": classes},
             "summary_table": lambda: {"classes": classes, "n_boot": summary["bootstrap_samples"],
                                       "seed": summary["seed"]},
@@ -354,15 +364,23 @@ class ClassesTask(Task):
         tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["grid"], grid_csv=o.grid, best_json=o.best,
                    per_image_csv=o.per_image, ignore=s["ignore"])
 
-    def postprocess(self, job) -> None:
-        s = job.params.settings
-        write_decision(job, image_level(job.input.per_image), read_json(job.input.best), "mean Dice",
-                       n_boot=s["n_boot"], seed=s["seed"])
+    def image_level(self, per_image_csv):
+        return image_level(per_image_csv)
+
+    def retune(self, job, key: str, folder):
+        i, s = job.input, job.params.settings
+        out = {name: Path(folder, f"{name}.{ext}") for name, ext in (("grid", "csv"), ("best", "json"),
+                                                                      ("per_image", "csv"))}
+        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["grid"], grid_csv=out["grid"],
+                   best_json=out["best"], per_image_csv=out["per_image"], ignore=s["ignore"], key=key)
+        return image_level(out["per_image"]), read_json(out["best"])
 
     def submission(self, job) -> None:
-        i, o = job.input, job.output
-        labelmaps_stage(list(i.means), i.test, i.best, job.params.settings["classes"], o.labelmaps, o.csv)
-        write_submission_summary(o.csv, o.summary, read_json(i.decision))
+        i, o, decision = job.input, job.output, read_json(job.input.decision)
+        pipeline = decision["pipeline"]
+        labelmaps_stage(list(i.means), i.test, pipeline, job.params.settings["classes"], o.labelmaps, o.csv,
+                        key="prob_tta" if pipeline.get("tta") else "prob")
+        write_submission_summary(o.csv, o.summary, decision)
 
     def summary_table(self, job) -> None:
         i, o, p = job.input, job.output, job.params
@@ -372,7 +390,7 @@ class ClassesTask(Task):
     def comparison(self, job) -> None:
         from plexus.stages.comparison import score_comparison_stage
 
-        score_comparison_stage(job, "mean Dice")
+        score_comparison_stage(job, self.score)
 
     def noise_scores(self, job) -> None:
         i, s = job.input, job.params.settings
@@ -397,7 +415,8 @@ class ClassesTask(Task):
 
     def figure_qualitative(self, job) -> None:
         i, s = job.input, job.params.settings
-        qualitative_stage(i.per_image, i.best, i.data, list(i.oof), i.train, s["classes"], job.wildcards.model,
+        qualitative_stage(i.decision_per_image, i.decision, i.data, list(i.oof), i.train, s["classes"],
+                          job.wildcards.model,
                           figure_paths(job, "panel"), job.params.style, ignore=s["ignore"])
 
     def figure_study(self, study: str, job) -> None:
@@ -411,7 +430,9 @@ class ClassesTask(Task):
 
 TASK = ClassesTask(
     name="classes",
+    score="mean Dice",
     formats=("folders", "sheet"),
+    tta=True,
     figures={
         "figure_tuning": (Figure("min_area", "tuning/{name}_min_area", "class_min_area.rst", "Tuning"),),
         "figure_qualitative": (Figure("panel", "qualitative/{model}", "class_qualitative.rst", "Predictions"),),

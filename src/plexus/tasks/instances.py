@@ -41,7 +41,7 @@ from plexus.io.contracts import (
     read_per_image,
     read_table,
 )
-from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, write_decision, write_submission_summary
+from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, noise_files, write_submission_summary
 
 #: The table's metrics (columns of per_image.csv) and their labels.
 TABLE_METRICS = {"ap_baseline": "AP baseline", "ap": "AP tuned", "ap_cross_fitted": "AP cross-fitted",
@@ -192,10 +192,13 @@ def cross_fitted_choices(scores: np.ndarray, folds) -> tuple[np.ndarray, dict]:
 # --------------------------------------------------------------------------- tuning
 
 
-def _members(member_oofs: dict[str, list], ids) -> list[np.ndarray]:
+def _members(member_oofs: dict[str, list], ids, key: str = "prob") -> list[np.ndarray]:
     from plexus.io.contracts import load_oof
 
-    return [load_oof(paths, ids) for paths in member_oofs.values()]
+    arrays = [load_oof(paths, ids, key=key) for paths in member_oofs.values()]
+    if any(array is None for array in arrays):
+        raise ValueError(f"no {key!r} array in the OOF files of {list(member_oofs)}")
+    return arrays
 
 
 def _ap_column(threshold: float) -> str:
@@ -203,7 +206,7 @@ def _ap_column(threshold: float) -> str:
 
 
 def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, options: dict, *, grid_csv,
-               best_json, per_image_csv, threads: int = 1) -> dict:
+               best_json, per_image_csv, threads: int = 1, key: str = "prob") -> dict:
     """Tune the instance post-processing on the OOF predictions by mean AP; baseline, tuned, cross-fitted."""
     from plexus.evaluation.instances import per_image_instance_metrics
 
@@ -212,7 +215,7 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     ids = folds["image_id"].astype(str).tolist()
     rows = train.loc[ids]
     heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
-    members = _members(member_oofs, ids)
+    members = _members(member_oofs, ids, key)
     has_boundary = _has_boundary(members, classes)
     truths = [read_instance_map(p) for p in rows["instances"]]
     candidates = candidate_grid(options, has_boundary)
@@ -268,8 +271,8 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
 
 
 def chosen_candidate(best_json) -> tuple:
-    """The tuned ``(InstanceSettings, boundary)`` of a ``best.json``."""
-    best = json.loads(Path(best_json).read_text())
+    """The tuned ``(InstanceSettings, boundary)`` of a ``best.json`` (or its content: a decision's pipeline)."""
+    best = best_json if isinstance(best_json, dict) else json.loads(Path(best_json).read_text())
     return candidate_of({**best["settings"], "boundary": best["boundary"]})
 
 
@@ -277,7 +280,7 @@ def chosen_candidate(best_json) -> tuple:
 
 
 def instance_maps_stage(member_means: Sequence, test_csv, best_json, classes: dict, out_dir, submission_csv,
-                        threads: int = 1) -> pd.DataFrame:
+                        threads: int = 1, key: str = "prob") -> pd.DataFrame:
     """Test instance label maps (uint16 PNG at each image's size) and the DSB2018 submission.
 
     The submission is decoded back (:func:`plexus.postprocess.dsb_submission.decode_submission`,
@@ -292,7 +295,7 @@ def instance_maps_stage(member_means: Sequence, test_csv, best_json, classes: di
     ids = runs[0]["image_id"].astype(str).tolist()
     heights = test.loc[ids, "height"].astype(int).to_numpy()
     widths = test.loc[ids, "width"].astype(int).to_numpy()
-    members = [r["prob"] for r in runs]
+    members = [r[key] for r in runs]
     has_boundary = _has_boundary(members, classes)
     settings, boundary = chosen_candidate(best_json)
 
@@ -378,20 +381,22 @@ def tuning_figure_stage(grid_csv, name, paths, style=None) -> None:
     save(instance_figures.tuning_surface_figure(read_table(grid_csv), title=name, style=style), paths)
 
 
-def qualitative_stage(per_image_csv, best_json, oof_npzs, train_csv, classes: dict, name, paths, style=None,
+def qualitative_stage(per_image_csv, decision_json, oof_npzs, train_csv, classes: dict, name, paths, style=None,
                       n_examples: int = 3) -> None:
-    """Images spanning one model's tuned AP, with the truth and the final instances (the tuned candidate)."""
+    """Images spanning one model's tuned AP, with the truth and the final instances (the decided candidate,
+    on the plain or flip-averaged maps)."""
     from plexus.data.dsb2018 import read_image as read_rgb
     from plexus.report import instance_figures
     from plexus.report.figures import save
 
     train = read_manifest(train_csv).set_index("image_id")
-    best = json.loads(Path(best_json).read_text())
-    per_image = read_per_image(per_image_csv)
+    best = read_json(decision_json)["pipeline"]
+    per_image = read_per_image(per_image_csv)  # the decision's: its AP is the one submitted
+    per_image = per_image.assign(ap=per_image["postprocessed"])
     ids = pick_qualitative(per_image, n_examples)
     rows = train.loc[ids]
     heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
-    probs = _members({name: list(oof_npzs)}, ids)
+    probs = _members({name: list(oof_npzs)}, ids, "prob_tta" if best.get("tta") else "prob")
     has_boundary = _has_boundary(probs, classes)
     candidate = candidate_of({**best["settings"], "boundary": best["boundary"]})
     preds = [label_candidate(*candidate, *image_maps(probs, heights, widths, i, has_boundary))
@@ -403,6 +408,54 @@ def qualitative_stage(per_image_csv, best_json, oof_npzs, train_csv, classes: di
                                               title=f"{name}: {best['threshold']}, {best['split']}, "
                                                     f"min size {best['settings']['min_size']}", style=style)
     save(fig, paths)
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def _fold_ap(member_probs, train: pd.DataFrame, ids, folds, best_json, classes: dict, threads: int) -> list[dict]:
+    """Mean AP per fold of OOF probabilities at the tuned candidate of ``best_json``."""
+    rows = train.loc[list(ids)]
+    heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
+    truths = [read_instance_map(p) for p in rows["instances"]]
+    candidate = chosen_candidate(best_json)
+    scores = score_candidates(member_probs, heights, widths, truths, [candidate],
+                              _has_boundary(member_probs, classes), threads)[:, 0]
+    folds = np.asarray(folds)
+    return [{"fold": int(f), "class": "nuclei", "ap": float(scores[folds == f].mean())} for f in np.unique(folds)]
+
+
+def noise_scores_stage(predictions: dict[tuple[str, float], str], train_csv, best_json, classes: dict, out_csv,
+                       threads: int = 1) -> pd.DataFrame:
+    """``scores.csv``: mean AP per (condition, sigma, fold) of the noisy OOF predictions, at the tuned candidate."""
+    train = read_manifest(train_csv).set_index("image_id")
+    rows = []
+    for (condition, sigma), path in sorted(predictions.items()):
+        run = read_npz(path)
+        for row in _fold_ap([run["prob"]], train, run["image_id"].astype(str), run["fold"], best_json, classes,
+                            threads):
+            rows.append({"condition": condition, "sigma": float(sigma), **row})
+    table = pd.DataFrame(rows, columns=["condition", "sigma", "fold", "class", "ap"])
+    atomic.write_csv(out_csv, table)
+    print(table.groupby(["condition", "sigma"])["ap"].mean().to_string())
+    return table
+
+
+def train_size_scores_stage(entries: list, oof_files: dict[str, list], infos: dict[str, list], folds_csv,
+                            train_csv, best_json, classes: dict, out_csv, threads: int = 1) -> pd.DataFrame:
+    """``scores.csv``: mean AP per (run, fold) of each training-size run's OOF predictions and the full run's."""
+    folds, train = read_folds(folds_csv), read_manifest(train_csv).set_index("image_id")
+    ids = folds["image_id"].astype(str).tolist()
+    rows = []
+    for key, seed in [(k, s) for k, _, s in entries] + [("full", 0)]:
+        n_train = [json.loads(Path(p).read_text())["n_train"] for p in infos[key]]
+        probs = _members({key: oof_files[key]}, ids)
+        for row in _fold_ap(probs, train, ids, folds["fold"].to_numpy(), best_json, classes, threads):
+            rows.append({"run": key, "n_train": n_train[row["fold"]], "seed": seed, **row})
+    table = pd.DataFrame(rows, columns=["run", "n_train", "seed", "fold", "class", "ap"])
+    atomic.write_csv(out_csv, table)
+    print(table.groupby("run")[["n_train", "ap"]].mean().to_string())
+    return table
 
 
 def image_level(per_image_csv) -> pd.DataFrame:
@@ -423,11 +476,16 @@ class InstancesTask(Task):
         keys = ("cutoffs", "otsu", "hysteresis", "watershed", "min_distances", "min_sizes")
         return {
             "tune": lambda: {"classes": classes, "options": {key: config["instances"][key] for key in keys}},
-            "postprocess": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+            "postprocess": lambda: {"classes": classes, "options": {key: config["instances"][key] for key in keys},
+                                    "candidates": [c for c in config["postprocess"]["candidates"] if c == "tta"],
+                                    "n_boot": config["postprocess"]["bootstrap_samples"],
+                                    "seed": config["postprocess"]["seed"]},
             "submission": lambda: {"classes": classes},
             "summary_table": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
             "comparison": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
             "figure_qualitative": lambda: {"classes": classes},
+            "noise_scores": lambda: {"classes": classes},
+            "train_size_scores": lambda: {"classes": classes},
         }.get(stage, dict)()
 
     def tune(self, job) -> None:
@@ -435,16 +493,23 @@ class InstancesTask(Task):
         tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["options"], grid_csv=o.grid,
                    best_json=o.best, per_image_csv=o.per_image, threads=job.threads)
 
-    def postprocess(self, job) -> None:
-        s = job.params.settings
-        write_decision(job, image_level(job.input.per_image), read_json(job.input.best), "mean AP",
-                       n_boot=s["n_boot"], seed=s["seed"])
+    def image_level(self, per_image_csv):
+        return image_level(per_image_csv)
+
+    def retune(self, job, key: str, folder):
+        i, s = job.input, job.params.settings
+        out = {name: Path(folder, f"{name}.{ext}") for name, ext in (("grid", "csv"), ("best", "json"),
+                                                                      ("per_image", "csv"))}
+        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["options"], grid_csv=out["grid"],
+                   best_json=out["best"], per_image_csv=out["per_image"], threads=job.threads, key=key)
+        return image_level(out["per_image"]), read_json(out["best"])
 
     def submission(self, job) -> None:
-        i, o = job.input, job.output
-        instance_maps_stage(list(i.means), i.test, i.best, job.params.settings["classes"], o.labelmaps, o.csv,
-                            threads=job.threads)
-        write_submission_summary(o.csv, o.summary, read_json(i.decision))
+        i, o, decision = job.input, job.output, read_json(job.input.decision)
+        pipeline = decision["pipeline"]
+        instance_maps_stage(list(i.means), i.test, pipeline, job.params.settings["classes"], o.labelmaps, o.csv,
+                            threads=job.threads, key="prob_tta" if pipeline.get("tta") else "prob")
+        write_submission_summary(o.csv, o.summary, decision)
 
     def summary_table(self, job) -> None:
         i, o, p = job.input, job.output, job.params
@@ -456,25 +521,46 @@ class InstancesTask(Task):
         from plexus.report.figures import save
         from plexus.stages.comparison import score_comparison_stage
 
-        score_comparison_stage(job, "mean AP", draw_models=False)
+        score_comparison_stage(job, self.score, draw_models=False)
         curves = ap_curves({name: read_per_image(path) for name, path in zip(job.params.names, job.input.per_image)})
         save(instance_figures.ap_vs_iou_figure(curves, style=job.params.style), [job.output.png, job.output.pdf])
+
+    def noise_scores(self, job) -> None:
+        i, s = job.input, job.params.settings
+        noise_scores_stage(noise_files(job), i.train, i.best, s["classes"], job.output[0], threads=job.threads)
+
+    def train_size_scores(self, job) -> None:
+        i, s = job.input, job.params.settings
+        keys = [key for key, _, _ in job.params.entries] + ["full"]
+        train_size_scores_stage(job.params.entries, {k: list(i[k]) for k in keys},
+                                {k: list(i[f"info_{k}"]) for k in keys}, i.folds, i.train, i.best, s["classes"],
+                                job.output[0], threads=job.threads)
+
+    def figure_study(self, study: str, job) -> None:
+        from plexus.report import class_figures
+        from plexus.report.figures import save
+
+        draw = {"noise": class_figures.class_noise_figure, "train_size": class_figures.class_train_size_figure}[study]
+        save(draw(read_table(job.input.scores), job.params.style, value="ap", label="mean AP"),
+             [job.output.png, job.output.pdf])
 
     def figure_tuning(self, job) -> None:
         tuning_figure_stage(job.input.grid, job.wildcards.name, figure_paths(job, "surface"), job.params.style)
 
     def figure_qualitative(self, job) -> None:
         i = job.input
-        qualitative_stage(i.per_image, i.best, list(i.oof), i.train, job.params.settings["classes"],
+        qualitative_stage(i.decision_per_image, i.decision, list(i.oof), i.train, job.params.settings["classes"],
                           job.wildcards.model, figure_paths(job, "panel"), job.params.style)
 
 
 TASK = InstancesTask(
     name="instances",
+    score="mean AP",
     formats=("dsb2018",),
     figures={
         "figure_tuning": (Figure("surface", "tuning/{name}_surface", "instance_tuning.rst", "Tuning"),),
         "figure_qualitative": (Figure("panel", "qualitative/{model}", "instance_qualitative.rst", "Predictions"),),
     },
-    studies=(),
+    tta=True,
+    studies=("noise", "train_size"),
 )
