@@ -27,13 +27,15 @@ Files under ``raw_dir``:
     8-bit label map, gray value = label, :data:`REGION_CLASSES`: 0 background,
     1 necrosis, 2 edema, 3 non_enhancing, 4 enhancing.
 ``masks_rater2/{image_id}.png`` (``rater2_share`` of the train rows)
-    a second expert's label map of the same image: every nested region (complete, core,
-    enhancing, in that order, each clipped to the one above so the nesting stays valid) is
-    locally dilated or eroded by 1-2 pixels (a smooth random field decides where it grows
-    and where it shrinks), the core labels of pixels newly in the core taken from the
-    nearest truth core pixel; about one rated lesion image in eight (:data:`OMISSION_SHARE`)
-    also misses the smallest of several lesions or, with one lesion, a label (the enhancing
-    rim called non-enhancing, or without a rim the non-enhancing patches called necrosis).
+    a second expert's label map of the same image: the complete and core regions are each
+    locally dilated and eroded by 1-2 pixels (a smooth random field decides where they grow
+    and where they shrink; the core clipped to the complete region so the nesting stays
+    valid), the enhancing rim follows the moved core outline, its inner edge (the necrosis and
+    non-enhancing inside) moved by 1 pixel; pixels newly in the core take the label of the
+    nearest truth necrosis or non-enhancing pixel. About one rated lesion image in eight
+    (:data:`OMISSION_SHARE`) also misses the smallest of several lesions or, with one lesion,
+    a label (the enhancing rim called non-enhancing, or without a rim the non-enhancing
+    patches called necrosis).
 ``sheet.tsv``
     columns ``image_id, subject, split, t1, t1c, t2, flair, mask, mask_rater2``, paths
     relative to ``raw_dir``; train rows (ids ``s03_004``) then test rows (``t01_002``,
@@ -50,8 +52,8 @@ Lesions: ``empty_share`` of the images of each split (exactly ``round(share * n)
 no lesion, the others one (sometimes two) lesions of random size, position, shape and
 make-up: a core (an irregular ellipse) inside a larger irregular edema halo that
 surrounds it everywhere by at least two pixels; most cores of a fair size are
-high-grade-like (an enhancing rim 1-2.5 px wide around a necrotic centre, with some
-non-enhancing patches), the rest low-grade-like (non-enhancing, sometimes a small
+high-grade-like (an enhancing rim 1.5-3 px wide around a necrotic centre, with some
+non-enhancing patches inside the rim), the rest low-grade-like (non-enhancing, sometimes a small
 enhancing focus). ``missing_share`` of the rows of each split (exactly
 ``round(share * n)``) lack one channel drawn at random (empty cell, no file), never more.
 
