@@ -76,7 +76,7 @@ def schema_enum(*path: str) -> list:
 NUCLEI_CLASSES = {True: {"background": 0, "nucleus": 1, "boundary": 2}, False: {"background": 0, "nucleus": 1}}
 #: which data.format each embedded synthetic dataset is written in
 SYNTHETIC_FORMATS = {"nerve": ["kaggle_nerve"], "multiclass": ["sheet"], "multichannel": ["sheet"],
-                     "nuclei": ["dsb2018"]}
+                     "nuclei": ["dsb2018"], "regions": ["sheet"]}
 
 
 def grid_values(spec: dict, integer: bool = False) -> list:
@@ -152,7 +152,8 @@ def config_errors(config: dict) -> list[str]:
         errors += _instance_errors(config)
     if synthetic["enabled"] and data["format"] not in SYNTHETIC_FORMATS[synthetic["kind"]]:
         errors.append(f"data.synthetic.kind: {synthetic['kind']!r} does not go with data.format {data['format']!r} "
-                      "(nerve needs kaggle_nerve; multiclass and multichannel need sheet; nuclei needs dsb2018)")
+                      "(nerve needs kaggle_nerve; multiclass, multichannel and regions need sheet; "
+                      "nuclei needs dsb2018)")
     raw = Path(data["raw_dir"].rstrip("/"))
     # the synthesize rule owns raw_dir/train and raw_dir/test as directory outputs, which
     # Snakemake deletes before regenerating: never let that happen to real data

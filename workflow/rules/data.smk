@@ -104,6 +104,7 @@ rule preprocess:
         format=FORMAT,
         classes=CLASSES,
         ignore=IGNORE,
+        regions=config["regions"],
         code=script_code("preprocess"),
     script:
         "../scripts/preprocess.py"

@@ -47,6 +47,9 @@ rule comparison:
         per_image=expand(
             "results/postprocess/{name}_per_image.csv", name=tuning_names()
         ),
+        tuned_per_image=expand(
+            "results/tuning/{name}/per_image.csv", name=tuning_names()
+        ),
         train_info=expand("results/models/{model}/fold0/train_info.json", model=MODELS),
     output:
         csv=report(

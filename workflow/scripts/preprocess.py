@@ -7,4 +7,4 @@ from plexus.stages.data import preprocess_stage
 with logged(snakemake.log[0]):
     p = snakemake.params
     preprocess_stage(p.format, snakemake.input, snakemake.output, snakemake.wildcards.size, classes=p.classes,
-                     ignore=p.ignore, threads=snakemake.threads)
+                     ignore=p.ignore, regions=p.regions, threads=snakemake.threads)

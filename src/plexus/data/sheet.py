@@ -66,6 +66,9 @@ DELIMITERS = {".tsv": "\t", ".csv": ","}
 MAX_LISTED = 20
 #: separates several mask files of one image in a ``mask`` cell; they are merged when read
 MASK_SEPARATOR = "|"
+#: the optional column of a second expert's masks (some training rows): scored against ``mask``
+#: as the human reference, never tuned on; resolved and checked as ``mask`` is
+RATER2_COLUMN = "mask_rater2"
 NO_SUBJECT_WARNING = ("no subject column: each image is its own group; "
                       "CV folds cannot keep a patient's images together")
 
@@ -271,8 +274,9 @@ def read_sheet(path: str | os.PathLike, *, channels: Iterable[str] = DEFAULT_CHA
     if not has_subject:
         warnings.warn(f"{path}: {NO_SUBJECT_WARNING}", SheetWarning, stacklevel=2)
     for row in rows:
-        for column in (*channels, "mask"):
-            row[column] = _resolve(row[column], base)
+        for column in (*channels, "mask", RATER2_COLUMN):
+            if column in row:
+                row[column] = _resolve(row[column], base)
     frame = sheet_frame(rows, channels=channels)
     frame.attrs["sheet"] = str(path)
     frame.attrs["sheet_rows"] = dict(zip(frame["image_id"].tolist(), numbers))
@@ -329,7 +333,8 @@ def check_files(sheet: pd.DataFrame, *, channels: Iterable[str] = DEFAULT_CHANNE
         except ImageError as exc:
             return None, str(exc)
 
-    files = sorted({f for c in (*channels, "mask") for v in sheet[c].fillna("").astype(str) if v
+    masks = ("mask", RATER2_COLUMN) if RATER2_COLUMN in sheet.columns else ("mask",)
+    files = sorted({f for c in (*channels, *masks) for v in sheet[c].fillna("").astype(str) if v
                     for f in v.split(MASK_SEPARATOR)})
     with ThreadPoolExecutor(max(1, threads)) as pool:
         found = dict(zip(files, pool.map(probe, files)))
@@ -362,18 +367,22 @@ def check_files(sheet: pd.DataFrame, *, channels: Iterable[str] = DEFAULT_CHANNE
             problems.append(f"{label}: the channels differ in size: {listed}")
         elif sizes:
             info["height"], info["width"] = next(iter(sizes))
-        cell = "" if pd.isna(row["mask"]) else str(row["mask"])
         info["mask_bits"] = 0
-        for mask in [m for m in cell.split(MASK_SEPARATOR) if m]:
-            result, problem = found[mask]
-            if problem:
-                problems.append(f"{label}, column mask: {problem}")
-            else:
+        for column in masks:
+            cell = "" if pd.isna(row[column]) else str(row[column])
+            if column == RATER2_COLUMN and cell and not str(row["mask"] or ""):
+                problems.append(f"{label}, column {column}: a second rater's mask needs the first's (column mask)")
+            for mask in [m for m in cell.split(MASK_SEPARATOR) if m]:
+                result, problem = found[mask]
+                if problem:
+                    problems.append(f"{label}, column {column}: {problem}")
+                    continue
                 height, width, depth, dtype = result
-                info["mask_bits"] = dtype.itemsize * 8
+                if column == "mask":
+                    info["mask_bits"] = dtype.itemsize * 8
                 if len(sizes) == 1 and (height, width) != next(iter(sizes)):
                     h, w = next(iter(sizes))
-                    problems.append(f"{label}, column mask: {mask}: the mask is {height}x{width}, "
+                    problems.append(f"{label}, column {column}: {mask}: the mask is {height}x{width}, "
                                     f"the image is {h}x{w}")
         out.append(info)
     if problems:

@@ -70,7 +70,7 @@ import tifffile
 from PIL import Image
 from scipy import ndimage
 
-from plexus.data.sheet import sheet_frame, write_sheet
+from plexus.data.sheet import RATER2_COLUMN, sheet_frame, write_sheet
 from plexus.io.atomic import atomic_path, write_json
 
 __all__ = [
@@ -249,7 +249,7 @@ def _finish(out: Path, rows: list[dict], channels: Sequence[str], summary: dict)
     write_json(out / SUMMARY_NAME, summary)
     (out / MARKER_NAME).unlink()
     base = out.expanduser().absolute()
-    resolved = [{k: str(base / v) if k in (*channels, "mask") and v else v for k, v in row.items()}
+    resolved = [{k: str(base / v) if k in (*channels, "mask", RATER2_COLUMN) and v else v for k, v in row.items()}
                 for row in rows]
     return sheet_frame(resolved, channels=channels)
 

@@ -126,3 +126,54 @@ def training_health(members: dict[str, list[dict]]) -> str:
         prefix = f"{member}: " if len(members) > 1 else ""
         parts += [prefix + p for p in bad]
     return "; ".join(parts)
+
+
+#: the per-unit metrics of the classes and regions tasks' results tables, in order
+UNIT_METRICS = ("dice_untuned", "dice", "iou", "sensitivity", "precision", "dice_cross_fitted")
+#: the name of the second expert's row (the human reference) in a results table
+RATER2_NAME = "rater2"
+
+
+def unit_table(frames: dict[str, pd.DataFrame], units, unit: str, *, n_boot: int, seed: int,
+               rater2: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (model or ensemble, unit, metric): the mean and subject-bootstrap 95% CI, where a unit is
+    a class or a region (column ``unit`` of the per-image ``frames``), with the all-background
+    baseline (Dice 1 on images without the unit, 0 on the others).
+
+    ``rater2`` (the second expert's per-image scores against the first, on the images it rated)
+    adds the human reference: rows of scope ``rated`` for it and for every model, ensemble and the
+    baseline on the same images; the other rows have scope ``all``.
+    """
+    first = next(iter(frames.values()))
+    empty = (first["true_area"] == 0).astype(float)
+    baseline = first[["image_id", "subject", unit]].assign(dice=empty, dice_cross_fitted=empty)
+    named = {**frames, "all_background": baseline}
+    scopes = [("all", named)]
+    if rater2 is not None and len(rater2):
+        rated = set(rater2["image_id"].astype(str))
+        scopes.append(("rated", {**{name: frame[frame["image_id"].astype(str).isin(rated)]
+                                    for name, frame in named.items()}, RATER2_NAME: rater2}))
+    rows = []
+    for scope, entries in scopes:
+        for name, frame in entries.items():
+            for value in units:
+                part = frame[frame[unit] == value]
+                for metric in UNIT_METRICS:
+                    if metric not in part:
+                        continue
+                    values = part.dropna(subset=[metric])
+                    if values.empty:
+                        continue
+                    ci = bootstrap_ci(values, value=metric, group="subject", n_boot=n_boot, seed=seed)
+                    rows.append({"name": name, unit: value, "scope": scope, "metric": metric, "mean": ci["mean"],
+                                 "lo": ci["low"], "hi": ci["high"], "n_images": ci["n_images"]})
+    return pd.DataFrame(rows, columns=["name", unit, "scope", "metric", "mean", "lo", "hi", "n_images"])
+
+
+def unit_markdown(table: pd.DataFrame, unit: str) -> str:
+    """The unit table wide: one row per (scope, name, unit), one column per metric, ``mean (lo-hi)``."""
+    cells = table.assign(value=[f"{m:.3f} ({lo:.3f}-{hi:.3f})" for m, lo, hi in
+                                zip(table["mean"], table["lo"], table["hi"])])
+    wide = cells.pivot_table(index=["scope", "name", unit], columns="metric", values="value", aggfunc="first",
+                             sort=False)
+    return wide[[m for m in UNIT_METRICS if m in wide.columns]].reset_index().to_markdown(index=False) + "\n"

@@ -21,11 +21,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from plexus.data import dataset, ingest, splits
 from plexus.data.importers import import_dataset
 from plexus.data.sheet import write_sheet
 from plexus.io import atomic
 from plexus.io.contracts import read_manifest
+from plexus.labels import region_matrix
 
 #: what the manifest stage of each format writes beyond train.csv, test.csv and summary.json
 MANIFEST_FILES = {
@@ -77,13 +80,13 @@ def folds_stage(train_csv, folds_csv, n_folds: int, seed: int, stratify: str | N
 
 
 def preprocess_stage(data_format: str, inputs, outputs, size, *, classes: dict | None = None,
-                     ignore: dict | None = None, threads: int = 2) -> None:
+                     ignore: dict | None = None, regions: dict | None = None, threads: int = 2) -> None:
     """Arrays of the train and test images at ``size`` (``HxW``), by the data format."""
     if data_format == "kaggle_nerve":
         kaggle_arrays(inputs["train"], inputs["test"], size, outputs["train"], outputs["test"], threads=threads)
     else:
         sheet_arrays(inputs["train"], inputs["test"], inputs["summary"], classes, size, outputs["train"],
-                     outputs["test"], threads=threads, ignore=ignore)
+                     outputs["test"], threads=threads, ignore=ignore, regions=regions)
 
 
 def kaggle_arrays(train_csv, test_csv, size, train_npz, test_npz, threads: int = 2) -> None:
@@ -146,8 +149,10 @@ def sheet_manifest(data: dict, classes: dict, sheet_out, train_csv, test_csv, su
 
 
 def sheet_arrays(train_csv, test_csv, summary_json, classes: dict, size, train_npz, test_npz,
-                     threads: int = 2, ignore: dict | None = None) -> None:
-    """Arrays of the train and test images at ``size`` (``HxW``): see :func:`plexus.data.dataset.load_arrays`."""
+                 threads: int = 2, ignore: dict | None = None, regions: dict | None = None) -> None:
+    """Arrays of the train and test images at ``size`` (``HxW``): see :func:`plexus.data.dataset.load_arrays`;
+    with ``regions`` (task regions), also ``regions`` ``(R, K)`` bool and ``region_names``, which a
+    model trained on the regions reads (:func:`plexus.labels.region_matrix`)."""
     from plexus.data.resize import parse_size
 
     size = parse_size(size)
@@ -155,8 +160,11 @@ def sheet_arrays(train_csv, test_csv, summary_json, classes: dict, size, train_n
     depths = {column: summary["depths"][column] for column in summary["channels"]}  # the sheet's order
     train = read_manifest(train_csv)
     test = read_manifest(test_csv)
-    atomic.write_npz(train_npz, **dataset.load_arrays(train, depths=depths, size=size, classes=classes,
-                                                      threads=threads, ignore=ignore))
+    arrays = dataset.load_arrays(train, depths=depths, size=size, classes=classes, threads=threads, ignore=ignore)
+    if regions:
+        arrays["regions"] = region_matrix(regions, classes)
+        arrays["region_names"] = np.asarray(list(regions), dtype=str)
+    atomic.write_npz(train_npz, **arrays)
     atomic.write_npz(test_npz, **dataset.load_arrays(test, depths=depths, size=size, threads=threads))
 
 
@@ -183,10 +191,11 @@ def synthesize_stage(kind: str, raw_dir, settings: dict, fingerprint_json, threa
 
         synthesize_nuclei(raw, settings, fingerprint_json)
     else:
-        from plexus.data import synthetic_semantic
+        from plexus.data import synthetic_regions, synthetic_semantic
 
         generate = {"multiclass": synthetic_semantic.generate_multiclass,
-                    "multichannel": synthetic_semantic.generate_multichannel}[kind]
+                    "multichannel": synthetic_semantic.generate_multichannel,
+                    "regions": synthetic_regions.generate_regions}[kind]
         sheet = generate(raw, **settings)
         print(f"{kind}: {(sheet['split'] == 'train').sum()} train and {(sheet['split'] == 'test').sum()} test images")
         # the sheet is a tracked input of its own, left out of the fingerprint

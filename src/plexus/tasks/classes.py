@@ -39,6 +39,10 @@ from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, write_sub
 METRICS = ("dice", "iou", "sensitivity", "precision")
 
 
+def _appearance(values) -> list:
+    return list(pd.unique(pd.Series(list(values))))
+
+
 # --------------------------------------------------------------------------- scoring
 
 
@@ -153,38 +157,17 @@ def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_
 
 
 def class_table_stage(per_image_csvs: dict, train_csv, classes: dict, out_csv, out_md, *, n_boot: int,
-                      seed: int) -> None:
-    """Per (model or ensemble, class, metric): mean and subject-bootstrap 95% CI; the all-background baseline.
-
-    The baseline predicts background everywhere: its Dice is 1 on images without the
-    class and 0 on the others.
-    """
-    from plexus.evaluation.bootstrap import bootstrap_ci
+                      seed: int, rater2: pd.DataFrame | None = None) -> None:
+    """Per (model or ensemble, class, metric): mean and subject-bootstrap 95% CI; the all-background
+    baseline; with ``rater2``, the second rater's row and every row again on its images
+    (:func:`plexus.report.tables.unit_table`)."""
+    from plexus.report.tables import unit_markdown, unit_table
 
     frames = {name: read_per_image(path) for name, path in per_image_csvs.items()}
-    first = next(iter(frames.values()))
-    baseline = first[["image_id", "subject", "class"]].assign(
-        dice=(first["true_area"] == 0).astype(float), dice_cross_fitted=(first["true_area"] == 0).astype(float))
-    rows = []
-    for name, frame in {**frames, "all_background": baseline}.items():
-        for cls in list(classes)[1:]:
-            part = frame[frame["class"] == cls]
-            for metric in ("dice_untuned", *METRICS, "dice_cross_fitted"):
-                if metric not in part:
-                    continue
-                values = part.dropna(subset=[metric])
-                if values.empty:
-                    continue
-                ci = bootstrap_ci(values, value=metric, group="subject", n_boot=n_boot, seed=seed)
-                rows.append({"name": name, "class": cls, "metric": metric, "mean": ci["mean"], "lo": ci["low"],
-                             "hi": ci["high"], "n_images": ci["n_images"]})
-    table = pd.DataFrame(rows)
+    table = unit_table(frames, list(classes)[1:], "class", n_boot=n_boot, seed=seed, rater2=rater2)
     atomic.write_csv(out_csv, table)
-    wide = table.assign(value=[f"{m:.3f} ({lo:.3f}-{hi:.3f})" for m, lo, hi in zip(table["mean"], table["lo"],
-                                                                                      table["hi"])])
-    wide = wide.pivot_table(index=["name", "class"], columns="metric", values="value", aggfunc="first")
-    atomic.write_text(out_md, wide.reset_index().to_markdown(index=False) + "\n")
-    print(wide.to_string())
+    atomic.write_text(out_md, unit_markdown(table, "class"))
+    print(unit_markdown(table, "class"))
 
 
 # --------------------------------------------------------------------------- robustness
@@ -388,9 +371,20 @@ class ClassesTask(Task):
                           n_boot=p.settings["n_boot"], seed=p.settings["seed"])
 
     def comparison(self, job) -> None:
+        """The comparison and pairwise tables of the mean Dice; the models figure: each class's
+        Dice, IoU, sensitivity and precision per model and ensemble, with CIs."""
+        from plexus.report import class_figures
+        from plexus.report.figures import save
+        from plexus.report.tables import unit_table
         from plexus.stages.comparison import score_comparison_stage
 
-        score_comparison_stage(job, self.score)
+        score_comparison_stage(job, self.score, draw_models=False)
+        p, s = job.params, job.params.settings
+        frames = {name: read_per_image(path) for name, path in zip(p.names, job.input.tuned_per_image)}
+        classes = _appearance(next(iter(frames.values()))["class"])
+        table = unit_table(frames, classes, "class", n_boot=s["n_boot"], seed=s["seed"])
+        save(class_figures.class_scores_figure(table[table["metric"].isin(METRICS)], p.style),
+             [job.output.png, job.output.pdf])
 
     def noise_scores(self, job) -> None:
         i, s = job.input, job.params.settings

@@ -1,0 +1,616 @@
+"""Task ``regions``: labels scored as nested regions, as the brain-tumour studies score them.
+
+Each pixel carries one label (``classes:``, e.g. necrosis, edema, non-enhancing and enhancing
+tumour); the study is judged on regions (``regions:``), each the union of some labels, which may
+nest or overlap (complete = every tumour label, core = all but edema, enhancing). Its formats are
+``folders`` and ``sheet``; training and prediction are the shared stages.
+
+* **Region probabilities.** A model trained on the labels (``region_training: labels``, a softmax)
+  gives region ``r`` the sum of its labels' probabilities; a model trained on the regions
+  (``region_training: regions``, one sigmoid per region, nnU-Net's region-based training) gives
+  them directly. An ensemble averages its members' region probabilities at each image's own size.
+* **Decision.** Per region, a cutoff x minimum component area (pixels of the original image,
+  8-connected) tuned on the OOF predictions to maximise the mean per-image Dice of that region
+  (empty prediction on empty truth: 1), ties to the first grid point; the cross-fitted score
+  scores each fold at the setting chosen on the other folds (:func:`plexus.evaluation.crossfit.
+  choose_per_fold`); flip TTA is a candidate under the bootstrap rule (the base task's).
+* **Outputs.** A label map per test image keeps the nesting: a pixel takes the *innermost* region
+  (the one uniting the fewest labels; ties: the later in ``regions:``) whose final mask holds it,
+  written as that region's 1-based index in ``regions:`` (0: none). The submission has one
+  run-length row per image and region (each region's own final mask).
+* **Second rater.** Where the sheet's ``mask_rater2`` holds another expert's masks, that rater is
+  scored against the first with the same per-region metrics and shown beside every model and
+  ensemble on the same images (never tuned on).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from plexus.io import atomic
+from plexus.io.contracts import (
+    check_aligned,
+    load_oof,
+    read_folds,
+    read_json,
+    read_manifest,
+    read_npz,
+    read_per_image,
+    read_table,
+)
+from plexus.labels import IGNORE_LABEL, region_matrix
+from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, noise_files, write_submission_summary
+
+METRICS = ("dice", "iou", "sensitivity", "precision")
+RATER2_COLUMN = "mask_rater2"
+
+
+# --------------------------------------------------------------------------- regions of a label map
+
+
+def nesting_order(matrix: np.ndarray) -> list[int]:
+    """Region indices from the outermost to the innermost: by decreasing number of labels, ties in
+    ``regions:`` order (so the later of two equal regions is painted last, i.e. wins)."""
+    sizes = matrix.sum(axis=1)
+    return sorted(range(len(matrix)), key=lambda r: (-int(sizes[r]), r))
+
+
+def region_truths(label: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(R, H, W)`` bool truth of every region of a class-index map, and the ``(H, W)`` pixels that
+    count (not :data:`~plexus.labels.IGNORE_LABEL`)."""
+    valid = label != IGNORE_LABEL
+    index = np.where(valid, label, 0).astype(np.int64)
+    return matrix[:, index] & valid, valid
+
+
+def region_probs(prob: np.ndarray, matrix: np.ndarray, mode: str) -> np.ndarray:
+    """``(R, h, w)`` region probabilities of one image's model output: the sum of each region's label
+    probabilities (``mode`` labels: a softmax ``(K, h, w)``), or the output itself (``regions``)."""
+    prob = np.asarray(prob, dtype=np.float32)
+    if mode == "regions":
+        if prob.shape[0] != len(matrix):
+            raise ValueError(f"a region-trained model gives {len(matrix)} maps, got {prob.shape[0]}")
+        return prob
+    if prob.shape[0] != matrix.shape[1]:
+        raise ValueError(f"a label-trained model gives {matrix.shape[1]} class maps, got {prob.shape[0]}")
+    return np.clip(np.tensordot(matrix.astype(np.float32), prob, axes=(1, 0)), 0.0, 1.0)
+
+
+def member_region_maps(member_probs, modes, matrix, manifest: pd.DataFrame, image_ids):
+    """Per image of ``image_ids``, the members' region probabilities averaged at its own size."""
+    from plexus.postprocess.multiclass import upsample_probs
+
+    sizes = manifest.set_index("image_id").loc[list(image_ids), ["height", "width"]].astype(int)
+    for i, (h, w) in enumerate(zip(sizes["height"], sizes["width"])):
+        maps = [upsample_probs(region_probs(m[i], matrix, mode), (h, w)) for m, mode in zip(member_probs, modes)]
+        yield sum(maps) / len(maps)
+
+
+def region_counts(prob: np.ndarray, truth: np.ndarray, valid: np.ndarray, cutoffs, min_areas) -> np.ndarray:
+    """``(C, A, 4)`` int64 counts ``tp, fp, fn, true_area`` of one region's map at every cutoff and
+    minimum area: ``prob > cutoff``, then its 8-connected components below the area (all their
+    pixels counted) removed; ignored pixels count in no total."""
+    from scipy import ndimage
+
+    truth = truth & valid
+    true_area = int(truth.sum())
+    areas = np.asarray(min_areas, dtype=np.int64)
+    out = np.zeros((len(cutoffs), len(areas), 4), dtype=np.int64)
+    for c, cutoff in enumerate(cutoffs):
+        labels, n = ndimage.label(prob > cutoff, structure=np.ones((3, 3), bool))
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        counted = np.bincount(labels[valid], minlength=n + 1)[1:]
+        inter = np.bincount(labels[truth], minlength=n + 1)[1:]
+        keep = sizes[None, :] >= areas[:, None]  # (A, n)
+        tp, pred = keep @ inter, keep @ counted
+        out[c, :, 0], out[c, :, 1], out[c, :, 2], out[c, :, 3] = tp, pred - tp, true_area - tp, true_area
+    return out
+
+
+def final_mask(prob: np.ndarray, cutoff: float, min_area: int) -> np.ndarray:
+    """One region's decided mask: ``prob > cutoff`` without its 8-connected components below ``min_area``."""
+    from scipy import ndimage
+
+    mask = prob > cutoff
+    if min_area <= 1 or not mask.any():
+        return mask
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    keep = sizes >= min_area
+    keep[0] = False
+    return keep[labels]
+
+
+def nested_label_map(masks: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``(H, W)`` uint8: each pixel the 1-based index of the innermost region whose mask holds it."""
+    out = np.zeros(masks.shape[1:], dtype=np.uint8)
+    for r in nesting_order(matrix):
+        out[masks[r]] = r + 1
+    return out
+
+
+def pipeline_settings(best: dict, names) -> tuple[list[float], list[int]]:
+    """The tuned cutoff and minimum area of every region (in ``regions:`` order) of a ``best.json``
+    (or a decision's pipeline)."""
+    regions = best["regions"]
+    return [float(regions[n]["cutoff"]) for n in names], [int(regions[n]["min_area"]) for n in names]
+
+
+# --------------------------------------------------------------------------- tuning
+
+
+def _label_truths(train: pd.DataFrame, image_ids, classes: dict, ignore: dict | None, column: str = "mask"):
+    from plexus.data import dataset
+
+    rows = train.set_index("image_id").loc[list(image_ids)]
+    for path in rows[column]:
+        yield dataset.read_class_mask(path, classes, ignore=ignore)
+
+
+def _oof_members(member_oofs: dict[str, list], image_ids, key: str = "prob") -> list[np.ndarray]:
+    arrays = [load_oof(paths, image_ids, key=key) for paths in member_oofs.values()]
+    if any(array is None for array in arrays):
+        raise ValueError(f"no {key!r} array in the OOF files of {list(member_oofs)}")
+    return arrays
+
+
+def _scores_rows(ids, subjects, folds, names, counts: np.ndarray) -> dict:
+    from plexus.evaluation.multiclass import scores_from_counts
+
+    return scores_from_counts(counts)
+
+
+def tune_stage(member_oofs: dict[str, list], modes: dict[str, str], folds_csv, train_csv, classes: dict,
+               regions: dict, cutoffs, min_areas, *, grid_csv, best_json, per_image_csv, ignore: dict | None = None,
+               key: str = "prob") -> dict:
+    """Tune each region's cutoff x minimum area on the OOF predictions; per-image scores untuned
+    (cutoff 0.5, no area), tuned and cross-fitted."""
+    from plexus.evaluation.crossfit import choose_per_fold
+    from plexus.evaluation.multiclass import scores_from_counts
+
+    names = list(regions)
+    matrix = region_matrix(regions, classes)
+    cutoffs, min_areas = [float(c) for c in cutoffs], [int(a) for a in min_areas]
+    grid_cutoffs = sorted(set(cutoffs) | {0.5})
+    grid_areas = sorted(set(min_areas) | {0})
+    folds, train = read_folds(folds_csv), read_manifest(train_csv)
+    ids = folds["image_id"].astype(str).tolist()
+    probs = _oof_members(member_oofs, ids, key)
+    maps = member_region_maps(probs, [modes[m] for m in member_oofs], matrix, train, ids)
+    counts = []  # (N, R, C, A, 4)
+    for prob, label in zip(maps, _label_truths(train, ids, classes, ignore)):
+        truth, valid = region_truths(label, matrix)
+        counts.append([region_counts(prob[r], truth[r], valid, grid_cutoffs, grid_areas) for r in range(len(names))])
+    counts = np.asarray(counts, dtype=np.int64)
+    n, n_regions = counts.shape[:2]
+    dice = scores_from_counts(counts)["dice"].reshape(n, n_regions, -1)  # (N, R, C*A), cutoff-major
+    # the tuned grid is the config's (the untuned point is scored, not chosen, unless it is on it)
+    allowed = np.array([c in cutoffs and a in min_areas for c in grid_cutoffs for a in grid_areas])
+    choice = np.flatnonzero(allowed)
+    means = dice.mean(axis=0)  # (R, C*A)
+    best_index = choice[np.argmax(means[:, choice], axis=1)]
+    held_out, _ = choose_per_fold(dice[:, :, choice], folds["fold"].to_numpy())
+    untuned_index = grid_cutoffs.index(0.5) * len(grid_areas) + grid_areas.index(0)
+    flat = counts.reshape(n, n_regions, -1, 4)
+    tuned = scores_from_counts(flat[:, np.arange(n_regions), best_index])
+    untuned = scores_from_counts(flat[:, :, untuned_index])
+    rows = []
+    for i in range(n):
+        for r, name in enumerate(names):
+            rows.append({"image_id": ids[i], "subject": folds["subject"].iloc[i], "fold": int(folds["fold"].iloc[i]),
+                         "region": name, "dice_untuned": float(untuned["dice"][i, r]),
+                         **{m: float(tuned[m][i, r]) for m in METRICS},
+                         "dice_cross_fitted": float(held_out[i, r]),
+                         "true_area": int(tuned["true_area"][i, r]), "pred_area": int(tuned["pred_area"][i, r])})
+    per_image = pd.DataFrame(rows)
+    setting = [(c, a) for c in grid_cutoffs for a in grid_areas]
+    grid = pd.DataFrame([{"region": name, "cutoff": setting[g][0], "min_area": setting[g][1],
+                          "dice": float(means[r, g])}
+                         for r, name in enumerate(names) for g in choice])
+    summary = {
+        "regions": {name: {"cutoff": setting[best_index[r]][0], "min_area": setting[best_index[r]][1],
+                           "dice": float(means[r, best_index[r]]), "dice_untuned": float(means[r, untuned_index])}
+                    for r, name in enumerate(names)},
+        "modes": {m: modes[m] for m in member_oofs},
+        "mean_dice": float(per_image["dice"].mean()),
+        "mean_dice_untuned": float(per_image["dice_untuned"].mean()),
+        "mean_dice_cross_fitted": float(per_image["dice_cross_fitted"].mean()),
+        "n_images": n,
+    }
+    atomic.write_csv(grid_csv, grid)
+    atomic.write_csv(per_image_csv, per_image)
+    atomic.write_json(best_json, summary)
+    print(json.dumps(summary, indent=1))
+    return summary
+
+
+def image_level(per_image_csv) -> pd.DataFrame:
+    """The per-image scores (mean over the regions) that the comparison reads."""
+    frame = read_per_image(per_image_csv)
+    grouped = frame.groupby(["image_id", "subject", "fold"], sort=False)
+    out = grouped[["dice_untuned", "dice", "dice_cross_fitted", "iou", "sensitivity", "precision"]].mean()
+    out = out.rename(columns={"dice_untuned": "untuned", "dice": "tuned", "dice_cross_fitted": "cross_fitted"})
+    return out.reset_index().assign(postprocessed=lambda f: f["tuned"])
+
+
+# --------------------------------------------------------------------------- the second rater
+
+
+def rater2_frame(train_csv, classes: dict, regions: dict, ignore: dict | None = None) -> pd.DataFrame:
+    """Per rated image and region: the second rater's Dice, IoU, sensitivity and precision against
+    the first (columns as ``per_image.csv``, ``dice_cross_fitted`` = ``dice``: nothing is tuned)."""
+    from plexus.evaluation.multiclass import scores_from_counts
+
+    train = read_manifest(train_csv)
+    if RATER2_COLUMN not in train.columns:
+        return pd.DataFrame()
+    rated = train[train[RATER2_COLUMN].astype(str) != ""]
+    matrix, names = region_matrix(regions, classes), list(regions)
+    ids = rated["image_id"].astype(str).tolist()
+    rows = []
+    for image_id, subject, first, second in zip(ids, rated["subject"],
+                                                _label_truths(rated, ids, classes, ignore),
+                                                _label_truths(rated, ids, classes, ignore, RATER2_COLUMN)):
+        truth, valid = region_truths(first, matrix)
+        other, _ = region_truths(second, matrix)
+        for r, name in enumerate(names):
+            tp = int((other[r] & truth[r] & valid).sum())
+            pred, true = int((other[r] & valid).sum()), int((truth[r] & valid).sum())
+            scores = scores_from_counts(np.array([tp, pred - tp, true - tp, true]))
+            rows.append({"image_id": image_id, "subject": subject, "region": name,
+                         **{m: float(scores[m]) for m in METRICS}, "dice_cross_fitted": float(scores["dice"]),
+                         "true_area": true, "pred_area": pred})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- test predictions
+
+
+def labelmaps_stage(member_means: list, modes: list[str], test_csv, pipeline: dict, classes: dict, regions: dict,
+                    out_dir, submission_csv, key: str = "prob") -> None:
+    """Test label maps (the innermost region per pixel, at each image's size) and one run-length row
+    per image and region."""
+    from plexus.io.rle import encode
+    from plexus.postprocess.multiclass import write_label_map
+
+    test = read_manifest(test_csv)
+    runs = [read_npz(p) for p in member_means]
+    for path, run in zip(member_means, runs):
+        check_aligned(run["image_id"], runs[0]["image_id"], path, member_means[0])
+    ids = runs[0]["image_id"].astype(str)
+    matrix, names = region_matrix(regions, classes), list(regions)
+    cutoffs, areas = pipeline_settings(pipeline, names)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for image_id, prob in zip(ids, member_region_maps([r[key] for r in runs], modes, matrix, test, ids)):
+        masks = np.stack([final_mask(prob[r], cutoffs[r], areas[r]) for r in range(len(names))])
+        write_label_map(out_dir / f"{image_id}.png", nested_label_map(masks, matrix), list(range(len(names) + 1)))
+        rows += [{"image_id": image_id, "region": name, "EncodedPixels": encode(masks[r])}
+                 for r, name in enumerate(names)]
+    atomic.write_csv(submission_csv, pd.DataFrame(rows, columns=["image_id", "region", "EncodedPixels"]))
+    print(f"{len(ids)} label maps in {out_dir}; {len(rows)} rows in {submission_csv}")
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def _fold_region_dice(maps, truths, fold_of, pipeline: dict, matrix, names) -> list[dict]:
+    from plexus.evaluation.multiclass import scores_from_counts
+
+    cutoffs, areas = pipeline_settings(pipeline, names)
+    dice = []
+    for prob, label in zip(maps, truths):
+        truth, valid = region_truths(label, matrix)
+        counts = [region_counts(prob[r], truth[r], valid, [cutoffs[r]], [areas[r]])[0, 0] for r in range(len(names))]
+        dice.append(scores_from_counts(np.asarray(counts))["dice"])
+    dice, fold_of = np.asarray(dice), np.asarray(fold_of)
+    return [{"fold": int(f), "class": names[r], "dice": float(dice[fold_of == f, r].mean())}
+            for f in np.unique(fold_of) for r in range(len(names))]
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def tuning_figure(grid: pd.DataFrame, best: dict, title: str, style=None):
+    """Per region, the mean OOF Dice over cutoff x minimum area, the tuned setting circled."""
+    import matplotlib.pyplot as plt
+
+    from plexus.report.figures import apply_style
+
+    apply_style(style)
+    names = list(dict.fromkeys(grid["region"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.2), squeeze=False, layout="constrained")
+    for ax, name in zip(axes[0], names):
+        part = grid[grid["region"] == name].pivot_table(index="min_area", columns="cutoff", values="dice")
+        image = ax.imshow(part.to_numpy(), origin="lower", aspect="auto", cmap=(style or {}).get("cmap", "viridis"),
+                          vmin=0, vmax=1)
+        ax.set_xticks(range(part.shape[1]), [f"{c:g}" for c in part.columns], fontsize="x-small")
+        ax.set_yticks(range(part.shape[0]), [str(a) for a in part.index], fontsize="x-small")
+        chosen = best["regions"][name]
+        ax.scatter([list(part.columns).index(chosen["cutoff"])], [list(part.index).index(chosen["min_area"])],
+                   s=90, facecolors="none", edgecolors="white", linewidths=1.5)
+        ax.set_title(f"{name}: Dice {chosen['dice']:.3f}")
+        ax.set_xlabel("cutoff")
+        ax.set_ylabel("minimum area (px)")
+    fig.colorbar(image, ax=axes[0, -1], label="mean OOF Dice")
+    fig.suptitle(title)
+    return fig
+
+
+def panel_figure(images, truths, finals, image_ids, scores, labels, names, style=None, title=""):
+    """Rows of (image, true nested map, final nested map): region index maps, innermost on top."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from plexus.report.figures import apply_style
+
+    apply_style(style)
+    colors = ["black", "tab:green", "tab:orange", "tab:red", "tab:purple", "tab:blue", "tab:pink"][:len(names) + 1]
+    cmap = ListedColormap(colors)
+    fig, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.5 * len(images)), squeeze=False)
+    for row, (image, truth, final, image_id, score, label) in enumerate(
+            zip(images, truths, finals, image_ids, scores, labels)):
+        axes[row, 0].imshow(image, cmap="gray")
+        axes[row, 0].set_title(f"{label}: {image_id}", fontsize="small")
+        for col, (labelmap, text) in enumerate(((truth, "truth"), (final, f"final, mean Dice {score:.2f}")), 1):
+            axes[row, col].imshow(labelmap, cmap=cmap, vmin=0, vmax=len(colors) - 1, interpolation="nearest")
+            axes[row, col].set_title(text, fontsize="small")
+    for ax in axes.flat:
+        ax.set_axis_off()
+    fig.legend(handles=[Patch(color=colors[r + 1], label=name) for r, name in enumerate(names)],
+               loc="lower center", ncol=len(names), fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    return fig
+
+
+def rater_figure(table: pd.DataFrame, style=None):
+    """Per region, the Dice of every model and ensemble on the images the second rater rated, with
+    95% CIs, and the second rater's (the human reference) as a line and band."""
+    import matplotlib.pyplot as plt
+
+    from plexus.report.figures import apply_style
+    from plexus.report.tables import RATER2_NAME
+
+    apply_style(style)
+    rated = table[(table["scope"] == "rated") & (table["metric"] == "dice")]
+    names = [n for n in dict.fromkeys(rated["name"]) if n != RATER2_NAME]
+    regions = list(dict.fromkeys(rated["region"]))
+    fig, axes = plt.subplots(1, len(regions), figsize=(3.4 * len(regions), 0.45 * len(names) + 1.8),
+                             squeeze=False, sharey=True, layout="constrained")
+    for ax, region in zip(axes[0], regions):
+        part = rated[rated["region"] == region].set_index("name")
+        if RATER2_NAME in part.index:
+            human = part.loc[RATER2_NAME]
+            ax.axvspan(human["lo"], human["hi"], color="0.85")
+            ax.axvline(human["mean"], color="0.3", ls="--", label="second rater (95% CI)")
+        for y, name in enumerate(names):
+            if name in part.index:
+                row = part.loc[name]
+                ax.errorbar(row["mean"], y, xerr=[[row["mean"] - row["lo"]], [row["hi"] - row["mean"]]], fmt="o",
+                            capsize=3, ms=4)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.set_title(region)
+        ax.set_xlabel("Dice on the rated images")
+    axes[0, 0].legend(loc="lower left", fontsize="x-small")
+    fig.suptitle("Models, ensembles and the second rater on the same images")
+    return fig
+
+
+# --------------------------------------------------------------------------- the task
+
+
+class RegionsTask(Task):
+    def settings(self, stage: str, config: dict) -> dict:
+        from plexus.config import grid_values, ignored_classes, learnt_classes
+
+        classes, ignore, regions = learnt_classes(config), ignored_classes(config), config["regions"]
+        tuning, summary, postprocess = config["tuning"], config["summary"], config["postprocess"]
+        modes = {name: model.get("region_training", "labels") for name, model in config["models"].items()}
+        common = {"classes": classes, "ignore": ignore, "regions": regions, "modes": modes}
+        tune = {**common, "cutoffs": grid_values(tuning["cutoffs"]),
+                "min_areas": grid_values(tuning["min_areas"], integer=True)}
+        boot = {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]}
+        return {
+            "tune": lambda: tune,
+            "postprocess": lambda: {**tune, "candidates": [c for c in postprocess["candidates"] if c == "tta"],
+                                    "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"]},
+            "submission": lambda: common,
+            "summary_table": lambda: {**common, **boot},
+            "comparison": lambda: {**common, **boot},
+            "noise_scores": lambda: common,
+            "train_size_scores": lambda: common,
+            "missing_channel_scores": lambda: {**common, "batch_size": config["predict"]["batch_size"]},
+            "figure_qualitative": lambda: common,
+        }.get(stage, dict)()
+
+    def config_errors(self, config: dict) -> list[str]:
+        from plexus.config import learnt_classes
+
+        errors = super().config_errors(config)
+        regions, classes = config["regions"], learnt_classes(config)
+        if not regions:
+            errors.append("regions: task 'regions' needs at least one region (name: [classes])")
+        for name, members in regions.items():
+            bad = [m for m in members if m not in classes or m == next(iter(classes))]
+            if bad:
+                errors.append(f"regions.{name}: {', '.join(map(repr, bad))} is not a learnt foreground class "
+                              f"({list(classes)[1:]})")
+        for name, model in config["models"].items():
+            if model.get("region_training", "labels") == "regions" and model.get("presence_head"):
+                errors.append(f"models.{name}: a region-trained model has no presence head")
+        return errors
+
+    def _tune(self, job, key: str, outputs: dict):
+        i, s = job.input, job.params.settings
+        return tune_stage(member_oofs(job), s["modes"], i.folds, i.train, s["classes"], s["regions"], s["cutoffs"],
+                          s["min_areas"], grid_csv=outputs["grid"], best_json=outputs["best"],
+                          per_image_csv=outputs["per_image"], ignore=s["ignore"], key=key)
+
+    def tune(self, job) -> None:
+        self._tune(job, "prob", {"grid": job.output.grid, "best": job.output.best, "per_image": job.output.per_image})
+
+    def image_level(self, per_image_csv):
+        return image_level(per_image_csv)
+
+    def retune(self, job, key: str, folder):
+        out = {name: Path(folder, f"{name}.{ext}") for name, ext in (("grid", "csv"), ("best", "json"),
+                                                                      ("per_image", "csv"))}
+        best = self._tune(job, key, out)
+        return image_level(out["per_image"]), best
+
+    def submission(self, job) -> None:
+        i, o, s = job.input, job.output, job.params.settings
+        decision = read_json(i.decision)
+        pipeline = decision["pipeline"]
+        modes = [s["modes"][m] for m in decision["members"]]
+        labelmaps_stage(list(i.means), modes, i.test, pipeline, s["classes"], s["regions"], o.labelmaps, o.csv,
+                        key="prob_tta" if pipeline.get("tta") else "prob")
+        write_submission_summary(o.csv, o.summary, decision)
+
+    def summary_table(self, job) -> None:
+        from plexus.report.tables import unit_markdown, unit_table
+
+        i, o, p, s = job.input, job.output, job.params, job.params.settings
+        frames = {name: read_per_image(path) for name, path in zip(p.names, i.per_image)}
+        rater2 = rater2_frame(i.train, s["classes"], s["regions"], s["ignore"])
+        table = unit_table(frames, list(s["regions"]), "region", n_boot=s["n_boot"], seed=s["seed"], rater2=rater2)
+        atomic.write_csv(o.csv, table)
+        atomic.write_text(o.md, unit_markdown(table, "region"))
+        print(unit_markdown(table, "region"))
+
+    def comparison(self, job) -> None:
+        """The comparison and pairwise tables of the mean region Dice; the models figure: every model
+        and ensemble per region on the second rater's images, beside that rater (the human reference);
+        without a second rater, the comparison figure of the mean Dice."""
+        from plexus.report.figures import save
+        from plexus.report.tables import unit_table
+        from plexus.stages.comparison import score_comparison_stage
+
+        p, s = job.params, job.params.settings
+        rater2 = rater2_frame(job.input.train, s["classes"], s["regions"], s["ignore"])
+        score_comparison_stage(job, self.score, draw_models=rater2.empty)
+        if not rater2.empty:
+            frames = {name: read_per_image(path) for name, path in zip(p.names, job.input.tuned_per_image)}
+            table = unit_table(frames, list(s["regions"]), "region", n_boot=s["n_boot"], seed=s["seed"],
+                               rater2=rater2)
+            save(rater_figure(table, p.style), [job.output.png, job.output.pdf])
+
+    def _study_maps(self, job, probs: list, ids, modes):
+        s = job.params.settings
+        train = read_manifest(job.input.train)
+        matrix = region_matrix(s["regions"], s["classes"])
+        maps = member_region_maps(probs, modes, matrix, train, ids)
+        return maps, list(_label_truths(train, ids, s["classes"], s["ignore"])), matrix
+
+    def noise_scores(self, job) -> None:
+        s, best = job.params.settings, read_json(job.input.best)
+        mode = [best["modes"][m] for m in best["modes"]][:1]
+        rows = []
+        for (condition, sigma), path in sorted(noise_files(job).items()):
+            run = read_npz(path)
+            ids = run["image_id"].astype(str).tolist()
+            maps, truths, matrix = self._study_maps(job, [run["prob"]], ids, mode)
+            for row in _fold_region_dice(maps, truths, run["fold"], best, matrix, list(s["regions"])):
+                rows.append({"condition": condition, "sigma": float(sigma), **row})
+        atomic.write_csv(job.output[0], pd.DataFrame(rows, columns=["condition", "sigma", "fold", "class", "dice"]))
+
+    def train_size_scores(self, job) -> None:
+        i, s, best = job.input, job.params.settings, read_json(job.input.best)
+        mode = [best["modes"][m] for m in best["modes"]][:1]
+        folds = read_folds(i.folds)
+        ids = folds["image_id"].astype(str).tolist()
+        rows = []
+        for key, seed in [(k, sd) for k, _, sd in job.params.entries] + [("full", 0)]:
+            n_train = [json.loads(Path(path).read_text())["n_train"] for path in i[f"info_{key}"]]
+            maps, truths, matrix = self._study_maps(job, [load_oof(list(i[key]), ids)], ids, mode)
+            for row in _fold_region_dice(maps, truths, folds["fold"].to_numpy(), best, matrix, list(s["regions"])):
+                rows.append({"run": key, "n_train": n_train[row["fold"]], "seed": seed, **row})
+        atomic.write_csv(job.output[0], pd.DataFrame(rows, columns=["run", "n_train", "seed", "fold", "class", "dice"]))
+
+    def missing_channel_scores(self, job) -> None:
+        from plexus.data import splits
+        from plexus.inference.predict import predict_probs
+
+        i, s, best = job.input, job.params.settings, read_json(job.input.best)
+        mode = [best["modes"][m] for m in best["modes"]][:1]
+        data, folds = read_npz(i.data), read_folds(i.folds)
+        check_aligned(data["image_id"], folds["image_id"], i.data, i.folds)
+        channels = json.loads(Path(i.summary).read_text())["input_channels"]
+        ids = folds["image_id"].astype(str).tolist()
+        rows = []
+        for removed in [None, *range(len(channels))]:
+            probs = None
+            for fold, model_pt in enumerate(i.models):
+                _, val = splits.fold_indices(folds, fold)
+                out = predict_probs(model_pt, data["images"][val], present=data["present"][val], drop_channel=removed,
+                                    batch_size=s["batch_size"], threads=job.threads)["prob"]
+                if probs is None:
+                    probs = np.empty((len(ids), *out.shape[1:]), np.float16)
+                probs[val] = out
+            maps, truths, matrix = self._study_maps(job, [probs], ids, mode)
+            for row in _fold_region_dice(maps, truths, folds["fold"].to_numpy(), best, matrix, list(s["regions"])):
+                rows.append({"removed": "none" if removed is None else channels[removed], **row})
+        atomic.write_csv(job.output[0], pd.DataFrame(rows, columns=["removed", "fold", "class", "dice"]))
+
+    def figure_tuning(self, job) -> None:
+        from plexus.report.figures import save
+
+        best = read_json(job.input.best)
+        fig = tuning_figure(read_table(job.input.grid), best, f"{job.wildcards.name}: cutoff x minimum area per region",
+                            job.params.style)
+        save(fig, figure_paths(job, "heatmap"))
+
+    def figure_qualitative(self, job) -> None:
+        """Best, median and worst OOF images of one model by the mean region Dice of its final
+        decision, with the true and the final nested label maps at the image's own size."""
+        from plexus.report.figures import save
+
+        i, s = job.input, job.params.settings
+        per_image = read_per_image(i.decision_per_image)
+        scores = per_image.set_index("image_id")["postprocessed"].sort_values(ascending=False, kind="stable")
+        ordered = scores.index.astype(str).tolist()
+        picks = dict(zip(("best", "median", "worst"), [ordered[0], ordered[len(ordered) // 2], ordered[-1]]))
+        ids = list(picks.values())
+        pipeline = read_json(i.decision)["pipeline"]
+        names = list(s["regions"])
+        model = job.wildcards.model
+        probs = _oof_members({model: list(i.oof)}, ids, "prob_tta" if pipeline.get("tta") else "prob")
+        maps, truths, matrix = self._study_maps(job, probs, ids, [s["modes"][model]])
+        cutoffs, areas = pipeline_settings(pipeline, names)
+        finals = [nested_label_map(np.stack([final_mask(p[r], cutoffs[r], areas[r]) for r in range(len(names))]),
+                                   matrix) for p in maps]
+        true_maps = [nested_label_map(region_truths(t, matrix)[0], matrix) for t in truths]
+        data = read_npz(i.data)
+        row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
+        images = [data["images"][row_of[k]][-1] for k in ids]  # the last channel (FLAIR in the example)
+        fig = panel_figure(images, true_maps, finals, ids, [float(scores[k]) for k in ids], list(picks), names,
+                           job.params.style, title=f"{model}: best, median and worst OOF images, as submitted")
+        save(fig, figure_paths(job, "panel"))
+
+    def figure_study(self, study: str, job) -> None:
+        from plexus.report import class_figures
+        from plexus.report.figures import save
+
+        draw = {"noise": class_figures.class_noise_figure, "train_size": class_figures.class_train_size_figure,
+                "missing_channel": class_figures.missing_channel_figure}[study]
+        save(draw(read_table(job.input.scores), job.params.style), [job.output.png, job.output.pdf])
+
+
+TASK = RegionsTask(
+    name="regions",
+    formats=("folders", "sheet"),
+    score="mean region Dice",
+    tta=True,
+    figures={
+        "figure_tuning": (Figure("heatmap", "tuning/{name}_regions", "region_tuning.rst", "Tuning"),),
+        "figure_qualitative": (Figure("panel", "qualitative/{model}", "region_qualitative.rst", "Predictions"),),
+    },
+)
