@@ -19,6 +19,11 @@ Flip test-time augmentation (``flips=("hflip",)``): the network also sees each
 flipped image; the flipped outputs are flipped back and averaged with the plain one
 into ``prob_tta`` (and ``presence_tta``), stored beside the plain arrays so that the
 post-processing stage can decide on OOF whether the average helps.
+
+Region models (``region_training: regions``; ``model.pt`` has ``activation:
+"sigmoid_regions"``, ``regions`` and ``region_names``): ``prob`` float16 (N,R,H,W), one
+independent sigmoid probability per region (they need not sum to 1; nested regions nest only
+approximately), flipped back and averaged the same way into ``prob_tta``.
 """
 
 from __future__ import annotations
@@ -100,7 +105,8 @@ def predict_probs(
     Any dataset: uint8/uint16 ``images`` (N,C,H,W), ``present`` (N,C) bool (a
     missing channel is 0 after normalisation, as in training); ``drop_channel``
     treats that channel as missing in every image (the missing-channel study). A
-    model of several classes returns softmax ``prob`` float16 (N,K,H,W).
+    model of several classes returns softmax ``prob`` float16 (N,K,H,W); a region model
+    (``model.pt`` ``activation`` ``sigmoid_regions``) the per-region sigmoids (N,R,H,W).
     With ``flips``, also ``prob_tta`` (and ``presence_tta``): the mean of the plain and
     the flipped-back flipped predictions, gated the same way by its own presence.
     """
@@ -130,6 +136,9 @@ def predict_probs(
                 f"images are {images.shape[-2]}x{images.shape[-1]} but the model expects {size[0]}x{size[1]}"
             )
         n_classes = meta.get("n_classes")
+        regions = meta.get("activation") == "sigmoid_regions"
+        # output channels of the map: one per class (softmax) or region (sigmoids); None: a binary (N, H, W) map
+        outputs = len(meta["regions"]) if regions else n_classes
         expected = int(meta["model_kwargs"].get("in_channels", 1))
         if channels != expected:
             raise ValueError(f"images have {channels} channel(s) but the model was trained on {expected}")
@@ -141,7 +150,7 @@ def predict_probs(
         mean, std = _statistics(meta, dev)
         n = len(images)
         views = [None, *flips]  # None: the plain image
-        shape = images.shape if n_classes is None else (n, int(n_classes), *size)
+        shape = images.shape if outputs is None else (n, int(outputs), *size)
         probs = {v: np.empty(shape, dtype=np.float32) for v in views}
         keep_t = torch.from_numpy(keep).float()
         presences = {v: np.empty(n, dtype=np.float32) for v in views}
@@ -150,7 +159,10 @@ def predict_probs(
             with torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext():
                 out = model(x)
             seg, pres = out if two_head else (out, None)
-            p = torch.sigmoid(seg.float())[:, 0] if n_classes is None else torch.softmax(seg.float(), dim=1)
+            if regions:
+                p = torch.sigmoid(seg.float())
+            else:
+                p = torch.sigmoid(seg.float())[:, 0] if n_classes is None else torch.softmax(seg.float(), dim=1)
             return p, None if pres is None else torch.sigmoid(pres.float())
 
         stored = meta.get("settings") or {}
@@ -162,7 +174,7 @@ def predict_probs(
                 return whole(x)
             blended = sliding_window(lambda w: (lambda p: p if p.ndim == 4 else p[:, None])(whole(w)[0]), x,
                                      tuple(patch), float(stored.get("window_overlap", 0.5)))
-            return (blended if n_classes is not None else blended[:, 0]), None
+            return (blended if outputs is not None else blended[:, 0]), None
 
         for start in range(0, n, batch_size):
             part = images[start : start + batch_size]
@@ -181,7 +193,7 @@ def predict_probs(
                 else:  # predict the flipped image, flip the map back (dims of p: N, H, W or N, K, H, W)
                     dim = FLIPS[view]
                     p, pp = forward(torch.flip(x, dims=[dim]).contiguous(memory_format=torch.channels_last))
-                    p = torch.flip(p, dims=[dim - 1 if n_classes is None else dim])
+                    p = torch.flip(p, dims=[dim - 1 if outputs is None else dim])
                 probs[view][start:stop] = p.cpu().numpy()
                 if pp is not None:
                     presences[view][start:stop] = pp.cpu().numpy()

@@ -27,7 +27,13 @@ def train_stage(train_npz, folds_csv, fold: int, settings: dict, out_dir, checkp
               f"{folds['subject'].iloc[train_idx].nunique()} subjects (target {subset['size']})")
     # arrays of the generic workflow say what they hold: classes (softmax) and missing channels
     n_classes = len(data["classes"]) if "classes" in data else None
+    # and, when the config has regions, the (R, K) matrix of each region's labels (region_training: regions)
+    regions, region_names = data.get("regions"), data.get("region_names")
+    if train_settings.region_training == "regions" and regions is None:
+        raise ValueError(f"model {run_name}: model setting region_training: regions needs regions in {train_npz} "
+                         "(keys regions and region_names, written by preprocessing when the config has regions); "
+                         "it has none")
     return train_model(data["images"], data["masks"], train_idx, val_idx, train_settings, out_dir,
                        checkpoint_path=checkpoint, run_name=run_name, fold=fold, threads=threads, noise=noise,
-                       n_classes=n_classes, present=data.get("present"),
+                       n_classes=n_classes, present=data.get("present"), regions=regions, region_names=region_names,
                        subjects=folds["subject"].to_numpy())  # the inner validation split is subject-grouped

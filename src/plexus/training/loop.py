@@ -50,6 +50,15 @@ Learning rate: ``poly``, ``cosine`` and ``none`` are set at the start of every e
 Ignored pixels: with ``n_classes``, masks may hold :data:`plexus.labels.IGNORE_LABEL`;
 their one-hot target is all zero, so they count in no loss term and no validation Dice.
 
+Regions (``region_training: regions``, nnU-Net's region-based training): with an (R, K) bool
+``regions`` matrix the network has R outputs, one sigmoid per region. Batches carry the label
+map's one-hot target through cropping and augmentation exactly as the classes path does; the
+loss (:func:`plexus.training.losses.region_loss`) maps it to the multi-hot region target
+(region r = the pixels whose label is one of r's) and applies the model's loss per region as a
+binary one. The validation Dice is the mean over the regions of the hard Dice at 0.5 (1 for a
+region in neither prediction nor truth), ignored pixels left out. ``model.pt`` records
+``activation: "sigmoid_regions"``, ``regions`` and ``region_names`` for inference.
+
 Data handling: the whole uint8 dataset lives on the device as one tensor and
 batches are gathered from it by index; images are converted to float, z-scored
 with the training part's mean/std and augmented on the device. Mixed precision
@@ -85,7 +94,7 @@ from plexus.training import checkpoint
 from plexus.training.augment import augment_batch, random_crops
 from plexus.training.determinism import torch_run_context
 from plexus.training.guard import Collapse, CollapseGuard, EarlyStopper, inner_split
-from plexus.training.losses import segmentation_loss, two_head_loss
+from plexus.training.losses import region_loss, regions_from_onehot, segmentation_loss, two_head_loss
 from plexus.training.optim import lr_factor, make_optimizer, make_scheduler
 from plexus.training.precision import autocast_dtype, dtype_name
 from plexus.training.settings import TrainSettings
@@ -135,6 +144,7 @@ class _Setup:
     patch_size: tuple[int, int] | None = None  # train on random crops of this size
     patches_per_image: int = 1
     foreground_fraction: float = 0.0  # with patch_size: share of each batch's crops centred on foreground
+    regions: torch.Tensor | None = None  # region training: (R, K) float 0/1, the labels of each region
 
 
 def _batch(images_t, masks_t, idx, setup: _Setup):
@@ -230,6 +240,9 @@ def _evaluate(model, images_t, masks_t, val_idx_t, setup: _Setup, presence_gate:
         x, y = _batch(images_t, masks_t, idx, setup)
         loss, seg, presence = _loss(model, x, y, setup)
         total_loss += loss.double() * len(idx)
+        if setup.regions is not None:
+            total_dice += _region_dice(seg.float(), y, setup.regions).sum()
+            continue
         if setup.n_classes is not None:
             total_dice += _class_dice(seg.float().argmax(1), y.argmax(1), setup.n_classes, y.amax(1) > 0).sum()
             continue
@@ -257,6 +270,46 @@ def _class_dice(pred: torch.Tensor, true: torch.Tensor, n_classes: int,
     dices = [_hard_dice(((pred == c) & keep).flatten(1), ((true == c) & keep).flatten(1))
              for c in range(1, n_classes)]
     return torch.stack(dices, 1).mean(1)
+
+
+def _region_dice(logits: torch.Tensor, onehot: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """Per image, the mean over regions of the hard Dice of ``sigmoid(logits) > 0.5`` (1 when a region is in neither).
+
+    ``onehot`` (B,K,H,W) is the label map's target (all zero at ignored pixels, which count in
+    neither the prediction nor the truth); ``regions`` the (R,K) matrix.
+    """
+    target, labelled = regions_from_onehot(onehot, regions)
+    keep = labelled > 0
+    pred = (logits > 0) & keep
+    true = (target > 0.5) & keep
+    dices = [_hard_dice(pred[:, r].flatten(1), true[:, r].flatten(1)) for r in range(regions.shape[0])]
+    return torch.stack(dices, 1).mean(1)
+
+
+def _check_regions(settings: TrainSettings, regions, region_names, n_classes):
+    """The (R, K) bool regions matrix and its R names for ``region_training: regions``; None, None otherwise."""
+    if settings.region_training != "regions":
+        return None, None
+    if regions is None:
+        raise ValueError("model setting region_training: regions needs the regions in the arrays (train.npz keys "
+                         "regions and region_names, written when the config has regions); these arrays have none")
+    matrix = np.asarray(regions)
+    if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] < 2:
+        raise ValueError(f"regions must be an (R, K) matrix with R >= 1 regions over K >= 2 labels, "
+                         f"got shape {matrix.shape}")
+    if matrix.dtype != bool and not np.isin(matrix, (0, 1)).all():
+        raise ValueError("regions must be a bool (or 0/1) matrix")
+    matrix = matrix.astype(bool)
+    if n_classes is not None and matrix.shape[1] != int(n_classes):
+        raise ValueError(f"regions cover {matrix.shape[1]} labels but the masks have {n_classes} classes")
+    empty = np.flatnonzero(~matrix.any(1))
+    if empty.size:
+        raise ValueError(f"region(s) {empty.tolist()} hold no label")
+    names = ([f"region_{r}" for r in range(len(matrix))] if region_names is None
+             else [str(v) for v in np.asarray(region_names).reshape(-1)])
+    if len(names) != len(matrix):
+        raise ValueError(f"region_names has {len(names)} entries for {len(matrix)} regions")
+    return matrix, names
 
 
 # ---------------------------------------------------------------- inputs and data
@@ -337,6 +390,8 @@ class _Run:
     noise: dict | None
     n_classes: int | None
     present: np.ndarray | None
+    regions: np.ndarray | None  # region training: (R, K) bool; None: labels
+    region_names: list[str] | None
     log: Callable[[str], None]
     on_epoch_end: Callable[[int, dict], None] | None
     hash: str
@@ -382,6 +437,8 @@ def train_model(
     n_classes: int | None = None,
     present=None,
     subjects=None,
+    regions=None,
+    region_names=None,
     log: Callable[[str], None] = print,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> dict:
@@ -392,7 +449,10 @@ def train_model(
     ``present`` (N,C) bool (False: the channel is missing, filled with 0 after
     per-channel normalisation) and ``masks`` class indices with ``n_classes`` classes
     (softmax output; None keeps the binary sigmoid; :data:`plexus.labels.IGNORE_LABEL` marks ignored
-    pixels). ``subjects`` (one per image, or None: each image its own subject) group the
+    pixels). With ``settings.region_training`` ``regions``, ``regions`` (R, K) bool (row r: the labels
+    of region r; K = ``n_classes``, or inferred from it when ``n_classes`` is None) and
+    ``region_names`` (R,) give one sigmoid output per region (a ValueError without ``regions``);
+    with ``labels`` they are ignored. ``subjects`` (one per image, or None: each image its own subject) group the
     inner validation split. ``run_name`` and ``fold`` name the run in messages
     (:class:`TrainingDiverged`). ``noise``: ``None`` or ``{"sigma", "fraction",
     "seed"}``, Gaussian noise (8-bit units) added before z-scoring to that fraction
@@ -404,12 +464,18 @@ def train_model(
     t_start = time.perf_counter()
     if not isinstance(settings, TrainSettings):
         raise TypeError(f"settings must be a TrainSettings (TrainSettings.from_config), got {type(settings).__name__}")
+    regions, region_names = _check_regions(settings, regions, region_names, n_classes)
+    if regions is not None:
+        n_classes = regions.shape[1]  # the labels' one-hot carries the target through crops and augmentation
     images, masks, train_idx, val_idx = _validate_inputs(images, masks, train_idx, val_idx, settings, n_classes,
                                                          present)
     present = None if present is None else np.asarray(present, dtype=bool)
     identity = settings.to_dict()
     if n_classes is not None:
         identity["n_classes"] = int(n_classes)
+    if regions is not None:
+        identity["regions"] = regions.tolist()
+        identity["region_names"] = region_names
     if present is not None:
         identity["present"] = hashlib.sha256(present.tobytes()).hexdigest()
     if settings.validation == "inner":
@@ -431,7 +497,8 @@ def train_model(
         images=images, masks=masks, train_idx=train_idx, val_idx=val_idx, fit_idx=fit_idx, monitor_idx=monitor_idx,
         settings=settings,
         out_dir=Path(out_dir), checkpoint_path=Path(checkpoint_path), run_name=run_name, fold=fold, device=dev,
-        noise=noise, n_classes=n_classes, present=present, log=log, on_epoch_end=on_epoch_end, t_start=t_start,
+        noise=noise, n_classes=n_classes, present=present, regions=regions, region_names=region_names, log=log,
+        on_epoch_end=on_epoch_end, t_start=t_start,
         hash=checkpoint.run_hash(identity, train_idx, val_idx, images, masks, noise),
     )
     with torch_run_context(dev, threads, settings.deterministic):
@@ -499,7 +566,7 @@ def _build(run: _Run):
     s = run.settings
     mean, std = _normalisation(run)
     torch.manual_seed(epoch_seed(s.seed, 0))  # initial weights
-    model = build_model(s.arch, **s.model_kwargs(_channels(run.images), run.n_classes))
+    model = build_model(s.arch, **_model_kwargs(run))
     amp = autocast_dtype(run.device, s.amp, s.amp_dtype)
     model = model.to(run.device, memory_format=torch.channels_last) if s.channels_last else model.to(run.device)
     optimizer = make_optimizer(model, s)
@@ -509,7 +576,8 @@ def _build(run: _Run):
         mean=mean,
         std=std,
         batch_size=s.batch_size,
-        seg_loss=segmentation_loss(s.loss, s.dice_reduction, multiclass=run.n_classes is not None),
+        seg_loss=(segmentation_loss(s.loss, s.dice_reduction, multiclass=run.n_classes is not None)
+                  if run.regions is None else region_loss(s.loss, s.dice_reduction, run.regions, s.log_dice_floor)),
         presence_weight=s.presence_weight,
         two_head=is_two_head(model),
         augment=None if s.augment.is_identity() else s.augment.to_dict(),
@@ -522,11 +590,18 @@ def _build(run: _Run):
         patch_size=s.patch_size,
         patches_per_image=s.patches_per_image if s.patch_size is not None else 1,
         foreground_fraction=s.foreground_fraction,
+        regions=None if run.regions is None else torch.from_numpy(run.regions).float().to(run.device),
     )
     if not isinstance(mean, float):
         setup.mean = torch.tensor(mean, dtype=torch.float32, device=run.device)[None, :, None, None]
         setup.std = torch.tensor(std, dtype=torch.float32, device=run.device)[None, :, None, None]
     return model, optimizer, scaler, setup
+
+
+def _model_kwargs(run: _Run) -> dict:
+    """The network's keyword arguments: one output per class (softmax), per region (sigmoids), or one (binary)."""
+    outputs = run.n_classes if run.regions is None else len(run.regions)
+    return run.settings.model_kwargs(_channels(run.images), outputs)
 
 
 def _channels(images: np.ndarray) -> int:
@@ -615,7 +690,7 @@ def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: i
     s = run.settings
     model_pt = {
         "arch": s.arch,
-        "model_kwargs": s.model_kwargs(_channels(run.images), run.n_classes),
+        "model_kwargs": _model_kwargs(run),
         "state_dict": checkpoint.cpu_state(model),
         "mean": setup.mean if isinstance(setup.mean, float) else setup.mean.flatten().tolist(),
         "std": setup.std if isinstance(setup.std, float) else setup.std.flatten().tolist(),
@@ -625,6 +700,8 @@ def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: i
         "weights": "final" if stopper.best_model is None else "best_inner",
         "epochs": s.epochs,
     }
+    if run.regions is not None:  # n_classes stays the label maps' count; the outputs are the regions
+        model_pt.update(activation="sigmoid_regions", regions=run.regions.tolist(), region_names=run.region_names)
     if stopper.best_model is not None:
         model_pt["best_epoch"] = stopper.best_epoch
     hist = pd.DataFrame(history, columns=HISTORY_COLUMNS)

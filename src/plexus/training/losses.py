@@ -24,6 +24,15 @@ class's smooth Dice against the rest, the cross-entropy the K-class one. A pixel
 one-hot target is all zero is ignored (:data:`plexus.labels.IGNORE_LABEL` in the label map):
 it counts in neither the cross-entropy nor any Dice sum.
 
+Regions (``region_training: regions``, nnU-Net's region-based training): the logits are
+(B,R,H,W), one independent sigmoid per region, and the target is the label map's one-hot
+(B,K,H,W) (so that cropping and augmentation treat it as in the multi-class path);
+:func:`region_loss` maps it through the (R,K) regions matrix to the multi-hot region target
+(region r is 1 where the pixel's label is one of r's; :func:`region_targets`) and applies the
+loss per region as a binary one: the smooth Dice of each region channel, averaged over the
+regions (``dice_reduction`` as for the classes), BCE over every (pixel, region). A pixel whose
+one-hot target is all zero (ignored) counts in neither.
+
 For the two-head model the training loss is
 ``seg_loss(seg_logits, target) + presence_weight * BCE(presence_logit, target non-empty)``
 (:func:`two_head_loss`).
@@ -35,8 +44,11 @@ import functools
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from plexus.labels import IGNORE_LABEL
 
 
 def soft_dice(probs: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, per_image: bool = True) -> torch.Tensor:
@@ -151,6 +163,85 @@ def mc_ce_loss(logits, target, smooth: float = 1.0, per_image: bool = True) -> t
 def mc_ce_dice_loss(logits, target, smooth: float = 1.0, per_image: bool = True) -> torch.Tensor:
     """Cross-entropy + 1 - mean foreground smooth Dice (the X-ray study's loss)."""
     return ce_loss(logits, target) + mc_dice_loss(logits, target, smooth, per_image)
+
+
+# -- regions: sigmoid logits (B,R,H,W), one per region; the target the labels' one-hot (B,K,H,W)
+
+
+def region_targets(masks: torch.Tensor, regions) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-hot region targets of class-index ``masks`` (B,H,W) for an (R,K) bool ``regions`` matrix.
+
+    Returns ``(target, labelled)``: float (B,R,H,W), 1 where the pixel's label is one of region
+    r's (``isin(mask, labels of r)``), and float (B,1,H,W), 0 at ignored pixels
+    (:data:`plexus.labels.IGNORE_LABEL`), whose targets are all 0.
+    """
+    regions = torch.as_tensor(np.asarray(regions, dtype=bool), device=masks.device)
+    m = masks.long()
+    labelled = m != IGNORE_LABEL
+    rows = [torch.isin(m, row.nonzero().flatten()) & labelled for row in regions]
+    target = torch.stack(rows, 1) if rows else m.new_zeros((m.shape[0], 0, *m.shape[1:]), dtype=torch.bool)
+    return target.float(), labelled.unsqueeze(1).float()
+
+
+def regions_from_onehot(onehot: torch.Tensor, regions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`region_targets` of a one-hot (B,K,H,W) target (an ignored pixel all zero): (B,R,H,W), (B,1,H,W)."""
+    onehot = onehot.float()
+    target = torch.einsum("bkhw,rk->brhw", onehot, regions.to(device=onehot.device, dtype=onehot.dtype))
+    return target, onehot.sum(1, keepdim=True)
+
+
+def region_soft_dice(probs: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor, smooth: float = 1.0,
+                     per_image: bool = True) -> torch.Tensor:
+    """Mean over the regions of each region's smooth Dice; ignored pixels (``labelled`` 0) add to no sum.
+
+    ``per_image=True``: one Dice per (image, region), averaged; ``False``: one per region over
+    the whole batch, averaged over the regions.
+    """
+    p, t = probs.float() * labelled, target.float() * labelled
+    dims = (2, 3) if per_image else (0, 2, 3)
+    inter = (p * t).sum(dims)
+    dice = (2 * inter + smooth) / (p.sum(dims) + t.sum(dims) + smooth)
+    return dice.mean()
+
+
+def region_bce(logits: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of every (labelled pixel, region), averaged; 0 (with a gradient) when none is labelled."""
+    logits = logits.float()
+    count = labelled.sum() * logits.shape[1]
+    if not bool(count > 0):
+        return logits.sum() * 0.0
+    bce = F.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
+    return (bce * labelled).sum() / count
+
+
+def _region_loss(logits: torch.Tensor, onehot: torch.Tensor, *, regions: torch.Tensor, name: str,
+                 smooth: float = 1.0, per_image: bool = True, floor: float = 0.0) -> torch.Tensor:
+    target, labelled = regions_from_onehot(onehot, regions)
+    if name == "ce":
+        return region_bce(logits, target, labelled)
+    dice = region_soft_dice(torch.sigmoid(logits.float()), target, labelled, smooth, per_image)
+    if name == "neg_log_dice":
+        return floored_neg_log(dice, floor)
+    if name == "dice":
+        return 1 - dice
+    return region_bce(logits, target, labelled) + 1 - dice  # ce_dice, bce_dice
+
+
+def region_loss(name: str, dice_reduction: str, regions, log_dice_floor: float = 0.0
+                ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss ``name`` applied per region as binary: ``loss(logits (B,R,H,W), one-hot (B,K,H,W))``.
+
+    ``dice`` / ``neg_log_dice``: the soft Dice of each region channel, averaged over the regions
+    (``neg_log_dice`` floored at ``log_dice_floor``, :func:`floored_neg_log`); ``ce``: BCE;
+    ``ce_dice`` and ``bce_dice``: BCE + 1 - Dice. ``regions``: the (R,K) bool matrix.
+    """
+    if dice_reduction not in ("batch", "image"):
+        raise ValueError(f"dice_reduction must be 'batch' or 'image', got {dice_reduction!r}")
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(sorted(LOSSES))}")
+    matrix = torch.as_tensor(np.asarray(regions, dtype=bool)).float()
+    return functools.partial(_region_loss, regions=matrix, name=name, per_image=dice_reduction == "image",
+                             floor=log_dice_floor)
 
 
 #: Segmentation losses by config name (the schema's ``loss`` enum lists exactly these);

@@ -53,6 +53,7 @@ class TrainSettings:
     presence_dropout: float
     loss: str
     dice_reduction: str
+    region_training: str
     log_dice_floor: float
     presence_weight: float
     optimizer: str
@@ -111,6 +112,9 @@ class TrainSettings:
             if entry["presence_head"] or entry["arch"] == "unet2head":
                 raise ValueError("model setting patch_size: a presence head sees whole images; "
                                  "patches need a one-head model")
+        if entry["region_training"] == "regions" and (entry["presence_head"] or entry["arch"] == "unet2head"):
+            raise ValueError("model setting region_training: regions trains one sigmoid per region; "
+                             "a presence head (presence_head, unet2head) is not supported with it")
         if entry["foreground_fraction"] and entry["patch_size"] is None:
             raise ValueError("model setting foreground_fraction: centres patches on foreground; it needs a "
                              "patch_size (whole images are not cropped)")
@@ -132,7 +136,8 @@ class TrainSettings:
         """Constructor keyword arguments of the network (``plexus.models.build_model``).
 
         ``in_channels`` are the data's channels; ``n_classes`` (None: a binary mask, one
-        sigmoid logit) gives one softmax logit per class.
+        sigmoid logit) gives one softmax logit per class (with ``region_training: regions``
+        the caller passes the number of regions: one sigmoid logit per region).
         """
         kwargs = {
             "in_channels": int(in_channels),
