@@ -51,6 +51,7 @@ rule comparison:
             "results/tuning/{name}/per_image.csv", name=tuning_names()
         ),
         train_info=expand("results/models/{model}/fold0/train_info.json", model=MODELS),
+        train="results/manifest/train.csv",
     output:
         csv=report(
             "results/tables/comparison.csv",

@@ -9,7 +9,9 @@ model, the folds, the manifest) into decisions, scores, submissions, tables and 
 * ``classes``: several classes from a softmax; per-class minimum areas, label maps and a
   per-class run-length table (:mod:`plexus.tasks.classes`);
 * ``instances``: nuclei; threshold / split / minimum-size candidates tuned by mean AP over IoU
-  thresholds, instance label maps and the DSB2018 submission (:mod:`plexus.tasks.instances`).
+  thresholds, instance label maps and the DSB2018 submission (:mod:`plexus.tasks.instances`);
+* ``regions``: labels scored as nested regions (brain tumours), cutoff x minimum area per region,
+  nested label maps, a second rater as the human reference (:mod:`plexus.tasks.regions`).
 
 Every stage of the workflow (tune, postprocess, submission, summary_table, comparison, the
 robustness scores, the figures) is one rule that calls ``load_task(name).<stage>(...)``; a
@@ -27,6 +29,7 @@ TASK_MODULES = {
     "binary": "plexus.tasks.binary",
     "classes": "plexus.tasks.classes",
     "instances": "plexus.tasks.instances",
+    "regions": "plexus.tasks.regions",
 }
 
 #: the task each data format implies when the config names none (``task:`` unset)
