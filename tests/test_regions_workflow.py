@@ -37,7 +37,8 @@ def test_every_output_of_every_stage(regions_run):
     paths = ["submission/main.csv", "submission/main.json", "tables/summary.csv", "tables/comparison.csv",
              "tables/pairwise.csv", "postprocess/main.json", "robustness/noise/scores.csv",
              "robustness/train_size/scores.csv", "robustness/missing_channel/scores.csv"]
-    paths += [f"figures/tuning/{name}_regions.{ext}" for name in ("labels", "regions", "main") for ext in ("png", "pdf")]
+    paths += [f"figures/tuning/{name}_regions.{ext}" for name in ("labels", "regions", "main")
+              for ext in ("png", "pdf")]
     paths += [f"figures/qualitative/{model}.{ext}" for model in ("labels", "regions") for ext in ("png", "pdf")]
     paths += [f"figures/robustness/{study}.png" for study in ("noise", "train_size", "missing_channel")]
     paths += ["figures/comparison/models.png", "figures/comparison/pairwise.png"]
