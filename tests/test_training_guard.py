@@ -324,3 +324,26 @@ def test_training_health_cells_and_the_learning_curve_mark():
     assert len(marks) == 1 and marks[0].get_xdata()[0] == 18
     assert marks[0].get_ydata()[0] == pytest.approx(1 / 18)
     assert "collapse caught" in [t.get_text() for t in ax_loss.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("n_classes", [None, 2])
+def test_the_run_trains_with_the_floored_loss_of_its_settings(n_classes):
+    """The loss a run trains with applies log_dice_floor (it was built without it: the plain -log)."""
+    from plexus.training.loop import training_loss
+    from plexus.training.settings import TrainSettings
+
+    target = torch.zeros(1, 1, 4, 4)
+    target[0, 0, :2] = 1  # 8 foreground pixels
+    logits = torch.full((1, 1, 4, 4), -20.0)  # all wrong: the foreground's soft Dice is 1 / (8 + 1)
+    if n_classes:
+        target = torch.cat([1 - target, target], 1)
+        logits = torch.cat([-logits, logits], 1)
+    losses = {}
+    for floor in (0.0, 0.5):
+        settings = TrainSettings.from_config({"arch": "unet", "input_size": [16, 16], "epochs": 1,
+                                              "loss": "neg_log_dice", "dice_reduction": "batch",
+                                              "log_dice_floor": floor})
+        losses[floor] = float(training_loss(settings, n_classes)(logits, target))
+    assert losses[0.0] == pytest.approx(np.log(9), rel=1e-3)  # the plain -log of 1/9
+    # below the floor the loss is the tangent of -log at 0.5: -log(0.5) + (0.5 - 1/9) / 0.5
+    assert losses[0.5] == pytest.approx(np.log(2) + (0.5 - 1 / 9) / 0.5, rel=1e-3)

@@ -260,6 +260,17 @@ def _hard_dice(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
 
 
+def training_loss(settings: TrainSettings, n_classes: int | None = None, regions=None):
+    """The segmentation loss a run trains with: the model's ``loss`` and ``dice_reduction``, a softmax
+    over ``n_classes`` or a sigmoid (one per region with ``regions``), ``neg_log_dice`` floored at
+    ``log_dice_floor``."""
+    s = settings
+    if regions is not None:
+        return region_loss(s.loss, s.dice_reduction, regions, s.log_dice_floor)
+    return segmentation_loss(s.loss, s.dice_reduction, multiclass=n_classes is not None,
+                             log_dice_floor=s.log_dice_floor)
+
+
 def _class_dice(pred: torch.Tensor, true: torch.Tensor, n_classes: int,
                 labelled: torch.Tensor | None = None) -> torch.Tensor:
     """Per image, the mean over foreground classes of the hard Dice (1 when a class is in neither).
@@ -576,8 +587,7 @@ def _build(run: _Run):
         mean=mean,
         std=std,
         batch_size=s.batch_size,
-        seg_loss=(segmentation_loss(s.loss, s.dice_reduction, multiclass=run.n_classes is not None)
-                  if run.regions is None else region_loss(s.loss, s.dice_reduction, run.regions, s.log_dice_floor)),
+        seg_loss=training_loss(s, run.n_classes, run.regions),
         presence_weight=s.presence_weight,
         two_head=is_two_head(model),
         augment=None if s.augment.is_identity() else s.augment.to_dict(),
