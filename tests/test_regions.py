@@ -277,3 +277,25 @@ class _Inputs(dict):
 
     def __getattr__(self, name):
         return self[name]
+
+
+def test_second_rater_of_a_classes_study_scores_each_class(tmp_path):
+    """The same scoring for the classes task: each foreground class its own unit; ignored pixels left out."""
+    from plexus.evaluation.raters import foreground_matrix, rater2_frame
+
+    first = np.zeros((3, 4), np.uint8)
+    first[0, :2], first[1, :] = 128, 255
+    first[2, 3] = 7                       # ignored
+    second = first.copy()
+    second[0, 1] = 0                      # one nerve pixel missed
+    second[2, 3] = 128                    # a call on an ignored pixel counts nowhere
+    _write(tmp_path / "a.png", first)
+    _write(tmp_path / "b.png", second)
+    train = pd.DataFrame([{"image_id": "x", "subject": "s", "mask": str(tmp_path / "a.png"),
+                           "mask_rater2": str(tmp_path / "b.png")}])
+    learnt = {"background": 0, "nerve": 128, "artery": 255}
+    frame = rater2_frame(train, learnt, foreground_matrix(3), ["nerve", "artery"], "class",
+                         ignore={"void": 7}).set_index("class")
+    assert frame.loc["nerve", "dice"] == pytest.approx(2 * 1 / (1 + 2))
+    assert frame.loc["nerve", "pred_area"] == 1 and frame.loc["nerve", "true_area"] == 2
+    assert frame.loc["artery", "dice"] == 1.0

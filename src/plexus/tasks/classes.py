@@ -332,7 +332,7 @@ class ClassesTask(Task):
                                     "n_boot": config["postprocess"]["bootstrap_samples"],
                                     "seed": config["postprocess"]["seed"]},
             "submission": lambda: {"classes": classes},
-            "summary_table": lambda: {"classes": classes, "n_boot": summary["bootstrap_samples"],
+            "summary_table": lambda: {"classes": classes, "ignore": ignore, "n_boot": summary["bootstrap_samples"],
                                       "seed": summary["seed"]},
             "comparison": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
             "noise_scores": lambda: {"classes": classes, "ignore": ignore},
@@ -366,9 +366,15 @@ class ClassesTask(Task):
         write_submission_summary(o.csv, o.summary, decision)
 
     def summary_table(self, job) -> None:
-        i, o, p = job.input, job.output, job.params
-        class_table_stage(dict(zip(p.names, i.per_image)), i.train, p.settings["classes"], o.csv, o.md,
-                          n_boot=p.settings["n_boot"], seed=p.settings["seed"])
+        """The per-class table, with the second rater (``mask_rater2``) beside every model on its images."""
+        from plexus.evaluation.raters import foreground_matrix, rater2_frame
+
+        i, o, p, s = job.input, job.output, job.params, job.params.settings
+        classes = s["classes"]
+        rater2 = rater2_frame(read_manifest(i.train), classes, foreground_matrix(len(classes)), list(classes)[1:],
+                              "class", ignore=s.get("ignore"))
+        class_table_stage(dict(zip(p.names, i.per_image)), i.train, classes, o.csv, o.md, n_boot=s["n_boot"],
+                          seed=s["seed"], rater2=rater2)
 
     def comparison(self, job) -> None:
         """The comparison and pairwise tables of the mean Dice; the models figure: each class's

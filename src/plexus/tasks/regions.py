@@ -42,11 +42,10 @@ from plexus.io.contracts import (
     read_per_image,
     read_table,
 )
-from plexus.labels import IGNORE_LABEL, region_matrix
+from plexus.labels import region_matrix
 from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, noise_files, write_submission_summary
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
-RATER2_COLUMN = "mask_rater2"
 
 
 # --------------------------------------------------------------------------- regions of a label map
@@ -62,9 +61,9 @@ def nesting_order(matrix: np.ndarray) -> list[int]:
 def region_truths(label: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(R, H, W)`` bool truth of every region of a class-index map, and the ``(H, W)`` pixels that
     count (not :data:`~plexus.labels.IGNORE_LABEL`)."""
-    valid = label != IGNORE_LABEL
-    index = np.where(valid, label, 0).astype(np.int64)
-    return matrix[:, index] & valid, valid
+    from plexus.evaluation.raters import unit_masks
+
+    return unit_masks(label, matrix)
 
 
 def region_probs(prob: np.ndarray, matrix: np.ndarray, mode: str) -> np.ndarray:
@@ -241,30 +240,12 @@ def image_level(per_image_csv) -> pd.DataFrame:
 
 
 def rater2_frame(train_csv, classes: dict, regions: dict, ignore: dict | None = None) -> pd.DataFrame:
-    """Per rated image and region: the second rater's Dice, IoU, sensitivity and precision against
-    the first (columns as ``per_image.csv``, ``dice_cross_fitted`` = ``dice``: nothing is tuned)."""
-    from plexus.evaluation.multiclass import scores_from_counts
+    """Per rated image and region: the second rater against the first
+    (:func:`plexus.evaluation.raters.rater2_frame`)."""
+    from plexus.evaluation.raters import rater2_frame as score_rater2
 
-    train = read_manifest(train_csv)
-    if RATER2_COLUMN not in train.columns:
-        return pd.DataFrame()
-    rated = train[train[RATER2_COLUMN].astype(str) != ""]
-    matrix, names = region_matrix(regions, classes), list(regions)
-    ids = rated["image_id"].astype(str).tolist()
-    rows = []
-    for image_id, subject, first, second in zip(ids, rated["subject"],
-                                                _label_truths(rated, ids, classes, ignore),
-                                                _label_truths(rated, ids, classes, ignore, RATER2_COLUMN)):
-        truth, valid = region_truths(first, matrix)
-        other, _ = region_truths(second, matrix)
-        for r, name in enumerate(names):
-            tp = int((other[r] & truth[r] & valid).sum())
-            pred, true = int((other[r] & valid).sum()), int((truth[r] & valid).sum())
-            scores = scores_from_counts(np.array([tp, pred - tp, true - tp, true]))
-            rows.append({"image_id": image_id, "subject": subject, "region": name,
-                         **{m: float(scores[m]) for m in METRICS}, "dice_cross_fitted": float(scores["dice"]),
-                         "true_area": true, "pred_area": pred})
-    return pd.DataFrame(rows)
+    return score_rater2(read_manifest(train_csv), classes, region_matrix(regions, classes), list(regions), "region",
+                        ignore=ignore)
 
 
 # --------------------------------------------------------------------------- test predictions
