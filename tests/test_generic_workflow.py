@@ -91,9 +91,20 @@ def test_class_table_has_the_all_background_baseline_and_tuning_is_per_class(mul
     train = pd.read_csv(results / "manifest/train.csv", dtype=str, keep_default_na=False)
     for cls, value in (("nerve", 128), ("artery", 255)):
         absent = np.mean([not (np.asarray(Image.open(m)) == value).any() for m in train["mask"]])
-        row = table[(table["name"] == "all_background") & (table["class"] == cls) & (table["metric"] == "dice")]
+        row = table[(table["name"] == "all_background") & (table["class"] == cls) & (table["metric"] == "dice")
+                    & (table["scope"] == "all")]
         assert row["mean"].item() == pytest.approx(absent)
-    assert set(table["name"]) == {"unet", "attn", "main", "all_background"}
+        # the example's second rater, recomputed from its files, beside every model on its images
+        rated = train[train["mask_rater2"] != ""]
+        scores = []
+        for first, second in zip(rated["mask"], rated["mask_rater2"]):
+            a, b = (np.asarray(Image.open(p)) == value for p in (first, second))
+            scores.append(1.0 if a.sum() + b.sum() == 0 else 2 * (a & b).sum() / (a.sum() + b.sum()))
+        human = table[(table["name"] == "rater2") & (table["class"] == cls) & (table["metric"] == "dice")]
+        assert human["scope"].item() == "rated" and human["mean"].item() == pytest.approx(np.mean(scores))
+        same = table[(table["scope"] == "rated") & (table["class"] == cls) & (table["metric"] == "dice")]
+        assert set(same["n_images"]) == {len(rated)}
+    assert set(table["name"]) == {"unet", "attn", "main", "all_background", "rater2"}
     best = json.loads((results / "tuning/unet/best.json").read_text())
     assert set(best["classes"]) == {"nerve", "artery"}
     grid = pd.read_csv(results / "tuning/unet/grid.csv")

@@ -69,7 +69,9 @@ def test_sheet_reads_back_and_files_check(tmp_path, generate, channels):
     frame = generate(tmp_path, seed=1, **SMALL)
     sheet = read_sheet(tmp_path / SHEET_NAME, channels=channels)
     pd.testing.assert_frame_equal(frame, sheet)
-    assert list(sheet.columns) == ["image_id", "subject", "split", *channels, "mask"]
+    assert list(sheet.columns) == ["image_id", "subject", "split", *channels, "mask", "mask_rater2"]
+    rated = sheet[sheet["mask_rater2"] != ""]
+    assert len(rated) == round(0.5 * (sheet["split"] == "train").sum()) and set(rated["split"]) == {"train"}
     info = check_files(sheet, channels=channels, allow_missing_channels=len(channels) > 1, read_pixels=True)
     assert len(info) == len(sheet)
     raw = pd.read_csv(tmp_path / SHEET_NAME, sep="\t", dtype=str, keep_default_na=False)
@@ -198,7 +200,7 @@ def test_multichannel_lesion_share_and_visibility(multichannel):
 def test_channel_subset_keeps_the_images(tmp_path):
     full = generate_multichannel(tmp_path / "full", missing_rate=0.0, seed=2, **SMALL)
     alone = generate_multichannel(tmp_path / "flair", channels=("flair",), missing_rate=0.0, seed=2, **SMALL)
-    assert list(alone.columns) == ["image_id", "subject", "split", "flair", "mask"]
+    assert list(alone.columns) == ["image_id", "subject", "split", "flair", "mask", "mask_rater2"]
     assert not (tmp_path / "flair" / "t1").exists()
     for a, b in zip(full.itertuples(), alone.itertuples()):
         assert open(a.flair, "rb").read() == open(b.flair, "rb").read()
@@ -227,8 +229,10 @@ def test_refuses_foreign_data(tmp_path):
 def test_rerun_removes_stale_files(tmp_path):
     generate_multichannel(tmp_path, n_subjects=3, images_per_subject=4, n_test_subjects=1, test_images_per_subject=2)
     generate_multiclass(tmp_path, n_subjects=2, images_per_subject=3, n_test_subjects=0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "masks", SHEET_NAME, SUMMARY_NAME]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "masks", "masks_rater2", SHEET_NAME,
+                                                          SUMMARY_NAME]
     assert len(list((tmp_path / "images").iterdir())) == 6 and len(list((tmp_path / "masks").iterdir())) == 6
+    assert len(list((tmp_path / "masks_rater2").iterdir())) == 3  # the earlier run's second masks are gone
     sheet = read_sheet(tmp_path / SHEET_NAME)
     assert (sheet["split"] == "train").all() and len(sheet) == 6
 
@@ -246,3 +250,20 @@ def test_bad_channel_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         generate_multichannel(tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_second_rater_moves_each_outline_by_one_pixel():
+    from plexus.data.synthetic_semantic import rater2_mask
+
+    yy, xx = np.mgrid[:40, :40]
+    mask = np.zeros((40, 40), np.uint8)
+    mask[(yy - 20) ** 2 + (xx - 20) ** 2 < 100] = 128
+    mask[(yy - 20) ** 2 + (xx - 20) ** 2 < 16] = 255
+    for seed in range(6):
+        other = rater2_mask(mask, np.random.default_rng(seed))
+        assert set(np.unique(other)) <= {0, 128, 255} and not np.array_equal(other, mask)
+        for value in (128, 255):
+            a, b = mask == value, other == value
+            assert 0.5 < 2 * (a & b).sum() / (a.sum() + b.sum()) < 1
+    missed = rater2_mask(mask, np.random.default_rng(0), omit=True)
+    assert len(np.unique(missed)) < 3  # one class's only component missed

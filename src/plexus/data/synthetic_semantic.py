@@ -242,6 +242,55 @@ def _subject_sizes(seed: int, dataset: int, split: int, n: int, sizes: list[tupl
     return [sizes[(start + s) % len(sizes)] for s in range(n)]
 
 
+#: the second rater's masks of the sheet datasets (a share of the training images)
+RATER2_FOLDER = "masks_rater2"
+RATER2_SHARE = 0.5
+_RATER2 = 9  # its RNG stream: independent of the images and masks, which stay as they were
+
+
+def rater2_mask(mask: np.ndarray, rng: np.random.Generator, omit: bool = False) -> np.ndarray:
+    """A second expert's version of a label mask (gray values, 0 the background): each foreground
+    class's outline moved by one pixel (dilated or eroded at random, painted in value order), and
+    with ``omit`` the smallest component of one class missed."""
+    from scipy import ndimage
+
+    values = [int(v) for v in np.unique(mask) if v != 0]
+    out = np.zeros_like(mask)
+    for value in values:
+        region = mask == value
+        moved = ndimage.binary_dilation(region) if rng.random() < 0.5 else ndimage.binary_erosion(region)
+        out[moved] = value
+    if omit and values:
+        value = values[int(rng.integers(len(values)))]
+        labels, n = ndimage.label(out == value)
+        if n:
+            sizes = np.bincount(labels.ravel())[1:]
+            out[labels == int(np.argmin(sizes)) + 1] = 0
+    return out
+
+
+def _add_rater2(out: Path, rows: list[dict], seed: int, code: int, share: float = RATER2_SHARE) -> int:
+    """Write a second rater's masks for ``share`` of the training rows (``mask_rater2``; "" elsewhere);
+    about one in eight misses a component. Returns how many were written."""
+    from PIL import Image
+
+    folder = out / RATER2_FOLDER
+    if folder.is_dir():
+        for stale in folder.iterdir():
+            stale.unlink()
+    rng = _rng(seed, _RATER2, code, 0, 0)
+    train = [row for row in rows if row["split"] == "train"]
+    chosen = set(rng.choice(len(train), size=int(round(share * len(train))), replace=False).tolist())
+    for row in rows:
+        row["mask_rater2"] = ""
+    for k, row in enumerate(train):
+        if k in chosen:
+            mask = np.asarray(Image.open(out / row["mask"]))
+            row["mask_rater2"] = f"{RATER2_FOLDER}/{row['image_id']}.png"
+            _write_png(out / row["mask_rater2"], rater2_mask(mask, rng, omit=rng.random() < 1 / 8))
+    return len(chosen)
+
+
 def _finish(out: Path, rows: list[dict], channels: Sequence[str], summary: dict) -> pd.DataFrame:
     """Write the sheet and the summary; return the sheet frame with absolute paths (what
     :func:`plexus.data.sheet.read_sheet` gives for the sheet)."""
@@ -417,6 +466,7 @@ def generate_multiclass(out_dir: str | os.PathLike, *, n_subjects: int = 8, imag
         subject_sizes=subject_sizes,
         missing_channels={"train": {"image": 0}, "test": {"image": 0}},
         **_class_stats(pixels, images, n_train, classes),
+        rater2_images=_add_rater2(out, rows, seed, _MULTICLASS),
     )
     return _finish(out, rows, ("image",), summary)
 
@@ -600,5 +650,6 @@ def generate_multichannel(out_dir: str | os.PathLike, *, n_subjects: int = 8, im
         missing_channels=missing,
         rows_missing_a_channel={split: int(sum(counts.values())) for split, counts in missing.items()},
         **_class_stats(pixels, images, n_train, classes),
+        rater2_images=_add_rater2(out, rows, seed, _MULTICHANNEL),
     )
     return _finish(out, rows, channels, summary)
