@@ -218,8 +218,8 @@ def test_qualitative_panel_titles_and_overlays():
     assert axes[2, 0].get_title(loc="left") == "worst · 9_1 · Dice 0.12"
     assert axes[0, 0].get_title(loc="left") == "best · 2_3 · Dice 0.90"
     assert "ground truth" in axes[0, 1].get_title()
-    assert axes[0, 2].get_title() == f"final: p>0.3, area>=40 (0 px, {int(raws[0].sum())} px removed)"
-    assert axes[1, 2].get_title() == f"final: p>0.3, area>=40 ({int(finals[1].sum())} px, 0 px removed)"
+    assert axes[0, 2].get_title() == f"final: p>0.3, area>=40\n(0 px, {int(raws[0].sum())} px removed)"
+    assert axes[1, 2].get_title() == f"final: p>0.3, area>=40\n({int(finals[1].sum())} px, 0 px removed)"
     assert len(axes[0, 0].get_images()) == 1  # plain image
     assert len(axes[0, 1].get_images()) == 2  # image + translucent truth
     assert len(axes[0, 2].get_images()) == 1  # an empty decision: the image alone, the removed pixels outlined

@@ -412,7 +412,7 @@ def qualitative_panel(images, truths, finals, dices, image_ids, labels, decision
         ax_img.set_title(f"{labels[i]} · {image_ids[i]} · Dice {float(dices[i]):.2f}", loc="left")
         ax_true.set_title(f"ground truth ({int(np.asarray(truths[i]).astype(bool).sum())} px)")
         note = f", {removed} px removed" if raws is not None else ""
-        ax_pred.set_title(f"{decision} ({int(finals[i].sum())} px{note})")
+        ax_pred.set_title(f"{decision}\n({int(finals[i].sum())} px{note})", fontsize="small")
         for j, ax in enumerate(axes[i]):
             ax.set_xticks([0, w - 1])
             ax.set_yticks([0, h - 1])
