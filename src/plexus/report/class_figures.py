@@ -331,3 +331,16 @@ def label_panel(images, truths, preds, image_ids, scores, labels, class_names, s
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return fig
+
+
+def study_figure(study: str, scores: pd.DataFrame, style: dict | None = None, *, value: str = "dice",
+                 label: str = "Dice"):
+    """The figure of one robustness study (``noise``, ``train_size``, ``missing_channel``) of a
+    per-unit score table (a class or region per row, in ``class``)."""
+    if study == "noise":
+        return class_noise_figure(scores, style, value=value, label=label)
+    if study == "train_size":
+        return class_train_size_figure(scores, style, value=value, label=label)
+    if study == "missing_channel":
+        return missing_channel_figure(scores, style)
+    raise ValueError(f"unknown study {study!r} (noise, train_size, missing_channel)")

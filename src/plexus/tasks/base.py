@@ -97,6 +97,13 @@ class Task:
         raise NotImplementedError(f"task {self.name!r} has no {stage} stage")
 
     def tune(self, job) -> None:
+        """The task's tuning on the plain OOF maps (:meth:`tune_into` the rule's outputs)."""
+        self.tune_into(job, "prob", {"grid": job.output.grid, "best": job.output.best,
+                                     "per_image": job.output.per_image})
+
+    def tune_into(self, job, key: str, outputs: dict) -> None:
+        """Tune on the members' OOF arrays ``key`` (``prob``, ``prob_tta``); write ``outputs`` grid,
+        best and per_image."""
         self._missing("tune")
 
     def postprocess(self, job) -> None:
@@ -134,13 +141,18 @@ class Task:
                        decisions=decisions)
 
     def image_level(self, per_image_csv):
-        """The tuning's per-image table as :data:`DECISION_COLUMNS` of the task's score."""
-        self._missing("postprocess")
+        """The tuning's per-image table as :data:`DECISION_COLUMNS` of the task's score (default: the
+        mean over the units, classes or regions, of a per-image-and-unit Dice table)."""
+        return mean_over_units(per_image_csv)
 
     def retune(self, job, key: str, folder):
         """The task's tuning repeated on the OOF arrays ``key`` (e.g. ``prob_tta``), its files in
         ``folder``: ``(image_level frame, best dict)``."""
-        self._missing("postprocess")
+        from pathlib import Path
+
+        outputs = {name: Path(folder, f"{name}.{ext}") for name, ext in TUNING_FILES}
+        self.tune_into(job, key, outputs)
+        return self.image_level(outputs["per_image"]), _read_json(outputs["best"])
 
     def submission(self, job) -> None:
         self._missing("submission")
@@ -205,6 +217,22 @@ def train_infos_by_model(job) -> dict[str, list[str]]:
     infos, models = list(job.input.train_info), list(job.params.models)
     per_model = len(infos) // len(models)
     return {m: infos[k * per_model:(k + 1) * per_model] for k, m in enumerate(models)}
+
+
+#: a tuning's files (``results/tuning/{name}/``): output key and suffix
+TUNING_FILES = (("grid", "csv"), ("best", "json"), ("per_image", "csv"))
+
+
+def mean_over_units(per_image_csv):
+    """The per-image scores of a table with one row per image and unit (class or region): the mean
+    over the units of ``dice_untuned``, ``dice``, ``dice_cross_fitted`` and the other metrics."""
+    from plexus.io.contracts import read_per_image
+
+    frame = read_per_image(per_image_csv)
+    grouped = frame.groupby(["image_id", "subject", "fold"], sort=False)
+    out = grouped[["dice_untuned", "dice", "dice_cross_fitted", "iou", "sensitivity", "precision"]].mean()
+    out = out.rename(columns={"dice_untuned": "untuned", "dice": "tuned", "dice_cross_fitted": "cross_fitted"})
+    return out.reset_index().assign(postprocessed=lambda f: f["tuned"])
 
 
 #: the per-image columns of ``results/postprocess/{name}_per_image.csv`` that every task writes

@@ -306,15 +306,6 @@ def tuning_figure_stage(grid_csv, best_json, name, paths, style=None) -> None:
     save(class_figures.min_area_figure(read_table(grid_csv), best, f"{name}: minimum area per class"), paths)
 
 
-def image_level(per_image_csv) -> pd.DataFrame:
-    """The per-image scores (mean over the foreground classes) that the comparison reads."""
-    frame = read_per_image(per_image_csv)
-    grouped = frame.groupby(["image_id", "subject", "fold"], sort=False)
-    out = grouped[["dice_untuned", "dice", "dice_cross_fitted", "iou", "sensitivity", "precision"]].mean()
-    out = out.rename(columns={"dice_untuned": "untuned", "dice": "tuned", "dice_cross_fitted": "cross_fitted"})
-    return out.reset_index().assign(postprocessed=lambda f: f["tuned"])
-
-
 # --------------------------------------------------------------------------- the task
 
 
@@ -342,21 +333,10 @@ class ClassesTask(Task):
             "figure_qualitative": lambda: {"classes": classes, "ignore": ignore},
         }.get(stage, dict)()
 
-    def tune(self, job) -> None:
-        i, o, s = job.input, job.output, job.params.settings
-        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["grid"], grid_csv=o.grid, best_json=o.best,
-                   per_image_csv=o.per_image, ignore=s["ignore"])
-
-    def image_level(self, per_image_csv):
-        return image_level(per_image_csv)
-
-    def retune(self, job, key: str, folder):
+    def tune_into(self, job, key: str, outputs: dict) -> None:
         i, s = job.input, job.params.settings
-        out = {name: Path(folder, f"{name}.{ext}") for name, ext in (("grid", "csv"), ("best", "json"),
-                                                                      ("per_image", "csv"))}
-        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["grid"], grid_csv=out["grid"],
-                   best_json=out["best"], per_image_csv=out["per_image"], ignore=s["ignore"], key=key)
-        return image_level(out["per_image"]), read_json(out["best"])
+        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["grid"], grid_csv=outputs["grid"],
+                   best_json=outputs["best"], per_image_csv=outputs["per_image"], ignore=s["ignore"], key=key)
 
     def submission(self, job) -> None:
         i, o, decision = job.input, job.output, read_json(job.input.decision)
@@ -420,12 +400,10 @@ class ClassesTask(Task):
                           figure_paths(job, "panel"), job.params.style, ignore=s["ignore"])
 
     def figure_study(self, study: str, job) -> None:
-        from plexus.report import class_figures
+        from plexus.report.class_figures import study_figure
         from plexus.report.figures import save
 
-        draw = {"noise": class_figures.class_noise_figure, "train_size": class_figures.class_train_size_figure,
-                "missing_channel": class_figures.missing_channel_figure}[study]
-        save(draw(read_table(job.input.scores), job.params.style), [job.output.png, job.output.pdf])
+        save(study_figure(study, read_table(job.input.scores), job.params.style), [job.output.png, job.output.pdf])
 
 
 TASK = ClassesTask(

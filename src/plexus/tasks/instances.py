@@ -488,21 +488,13 @@ class InstancesTask(Task):
             "train_size_scores": lambda: {"classes": classes},
         }.get(stage, dict)()
 
-    def tune(self, job) -> None:
-        i, o, s = job.input, job.output, job.params.settings
-        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["options"], grid_csv=o.grid,
-                   best_json=o.best, per_image_csv=o.per_image, threads=job.threads)
+    def tune_into(self, job, key: str, outputs: dict) -> None:
+        i, s = job.input, job.params.settings
+        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["options"], grid_csv=outputs["grid"],
+                   best_json=outputs["best"], per_image_csv=outputs["per_image"], threads=job.threads, key=key)
 
     def image_level(self, per_image_csv):
         return image_level(per_image_csv)
-
-    def retune(self, job, key: str, folder):
-        i, s = job.input, job.params.settings
-        out = {name: Path(folder, f"{name}.{ext}") for name, ext in (("grid", "csv"), ("best", "json"),
-                                                                      ("per_image", "csv"))}
-        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["options"], grid_csv=out["grid"],
-                   best_json=out["best"], per_image_csv=out["per_image"], threads=job.threads, key=key)
-        return image_level(out["per_image"]), read_json(out["best"])
 
     def submission(self, job) -> None:
         i, o, decision = job.input, job.output, read_json(job.input.decision)
@@ -537,11 +529,10 @@ class InstancesTask(Task):
                                 job.output[0], threads=job.threads)
 
     def figure_study(self, study: str, job) -> None:
-        from plexus.report import class_figures
+        from plexus.report.class_figures import study_figure
         from plexus.report.figures import save
 
-        draw = {"noise": class_figures.class_noise_figure, "train_size": class_figures.class_train_size_figure}[study]
-        save(draw(read_table(job.input.scores), job.params.style, value="ap", label="mean AP"),
+        save(study_figure(study, read_table(job.input.scores), job.params.style, value="ap", label="mean AP"),
              [job.output.png, job.output.pdf])
 
     def figure_tuning(self, job) -> None:

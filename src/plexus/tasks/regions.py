@@ -227,15 +227,6 @@ def tune_stage(member_oofs: dict[str, list], modes: dict[str, str], folds_csv, t
     return summary
 
 
-def image_level(per_image_csv) -> pd.DataFrame:
-    """The per-image scores (mean over the regions) that the comparison reads."""
-    frame = read_per_image(per_image_csv)
-    grouped = frame.groupby(["image_id", "subject", "fold"], sort=False)
-    out = grouped[["dice_untuned", "dice", "dice_cross_fitted", "iou", "sensitivity", "precision"]].mean()
-    out = out.rename(columns={"dice_untuned": "untuned", "dice": "tuned", "dice_cross_fitted": "cross_fitted"})
-    return out.reset_index().assign(postprocessed=lambda f: f["tuned"])
-
-
 # --------------------------------------------------------------------------- the second rater
 
 
@@ -429,23 +420,11 @@ class RegionsTask(Task):
                 errors.append(f"models.{name}: a region-trained model has no presence head")
         return errors
 
-    def _tune(self, job, key: str, outputs: dict):
+    def tune_into(self, job, key: str, outputs: dict) -> None:
         i, s = job.input, job.params.settings
-        return tune_stage(member_oofs(job), s["modes"], i.folds, i.train, s["classes"], s["regions"], s["cutoffs"],
-                          s["min_areas"], grid_csv=outputs["grid"], best_json=outputs["best"],
-                          per_image_csv=outputs["per_image"], ignore=s["ignore"], key=key)
-
-    def tune(self, job) -> None:
-        self._tune(job, "prob", {"grid": job.output.grid, "best": job.output.best, "per_image": job.output.per_image})
-
-    def image_level(self, per_image_csv):
-        return image_level(per_image_csv)
-
-    def retune(self, job, key: str, folder):
-        out = {name: Path(folder, f"{name}.{ext}") for name, ext in (("grid", "csv"), ("best", "json"),
-                                                                      ("per_image", "csv"))}
-        best = self._tune(job, key, out)
-        return image_level(out["per_image"]), best
+        tune_stage(member_oofs(job), s["modes"], i.folds, i.train, s["classes"], s["regions"], s["cutoffs"],
+                   s["min_areas"], grid_csv=outputs["grid"], best_json=outputs["best"],
+                   per_image_csv=outputs["per_image"], ignore=s["ignore"], key=key)
 
     def submission(self, job) -> None:
         i, o, s = job.input, job.output, job.params.settings
@@ -577,12 +556,10 @@ class RegionsTask(Task):
         save(fig, figure_paths(job, "panel"))
 
     def figure_study(self, study: str, job) -> None:
-        from plexus.report import class_figures
+        from plexus.report.class_figures import study_figure
         from plexus.report.figures import save
 
-        draw = {"noise": class_figures.class_noise_figure, "train_size": class_figures.class_train_size_figure,
-                "missing_channel": class_figures.missing_channel_figure}[study]
-        save(draw(read_table(job.input.scores), job.params.style), [job.output.png, job.output.pdf])
+        save(study_figure(study, read_table(job.input.scores), job.params.style), [job.output.png, job.output.pdf])
 
 
 TASK = RegionsTask(
