@@ -23,7 +23,7 @@ Channels: each channel column holds a gray image, or an RGB image that counts as
 input channels (named ``{column}.r/.g/.b``); a column must hold the same number of
 image channels in every row. Images of one dataset may have any and mixed sizes: each
 keeps its original ``height x width`` in the manifest, and probabilities return to it
-for tuning, metrics and outputs (:mod:`plexus.stages.classes`).
+for tuning, metrics and outputs (:mod:`plexus.tasks.classes`).
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def read_dataset(data: dict, written_sheet=None):
     """The sheet frame of ``data`` (the config's data section) by ``data.format``.
 
     ``written_sheet``: format dsb2018, the sheet of merged instance masks and targets that the
-    nuclei stage wrote (:func:`plexus.stages.instances`'s sheet; the rule's input).
+    ``convert`` rule wrote (:func:`plexus.data.dsb2018.nuclei_sheet_stage`; the rule's input).
     """
     raw = Path(data["raw_dir"])
     if data["format"] == "folders":

@@ -1,6 +1,7 @@
-"""Stages of nuclei instance segmentation (``data.format: dsb2018``), scored by DSB2018 mean AP.
+"""Task ``instances``: nuclei instance segmentation (format ``dsb2018``), scored by DSB2018 mean AP.
 
-The data path is the generic workflow's (:mod:`plexus.stages.classes`): :func:`nuclei_sheet_stage`
+The data path is the sheet formats' (:mod:`plexus.stages.data`), after the ``convert`` rule's
+:func:`plexus.data.dsb2018.nuclei_sheet_stage`
 turns the DSB2018 folders into a sample sheet whose ``mask`` is a class-index training target
 (0 background, 1 nucleus, 2 boundary when ``instances.boundary``) and whose extra column
 ``instances`` is the merged instance label map (uint16 PNG, 0 background, 1..N nuclei) kept for
