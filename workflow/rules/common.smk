@@ -1,6 +1,5 @@
 # Shared Python of the workflow: config validation, names, input functions,
 # per-rule settings and resources. Rules stay declarative and use these by name.
-import re
 import sys
 from pathlib import Path
 
@@ -8,6 +7,7 @@ from pathlib import Path
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
+from plexus import runs
 from plexus.codehash import code_version, task_code_version
 from plexus.config import (
     check_config,
@@ -18,7 +18,6 @@ from plexus.config import (
     validate_config,
 )
 from plexus.data.fingerprint import refresh as refresh_fingerprint
-from plexus.stages.data import CONVERTED_FORMATS, MANIFEST_FILES
 from plexus.tasks import load_task, task_module
 
 validate_config(config)
@@ -39,19 +38,15 @@ TASK = load_task(TASK_NAME)
 # the classes the network learns; the ignored ones (ignore:) only mark pixels that count nowhere
 IGNORE = ignored_classes(config)
 CLASSES = learnt_classes(config)
-SHEET = (
-    config["data"]["sheet"]
-    if Path(config["data"]["sheet"]).is_absolute()
-    else f"{RAW}/{config['data']['sheet']}"
-)
+SHEET = runs.sheet_path(config)
 
 
 check_config(config)
 
 
-NAME = r"[A-Za-z][A-Za-z0-9_]*"
+NAME = runs.NAME
 # a model trained for a robustness study: its name and the study's suffix (see parse_run)
-ROBUSTNESS_RUN = NAME + r"--(noisy|n[0-9.]+-s[0-9]+)"
+ROBUSTNESS_RUN = runs.ROBUSTNESS_RUN
 
 
 wildcard_constraints:
@@ -133,73 +128,31 @@ def synthetic_settings():
 
 
 def synthetic_outputs():
-    """The folders (or sheet) the embedded synthetic dataset writes, by its kind."""
-    kind = config["data"]["synthetic"]["kind"]
-    if kind == "nerve":
-        return {"train": directory(f"{RAW}/train"), "test": directory(f"{RAW}/test")}
-    if kind == "nuclei":
-        return {
-            "train": directory(f"{RAW}/stage1_train"),
-            "test": directory(f"{RAW}/stage1_test"),
-        }
-    return {"sheet": SHEET}
+    outputs, folders = runs.synthetic_outputs(config)
+    return {k: directory(v) if k in folders else v for k, v in outputs.items()}
 
 
 def converted_inputs():
-    """The DSB2018 folders the conversion reads: stage1_test only where it exists (or is generated)."""
-    folders = {"train": f"{RAW}/stage1_train"}
-    if config["data"]["synthetic"]["enabled"] or Path(RAW, "stage1_test").is_dir():
-        folders["test"] = f"{RAW}/stage1_test"
-    return folders
+    return runs.converted_inputs(config)
 
 
 def dataset_inputs():
-    """What the manifest reads: the raw folders, the sheet, or the converted sheet (dsb2018)."""
-    if FORMAT == "kaggle_nerve":
-        return [f"{RAW}/train", f"{RAW}/test"]
-    if FORMAT in CONVERTED_FORMATS:
-        return [CONVERTED["sheet"]]
-    if FORMAT == "sheet":
-        return [SHEET]
-    folders = config["data"]["folders"]
-    others = [
-        folders[k]
-        for k in ("test",) + (() if folders["cases"] else ("masks",))
-        if folders[k]
-    ]
-    # a folder the layout does not have (no test/) is no input; the raw fingerprint sees every file
-    paths = [f"{RAW}/{folders['images']}"]
-    paths += [f"{RAW}/{name}" for name in others if Path(RAW, name).exists()]
-    return sorted(set(paths))
+    return runs.dataset_inputs(config)
 
 
 # -- names -----------------------------------------------------------------------------
 
 
 def tuning_names():
-    """Every model and every ensemble gets tuned (a model is an ensemble of one)."""
-    return list(MODELS) + list(ENSEMBLES)
+    return runs.tuning_names(config)
 
 
 def members_of(name):
-    return list(ENSEMBLES[name]) if name in ENSEMBLES else [name]
+    return runs.members_of(config, name)
 
 
 def parse_run(run):
-    """``unet`` -> (unet, None, None); ``unet--noisy``; ``unet--n0.5-s1`` (size, seed)."""
-    model, _, suffix = run.partition("--")
-    if model not in MODELS:
-        raise ValueError(f"run {run!r}: unknown model {model!r}")
-    if suffix == "noisy":
-        return model, "noisy", None
-    if match := re.fullmatch(r"n([0-9.]+)-s([0-9]+)", suffix):
-        return model, None, {"size": float(match[1]), "seed": int(match[2])}
-    return model, None, None
-
-
-def number_name(value):
-    """0.5 -> '0.5', 40.0 -> '40': a stable, short wildcard value."""
-    return f"{float(value):g}"
+    return runs.parse_run(run, MODELS)
 
 
 def size_of(run):
@@ -208,22 +161,10 @@ def size_of(run):
 
 
 def manifest_outputs():
-    """train.csv, test.csv, summary.json and what the data format writes beside them."""
-    outputs = {
-        "train": "results/manifest/train.csv",
-        "test": "results/manifest/test.csv",
-        "summary": "results/manifest/summary.json",
-    }
-    return outputs | {k: v for k, v in MANIFEST_FILES[FORMAT].items()}
+    return runs.manifest_outputs(config)
 
 
-# a format converted to a sample sheet first (the convert rule of data.smk)
-CONVERTED = {
-    "sheet": "results/converted/sheet.tsv",
-    "labels": "results/converted/labels",
-    "targets": "results/converted/targets",
-    "images": "results/converted/images",
-}
+CONVERTED = runs.CONVERTED
 
 
 def tta_flips(wildcards):
@@ -354,176 +295,43 @@ def study_rule_inputs(stage):
     }
 
 
-# the noise study's training conditions: the main checkpoints (no retraining) and the
-# clean+noisy retrain (``--noisy`` runs); one job predicts both at a sigma
-NOISE_CONDITIONS = ["clean", "noisy"]
-
-
 def noisy_condition_models(wildcards):
-    """Each training condition's fold models: ``{"clean": [...], "noisy": [...]}``."""
-    return {
-        condition: expand(
-            "results/models/{run}/fold{fold}/model.pt",
-            run=robust_model() + ("--noisy" if condition == "noisy" else ""),
-            fold=FOLDS,
-        )
-        for condition in NOISE_CONDITIONS
-    }
+    return runs.noisy_condition_models(config, FOLDS)
 
 
 def noise_entries():
-    """(input key, condition, sigma) of every noise evaluation."""
-    return [
-        [f"{condition}_{number_name(sigma)}", condition, float(sigma)]
-        for condition in NOISE_CONDITIONS
-        for sigma in NOISE["sigmas"]
-    ]
+    return runs.noise_entries(config)
 
 
 def noise_prediction_files(wildcards):
-    return {
-        key: f"results/robustness/noise/{condition}/sigma{number_name(sigma)}.npz"
-        for key, condition, sigma in noise_entries()
-    }
+    return runs.noise_prediction_files(config)
 
 
 def train_size_entries():
-    """(input key, size, seed) of every training-size run."""
-    return [
-        [f"n{number_name(size)}_s{seed}", float(size), int(seed)]
-        for size in TRAIN_SIZE["sizes"]
-        for seed in TRAIN_SIZE["seeds"]
-    ]
+    return runs.train_size_entries(config)
 
 
 def train_size_oof_files(wildcards):
-    files = {
-        key: expand(
-            "results/oof/{run}/fold{fold}.npz",
-            run=f"{robust_model()}--n{number_name(size)}-s{seed}",
-            fold=FOLDS,
-        )
-        for key, size, seed in train_size_entries()
-    }
-    files["full"] = expand(
-        "results/oof/{run}/fold{fold}.npz", run=robust_model(), fold=FOLDS
-    )
-    return files
+    return runs.train_size_oof_files(config, FOLDS)
 
 
 def train_size_infos(wildcards):
-    """train_info.json of every training-size run (and the full run): its image counts."""
-    return {
-        f"info_{key}": expand(
-            "results/models/{run}/fold{fold}/train_info.json",
-            run=f"{robust_model()}--n{number_name(size)}-s{seed}",
-            fold=FOLDS,
-        )
-        for key, size, seed in train_size_entries()
-    } | {
-        "info_full": expand(
-            "results/models/{run}/fold{fold}/train_info.json",
-            run=robust_model(),
-            fold=FOLDS,
-        )
-    }
+    return runs.train_size_infos(config, FOLDS)
 
 
 def studies():
-    """The robustness studies switched on (the task checks it scores them)."""
-    return [
-        study
-        for study in ("noise", "train_size", "missing_channel")
-        if ROBUSTNESS[study]["enabled"]
-    ]
+    return runs.studies(config)
 
 
-# -- scheduling -----------------------------------------------------------------------
-# On a few local cores the ready jobs queue; these priorities order them (SLURM gets every
-# ready job at once). The models train first, so their predictions, tuning and
-# post-processing run beside the robustness studies' trainings instead of after them; the
-# noise study's trainings go before the training-size study's (more jobs wait on them);
-# figures and tables (priority 0) fill the gaps.
-PRIORITY_MODEL_TRAINING = 4
-PRIORITY_PIPELINE = 3
-PRIORITY_NOISY_TRAINING = 2
-PRIORITY_SUBSET_TRAINING = 1
-
-
-def train_priority(wildcards):
-    model, noisy, subset = parse_run(wildcards.run)
-    if noisy:
-        return PRIORITY_NOISY_TRAINING
-    if subset is not None:
-        return PRIORITY_SUBSET_TRAINING
-    return PRIORITY_MODEL_TRAINING
-
-
-# -- resources: GPU jobs ask for one GPU; retries get more time and memory ----------------
-
-
-def train_runtime(wildcards, attempt):
-    return 120 * attempt
-
-
-def predict_runtime(wildcards, attempt):
-    return 30 * attempt
-
-
-def light_runtime(wildcards, attempt):
-    return 20 * attempt
-
-
-def cpus_per_task(wildcards, threads):
-    return threads
-
-
-def gpu_mem_mb(wildcards, attempt):
-    return 8000 * attempt
-
-
-def light_mem_mb(wildcards, attempt):
-    return 4000 * attempt
-
-
-# -- targets --------------------------------------------------------------------------
+# -- targets (plexus.runs) -------------------------------------------------------------
 
 
 def get_final_output():
-    """Submissions and label maps, tuned settings and decisions, study scores, figures and tables."""
-    outputs = expand("results/submission/{ensemble}.csv", ensemble=ENSEMBLES)
-    outputs += expand("results/labelmaps/{ensemble}", ensemble=ENSEMBLES)
-    outputs += expand("results/tuning/{name}/best.json", name=tuning_names())
-    outputs += expand("results/postprocess/{name}.json", name=tuning_names())
-    outputs += [f"results/robustness/{study}/scores.csv" for study in studies()]
-    return outputs + figure_targets()
+    return runs.final_targets(config, TASK)
 
 
 def figure_targets():
-    """Every figure (PNG and PDF) and every table."""
-    targets = expand(
-        "results/figures/learning_curves/{model}.{ext}",
-        model=MODELS,
-        ext=["png", "pdf"],
-    )
-    for path, _ in TASK.figure_files("figure_tuning").values():
-        targets += expand(path, name=tuning_names())
-    for path, _ in TASK.figure_files("figure_qualitative").values():
-        targets += expand(path, model=MODELS)
-    targets += expand(
-        "results/figures/robustness/{study}.{ext}", study=studies(), ext=["png", "pdf"]
-    )
-    targets += expand(
-        "results/tables/{table}.{ext}",
-        table=["summary", "comparison", "pairwise"],
-        ext=["csv", "md"],
-    )
-    targets += expand(
-        "results/figures/comparison/{kind}.{ext}",
-        kind=["models", "pairwise"],
-        ext=["png", "pdf"],
-    )
-    return targets
+    return runs.figure_targets(config, TASK)
 
 
 def write_provenance():

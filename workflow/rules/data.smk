@@ -28,7 +28,7 @@ if config["data"]["synthetic"]["enabled"]:
             "../scripts/synthesize.py"
 
 
-if FORMAT in CONVERTED_FORMATS:
+if FORMAT in runs.CONVERTED_FORMATS:
 
     # a layout of its own (DSB2018's folders of instance masks) -> a sample sheet of targets
     rule convert:

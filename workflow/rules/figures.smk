@@ -57,9 +57,9 @@ rule figure_learning_curves:
 
 rule figure_qualitative:
     input:
+        **task_inputs("figure_qualitative"),
         per_image="results/tuning/{model}/per_image.csv",
         best="results/tuning/{model}/best.json",
-        **task_inputs("figure_qualitative"),
         decision="results/postprocess/{model}.json",
         decision_per_image="results/postprocess/{model}_per_image.csv",
         train="results/manifest/train.csv",

@@ -13,7 +13,7 @@ if NOISE["enabled"]:
         output:
             **{
                 condition: f"results/robustness/noise/{condition}/sigma{{sigma}}.npz"
-                for condition in NOISE_CONDITIONS
+                for condition in runs.NOISE_CONDITIONS
             },
         log:
             "results/logs/predict_noisy/sigma{sigma}.log",
@@ -29,7 +29,7 @@ if NOISE["enabled"]:
             mem_mb=gpu_mem_mb,
             cpus_per_task=cpus_per_task,
         params:
-            conditions=NOISE_CONDITIONS,
+            conditions=list(runs.NOISE_CONDITIONS),
             sigma=sigma_value,
             seed=NOISE["seed"],
             batch_size=config["predict"]["batch_size"],

@@ -29,16 +29,7 @@ from plexus.data.sheet import write_sheet
 from plexus.io import atomic
 from plexus.io.contracts import read_manifest
 from plexus.labels import region_matrix
-
-#: what the manifest stage of each format writes beyond train.csv, test.csv and summary.json
-MANIFEST_FILES = {
-    "kaggle_nerve": {"sheet": "results/manifest/sheet.tsv", "masks": "results/manifest/train_masks.csv"},
-    "folders": {"sheet": "results/manifest/sheet.tsv"},
-    "sheet": {"sheet": "results/manifest/sheet.tsv"},
-    "dsb2018": {"sheet": "results/manifest/sheet.tsv"},
-}
-#: the formats whose raw folder is converted to a sample sheet first (the ``convert`` rule)
-CONVERTED_FORMATS = ("dsb2018",)
+from plexus.runs import CONVERTED_FORMATS, MANIFEST_FILES  # noqa: F401  (MANIFEST_FILES: the formats' files)
 
 
 def manifest_stage(data: dict, classes: dict, outputs, *, inputs=(), threads: int = 2,

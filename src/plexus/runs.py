@@ -1,0 +1,210 @@
+"""Names and files of the workflow's runs and targets, from the config alone (standard library).
+
+A *run* is one trained network's name: a model (``unet``), or a model trained for a robustness
+study, ``{model}--noisy`` (the clean + noisy training mix) or ``{model}--n{size}-s{seed}`` (a
+training-size subset). The workflow's rules name their files by run, fold, model and ensemble;
+this module builds those lists (what ``workflow/rules/common.smk`` hands to the rules), so they
+can be read and tested without Snakemake.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: a model or ensemble name (the config's keys)
+NAME = r"[A-Za-z][A-Za-z0-9_]*"
+#: a model trained for a robustness study: its name and the study's suffix (:func:`parse_run`)
+ROBUSTNESS_RUN = NAME + r"--(noisy|n[0-9.]+-s[0-9]+)"
+#: the noise study's training conditions: the main checkpoints (no retraining) and the clean+noisy
+#: retrain (``--noisy`` runs); one job predicts both at a sigma
+NOISE_CONDITIONS = ("clean", "noisy")
+STUDIES = ("noise", "train_size", "missing_channel")
+
+
+def parse_run(run: str, models) -> tuple[str, str | None, dict | None]:
+    """``unet`` -> (unet, None, None); ``unet--noisy`` -> (unet, noisy, None); ``unet--n0.5-s1`` ->
+    (unet, None, {size: 0.5, seed: 1}). An unknown model is a ``ValueError`` naming the run."""
+    model, _, suffix = run.partition("--")
+    if model not in models:
+        raise ValueError(f"run {run!r}: unknown model {model!r}")
+    if suffix == "noisy":
+        return model, "noisy", None
+    if match := re.fullmatch(r"n([0-9.]+)-s([0-9]+)", suffix):
+        return model, None, {"size": float(match[1]), "seed": int(match[2])}
+    return model, None, None
+
+
+def number_name(value) -> str:
+    """0.5 -> '0.5', 40.0 -> '40': a stable, short wildcard value."""
+    return f"{float(value):g}"
+
+
+def fold_files(pattern: str, run: str, folds) -> list[str]:
+    """``pattern`` (with ``{run}`` and ``{fold}``) for every fold of ``run``."""
+    return [pattern.format(run=run, fold=fold) for fold in folds]
+
+
+def tuning_names(config: dict) -> list[str]:
+    """Every model and every ensemble gets tuned (a model is an ensemble of one)."""
+    return list(config["models"]) + list(config["ensembles"])
+
+
+def members_of(config: dict, name: str) -> list[str]:
+    return list(config["ensembles"][name]) if name in config["ensembles"] else [name]
+
+
+def studies(config: dict) -> list[str]:
+    """The robustness studies switched on."""
+    return [study for study in STUDIES if config["robustness"][study]["enabled"]]
+
+
+# --- the robustness studies' runs and files ------------------------------------------------------
+
+
+def noise_entries(config: dict) -> list[list]:
+    """``[input key, condition, sigma]`` of every noise evaluation."""
+    return [[f"{condition}_{number_name(sigma)}", condition, float(sigma)]
+            for condition in NOISE_CONDITIONS for sigma in config["robustness"]["noise"]["sigmas"]]
+
+
+def noise_prediction_files(config: dict) -> dict[str, str]:
+    return {key: f"results/robustness/noise/{condition}/sigma{number_name(sigma)}.npz"
+            for key, condition, sigma in noise_entries(config)}
+
+
+def noisy_condition_models(config: dict, folds) -> dict[str, list[str]]:
+    """Each training condition's fold models: ``{"clean": [...], "noisy": [...]}``."""
+    model = config["robustness"].get("model")
+    return {condition: fold_files("results/models/{run}/fold{fold}/model.pt",
+                                  model + ("--noisy" if condition == "noisy" else ""), folds)
+            for condition in NOISE_CONDITIONS}
+
+
+def train_size_entries(config: dict) -> list[list]:
+    """``[input key, size, seed]`` of every training-size run."""
+    spec = config["robustness"]["train_size"]
+    return [[f"n{number_name(size)}_s{seed}", float(size), int(seed)] for size in spec["sizes"]
+            for seed in spec["seeds"]]
+
+
+def _train_size_runs(config: dict) -> dict[str, str]:
+    model = config["robustness"].get("model")
+    runs = {key: f"{model}--n{number_name(size)}-s{seed}" for key, size, seed in train_size_entries(config)}
+    return runs | {"full": model}
+
+
+def train_size_oof_files(config: dict, folds) -> dict[str, list[str]]:
+    """Each training-size run's OOF files by fold, and the full run's (``full``)."""
+    return {key: fold_files("results/oof/{run}/fold{fold}.npz", run, folds)
+            for key, run in _train_size_runs(config).items()}
+
+
+def train_size_infos(config: dict, folds) -> dict[str, list[str]]:
+    """``train_info.json`` of every training-size run and the full run (their image counts)."""
+    return {f"info_{key}": fold_files("results/models/{run}/fold{fold}/train_info.json", run, folds)
+            for key, run in _train_size_runs(config).items()}
+
+
+# --- targets -------------------------------------------------------------------------------------
+
+
+def _pair(stem: str) -> list[str]:
+    return [f"{stem}.png", f"{stem}.pdf"]
+
+
+def figure_targets(config: dict, task) -> list[str]:
+    """Every figure (PNG and PDF) and every table of a study with ``task``."""
+    names, models = tuning_names(config), list(config["models"])
+    targets = [f for model in models for f in _pair(f"results/figures/learning_curves/{model}")]
+    for path, _ in task.figure_files("figure_tuning").values():
+        targets += [path.format(name=name) for name in names]
+    for path, _ in task.figure_files("figure_qualitative").values():
+        targets += [path.format(model=model) for model in models]
+    targets += [f for study in studies(config) for f in _pair(f"results/figures/robustness/{study}")]
+    targets += [f"results/tables/{table}.{ext}" for table in ("summary", "comparison", "pairwise")
+                for ext in ("csv", "md")]
+    targets += [f for kind in ("models", "pairwise") for f in _pair(f"results/figures/comparison/{kind}")]
+    return targets
+
+
+def final_targets(config: dict, task) -> list[str]:
+    """Submissions and label maps, tuned settings and decisions, study scores, figures and tables."""
+    ensembles, names = list(config["ensembles"]), tuning_names(config)
+    targets = [f"results/submission/{e}.csv" for e in ensembles] + [f"results/labelmaps/{e}" for e in ensembles]
+    targets += [f"results/tuning/{name}/best.json" for name in names]
+    targets += [f"results/postprocess/{name}.json" for name in names]
+    targets += [f"results/robustness/{study}/scores.csv" for study in studies(config)]
+    return targets + figure_targets(config, task)
+
+
+# --- the data formats' files -----------------------------------------------------------------------
+
+#: what the manifest stage of each data format writes beyond train.csv, test.csv and summary.json
+MANIFEST_FILES = {
+    "kaggle_nerve": {"sheet": "results/manifest/sheet.tsv", "masks": "results/manifest/train_masks.csv"},
+    "folders": {"sheet": "results/manifest/sheet.tsv"},
+    "sheet": {"sheet": "results/manifest/sheet.tsv"},
+    "dsb2018": {"sheet": "results/manifest/sheet.tsv"},
+}
+#: the formats whose raw folder is converted to a sample sheet first (the ``convert`` rule), and
+#: what that rule writes
+CONVERTED_FORMATS = ("dsb2018",)
+CONVERTED = {"sheet": "results/converted/sheet.tsv", "labels": "results/converted/labels",
+             "targets": "results/converted/targets", "images": "results/converted/images"}
+
+
+def raw_dir(config: dict) -> str:
+    return config["data"]["raw_dir"].rstrip("/")
+
+
+def sheet_path(config: dict) -> str:
+    """The sample sheet: ``data.sheet``, relative to ``raw_dir`` unless absolute."""
+    from pathlib import Path
+
+    sheet = config["data"]["sheet"]
+    return sheet if Path(sheet).is_absolute() else f"{raw_dir(config)}/{sheet}"
+
+
+def manifest_outputs(config: dict) -> dict[str, str]:
+    """train.csv, test.csv, summary.json and what the data format writes beside them."""
+    return {"train": "results/manifest/train.csv", "test": "results/manifest/test.csv",
+            "summary": "results/manifest/summary.json", **MANIFEST_FILES[config["data"]["format"]]}
+
+
+def synthetic_outputs(config: dict) -> tuple[dict[str, str], set[str]]:
+    """The folders (or sheet) the embedded synthetic dataset of ``data.synthetic.kind`` writes, and
+    which of those outputs are folders."""
+    raw, kind = raw_dir(config), config["data"]["synthetic"]["kind"]
+    folders = {"nerve": ("train", "test"), "nuclei": ("stage1_train", "stage1_test")}.get(kind)
+    if folders is None:
+        return {"sheet": sheet_path(config)}, set()
+    return {"train": f"{raw}/{folders[0]}", "test": f"{raw}/{folders[1]}"}, {"train", "test"}
+
+
+def converted_inputs(config: dict) -> dict[str, str]:
+    """The DSB2018 folders the conversion reads: stage1_test only where it exists (or is generated)."""
+    from pathlib import Path
+
+    raw = raw_dir(config)
+    folders = {"train": f"{raw}/stage1_train"}
+    if config["data"]["synthetic"]["enabled"] or Path(raw, "stage1_test").is_dir():
+        folders["test"] = f"{raw}/stage1_test"
+    return folders
+
+
+def dataset_inputs(config: dict) -> list[str]:
+    """What the manifest reads: the raw folders, the sheet, or the converted sheet (dsb2018)."""
+    from pathlib import Path
+
+    raw, data = raw_dir(config), config["data"]
+    if data["format"] == "kaggle_nerve":
+        return [f"{raw}/train", f"{raw}/test"]
+    if data["format"] in CONVERTED_FORMATS:
+        return [CONVERTED["sheet"]]
+    if data["format"] == "sheet":
+        return [sheet_path(config)]
+    folders = data["folders"]
+    others = [folders[k] for k in ("test",) + (() if folders["cases"] else ("masks",)) if folders[k]]
+    # a folder the layout does not have (no test/) is no input; the raw fingerprint sees every file
+    paths = [f"{raw}/{folders['images']}"] + [f"{raw}/{name}" for name in others if Path(raw, name).exists()]
+    return sorted(set(paths))
