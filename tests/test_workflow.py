@@ -132,7 +132,9 @@ def test_tuning_grid_change(tiny_run):
 
 def test_postprocess_option_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["postprocess"].update(component_sizes=[300]))
-    assert set(rule_counts(jobs)) == {"postprocess", "submission", "summary_table", "comparison", "all"}
+    # the qualitative panels draw the decided pipeline, so they follow it
+    assert set(rule_counts(jobs)) == {"postprocess", "submission", "summary_table", "comparison",
+                                      "figure_qualitative", "all"}
     assert rule_counts(jobs)["postprocess"] == 3
 
 
