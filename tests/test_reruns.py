@@ -65,15 +65,30 @@ def test_module_edit_reruns_exactly_the_rules_that_import_it(tiny_run, tiny_grap
         jobs = rule_counts(planned_jobs(tiny_run))
     finally:
         path.write_bytes(original)
-    # the rules of this (nerve) workflow; the generic and nuclei rules are not in its DAG
+    # the rules of this (nerve) workflow; a task stage's rule also runs what that stage of the
+    # binary task can run (plexus.codehash.task_closure; tests/test_tasks.py checks it by hand)
     importers = {rule for rule, script in rule_scripts().items()
-                 if rule in all_jobs and module in reference_closure(script)}
+                 if rule in all_jobs and module in rule_closure(rule, script)}
     if not importers:  # e.g. plexus.codehash, plexus.provenance: run by the Snakefile itself, or unused
         assert not jobs
         return
     assert set(jobs) == downstream(graph, importers) | {"all"}
     for rule in importers:
         assert jobs[rule] == all_jobs[rule], rule  # every job of an importing rule, not some
+
+
+def rule_closure(rule: str, script: str) -> set[str]:
+    """The modules a rule of the nerve workflow can run: its script's (modulefinder), and for a task
+    stage the binary task's module and that stage's closure (figure_robustness: each study's)."""
+    closure = set(reference_closure(script))
+    if script == "task_stage":
+        from plexus.codehash import task_closure
+
+        stages = ["figure_noise", "figure_train_size"] if rule == "figure_robustness" else [rule]
+        closure |= {"plexus.tasks.binary"}
+        for stage in stages:
+            closure |= set(task_closure(Path(__file__).resolve().parents[1] / "src", "plexus.tasks.binary", stage))
+    return closure
 
 
 def _without_plexus_python(tmp_path: Path) -> Path:
