@@ -299,3 +299,17 @@ def test_second_rater_of_a_classes_study_scores_each_class(tmp_path):
     assert frame.loc["nerve", "dice"] == pytest.approx(2 * 1 / (1 + 2))
     assert frame.loc["nerve", "pred_area"] == 1 and frame.loc["nerve", "true_area"] == 2
     assert frame.loc["artery", "dice"] == 1.0
+
+
+def test_member_arrays_names_the_members_that_lack_a_key(tmp_path):
+    """One loader of every member's OOF maps for the classes, instances and regions tasks."""
+    from plexus.io.contracts import member_arrays
+
+    np.savez(tmp_path / "a.npz", image_id=np.array(["x", "y"]), prob=np.arange(2.0))
+    np.savez(tmp_path / "b.npz", image_id=np.array(["y", "x"]), prob=np.arange(2.0), prob_tta=np.arange(2.0))
+    got = member_arrays({"a": [tmp_path / "a.npz"], "b": [tmp_path / "b.npz"]}, ["y", "x"])
+    np.testing.assert_array_equal(got[0], [1.0, 0.0])
+    np.testing.assert_array_equal(got[1], [0.0, 1.0])
+    with pytest.raises(ValueError, match=r"no 'prob_tta' array in the OOF files of \['a', 'b'\]: rerun their "
+                                         r"prediction with predict.tta set"):
+        member_arrays({"a": [tmp_path / "a.npz"], "b": [tmp_path / "b.npz"]}, ["x"], "prob_tta")

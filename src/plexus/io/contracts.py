@@ -129,6 +129,16 @@ def load_members(member_oofs: dict[str, list], image_ids, keys=("prob", "presenc
     return out
 
 
+def member_arrays(member_oofs: dict[str, list], image_ids, key: str = "prob") -> list[np.ndarray]:
+    """Every member's OOF ``key`` array in ``image_ids`` order; a member whose files lack it is an
+    error naming the members (the flip-averaged ``*_tta`` maps need ``predict.tta``)."""
+    arrays = [load_oof(paths, image_ids, key=key) for paths in member_oofs.values()]
+    if any(array is None for array in arrays):
+        hint = ": rerun their prediction with predict.tta set" if key.endswith("_tta") else ""
+        raise ValueError(f"no {key!r} array in the OOF files of {list(member_oofs)}{hint}")
+    return arrays
+
+
 def read_masks_table(masks_csv) -> pd.DataFrame:
     """``results/manifest/train_masks.csv``: subject, img, pixels (RLE; empty = no mask), all text."""
     return read_table(masks_csv)

@@ -12,7 +12,7 @@ A data format is an importer (:mod:`plexus.data.importers`) plus what its manife
 * ``dsb2018``: the DSB2018 folders, converted to such a sheet first (the ``convert`` rule,
   :func:`plexus.data.dsb2018.nuclei_sheet_stage`).
 
-Every format writes ``train.csv``, ``test.csv`` and ``summary.json``; :data:`MANIFEST_FILES`
+Every format writes ``train.csv``, ``test.csv`` and ``summary.json``; :data:`plexus.runs.MANIFEST_FILES`
 names what one writes beyond them.
 """
 
@@ -29,13 +29,13 @@ from plexus.data.sheet import write_sheet
 from plexus.io import atomic
 from plexus.io.contracts import read_manifest
 from plexus.labels import region_matrix
-from plexus.runs import CONVERTED_FORMATS, MANIFEST_FILES  # noqa: F401  (MANIFEST_FILES: the formats' files)
+from plexus.runs import CONVERTED_FORMATS
 
 
 def manifest_stage(data: dict, classes: dict, outputs, *, inputs=(), threads: int = 2,
                    ignore: dict | None = None) -> None:
     """The manifest of ``data`` (the config's data section) by its format: ``outputs`` has
-    ``train``, ``test``, ``summary`` and the format's :data:`MANIFEST_FILES`; ``inputs`` the
+    ``train``, ``test``, ``summary`` and the format's :data:`plexus.runs.MANIFEST_FILES`; ``inputs`` the
     rule's dataset inputs (format dsb2018: the converted sheet first)."""
     if data["format"] == "kaggle_nerve":
         _kaggle_manifest(data["raw_dir"], outputs, threads)

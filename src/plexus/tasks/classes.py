@@ -26,7 +26,7 @@ from plexus.data import dataset
 from plexus.io import atomic
 from plexus.io.contracts import (
     check_aligned,
-    load_oof,
+    member_arrays,
     read_folds,
     read_json,
     read_manifest,
@@ -63,14 +63,6 @@ def member_labels(member_probs: list[np.ndarray], manifest: pd.DataFrame, image_
         yield argmax_labels(mean)
 
 
-def _oof_members(member_oofs: dict[str, list], image_ids, key: str = "prob") -> list[np.ndarray]:
-    arrays = [load_oof(paths, image_ids, key=key) for paths in member_oofs.values()]
-    if any(array is None for array in arrays):
-        raise ValueError(f"no {key!r} array in the OOF files of {list(member_oofs)}: rerun their prediction "
-                         "with predict.tta set" if key.endswith("_tta") else f"no {key!r} in the OOF files")
-    return arrays
-
-
 def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, grid, *, grid_csv, best_json,
                per_image_csv, ignore: dict | None = None, key: str = "prob") -> None:
     """Tune each class's minimum area on the OOF predictions; per-image scores untuned, tuned, cross-fitted."""
@@ -89,7 +81,7 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     folds = read_folds(folds_csv)
     train = read_manifest(train_csv)
     ids = folds["image_id"].astype(str).tolist()
-    labels = list(member_labels(_oof_members(member_oofs, ids, key), train, ids))
+    labels = list(member_labels(member_arrays(member_oofs, ids, key), train, ids))
     truths = list(_truths(train, ids, classes, ignore))
     records = [image_records(pred, true, n_classes) for pred, true in zip(labels, truths)]
     means = mean_dice_grid(records, grid)  # (K-1, grid)
@@ -212,7 +204,7 @@ def train_size_scores_stage(entries: list, oof_files: dict[str, list], infos: di
     rows = []
     for key, seed in [(k, s) for k, _, s in entries] + [("full", 0)]:
         n_train = [json.loads(Path(p).read_text())["n_train"] for p in infos[key]]
-        probs = _oof_members({key: oof_files[key]}, ids)
+        probs = member_arrays({key: oof_files[key]}, ids)
         labels = member_labels(probs, train, ids)
         for row in _fold_class_dice(labels, truths, folds["fold"].to_numpy(), areas, len(names), names):
             rows.append({"run": key, "n_train": n_train[row["fold"]], "seed": seed, **row})
@@ -288,7 +280,7 @@ def qualitative_stage(per_image_csv, decision_json, train_npz, oof_npzs, train_c
     row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
     train = read_manifest(train_csv)
     pipeline = read_json(decision_json)["pipeline"]
-    prob = _oof_members({name: list(oof_npzs)}, ids, "prob_tta" if pipeline.get("tta") else "prob")[0]
+    prob = member_arrays({name: list(oof_npzs)}, ids, "prob_tta" if pipeline.get("tta") else "prob")[0]
     areas = min_areas_of(pipeline, classes)
     preds = [remove_small(label, areas) for label in member_labels([prob], train, ids)]
     truths = list(_truths(train, ids, classes, ignore))

@@ -35,6 +35,7 @@ from plexus.data.dsb2018 import read_instance_map, write_instance_map
 from plexus.io import atomic
 from plexus.io.contracts import (
     check_aligned,
+    member_arrays,
     read_folds,
     read_json,
     read_manifest,
@@ -193,15 +194,6 @@ def cross_fitted_choices(scores: np.ndarray, folds) -> tuple[np.ndarray, dict]:
 # --------------------------------------------------------------------------- tuning
 
 
-def _members(member_oofs: dict[str, list], ids, key: str = "prob") -> list[np.ndarray]:
-    from plexus.io.contracts import load_oof
-
-    arrays = [load_oof(paths, ids, key=key) for paths in member_oofs.values()]
-    if any(array is None for array in arrays):
-        raise ValueError(f"no {key!r} array in the OOF files of {list(member_oofs)}")
-    return arrays
-
-
 def _ap_column(threshold: float) -> str:
     return f"ap_{int(round(threshold * 100))}"
 
@@ -216,7 +208,7 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     ids = folds["image_id"].astype(str).tolist()
     rows = train.loc[ids]
     heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
-    members = _members(member_oofs, ids, key)
+    members = member_arrays(member_oofs, ids, key)
     has_boundary = _has_boundary(members, classes)
     truths = [read_instance_map(p) for p in rows["instances"]]
     candidates = candidate_grid(options, has_boundary)
@@ -397,7 +389,7 @@ def qualitative_stage(per_image_csv, decision_json, oof_npzs, train_csv, classes
     ids = pick_qualitative(per_image, n_examples)
     rows = train.loc[ids]
     heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
-    probs = _members({name: list(oof_npzs)}, ids, "prob_tta" if best.get("tta") else "prob")
+    probs = member_arrays({name: list(oof_npzs)}, ids, "prob_tta" if best.get("tta") else "prob")
     has_boundary = _has_boundary(probs, classes)
     candidate = candidate_of({**best["settings"], "boundary": best["boundary"]})
     preds = [label_candidate(*candidate, *image_maps(probs, heights, widths, i, has_boundary))
@@ -450,7 +442,7 @@ def train_size_scores_stage(entries: list, oof_files: dict[str, list], infos: di
     rows = []
     for key, seed in [(k, s) for k, _, s in entries] + [("full", 0)]:
         n_train = [json.loads(Path(p).read_text())["n_train"] for p in infos[key]]
-        probs = _members({key: oof_files[key]}, ids)
+        probs = member_arrays({key: oof_files[key]}, ids)
         for row in _fold_ap(probs, train, ids, folds["fold"].to_numpy(), best_json, classes, threads):
             rows.append({"run": key, "n_train": n_train[row["fold"]], "seed": seed, **row})
     table = pd.DataFrame(rows, columns=["run", "n_train", "seed", "fold", "class", "ap"])

@@ -35,6 +35,7 @@ from plexus.io import atomic
 from plexus.io.contracts import (
     check_aligned,
     load_oof,
+    member_arrays,
     read_folds,
     read_json,
     read_manifest,
@@ -150,19 +151,6 @@ def _label_truths(train: pd.DataFrame, image_ids, classes: dict, ignore: dict | 
         yield dataset.read_class_mask(path, classes, ignore=ignore)
 
 
-def _oof_members(member_oofs: dict[str, list], image_ids, key: str = "prob") -> list[np.ndarray]:
-    arrays = [load_oof(paths, image_ids, key=key) for paths in member_oofs.values()]
-    if any(array is None for array in arrays):
-        raise ValueError(f"no {key!r} array in the OOF files of {list(member_oofs)}")
-    return arrays
-
-
-def _scores_rows(ids, subjects, folds, names, counts: np.ndarray) -> dict:
-    from plexus.evaluation.multiclass import scores_from_counts
-
-    return scores_from_counts(counts)
-
-
 def tune_stage(member_oofs: dict[str, list], modes: dict[str, str], folds_csv, train_csv, classes: dict,
                regions: dict, cutoffs, min_areas, *, grid_csv, best_json, per_image_csv, ignore: dict | None = None,
                key: str = "prob") -> dict:
@@ -178,7 +166,7 @@ def tune_stage(member_oofs: dict[str, list], modes: dict[str, str], folds_csv, t
     grid_areas = sorted(set(min_areas) | {0})
     folds, train = read_folds(folds_csv), read_manifest(train_csv)
     ids = folds["image_id"].astype(str).tolist()
-    probs = _oof_members(member_oofs, ids, key)
+    probs = member_arrays(member_oofs, ids, key)
     maps = member_region_maps(probs, [modes[m] for m in member_oofs], matrix, train, ids)
     counts = []  # (N, R, C, A, 4)
     for prob, label in zip(maps, _label_truths(train, ids, classes, ignore)):
@@ -472,7 +460,7 @@ class RegionsTask(Task):
 
     def noise_scores(self, job) -> None:
         s, best = job.params.settings, read_json(job.input.best)
-        mode = [best["modes"][m] for m in best["modes"]][:1]
+        mode = list(best["modes"].values())  # the robustness model's own
         rows = []
         for (condition, sigma), path in sorted(noise_files(job).items()):
             run = read_npz(path)
@@ -484,7 +472,7 @@ class RegionsTask(Task):
 
     def train_size_scores(self, job) -> None:
         i, s, best = job.input, job.params.settings, read_json(job.input.best)
-        mode = [best["modes"][m] for m in best["modes"]][:1]
+        mode = list(best["modes"].values())  # the robustness model's own
         folds = read_folds(i.folds)
         ids = folds["image_id"].astype(str).tolist()
         rows = []
@@ -500,7 +488,7 @@ class RegionsTask(Task):
         from plexus.inference.predict import predict_probs
 
         i, s, best = job.input, job.params.settings, read_json(job.input.best)
-        mode = [best["modes"][m] for m in best["modes"]][:1]
+        mode = list(best["modes"].values())  # the robustness model's own
         data, folds = read_npz(i.data), read_folds(i.folds)
         check_aligned(data["image_id"], folds["image_id"], i.data, i.folds)
         channels = json.loads(Path(i.summary).read_text())["input_channels"]
@@ -542,7 +530,7 @@ class RegionsTask(Task):
         pipeline = read_json(i.decision)["pipeline"]
         names = list(s["regions"])
         model = job.wildcards.model
-        probs = _oof_members({model: list(i.oof)}, ids, "prob_tta" if pipeline.get("tta") else "prob")
+        probs = member_arrays({model: list(i.oof)}, ids, "prob_tta" if pipeline.get("tta") else "prob")
         maps, truths, matrix = self._study_maps(job, probs, ids, [s["modes"][model]])
         cutoffs, areas = pipeline_settings(pipeline, names)
         finals = [nested_label_map(np.stack([final_mask(p[r], cutoffs[r], areas[r]) for r in range(len(names))]),
