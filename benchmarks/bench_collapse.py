@@ -8,7 +8,8 @@ subject-grouped K-fold split, for several seeds and learning rates, with two rec
 * ``old``: constant learning rate (``scheduler: none``), no gradient clipping, the plain
   -log Dice (``log_dice_floor: 0``), no collapse guard, validation on the OOF fold;
 * ``new``: the schema defaults (poly decay with one warm-up epoch, clipping at 12, floored
-  -log Dice, ``on_collapse: recover``, ``validation: inner``).
+  -log Dice, ``on_collapse: recover``; ``validation: inner`` when the numbers of docs/benchmarks.md
+  were made, ``auto`` since issue 26).
 
 A fold *collapses* when its epoch training loss stays above 1.5x its best so far for 3
 epochs (the guard's default criterion; for ``old`` read off ``history.csv``, for ``new``
@@ -75,7 +76,9 @@ def folds_of(subjects: np.ndarray, k: int) -> np.ndarray:
 
 
 def collapsed(train_loss: list[float], factor: float = 1.5, epochs: int = 3) -> bool:
-    """The guard's criterion read off a history."""
+    """The guard's criterion when this benchmark was made (issue 22), read off a history. The guard
+    now counts the share of progress lost instead (issue 26; :func:`plexus.training.guard.collapse_threshold`);
+    this stays so the recorded numbers can be reproduced."""
     best, streak = np.inf, 0
     for loss in train_loss:
         if loss < best:

@@ -150,7 +150,14 @@ def test_learning_curves_lines_per_fold():
     matplotlib.pyplot.close(fig)
     fig = figures.learning_curves(histories, "unet", validation="inner")
     assert fig.axes[0].get_title() == "training and inner validation loss"
-    assert fig.axes[1].get_title() == "inner validation Dice (dot: best epoch)"
+    assert fig.axes[1].get_title() == "inner validation Dice (dot: its best epoch; final epoch kept)"
+    matplotlib.pyplot.close(fig)
+    fig = figures.learning_curves(histories, "unet", validation="oof", read_by=[])
+    assert fig.axes[0].get_title() == "training and OOF monitor loss"
+    assert fig.axes[1].get_title() == "OOF monitor Dice (dot: its best epoch; final epoch kept)"
+    matplotlib.pyplot.close(fig)
+    fig = figures.learning_curves(histories, "unet", validation="oof", read_by=[], weights="refit")
+    assert fig.axes[1].get_title() == "OOF monitor Dice (dot: its best epoch; refit kept)"
     matplotlib.pyplot.close(fig)
 
 

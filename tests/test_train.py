@@ -109,7 +109,8 @@ def test_training_learns_and_writes_documented_outputs(tmp_path):
     )
     assert torch.get_num_threads() == threads_before
     hist = pd.read_csv(out / "history.csv")
-    assert list(hist.columns) == HISTORY_COLUMNS == ["epoch", "train_loss", "val_loss", "val_dice", "seconds"]
+    assert list(hist.columns) == HISTORY_COLUMNS
+    assert HISTORY_COLUMNS == ["epoch", "train_loss", "val_loss", "val_dice", "val_on", "lr", "seconds"]
     assert hist["epoch"].tolist() == [1, 2, 3, 4]
     assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
     assert hist["val_dice"].between(0, 1).all()

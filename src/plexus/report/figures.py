@@ -191,7 +191,8 @@ def _fold_colors(n: int):
 
 
 def learning_curves(histories: dict[int, pd.DataFrame], title: str, style: dict | None = None,
-                    events: dict[int, list[dict]] | None = None, validation: str = "oof"):
+                    events: dict[int, list[dict]] | None = None, validation: str = "oof",
+                    read_by: list[str] | None = None, weights: str = "final"):
     """Loss (training solid, validation dashed) and validation Dice vs epoch, one colour per fold.
 
     ``histories`` maps fold -> ``history.csv`` frame (``epoch, train_loss,
@@ -199,7 +200,9 @@ def learning_curves(histories: dict[int, pd.DataFrame], title: str, style: dict 
     (``train_info.json``'s ``collapse_events``): each is a cross on the training loss at
     the epoch the collapse was caught, a dotted line at the epoch recovered to. ``validation``
     (``train_info.json``'s: ``inner`` or ``oof``) names what the dashed line and the Dice were
-    measured on.
+    measured on; ``read_by`` (its ``validation_read_by``: an empty list when no decision reads
+    them) and ``weights`` (``final``, ``best_inner`` or ``refit``: which weights were kept) say
+    what the numbers were for.
     """
     from matplotlib.lines import Line2D
 
@@ -221,7 +224,12 @@ def learning_curves(histories: dict[int, pd.DataFrame], title: str, style: dict 
                 ax_loss.axvline(event["best_epoch"], color=color, ls=":", lw=1)
     ax_loss.set_xlabel("epoch (count)")
     ax_loss.set_ylabel("loss (training objective, unitless)")
-    what = "inner validation" if validation == "inner" else "validation (OOF fold)"
+    if validation == "inner":
+        what = "inner validation"
+    elif read_by is not None and not read_by:
+        what = "OOF monitor"  # nothing reads it: the whole training part was trained on
+    else:
+        what = "validation (OOF fold)"
     ax_loss.set_title(f"training and {what} loss")
     handles = [Line2D([], [], color="0.3", ls="-", label="training"),
                Line2D([], [], color="0.3", ls="--", label=what)]
@@ -230,7 +238,8 @@ def learning_curves(histories: dict[int, pd.DataFrame], title: str, style: dict 
     ax_loss.legend(handles=handles, loc="upper right", frameon=False)
     ax_dice.set_xlabel("epoch (count)")
     ax_dice.set_ylabel("Kaggle Dice (cutoff 0.5, unitless)")
-    ax_dice.set_title(f"{what} Dice (dot: best epoch)")
+    kept = {"final": "final epoch kept", "best_inner": "best inner epoch kept", "refit": "refit kept"}.get(weights)
+    ax_dice.set_title(f"{what} Dice (dot: its best epoch; {kept})" if kept else f"{what} Dice (dot: its best epoch)")
     ax_dice.legend(loc="lower right", frameon=False, ncol=2 if len(folds) > 5 else 1)
     for ax in (ax_loss, ax_dice):
         ax.xaxis.get_major_locator().set_params(integer=True)

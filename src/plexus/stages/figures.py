@@ -14,5 +14,6 @@ def learning_curves_stage(history_csvs, name, paths, style=None, train_infos=Non
     histories = {fold: read_table(path) for fold, path in enumerate(history_csvs)}
     infos = [read_json(path) for path in train_infos or []]
     events = {fold: info.get("collapse_events", []) for fold, info in enumerate(infos)}
-    validation = infos[0].get("validation", "oof") if infos else "oof"
-    figures.save(figures.learning_curves(histories, name, style, events, validation), paths)
+    first = infos[0] if infos else {}
+    figures.save(figures.learning_curves(histories, name, style, events, first.get("validation", "oof"),
+                                         first.get("validation_read_by"), first.get("weights", "final")), paths)

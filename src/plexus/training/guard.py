@@ -1,9 +1,15 @@
 """What watches a training run: the collapse guard, early stopping and the inner validation split.
 
 Collapse guard (:class:`CollapseGuard`): on the **training** loss only, so it never reads a
-validation label. An epoch counts towards a collapse when its training loss exceeds
-``collapse_factor`` times the best epoch training loss so far; ``collapse_epochs`` such epochs
-in a row make a collapse, handled per ``on_collapse`` (see the schema). For ``recover`` the
+validation label. An epoch counts towards a collapse when its training loss has given back more
+than ``collapse_share`` of the progress made since the first epoch: loss > best + share x (first -
+best), with ``first`` the first epoch's training loss and ``best`` the lowest so far. The test is
+on the share of progress lost, not on a ratio to the best loss: near convergence the best loss is
+small and ordinary epoch-to-epoch noise is many times it, while a collapse loses most of what was
+learnt (issue 26). ``collapse_epochs`` such epochs in a row make a collapse, handled per
+``on_collapse`` (see the schema). The guard arms once the run has made progress: the best loss at
+least ``collapse_min_progress`` of the first below it; before that there is nothing to lose, and a
+slow start that hovers near its first loss is no collapse. For ``recover`` the
 guard keeps a copy of the weights, optimizer and grad-scaler state of the best-training-loss
 epoch; a recovery loads it and multiplies the learning rate by ``collapse_lr_factor``. The
 guard's whole state (copy included) goes into every checkpoint, so a resumed run acts as an
@@ -54,10 +60,23 @@ class Collapse:
     best_epoch: int
     best_loss: float
 
-    def describe(self, factor: float) -> str:
+    first_loss: float
+    share: float
+
+    @property
+    def threshold(self) -> float:
+        return collapse_threshold(self.first_loss, self.best_loss, self.share)
+
+    def describe(self) -> str:
         losses = ", ".join(f"{v:.4g}" for v in self.losses)
-        return (f"training loss above {factor:g}x its best ({self.best_loss:.4g} at epoch {self.best_epoch}) "
+        return (f"training loss gave back more than {self.share:g} of its progress (first epoch {self.first_loss:.4g}, "
+                f"best {self.best_loss:.4g} at epoch {self.best_epoch}, threshold {self.threshold:.4g}) "
                 f"for epochs {self.epochs[0]}-{self.epochs[-1]} ({losses})")
+
+
+def collapse_threshold(first_loss: float, best_loss: float, share: float) -> float:
+    """The training loss above which an epoch counts towards a collapse: ``best + share x (first - best)``."""
+    return best_loss + share * (first_loss - best_loss)
 
 
 @dataclass
@@ -65,6 +84,7 @@ class CollapseGuard:
     """The collapse guard's state; see the module docstring."""
 
     settings: TrainSettings
+    first_loss: float = math.nan  # the first epoch's training loss: the progress is measured from it
     best_loss: float = math.inf
     best_epoch: int = 0
     streak: list[tuple[int, float]] = field(default_factory=list)  # (epoch, loss) above the threshold
@@ -81,23 +101,29 @@ class CollapseGuard:
         """Record epoch ``epoch``'s training loss; the collapse it completes, if any."""
         if not self.enabled:
             return None
+        if math.isnan(self.first_loss):
+            self.first_loss = train_loss
         if train_loss < self.best_loss:
             self.best_loss, self.best_epoch, self.streak = train_loss, epoch, []
             if self.settings.on_collapse == "recover":
                 self.snapshot = {"model": _copy_state(model), "optimizer": _copy_state(optimizer),
                                  "scaler": _copy_state(scaler), "lr_scale": self.lr_scale}
             return None
-        if train_loss <= self.settings.collapse_factor * self.best_loss:
+        share = self.settings.collapse_share
+        armed = self.first_loss - self.best_loss >= self.settings.collapse_min_progress * abs(self.first_loss)
+        if not armed or train_loss <= collapse_threshold(self.first_loss, self.best_loss, share):
             self.streak = []
             return None
         self.streak.append((epoch, train_loss))
         if len(self.streak) != self.settings.collapse_epochs:  # one event per run of bad epochs
             return None
-        return Collapse([e for e, _ in self.streak], [v for _, v in self.streak], self.best_epoch, self.best_loss)
+        return Collapse([e for e, _ in self.streak], [v for _, v in self.streak], self.best_epoch, self.best_loss,
+                        self.first_loss, share)
 
     def record(self, collapse: Collapse, action: str) -> dict:
         event = {"epoch": collapse.epochs[-1], "first_epoch": collapse.epochs[0], "best_epoch": collapse.best_epoch,
-                 "best_loss": collapse.best_loss, "losses": collapse.losses, "action": action,
+                 "best_loss": collapse.best_loss, "first_loss": collapse.first_loss,
+                 "threshold": collapse.threshold, "losses": collapse.losses, "action": action,
                  "lr_scale": self.lr_scale}
         self.events.append(event)
         return event
@@ -133,11 +159,13 @@ class CollapseGuard:
         return f"recovered {len(recovered)}x (epoch {', '.join(map(str, recovered))})"
 
     def state_dict(self) -> dict:
-        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "streak": [list(s) for s in self.streak],
+        return {"first_loss": self.first_loss, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+                "streak": [list(s) for s in self.streak],
                 "recoveries": self.recoveries, "lr_scale": self.lr_scale, "events": copy.deepcopy(self.events),
                 "snapshot": self.snapshot}
 
     def load_state_dict(self, state: dict) -> None:
+        self.first_loss = float(state["first_loss"])
         self.best_loss, self.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
         self.streak = [(int(e), float(v)) for e, v in state["streak"]]
         self.recoveries, self.lr_scale = int(state["recoveries"]), float(state["lr_scale"])

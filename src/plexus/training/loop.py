@@ -28,8 +28,8 @@ checkpoint is not written, so the last finite epoch's checkpoint is kept, and no
 
 Collapse
 --------
-A collapse with finite losses (the epoch training loss stays above ``collapse_factor``
-times its best for ``collapse_epochs`` epochs) is handled per ``on_collapse``
+A collapse with finite losses (the epoch training loss gives back more than ``collapse_share``
+of its progress since the first epoch for ``collapse_epochs`` epochs) is handled per ``on_collapse``
 (:mod:`plexus.training.guard`): ``recover`` reloads the best-training-loss state and lowers
 the learning rate, ``warn`` logs it, ``error`` (or a collapse past ``max_recoveries``)
 raises :class:`TrainingCollapsed` like a divergence. Every event is logged and listed in
@@ -37,13 +37,25 @@ raises :class:`TrainingCollapsed` like a divergence. Every event is logged and l
 
 Validation and saved weights
 ----------------------------
-With ``validation: inner`` (the default) a subject-grouped share of the training part
-(:func:`plexus.training.guard.inner_split`) is held out and is what ``history.csv``'s
-``val_*`` numbers, the plateau scheduler and early stopping (``patience``) see; the
-out-of-fold images ``val_idx`` are never read (only predicted later). ``validation: oof``
-validates on ``val_idx`` (the behaviour before the key). ``model.pt`` holds the weights
-after the **final** epoch, or with early stopping those of the best inner-validation epoch
-(``weights``: ``final`` or ``best_inner``); the normalisation is the whole training part's.
+``validation`` (:attr:`TrainSettings.validation_images`) says which images the per-epoch
+validation (``history.csv``'s ``val_*``, its ``val_on`` column) is measured on. ``auto`` (the
+default) holds out the inner split only when a decision reads the validation (early stopping,
+``patience`` > 0; the plateau scheduler); otherwise every image of the training part is
+trained on and the out-of-fold images ``val_idx`` are monitored, a number that nothing reads
+(issue 26). ``inner`` always holds out a subject-grouped share of the training part
+(:func:`plexus.training.guard.inner_split`), so ``val_idx`` is never read (only predicted
+later); ``oof`` always validates on ``val_idx``. ``model.pt`` holds the weights after the
+**final** epoch, or with early stopping those of the best inner-validation epoch (``weights``:
+``final`` or ``best_inner``); the normalisation is the whole training part's.
+
+Refit (``refit: true``, with a decision read on the inner split): the run above is the
+*selection* run, written to ``selection/`` under the output folder; then the network is
+trained again from the same initial weights on the whole training part for the chosen number
+of epochs (the best inner epoch, or the epochs run), each epoch at the learning rate the
+selection run used in it (the ``lr`` column of its history), with no early stopping and the
+out-of-fold images as a monitor. Its outputs are the run's (``weights``: ``refit``). A killed
+refit resumes from its checkpoint; a complete selection run (its ``train_info.json`` carries
+the run's hash) is not run again.
 Learning rate: ``poly``, ``cosine`` and ``none`` are set at the start of every epoch from
 :func:`plexus.training.optim.lr_factor` (times the collapse guard's ``lr_scale``).
 
@@ -72,7 +84,9 @@ than channels-first with oneDNN (``benchmarks/bench_train.py``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import json
 import math
 import os
 import platform
@@ -99,7 +113,7 @@ from plexus.training.optim import lr_factor, make_optimizer, make_scheduler
 from plexus.training.precision import autocast_dtype, dtype_name
 from plexus.training.settings import TrainSettings
 
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "seconds"]
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "val_on", "lr", "seconds"]
 
 
 class TrainingDiverged(ValueError):
@@ -407,6 +421,10 @@ class _Run:
     on_epoch_end: Callable[[int, dict], None] | None
     hash: str
     t_start: float
+    epochs: int  # epochs of this run: the settings', or the refit's chosen number
+    phase: str = "train"  # train (one run), selection (before a refit) or refit
+    lr_schedule: tuple[float, ...] | None = None  # refit: the selection run's learning rate of each epoch
+    refit_of: dict | None = None  # refit: what the selection run chose
 
     @property
     def label(self) -> str:
@@ -489,7 +507,7 @@ def train_model(
         identity["region_names"] = region_names
     if present is not None:
         identity["present"] = hashlib.sha256(present.tobytes()).hexdigest()
-    if settings.validation == "inner":
+    if settings.validation_images == "inner":
         if subjects is not None:
             subjects = np.asarray(subjects).astype(str)
             if subjects.shape != (len(images),):
@@ -503,31 +521,66 @@ def train_model(
         fit_idx, monitor_idx = inner_split(train_idx, subjects, settings.inner_share, settings.seed)
     else:
         fit_idx, monitor_idx = train_idx, val_idx
+        if settings.validation == "auto":
+            log("validation auto: no decision reads the validation (no early stopping, no plateau scheduler), so "
+                "every image of the training part is trained on and the out-of-fold images are only monitored")
     dev = pick_device(device)
     run = _Run(
         images=images, masks=masks, train_idx=train_idx, val_idx=val_idx, fit_idx=fit_idx, monitor_idx=monitor_idx,
         settings=settings,
         out_dir=Path(out_dir), checkpoint_path=Path(checkpoint_path), run_name=run_name, fold=fold, device=dev,
         noise=noise, n_classes=n_classes, present=present, regions=regions, region_names=region_names, log=log,
-        on_epoch_end=on_epoch_end, t_start=t_start,
+        on_epoch_end=on_epoch_end, t_start=t_start, epochs=settings.epochs,
         hash=checkpoint.run_hash(identity, train_idx, val_idx, images, masks, noise),
     )
     with torch_run_context(dev, threads, settings.deterministic):
-        return _train(run)
+        if not settings.refit:
+            return _train(run)
+        selection = dataclasses.replace(run, out_dir=run.out_dir / "selection", phase="selection")
+        chosen = _selection(selection)
+        lrs = tuple(chosen.pop("lrs"))
+        refit = dataclasses.replace(
+            run, fit_idx=run.train_idx, monitor_idx=run.val_idx, epochs=chosen["epochs"], phase="refit",
+            lr_schedule=lrs, refit_of=chosen, t_start=time.perf_counter(),
+            hash=checkpoint.run_hash({**identity, "refit": {"epochs": chosen["epochs"], "lrs": list(lrs)}},
+                                     train_idx, val_idx, images, masks, noise))
+        log(f"refit: training again on all {len(run.train_idx)} images of the training part for the "
+            f"{chosen['epochs']} epochs the selection run chose ({chosen['why']})")
+        return _train(refit)
+
+
+def _selection(run: _Run) -> dict:
+    """Run (or reuse, when complete for this run's hash) the selection run of a refit; what it chose:
+    ``epochs``, ``why``, ``lrs`` (the learning rate of each of those epochs) and ``selection``."""
+    info_path, history_path = run.out_dir / "train_info.json", run.out_dir / "history.csv"
+    if info_path.exists() and history_path.exists() and json.loads(info_path.read_text()).get("run_hash") == run.hash:
+        run.log(f"refit: the selection run in {run.out_dir} is complete for these settings and data; not run again")
+    else:
+        _train(run)
+    info = json.loads(info_path.read_text())
+    history = pd.read_csv(history_path)
+    if info["weights"] == "best_inner":
+        epochs, why = int(info["best_inner_epoch"]), "the best inner-validation epoch"
+    else:
+        epochs, why = int(info["epochs_run"]), "the epochs it ran"
+    return {"epochs": epochs, "why": why, "lrs": history["lr"].to_numpy(float)[:epochs].tolist(),
+            "selection": f"{run.out_dir.name}/train_info.json", "n_inner": int(info["n_val"])}
 
 
 def _train(run: _Run) -> dict:
     model, optimizer, scaler, setup = _build(run)
-    scheduler = make_scheduler(optimizer, run.settings)
-    guard, stopper = CollapseGuard(run.settings), EarlyStopper(run.settings.patience)
+    replay = run.lr_schedule is not None  # a refit replays its selection run's rates: no scheduler, no stopping
+    scheduler = None if replay else make_scheduler(optimizer, run.settings)
+    guard, stopper = CollapseGuard(run.settings), EarlyStopper(0 if replay else run.settings.patience)
     history, start_epoch = _resume(run, model, optimizer, scaler, scheduler, guard, stopper)
     data = _DeviceData.of(run)
-    for epoch in range(start_epoch + 1, run.settings.epochs + 1):
+    for epoch in range(start_epoch + 1, run.epochs + 1):
         if stopper.stopped:
             break
         if scheduler is None:  # an epoch schedule: a function of the epoch and the guard's scale
+            base = run.lr_schedule[epoch - 1] if replay else run.settings.lr * lr_factor(run.settings, epoch)
             for group in optimizer.param_groups:
-                group["lr"] = run.settings.lr * lr_factor(run.settings, epoch) * guard.lr_scale
+                group["lr"] = base * guard.lr_scale
         row = _run_epoch(run, model, optimizer, scaler, setup, data, epoch)
         history.append(row)
         _log_epoch(run, row)
@@ -556,7 +609,7 @@ def _train(run: _Run) -> dict:
 def _on_collapse(run: _Run, guard: CollapseGuard, collapse: Collapse, model, optimizer, scaler) -> None:
     """Act on a detected collapse per ``on_collapse``: recover, warn, or raise (before the epoch's checkpoint)."""
     s = run.settings
-    what = f"{run.label}: training collapsed: {collapse.describe(s.collapse_factor)}"
+    what = f"{run.label}: training collapsed: {collapse.describe()}"
     if s.on_collapse == "warn":
         guard.record(collapse, "warned")
         run.log(f"WARNING {what}; on_collapse warn: training goes on")
@@ -648,13 +701,14 @@ def _resume(run: _Run, model, optimizer, scaler, scheduler, guard: CollapseGuard
     history, epoch = checkpoint.restore(ck, model, optimizer, scaler, scheduler)
     guard.load_state_dict(ck["guard"])
     stopper.load_state_dict(ck["stopper"])
-    run.log(f"resuming from checkpoint {run.checkpoint_path} after epoch {epoch}/{run.settings.epochs}")
+    run.log(f"resuming from checkpoint {run.checkpoint_path} after epoch {epoch}/{run.epochs}")
     return history, epoch
 
 
 def _run_epoch(run: _Run, model, optimizer, scaler, setup: _Setup, data: _DeviceData, epoch: int) -> dict:
     """Train and validate one epoch; its history row."""
     t0 = time.perf_counter()
+    lr = float(optimizer.param_groups[0]["lr"])  # the rate this epoch trains at (a refit replays it)
     seed = run.settings.seed
     es = epoch_seed(seed, epoch)
     torch.manual_seed(es)  # dropout (CPU and CUDA)
@@ -666,12 +720,18 @@ def _run_epoch(run: _Run, model, optimizer, scaler, setup: _Setup, data: _Device
     if run.device.type == "cuda":
         torch.cuda.synchronize(run.device)
     seconds = time.perf_counter() - t0
-    return {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_dice": val_dice, "seconds": seconds}
+    return {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_dice": val_dice,
+            "val_on": _val_on(run), "lr": lr, "seconds": seconds}
+
+
+def _val_on(run: _Run) -> str:
+    """What the per-epoch validation is measured on: ``inner`` or ``oof``."""
+    return "inner" if run.phase != "refit" and run.settings.validation_images == "inner" else "oof"
 
 
 def _log_epoch(run: _Run, row: dict) -> None:
     run.log(
-        f"epoch {row['epoch']}/{run.settings.epochs} train_loss {row['train_loss']:.4f} "
+        f"epoch {row['epoch']}/{run.epochs} train_loss {row['train_loss']:.4f} "
         f"val_loss {row['val_loss']:.4f} val_dice {row['val_dice']:.4f} {row['seconds']:.1f}s"
     )
 
@@ -707,8 +767,8 @@ def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: i
         "n_classes": run.n_classes,
         "input_size": [int(run.images.shape[-2]), int(run.images.shape[-1])],
         "settings": s.to_dict(),
-        "weights": "final" if stopper.best_model is None else "best_inner",
-        "epochs": s.epochs,
+        "weights": _weights(run, stopper),
+        "epochs": run.epochs,
     }
     if run.regions is not None:  # n_classes stays the label maps' count; the outputs are the regions
         model_pt.update(activation="sigmoid_regions", regions=run.regions.tolist(), region_names=run.region_names)
@@ -726,7 +786,7 @@ def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: i
     return {
         "out_dir": str(run.out_dir),
         "device": str(run.device),
-        "epochs": s.epochs,
+        "epochs": run.epochs,
         "resumed_from_epoch": start_epoch,
         "train_loss": last["train_loss"],
         "val_loss": last["val_loss"],
@@ -736,6 +796,21 @@ def _finish(run: _Run, model, setup: _Setup, history: list[dict], start_epoch: i
         "seconds": info["seconds"],
         "training_health": info["training_health"],
     }
+
+
+def _weights(run: _Run, stopper: EarlyStopper) -> str:
+    if run.phase == "refit":
+        return "refit"
+    return "final" if stopper.best_model is None else "best_inner"
+
+
+def _validation_readers(run: _Run) -> list[str]:
+    """The decisions that read the per-epoch validation numbers (none: a monitor only)."""
+    if run.phase == "refit":
+        return []
+    s = run.settings
+    return [name for name, used in (("early stopping", s.patience > 0), ("plateau scheduler", s.scheduler == "plateau"))
+            if used]
 
 
 def _train_info(run: _Run, model, setup: _Setup, hist: pd.DataFrame, start_epoch: int, guard: CollapseGuard,
@@ -754,14 +829,20 @@ def _train_info(run: _Run, model, setup: _Setup, hist: pd.DataFrame, start_epoch
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "slurm_job_partition": os.environ.get("SLURM_JOB_PARTITION"),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "epochs": run.settings.epochs,
+        "epochs": run.epochs,
         "resumed_from_epoch": start_epoch,
+        "run_hash": run.hash,
         "n_train": int(len(run.fit_idx)),
+        "n_train_part": int(len(run.train_idx)),
         "n_val": int(len(run.monitor_idx)),
         "n_oof": int(len(run.val_idx)),
-        "validation": run.settings.validation,
+        # what the per-epoch validation was measured on (inner or oof), the setting, and what read it
+        "validation": _val_on(run),
+        "validation_setting": run.settings.validation,
+        "validation_read_by": _validation_readers(run),
+        "refit": run.refit_of,
         "epochs_run": int(len(hist)),
-        "weights": "final" if stopper.best_model is None else "best_inner",
+        "weights": _weights(run, stopper),
         "best_inner_epoch": stopper.best_epoch if stopper.best_model is not None else None,
         "training_health": guard.health(),
         "collapse_events": guard.events,

@@ -66,11 +66,13 @@ class TrainSettings:
     plateau_factor: float
     grad_clip: float
     on_collapse: str
-    collapse_factor: float
+    collapse_share: float
+    collapse_min_progress: float
     collapse_epochs: int
     collapse_lr_factor: float
     max_recoveries: int
     validation: str
+    refit: bool
     inner_share: float
     patience: int
     patch_size: tuple[int, int] | None
@@ -95,6 +97,10 @@ class TrainSettings:
         if not isinstance(entry, dict):
             raise ValueError(f"model settings must be a mapping, got {type(entry).__name__}")
         entry = copy.deepcopy(entry)
+        if "collapse_factor" in entry:
+            raise ValueError("model setting collapse_factor was replaced by collapse_share: an epoch counts towards a "
+                             "collapse when its training loss has given back more than that share of the progress "
+                             "since the first epoch (default 0.5); remove collapse_factor")
         definition = model_schema()
         _check_keys(entry, definition, "")
         _fill_defaults(entry, definition)
@@ -118,12 +124,32 @@ class TrainSettings:
         if entry["foreground_fraction"] and entry["patch_size"] is None:
             raise ValueError("model setting foreground_fraction: centres patches on foreground; it needs a "
                              "patch_size (whole images are not cropped)")
-        if entry["patience"] and entry["validation"] != "inner":
-            raise ValueError("model setting patience: early stopping needs validation: inner "
+        if entry["patience"] and entry["validation"] == "oof":
+            raise ValueError("model setting patience: early stopping needs validation: auto or inner "
                              "(stopping on the out-of-fold images would make their predictions depend on their labels)")
+        if entry["refit"] and not (_reads_validation(entry) and entry["validation"] != "oof"):
+            raise ValueError("model setting refit: retrains on the whole training part for the epochs a decision "
+                             "chose on the inner split; it needs such a decision (patience > 0 or scheduler: plateau) "
+                             "and validation auto or inner")
         values = {f.name: _convert(f.type, entry[f.name]) for f in fields(cls) if f.name != "augment"}
         augment = AugmentSettings(**{f.name: float(entry["augment"][f.name]) for f in fields(AugmentSettings)})
         return cls(**values, augment=augment)
+
+    @property
+    def validation_decides(self) -> bool:
+        """Whether a decision reads the per-epoch validation: early stopping or the plateau scheduler."""
+        return _reads_validation(self.__dict__)
+
+    @property
+    def validation_images(self) -> str:
+        """What ``validation`` resolves to: ``inner`` (hold out the inner split) or ``oof`` (monitor the OOF fold).
+
+        ``auto`` holds out the inner split only when a decision reads the validation
+        (:attr:`validation_decides`); otherwise the whole training part is trained on.
+        """
+        if self.validation == "auto":
+            return "inner" if self.validation_decides else "oof"
+        return self.validation
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (``input_size`` a list, ``augment`` a dict)."""
@@ -154,6 +180,10 @@ class TrainSettings:
             kwargs["presence_head"] = True
             kwargs["presence_dropout"] = self.presence_dropout
         return kwargs
+
+
+def _reads_validation(entry) -> bool:
+    return bool(entry["patience"]) or entry["scheduler"] == "plateau"
 
 
 @lru_cache(maxsize=1)
