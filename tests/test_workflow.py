@@ -154,8 +154,9 @@ def test_ensemble_membership_change(tiny_run):
 def test_one_model_setting_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["models"]["unet2head"].update(epochs=3))
     counts = rule_counts(jobs)
-    assert counts["train"] == 2 and counts["predict"] == 1  # one prediction job: both folds, OOF and test
-    assert set(counts) == {"train", "predict", "average_folds", "tune", "postprocess", "submission",
+    # one prediction job per image set: both folds, OOF (predict_oof) and test (predict)
+    assert counts["train"] == 2 and counts["predict"] == 1 and counts["predict_oof"] == 1
+    assert set(counts) == {"train", "predict", "predict_oof", "average_folds", "tune", "postprocess", "submission",
                            "figure_tuning", "figure_learning_curves", "figure_qualitative",
                            "summary_table", "comparison", "all"}
     touched = {value for _, wildcards in jobs for value in wildcards.values()}
@@ -167,9 +168,10 @@ def test_tta_flips_change_reruns_the_models_predictions_only(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c.setdefault("predict", {}).update(tta=["hflip", "vflip"]))
     counts = rule_counts(jobs)
     assert "train" not in counts and "predict_noisy" not in counts
-    assert counts["predict"] == 2 and "predict_oof" not in counts  # one job per model, all its folds
+    assert counts["predict"] == counts["predict_oof"] == 2  # one job per model and image set, all its folds
     # not the robustness runs, which store no flip-averaged maps
     assert {wildcards["model"] for rule, wildcards in jobs if rule == "predict"} == {"unet", "unet2head"}
+    assert {wildcards["run"] for rule, wildcards in jobs if rule == "predict_oof"} == {"unet", "unet2head"}
 
 
 def test_noise_sigma_added(tiny_run):

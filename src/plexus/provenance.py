@@ -1,7 +1,10 @@
 """Run-level provenance: code version, config hash, software and training devices.
 
 Written to ``results/provenance.json`` after every successful Snakemake run (an
-``onsuccess`` handler, not a job, so it never makes a stage rerun).
+``onsuccess`` handler, not a job, so it never makes a stage rerun). Beside it, ``results/config.yaml``
+records the config the run used (defaults filled in, keys in their order: the order of ``classes``
+and ``regions`` is their index), which ``plexus predict`` reads to apply the study; its
+``config_hash`` is the record's ``config_sha256``.
 """
 
 from __future__ import annotations
@@ -74,7 +77,15 @@ def collect(repo_dir, config: dict, results_dir="results") -> dict:
     }
 
 
+#: the config the run used, beside ``provenance.json``
+CONFIG_FILE = "config.yaml"
+
+
 def write(path, repo_dir, config: dict, results_dir="results") -> dict:
+    import yaml
+
     record = collect(repo_dir, config, results_dir)
+    plain = json.loads(json.dumps(config, default=str))  # plain types, the keys' order kept
+    atomic.write_text(Path(path).with_name(CONFIG_FILE), yaml.safe_dump(plain, sort_keys=False))
     atomic.write_json(path, record)
     return record

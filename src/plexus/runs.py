@@ -139,18 +139,28 @@ def final_targets(config: dict, task) -> list[str]:
 
 # --- the data formats' files -----------------------------------------------------------------------
 
+#: the two image sets of every dataset: each has its own raw fingerprint, manifest job, arrays and
+#: predictions, so that a change to one reruns only the jobs that read it
+PARTS = ("train", "test")
+#: the raw fingerprint of each image set (:func:`plexus.data.fingerprint.refresh_part`)
+RAW_FINGERPRINTS = {part: f"results/manifest/raw_fingerprint/{part}.json" for part in PARTS}
 #: what the manifest stage of each data format writes beyond train.csv, test.csv and summary.json
+#: (all from the training images: the ``manifest`` job's)
 MANIFEST_FILES = {
     "kaggle_nerve": {"sheet": "results/manifest/sheet.tsv", "masks": "results/manifest/train_masks.csv"},
     "folders": {"sheet": "results/manifest/sheet.tsv"},
     "sheet": {"sheet": "results/manifest/sheet.tsv"},
     "dsb2018": {"sheet": "results/manifest/sheet.tsv"},
 }
-#: the formats whose raw folder is converted to a sample sheet first (the ``convert`` rule), and
-#: what that rule writes
+#: the formats whose raw folder is converted to a sample sheet first (the ``convert`` rule for the
+#: training images, ``convert_test`` for the test images), and what those rules write
 CONVERTED_FORMATS = ("dsb2018",)
 CONVERTED = {"sheet": "results/converted/sheet.tsv", "labels": "results/converted/labels",
              "targets": "results/converted/targets", "images": "results/converted/images"}
+CONVERTED_TEST = {"sheet": "results/converted/test/sheet.tsv", "images": "results/converted/test/images"}
+#: the raw folders of each image set, by the formats that keep them apart by folder
+PART_FOLDERS = {"kaggle_nerve": {"train": "train", "test": "test"},
+                "dsb2018": {"train": "stage1_train", "test": "stage1_test"}}
 
 
 def raw_dir(config: dict) -> str:
@@ -165,10 +175,38 @@ def sheet_path(config: dict) -> str:
     return sheet if Path(sheet).is_absolute() else f"{raw_dir(config)}/{sheet}"
 
 
-def manifest_outputs(config: dict) -> dict[str, str]:
-    """train.csv, test.csv, summary.json and what the data format writes beside them."""
-    return {"train": "results/manifest/train.csv", "test": "results/manifest/test.csv",
-            "summary": "results/manifest/summary.json", **MANIFEST_FILES[config["data"]["format"]]}
+def raw_parts(config: dict) -> dict[str, dict]:
+    """What each image set's raw fingerprint covers (:func:`plexus.data.fingerprint.part_fingerprint`).
+
+    ``kaggle_nerve``, ``dsb2018``: its folder (``train/``, ``test/``; ``stage1_train/``,
+    ``stage1_test/``). ``folders``: the test folder, and for training everything else under
+    ``raw_dir`` (images, masks, class or case folders; a sheet lying there is left out). ``sheet``:
+    the sheet's rows of the set and the files they name.
+    """
+    from pathlib import Path
+
+    data = config["data"]
+    if data["format"] in PART_FOLDERS:
+        return {part: {"folders": [folder]} for part, folder in PART_FOLDERS[data["format"]].items()}
+    sheet = sheet_path(config)
+    if data["format"] == "sheet":
+        return {part: {"sheet": sheet} for part in PARTS}
+    test = data["folders"]["test"]
+    test = Path(test).as_posix().strip("/") if test else None
+    raw = Path(raw_dir(config))
+    in_raw = [Path(sheet).relative_to(raw).as_posix()] if Path(sheet).is_relative_to(raw) else []
+    return {"train": {"folders": None, "exclude": in_raw + ([test] if test else [])},
+            "test": {"folders": [test] if test else []}}
+
+
+def manifest_outputs(config: dict, part: str | None = None) -> dict[str, str]:
+    """train.csv, test.csv, summary.json and what the data format writes beside them; ``part``:
+    what the manifest job of that image set writes (``test``: test.csv; ``train``: the rest)."""
+    files = {"train": "results/manifest/train.csv", "test": "results/manifest/test.csv",
+             "summary": "results/manifest/summary.json", **MANIFEST_FILES[config["data"]["format"]]}
+    if part is None:
+        return files
+    return {k: v for k, v in files.items() if (k == "test") == (part == "test")}
 
 
 def synthetic_outputs(config: dict) -> tuple[dict[str, str], set[str]]:
@@ -181,30 +219,42 @@ def synthetic_outputs(config: dict) -> tuple[dict[str, str], set[str]]:
     return {"train": f"{raw}/{folders[0]}", "test": f"{raw}/{folders[1]}"}, {"train", "test"}
 
 
-def converted_inputs(config: dict) -> dict[str, str]:
-    """The DSB2018 folders the conversion reads: stage1_test only where it exists (or is generated)."""
+def converted_inputs(config: dict, part: str | None = None) -> dict[str, str]:
+    """The DSB2018 folders the conversion reads: stage1_test only where it exists (or is generated);
+    ``part``: the one folder of that image set's conversion (none for a missing stage1_test)."""
     from pathlib import Path
 
     raw = raw_dir(config)
     folders = {"train": f"{raw}/stage1_train"}
     if config["data"]["synthetic"]["enabled"] or Path(raw, "stage1_test").is_dir():
         folders["test"] = f"{raw}/stage1_test"
-    return folders
+    return folders if part is None else {k: v for k, v in folders.items() if k == part}
 
 
-def dataset_inputs(config: dict) -> list[str]:
-    """What the manifest reads: the raw folders, the sheet, or the converted sheet (dsb2018)."""
+def dataset_inputs(config: dict, part: str | None = None) -> list[str]:
+    """What the manifest reads: the raw folders, the sheet, or the converted sheet (dsb2018);
+    ``part``: what the manifest job of that image set takes as input.
+
+    Per image set, a sample sheet is no input (one file holds both sets: a test row's edit must not
+    rerun the training side); its rows are in the set's raw fingerprint. It is named only while it
+    is missing and no job writes it, for Snakemake's missing-input message.
+    """
     from pathlib import Path
 
     raw, data = raw_dir(config), config["data"]
     if data["format"] == "kaggle_nerve":
-        return [f"{raw}/train", f"{raw}/test"]
+        return [f"{raw}/{p}" for p in PARTS if part in (None, p)]
     if data["format"] in CONVERTED_FORMATS:
-        return [CONVERTED["sheet"]]
+        return [CONVERTED["sheet"] if part in (None, "train") else CONVERTED_TEST["sheet"]]
     if data["format"] == "sheet":
-        return [sheet_path(config)]
+        sheet = sheet_path(config)
+        if part is None or (not data["synthetic"]["enabled"] and not Path(sheet).exists()):
+            return [sheet]
+        return []
     folders = data["folders"]
-    others = [folders[k] for k in ("test",) + (() if folders["cases"] else ("masks",)) if folders[k]]
+    others = {"test": folders["test"], "masks": None if folders["cases"] else folders["masks"]}
     # a folder the layout does not have (no test/) is no input; the raw fingerprint sees every file
-    paths = [f"{raw}/{folders['images']}"] + [f"{raw}/{name}" for name in others if Path(raw, name).exists()]
+    paths = [f"{raw}/{folders['images']}"] if part in (None, "train") else []
+    paths += [f"{raw}/{name}" for key, name in others.items()
+              if name and part in (None, "test" if key == "test" else "train") and Path(raw, name).exists()]
     return sorted(set(paths))

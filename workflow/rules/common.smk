@@ -17,7 +17,7 @@ from plexus.config import (
     task_name,
     validate_config,
 )
-from plexus.data.fingerprint import refresh as refresh_fingerprint
+from plexus.data.fingerprint import refresh_part as refresh_fingerprint
 from plexus.tasks import load_task, task_module
 
 validate_config(config)
@@ -56,6 +56,7 @@ wildcard_constraints:
     run=f"{ROBUSTNESS_RUN}|{NAME}",
     fold=r"\d+",
     size=r"\d+x\d+",
+    part="train|test",
     sigma=r"[0-9.]+",
 
 
@@ -99,23 +100,17 @@ def task_figures(stage):
     return files
 
 
-# -- raw data: a fingerprint of names, sizes and mtimes, refreshed on every start; ingest
-# reruns when it changes (an in-place rewrite leaves the folders' own mtimes alone)
-RAW_FINGERPRINT = "results/manifest/raw_fingerprint.json"
-
-
-def raw_sheet_names():
-    """The sheet's path under raw_dir, left out of the fingerprint (an input Snakemake tracks)."""
-    sheet = Path(SHEET)
-    return (sheet.relative_to(RAW).as_posix(),) if sheet.is_relative_to(RAW) else ()
+# -- raw data: a fingerprint of names, sizes and mtimes per image set (train, test), refreshed
+# on every start; a set's manifest job reruns when its own changes (an in-place rewrite leaves
+# the folders' own mtimes alone), so a test image's edit never reruns the training side
+PARTS = runs.PARTS
+RAW_FINGERPRINTS = runs.RAW_FINGERPRINTS
+RAW_PARTS = runs.raw_parts(config)
 
 
 if workflow.is_main_process:
-    # the Kaggle layout's dataset is train/ and test/; a sheet's the whole tree under raw_dir
-    if FORMAT == "kaggle_nerve":
-        refresh_fingerprint(RAW, RAW_FINGERPRINT)
-    else:
-        refresh_fingerprint(RAW, RAW_FINGERPRINT, None, exclude=raw_sheet_names())
+    for _part, _record in RAW_FINGERPRINTS.items():
+        refresh_fingerprint(RAW, _part, RAW_PARTS[_part], _record)
 
 
 def synthetic_settings():
@@ -132,12 +127,12 @@ def synthetic_outputs():
     return {k: directory(v) if k in folders else v for k, v in outputs.items()}
 
 
-def converted_inputs():
-    return runs.converted_inputs(config)
+def converted_inputs(part):
+    return runs.converted_inputs(config, part)
 
 
-def dataset_inputs():
-    return runs.dataset_inputs(config)
+def dataset_inputs(part):
+    return runs.dataset_inputs(config, part)
 
 
 # -- names -----------------------------------------------------------------------------
@@ -160,11 +155,12 @@ def size_of(run):
     return f"{height}x{width}"
 
 
-def manifest_outputs():
-    return runs.manifest_outputs(config)
+def manifest_outputs(part):
+    return runs.manifest_outputs(config, part)
 
 
 CONVERTED = runs.CONVERTED
+CONVERTED_TEST = runs.CONVERTED_TEST
 
 
 def tta_flips(wildcards):

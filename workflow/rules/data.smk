@@ -1,5 +1,7 @@
 # Raw data -> validated manifest -> arrays at each input size, for every data format
-# (plexus.stages.data); the subject-grouped folds are in folds.smk.
+# (plexus.stages.data); the subject-grouped folds are in folds.smk. Each image set (train,
+# test) has its own raw fingerprint, manifest job and arrays: a change to the test images
+# reruns manifest_test and preprocess of part test only, never what the training side reads.
 
 
 if config["data"]["synthetic"]["enabled"]:
@@ -7,7 +9,8 @@ if config["data"]["synthetic"]["enabled"]:
     rule synthesize:
         output:
             **synthetic_outputs(),
-            fingerprint=RAW_FINGERPRINT,
+            fingerprint_train=RAW_FINGERPRINTS["train"],
+            fingerprint_test=RAW_FINGERPRINTS["test"],
         log:
             "results/logs/synthesize.log",
         benchmark:
@@ -23,6 +26,7 @@ if config["data"]["synthetic"]["enabled"]:
             settings=synthetic_settings(),
             # raw_dir: the folder of the first output (train/, stage1_train/ or the sheet)
             raw=lambda wildcards, output: str(Path(output[0]).parent),
+            parts=RAW_PARTS,
             code=script_code("synthesize"),
         script:
             "../scripts/synthesize.py"
@@ -30,11 +34,12 @@ if config["data"]["synthetic"]["enabled"]:
 
 if FORMAT in runs.CONVERTED_FORMATS:
 
-    # a layout of its own (DSB2018's folders of instance masks) -> a sample sheet of targets
+    # a layout of its own (DSB2018's folders of instance masks) -> a sample sheet of targets,
+    # one job per image set
     rule convert:
         input:
-            **converted_inputs(),
-            fingerprint=RAW_FINGERPRINT,
+            **converted_inputs("train"),
+            fingerprint=RAW_FINGERPRINTS["train"],
         output:
             sheet=CONVERTED["sheet"],
             labels=directory(CONVERTED["labels"]),
@@ -50,6 +55,33 @@ if FORMAT in runs.CONVERTED_FORMATS:
             runtime=light_runtime,
             mem_mb=light_mem_mb,
         params:
+            part="train",
+            raw=RAW,
+            group=config["instances"]["group"],
+            boundary=config["instances"]["boundary"],
+            code=script_code("convert"),
+        script:
+            "../scripts/convert.py"
+
+    rule convert_test:
+        input:
+            **converted_inputs("test"),
+            fingerprint=RAW_FINGERPRINTS["test"],
+        output:
+            sheet=CONVERTED_TEST["sheet"],
+            images=directory(CONVERTED_TEST["images"]),
+        log:
+            "results/logs/convert_test.log",
+        benchmark:
+            "results/benchmarks/convert_test.tsv"
+        conda:
+            "../../envs/plexus.yaml"
+        resources:
+            runtime=light_runtime,
+            mem_mb=light_mem_mb,
+        params:
+            part="test",
+            raw=RAW,
             group=config["instances"]["group"],
             boundary=config["instances"]["boundary"],
             code=script_code("convert"),
@@ -57,12 +89,13 @@ if FORMAT in runs.CONVERTED_FORMATS:
             "../scripts/convert.py"
 
 
+# the training images: train.csv, summary.json (channels, depths, counts) and the format's files
 rule manifest:
     input:
-        dataset=dataset_inputs(),
-        fingerprint=RAW_FINGERPRINT,
+        dataset=dataset_inputs("train"),
+        fingerprint=RAW_FINGERPRINTS["train"],
     output:
-        **manifest_outputs(),
+        **manifest_outputs("train"),
     log:
         "results/logs/manifest.log",
     benchmark:
@@ -74,6 +107,7 @@ rule manifest:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
+        part="train",
         data=config["data"],
         classes=CLASSES,
         ignore=IGNORE,
@@ -82,18 +116,46 @@ rule manifest:
         "../scripts/manifest.py"
 
 
-rule preprocess:
+# the test images, checked against the training side (channels, ids): test.csv
+rule manifest_test:
     input:
+        dataset=dataset_inputs("test"),
+        fingerprint=RAW_FINGERPRINTS["test"],
         train="results/manifest/train.csv",
-        test="results/manifest/test.csv",
         summary="results/manifest/summary.json",
     output:
-        train="results/preprocessed/{size}/train.npz",
-        test="results/preprocessed/{size}/test.npz",
+        **manifest_outputs("test"),
     log:
-        "results/logs/preprocess/{size}.log",
+        "results/logs/manifest_test.log",
     benchmark:
-        "results/benchmarks/preprocess/{size}.tsv"
+        "results/benchmarks/manifest_test.tsv"
+    conda:
+        "../../envs/plexus.yaml"
+    threads: 2
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
+    params:
+        part="test",
+        data=config["data"],
+        classes=CLASSES,
+        ignore=IGNORE,
+        code=script_code("manifest"),
+    script:
+        "../scripts/manifest.py"
+
+
+# one image set's arrays at one input size (the test images: no masks, no class settings)
+rule preprocess:
+    input:
+        manifest="results/manifest/{part}.csv",
+        summary="results/manifest/summary.json",
+    output:
+        "results/preprocessed/{size}/{part}.npz",
+    log:
+        "results/logs/preprocess/{size}/{part}.log",
+    benchmark:
+        "results/benchmarks/preprocess/{size}/{part}.tsv"
     conda:
         "../../envs/plexus.yaml"
     threads: 2
@@ -102,9 +164,11 @@ rule preprocess:
         mem_mb=light_mem_mb,
     params:
         format=FORMAT,
-        classes=CLASSES,
-        ignore=IGNORE,
-        regions=config["regions"],
+        classes=lambda wildcards: CLASSES if wildcards.part == "train" else None,
+        ignore=lambda wildcards: IGNORE if wildcards.part == "train" else None,
+        regions=lambda wildcards: (
+            config["regions"] if wildcards.part == "train" else None
+        ),
         code=script_code("preprocess"),
     script:
         "../scripts/preprocess.py"

@@ -1,15 +1,14 @@
-# Each run's out-of-fold (and, for a model, test) probabilities: one job per run predicts
-# with all its folds' networks, in one process; the folds' test average.
+# Each run's out-of-fold probabilities and each model's test probabilities: one job per run
+# (and one per model for the test images) predicts with all its folds' networks, in one
+# process; the folds' test average. The two are separate jobs, so that a change to the test
+# images reruns the test predictions only, never an OOF file (nor what is tuned on them).
 
 
 rule predict:
     input:
         models=fold_models,
-        data=model_train_npz,
         test=test_npz,
-        folds="results/splits/folds.csv",
     output:
-        oof=expand("results/oof/{{model}}/fold{fold}.npz", fold=FOLDS),
         test=expand("results/test_probs/{{model}}/fold{fold}.npz", fold=FOLDS),
     log:
         "results/logs/predict/{model}.log",
@@ -33,7 +32,8 @@ rule predict:
         "../scripts/predict.py"
 
 
-# the robustness runs (a model trained on noise or on a subset) need no test predictions
+# every run's held-out images: a model's, and the robustness runs' (a model trained on noise or
+# on a subset), which need no test predictions
 rule predict_oof:
     input:
         models=fold_models,
@@ -45,8 +45,6 @@ rule predict_oof:
         "results/logs/predict_oof/{run}.log",
     benchmark:
         "results/benchmarks/predict_oof/{run}.tsv"
-    wildcard_constraints:
-        run=ROBUSTNESS_RUN,
     priority: PRIORITY_PIPELINE
     conda:
         "../../envs/plexus.yaml"

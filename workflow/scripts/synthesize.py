@@ -5,5 +5,6 @@ from plexus.runlog import logged
 from plexus.stages.data import synthesize_stage
 
 with logged(snakemake.log[0]):
-    p = snakemake.params
-    synthesize_stage(p.kind, p.raw, p.settings, snakemake.output.fingerprint, threads=snakemake.threads)
+    p, o = snakemake.params, snakemake.output
+    fingerprints = {part: (spec, o[f"fingerprint_{part}"]) for part, spec in p.parts.items()}
+    synthesize_stage(p.kind, p.raw, p.settings, fingerprints, threads=snakemake.threads)

@@ -38,7 +38,8 @@ from plexus.evaluation.multiclass import class_table, snap_to_values, to_class_i
 from plexus.io.images import ImageError, is_lossy, palette_gray_values, read_image, read_mask
 from plexus.labels import IGNORE_LABEL
 
-__all__ = ["COLOR_MODES", "build_manifest", "class_mask", "input_channels", "load_arrays", "read_class_mask"]
+__all__ = ["COLOR_MODES", "build_manifest", "class_mask", "input_channels", "load_arrays", "part_manifest",
+           "read_class_mask"]
 
 #: ``data.color``: how image channels are read (auto = as stored, a column all gray or all RGB)
 COLOR_MODES = ("auto", "gray", "rgb")
@@ -123,18 +124,10 @@ def _column_depths(sheet: pd.DataFrame, info: pd.DataFrame, channels: list[str],
     return depths, problems
 
 
-def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missing_channels: bool = False,
-                   threads: int = 4, ignore: dict | None = None, color: str = "auto",
-                   max_snapped: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Train and test manifests of a :func:`plexus.data.sheet.read_sheet` frame, and a summary dict.
-
-    ``ignore``: classes (name -> mask value) whose pixels count nowhere; ``color``: one of
-    :data:`COLOR_MODES`; ``max_snapped``: the largest share of a lossy (JPEG) mask's pixels that
-    snapping to the class values may change. Raises :class:`SheetError` for unreadable files,
-    channels of different sizes, a mask whose size differs from its image, a mask value not in
-    ``classes``, a lossy mask that snapping changes too much, and (``color: auto``) a channel
-    column that mixes gray and RGB images.
-    """
+def _checked_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missing_channels: bool,
+                      threads: int, ignore: dict | None, color: str, max_snapped: float):
+    """The manifest rows of every row of ``sheet`` (checked), its column depths, the observed depths
+    (columns with a file only) and the snapped shares (see :func:`build_manifest`)."""
     channels = list(channels)
     if color not in COLOR_MODES:
         raise ValueError(f"data.color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
@@ -142,6 +135,7 @@ def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missin
     info = check_files(sheet, channels=channels, allow_missing_channels=allow_missing_channels, threads=threads)
     row_labels = _row_labels(sheet)
     depths, problems = _column_depths(sheet, info, channels, color, row_labels)
+    observed = {c: int(info[f"{c}_channels"].max()) for c in channels if len(info) and info[f"{c}_channels"].max()}
     labels = dict(zip(sheet["image_id"].astype(str), row_labels))
     n_classes = len(class_table(classes)[1])
 
@@ -176,11 +170,13 @@ def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missin
         manifest[f"present_{column}"] = (manifest[column].astype(str) != "").astype(int)
     manifest["mask_area"] = [area for area, _, _, _ in found]
     manifest["mask_classes"] = [";".join(names[c] for c in present) for _, present, _, _ in found]
-    train = manifest[manifest["split"] == "train"].reset_index(drop=True)
-    test = manifest[manifest["split"] == "test"].reset_index(drop=True)
-    if train.empty:
-        raise SheetError(["no train rows: cross-validation needs images with masks"], where)
-    summary = {
+    return manifest, depths, observed, snapped
+
+
+def _summary(train: pd.DataFrame, rows: pd.DataFrame, channels: list[str], depths: dict, color: str,
+             classes: dict, ignore: dict | None, snapped: list) -> dict:
+    names = list(classes)
+    return {
         "channels": channels,
         "input_channels": input_channels(channels, depths),
         "depths": depths,
@@ -189,14 +185,79 @@ def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missin
         "ignore": dict(ignore or {}),
         "snapped_masks": len(snapped),
         "train_images": len(train),
-        "test_images": len(test),
         "subjects": int(train["subject"].nunique()),
-        "sizes": sorted({f"{h}x{w}" for h, w in zip(manifest["height"], manifest["width"])}),
-        "missing_channels": {c: int((manifest[c].astype(str) == "").sum()) for c in channels},
+        "sizes": sorted({f"{h}x{w}" for h, w in zip(rows["height"], rows["width"])}),
+        "missing_channels": {c: int((rows[c].astype(str) == "").sum()) for c in channels},
         "images_with_class": {names[c]: int(sum(names[c] in s.split(";") for s in train["mask_classes"]))
                               for c in range(1, len(names))},
     }
+
+
+def build_manifest(sheet: pd.DataFrame, *, channels, classes: dict, allow_missing_channels: bool = False,
+                   threads: int = 4, ignore: dict | None = None, color: str = "auto",
+                   max_snapped: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Train and test manifests of a :func:`plexus.data.sheet.read_sheet` frame, and a summary dict.
+
+    ``ignore``: classes (name -> mask value) whose pixels count nowhere; ``color``: one of
+    :data:`COLOR_MODES`; ``max_snapped``: the largest share of a lossy (JPEG) mask's pixels that
+    snapping to the class values may change. Raises :class:`SheetError` for unreadable files,
+    channels of different sizes, a mask whose size differs from its image, a mask value not in
+    ``classes``, a lossy mask that snapping changes too much, and (``color: auto``) a channel
+    column that mixes gray and RGB images. The workflow builds each image set's manifest in a
+    job of its own (:func:`part_manifest`).
+    """
+    channels = list(channels)
+    manifest, depths, _, snapped = _checked_manifest(
+        sheet, channels=channels, classes=classes, allow_missing_channels=allow_missing_channels,
+        threads=threads, ignore=ignore, color=color, max_snapped=max_snapped)
+    train = manifest[manifest["split"] == "train"].reset_index(drop=True)
+    test = manifest[manifest["split"] == "test"].reset_index(drop=True)
+    if train.empty:
+        raise SheetError(["no train rows: cross-validation needs images with masks"], sheet.attrs.get("sheet"))
+    summary = _summary(train, manifest, channels, depths, color, classes, ignore, snapped)
+    summary["test_images"] = len(test)
     return train, test, summary
+
+
+def part_rows(sheet: pd.DataFrame, part: str) -> pd.DataFrame:
+    """The rows of one image set (``split`` ``test``, or every other row for ``train``: a wrong split
+    is then the training manifest's error), the sheet's ``attrs`` kept."""
+    rows = sheet[(sheet["split"] == "test") == (part == "test")].reset_index(drop=True)
+    rows.attrs = dict(sheet.attrs)
+    return rows
+
+
+def part_manifest(sheet: pd.DataFrame, part: str, *, channels, classes: dict, allow_missing_channels: bool = False,
+                  threads: int = 4, ignore: dict | None = None, color: str = "auto", max_snapped: float = 0.05,
+                  train_depths: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """The manifest of one image set of ``sheet`` and its summary, reading that set's files only.
+
+    ``train``: the :func:`build_manifest` summary of the training images (no test counts, so
+    that the file never changes with the test images). ``test``: ``train_depths`` (the training
+    summary's ``depths``) are the columns' depths; a test column whose files hold another
+    number of channels is an error (``color: auto``), and the summary counts the test images.
+    """
+    channels = list(channels)
+    rows = part_rows(sheet, part)
+    where = sheet.attrs.get("sheet")
+    if part == "train" and rows.empty:
+        raise SheetError(["no train rows: cross-validation needs images with masks"], where)
+    manifest, depths, observed, snapped = _checked_manifest(
+        rows, channels=channels, classes=classes, allow_missing_channels=allow_missing_channels,
+        threads=threads, ignore=ignore, color=color, max_snapped=max_snapped)
+    if part == "train":
+        return manifest, _summary(manifest, manifest, channels, depths, color, classes, ignore, snapped)
+    if color == "auto" and train_depths is not None:
+        kind = {1: "gray", 3: "RGB"}
+        problems = [f"column {c}: the test images are {kind.get(d, d)}, the training images "
+                    f"{kind.get(train_depths[c], train_depths[c])}; set data.color: gray (RGB converted by "
+                    "luminance) or rgb (gray repeated in three channels)"
+                    for c, d in observed.items() if c in train_depths and d != train_depths[c]]
+        if problems:
+            raise SheetError(problems, where)
+    return manifest, {"test_images": len(manifest),
+                      "sizes": sorted({f"{h}x{w}" for h, w in zip(manifest["height"], manifest["width"])}),
+                      "missing_channels": {c: int((manifest[c].astype(str) == "").sum()) for c in channels}}
 
 
 def _resize_labels(label: np.ndarray, n_classes: int, size: tuple[int, int]) -> np.ndarray:

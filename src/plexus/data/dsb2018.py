@@ -165,8 +165,11 @@ def _scan_split(folder: Path, with_masks: bool, problems: list[str]) -> pd.DataF
     return pd.DataFrame(rows, columns=columns)
 
 
-def scan_dsb2018(root: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+def scan_dsb2018(root: str | os.PathLike, parts=("train", "test")) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and test tables (image_id, image_path, [mask_paths,] height, width, channels), sorted by id.
+
+    ``parts``: the image sets read; a set left out gives an empty table (the workflow converts
+    ``stage1_train`` and ``stage1_test`` in jobs of their own).
 
     ``mask_paths`` (train only) lists each sample's mask files in sorted file-name
     order, the order :func:`instance_labels` numbers them. ``channels`` is what the
@@ -175,10 +178,10 @@ def scan_dsb2018(root: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     root = Path(root)
     problems: list[str] = []
-    if not (root / TRAIN).is_dir():
+    if "train" in parts and not (root / TRAIN).is_dir():
         raise Dsb2018Error([f"{root / TRAIN}: no such folder"], str(root))
-    train = _scan_split(root / TRAIN, True, problems)
-    test = _scan_split(root / TEST, False, problems) if (root / TEST).is_dir() else \
+    train = _scan_split(root / TRAIN, True, problems) if "train" in parts else pd.DataFrame(columns=COLUMNS)
+    test = _scan_split(root / TEST, False, problems) if "test" in parts and (root / TEST).is_dir() else \
         pd.DataFrame(columns=[c for c in COLUMNS if c != "mask_paths"])
     if problems:
         raise Dsb2018Error(problems, str(root))
@@ -233,7 +236,7 @@ def synthetic_sizes(n: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def synthesize_stage(raw_dir, settings: dict, fingerprint_json) -> dict:
+def synthesize_stage(raw_dir, settings: dict, fingerprint_json=None) -> dict:
     """The synthetic nuclei data in ``raw_dir`` (DSB2018 layout), its summary and the raw fingerprint.
 
     ``settings``: the config's ``data.synthetic`` without ``enabled`` and ``kind``. There are
@@ -252,7 +255,8 @@ def synthesize_stage(raw_dir, settings: dict, fingerprint_json) -> dict:
     train = summary["stage1_train"]
     print(f"nuclei: {len(train)} train images ({sum(r['nuclei'] for r in train)} nuclei, "
           f"{sum(r['touching_pairs'] for r in train)} touching pairs) and {len(summary['stage1_test'])} test images")
-    refresh(raw_dir, fingerprint_json, subfolders=None)  # what the manifest compares the folder with
+    if fingerprint_json is not None:  # the workflow records each image set itself (plexus.runs.raw_parts)
+        refresh(raw_dir, fingerprint_json, subfolders=None)
     return summary
 
 
@@ -325,8 +329,11 @@ def _rgb_image(path: str, image_id: str, images_dir: Path) -> str:
 
 
 def nuclei_sheet_stage(raw_dir, *, group: str, boundary: bool, sheet_tsv, labels_dir, targets_dir,
-                       images_dir) -> pd.DataFrame:
+                       images_dir, part: str | None = None) -> pd.DataFrame:
     """The sample sheet of a DSB2018 folder, its instance label maps and class-index targets.
+
+    ``part``: one image set only (``train``, ``test``: the workflow's ``convert`` and
+    ``convert_test`` jobs; ``labels_dir`` and ``targets_dir`` may be ``None`` for ``test``).
 
     Columns: image_id, subject, split, image (absolute path of an RGB image: the raw file, or a
     copy in ``images_dir`` of a gray or palette one), mask (the target PNG; empty for test rows),
@@ -335,10 +342,12 @@ def nuclei_sheet_stage(raw_dir, *, group: str, boundary: bool, sheet_tsv, labels
     """
     from plexus.data.sheet import write_sheet
 
-    train, test = scan_dsb2018(raw_dir)
-    labels_dir, targets_dir, images_dir = Path(labels_dir), Path(targets_dir), Path(images_dir)
-    for folder in (labels_dir, targets_dir, images_dir):
+    train, test = scan_dsb2018(raw_dir, ("train", "test") if part is None else (part,))
+    folders = [Path(f) for f in (labels_dir, targets_dir, images_dir) if f is not None]
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
+    labels_dir, targets_dir, images_dir = (None if f is None else Path(f)
+                                           for f in (labels_dir, targets_dir, images_dir))
     if group == "none":
         print(NO_GROUP_MESSAGE)
     rows, nuclei, outline = [], 0, 0
@@ -362,7 +371,11 @@ def nuclei_sheet_stage(raw_dir, *, group: str, boundary: bool, sheet_tsv, labels
     sheet = pd.DataFrame(rows, columns=["image_id", "subject", "split", "image", "mask", "instances"])
     write_sheet(sheet, sheet_tsv)
     groups = sheet.loc[sheet["split"] == "train", "subject"]
-    print(f"{len(train)} train images ({nuclei} nuclei, {outline} boundary pixels), {len(test)} test images; "
+    if part == "test":
+        print(f"{len(test)} test images")
+        return sheet
+    tests = "" if part == "train" else f", {len(test)} test images"
+    print(f"{len(train)} train images ({nuclei} nuclei, {outline} boundary pixels){tests}; "
           f"{groups.nunique()} CV group(s) by instances.group = {group}")
     if group == "size":
         print(groups.value_counts().sort_index().to_string())

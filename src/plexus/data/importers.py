@@ -57,7 +57,7 @@ class LayoutError(ValueError):
 # --- Kaggle ultrasound nerve ------------------------------------------------------------------
 
 
-def kaggle_nerve(raw_dir: str | os.PathLike) -> pd.DataFrame:
+def kaggle_nerve(raw_dir: str | os.PathLike, parts=("train", "test")) -> pd.DataFrame:
     """The sheet of a folder in the Kaggle nerve layout (``train/``, ``test/``; see
     :mod:`plexus.data.ingest`), with ingest's naming rules and messages.
 
@@ -66,11 +66,11 @@ def kaggle_nerve(raw_dir: str | os.PathLike) -> pd.DataFrame:
     then test rows ``image_id = N``, sorted by number, with an empty subject and mask.
     Like ingest, files other than ``*.tif``/``*.tiff`` and hidden files are ignored.
     Sizes, dtypes and mask values are not checked here (ingest does, and
-    :func:`plexus.data.sheet.check_files` checks sizes).
+    :func:`plexus.data.sheet.check_files` checks sizes). ``parts``: the image sets read.
     """
     raw_dir = Path(raw_dir).absolute()
     problems: list[str] = []
-    images, masks, tests = find_files(raw_dir, problems)
+    images, masks, tests = find_files(raw_dir, problems, parts)
     if problems:
         raise LayoutError(problems, raw_dir)
 

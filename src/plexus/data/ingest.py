@@ -81,19 +81,20 @@ def _check_file(path: Path, is_mask: bool, shape: tuple[int, int]) -> tuple[str 
     return None, array
 
 
-def find_files(raw_dir: Path, problems: list[str]) -> tuple[dict, dict, dict]:
+def find_files(raw_dir: Path, problems: list[str], parts=("train", "test")) -> tuple[dict, dict, dict]:
     """The files of the Kaggle layout by name: train images and masks by ``(subject, image)``,
     test images by number. Naming problems (malformed names, an image without its mask or a
-    mask without its image, empty folders) are appended to ``problems``; contents are not read."""
+    mask without its image, empty folders) are appended to ``problems``; contents are not read.
+    ``parts``: the folders looked at (the workflow reads ``train/`` and ``test/`` in jobs of their own)."""
     images, masks, tests = {}, {}, {}
-    for path in _tiffs(raw_dir / "train", problems):
+    for path in _tiffs(raw_dir / "train", problems) if "train" in parts else ():
         if m := TRAIN_MASK.match(path.name):
             masks[(int(m["subject"]), int(m["image"]))] = path
         elif m := TRAIN_IMAGE.match(path.name):
             images[(int(m["subject"]), int(m["image"]))] = path
         else:
             problems.append(f"{path}: malformed name, expected SUBJECT_IMAGE.tif or SUBJECT_IMAGE_mask.tif")
-    for path in _tiffs(raw_dir / "test", problems):
+    for path in _tiffs(raw_dir / "test", problems) if "test" in parts else ():
         if m := TEST_IMAGE.match(path.name):
             tests[int(m["number"])] = path
         else:
@@ -104,17 +105,19 @@ def find_files(raw_dir: Path, problems: list[str]) -> tuple[dict, dict, dict]:
     for key in sorted(masks.keys() - images.keys()):
         expected = masks[key].with_name(f"{key[0]}_{key[1]}.tif")
         problems.append(f"{masks[key]}: mask without an image (expected {expected})")
-    if not images and (raw_dir / "train").is_dir():
+    if "train" in parts and not images and (raw_dir / "train").is_dir():
         problems.append(f"{raw_dir / 'train'}: no training images")
-    if not tests and (raw_dir / "test").is_dir():
+    if "test" in parts and not tests and (raw_dir / "test").is_dir():
         problems.append(f"{raw_dir / 'test'}: no test images")
     return images, masks, tests
 
 
 def scan(
-    raw_dir: str | Path, *, shape=ORIGINAL_SHAPE, threads: int = 4
+    raw_dir: str | Path, *, shape=ORIGINAL_SHAPE, threads: int = 4, parts=("train", "test")
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Validate ``raw_dir`` and return ``(train, test, train_masks)`` frames.
+
+    ``parts``: the image sets read (:func:`find_files`); a set left out gives empty frames.
 
     ``train``: image_id, subject, image, image_path, mask_path, height, width, mask_area.
     ``test``: image_id, image_path, height, width.
@@ -123,7 +126,7 @@ def scan(
     """
     raw_dir = Path(raw_dir)
     problems: list[str] = []
-    images, masks, tests = find_files(raw_dir, problems)
+    images, masks, tests = find_files(raw_dir, problems, parts)
 
     pairs = sorted(images.keys() & masks.keys())
     jobs = [(images[k], False) for k in pairs] + [(masks[k], True) for k in pairs]
@@ -155,6 +158,19 @@ def scan(
         "subject": train["subject"], "img": train["image"], "pixels": [rle for _, rle in mask_summaries],
     })
     return train, test, train_masks
+
+
+def scan_test(paths: dict[int, Path], *, shape=ORIGINAL_SHAPE, threads: int = 4) -> pd.DataFrame:
+    """The test manifest (``image_id, image_path, height, width``, sorted by number) of test images
+    given by number, each checked as :func:`scan` checks it; :class:`IngestError` lists every problem.
+    ``plexus predict`` builds the manifest of new images with it."""
+    numbers = sorted(paths)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        problems = [err for err, _ in pool.map(lambda n: _summarise(Path(paths[n]), False, shape), numbers) if err]
+    if problems:
+        raise IngestError(problems)
+    return pd.DataFrame({"image_id": [str(n) for n in numbers], "image_path": [str(paths[n]) for n in numbers],
+                         "height": shape[0], "width": shape[1]})
 
 
 def mask_rles(train_masks: pd.DataFrame) -> dict[str, str]:

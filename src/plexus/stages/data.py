@@ -25,24 +25,42 @@ import numpy as np
 
 from plexus.data import dataset, ingest, splits
 from plexus.data.importers import import_dataset
-from plexus.data.sheet import write_sheet
+from plexus.data.sheet import SheetError, write_sheet
 from plexus.io import atomic
 from plexus.io.contracts import read_manifest
 from plexus.labels import region_matrix
 from plexus.runs import CONVERTED_FORMATS
 
 
-def manifest_stage(data: dict, classes: dict, outputs, *, inputs=(), threads: int = 2,
-                   ignore: dict | None = None) -> None:
-    """The manifest of ``data`` (the config's data section) by its format: ``outputs`` has
-    ``train``, ``test``, ``summary`` and the format's :data:`plexus.runs.MANIFEST_FILES`; ``inputs`` the
-    rule's dataset inputs (format dsb2018: the converted sheet first)."""
+def manifest_stage(data: dict, classes: dict, outputs, *, part: str | None = None, inputs=(), threads: int = 2,
+                   ignore: dict | None = None, train_csv=None, summary_json=None) -> None:
+    """The manifest of ``data`` (the config's data section) by its format.
+
+    ``part`` ``None``: both image sets, ``outputs`` has ``train``, ``test``, ``summary`` and the
+    format's :data:`plexus.runs.MANIFEST_FILES`. The workflow runs one job per image set, each
+    reading that set's files only: ``train`` writes all but ``test`` (the summary describes the
+    training images alone); ``test`` writes ``test`` and checks it against the training side
+    (``train_csv``: no id of both; ``summary_json``: each channel column's depth). ``inputs``: the
+    rule's dataset inputs (format dsb2018: that set's converted sheet first).
+    """
+    if part is None:
+        if data["format"] == "kaggle_nerve":
+            _kaggle_manifest(data["raw_dir"], outputs, threads)
+        else:
+            written = list(inputs)[0] if data["format"] in CONVERTED_FORMATS else None
+            sheet_manifest(data, classes, outputs["sheet"], outputs["train"], outputs["test"], outputs["summary"],
+                           threads=threads, ignore=ignore, written_sheet=written)
+        return
+    if part not in ("train", "test"):
+        raise ValueError(f"part must be train or test, got {part!r}")
+    if part == "test" and (train_csv is None or summary_json is None):
+        raise ValueError("the test manifest is checked against the training side: give train_csv and summary_json")
     if data["format"] == "kaggle_nerve":
-        _kaggle_manifest(data["raw_dir"], outputs, threads)
+        _kaggle_part(data["raw_dir"], part, outputs, threads, train_csv)
     else:
         written = list(inputs)[0] if data["format"] in CONVERTED_FORMATS else None
-        sheet_manifest(data, classes, outputs["sheet"], outputs["train"], outputs["test"], outputs["summary"],
-                       threads=threads, ignore=ignore, written_sheet=written)
+        sheet_part_manifest(data, classes, part, outputs, threads=threads, ignore=ignore, written_sheet=written,
+                            train_csv=train_csv, summary_json=summary_json)
 
 
 def _kaggle_manifest(raw_dir, outputs, threads: int) -> None:
@@ -52,13 +70,32 @@ def _kaggle_manifest(raw_dir, outputs, threads: int) -> None:
     atomic.write_csv(outputs["train"], train)
     atomic.write_csv(outputs["test"], test)
     atomic.write_csv(outputs["masks"], train_masks)
-    summary = {"format": "kaggle_nerve", "n_train": len(train), "n_test": len(test),
-               "n_subjects": int(train["subject"].nunique()),
-               "share_with_mask": float((train["mask_area"] > 0).mean()),
-               "channels": ["image"], "depths": {"image": 1}, "input_channels": ["image"]}
-    atomic.write_json(outputs["summary"], summary)
+    atomic.write_json(outputs["summary"], {**_kaggle_summary(train), "n_test": len(test)})
     print(f"{len(train)} training images from {train['subject'].nunique()} subjects "
           f"({(train['mask_area'] > 0).mean():.1%} with a nerve), {len(test)} test images")
+
+
+def _kaggle_summary(train) -> dict:
+    return {"format": "kaggle_nerve", "n_train": len(train), "n_subjects": int(train["subject"].nunique()),
+            "share_with_mask": float((train["mask_area"] > 0).mean()),
+            "channels": ["image"], "depths": {"image": 1}, "input_channels": ["image"]}
+
+
+def _kaggle_part(raw_dir, part: str, outputs, threads: int, train_csv=None) -> None:
+    """One image set of the Kaggle layout: ``train/`` (train.csv, train_masks.csv, the training
+    rows as a sample sheet, summary.json) or ``test/`` (test.csv)."""
+    raw = Path(raw_dir.rstrip("/"))
+    train, test, train_masks = ingest.scan(raw, threads=threads, parts=(part,))
+    if part == "test":
+        atomic.write_csv(outputs["test"], test)
+        print(f"{len(test)} test images")
+        return
+    write_sheet(import_dataset("kaggle_nerve", raw, parts=("train",)), outputs["sheet"])
+    atomic.write_csv(outputs["train"], train)
+    atomic.write_csv(outputs["masks"], train_masks)
+    atomic.write_json(outputs["summary"], _kaggle_summary(train))
+    print(f"{len(train)} training images from {train['subject'].nunique()} subjects "
+          f"({(train['mask_area'] > 0).mean():.1%} with a nerve)")
 
 
 def folds_stage(train_csv, folds_csv, n_folds: int, seed: int, stratify: str | None = None) -> None:
@@ -70,14 +107,39 @@ def folds_stage(train_csv, folds_csv, n_folds: int, seed: int, stratify: str | N
     print(summary.to_string())
 
 
-def preprocess_stage(data_format: str, inputs, outputs, size, *, classes: dict | None = None,
-                     ignore: dict | None = None, regions: dict | None = None, threads: int = 2) -> None:
-    """Arrays of the train and test images at ``size`` (``HxW``), by the data format."""
+def preprocess_stage(data_format: str, part: str, manifest_csv, summary_json, size, out_npz, *,
+                     classes: dict | None = None, ignore: dict | None = None, regions: dict | None = None,
+                     threads: int = 2) -> None:
+    """Arrays of one image set (``train``: images and masks; ``test``: images) at ``size`` (``HxW``),
+    by the data format: the workflow's ``preprocess`` job of that set."""
+    from plexus.data.resize import parse_size
+
+    if part not in ("train", "test"):
+        raise ValueError(f"part must be train or test, got {part!r}")
+    manifest = read_manifest(manifest_csv)
     if data_format == "kaggle_nerve":
-        kaggle_arrays(inputs["train"], inputs["test"], size, outputs["train"], outputs["test"], threads=threads)
-    else:
-        sheet_arrays(inputs["train"], inputs["test"], inputs["summary"], classes, size, outputs["train"],
-                     outputs["test"], threads=threads, ignore=ignore, regions=regions)
+        from plexus.data.resize import resize_images, resize_masks
+
+        shape = parse_size(size)
+        images = ingest.read_resized(manifest["image_path"], lambda stack: resize_images(stack, shape), threads)
+        arrays = {"image_id": manifest["image_id"].to_numpy(str), "images": images}
+        if part == "train":
+            arrays["masks"] = ingest.read_resized(manifest["mask_path"], lambda stack: resize_masks(stack, shape),
+                                                  threads)
+        atomic.write_npz(out_npz, **arrays)
+        return
+    summary = json.loads(Path(summary_json).read_text())
+    depths = {column: summary["depths"][column] for column in summary["channels"]}  # the sheet's order
+    if part == "test":
+        atomic.write_npz(out_npz, **dataset.load_arrays(manifest, depths=depths, size=parse_size(size),
+                                                        threads=threads))
+        return
+    arrays = dataset.load_arrays(manifest, depths=depths, size=parse_size(size), classes=classes, threads=threads,
+                                 ignore=ignore)
+    if regions:
+        arrays["regions"] = region_matrix(regions, classes)
+        arrays["region_names"] = np.asarray(list(regions), dtype=str)
+    atomic.write_npz(out_npz, **arrays)
 
 
 def kaggle_arrays(train_csv, test_csv, size, train_npz, test_npz, threads: int = 2) -> None:
@@ -139,6 +201,51 @@ def sheet_manifest(data: dict, classes: dict, sheet_out, train_csv, test_csv, su
     print(json.dumps(summary, indent=1))
 
 
+def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: int = 2,
+                        ignore: dict | None = None, written_sheet=None, train_csv=None, summary_json=None) -> None:
+    """One image set of a sheet dataset (formats folders, sheet, dsb2018): :func:`sheet_manifest`
+    for the workflow's per-set jobs. The sheet (or folder listing) is read whole, so its own checks
+    (one id per image across both sets) hold; only the set's files are read and written.
+
+    ``train``: ``outputs`` ``sheet`` (the training rows), ``train``, ``summary``; ``test``:
+    ``outputs`` ``test``, checked against ``train_csv`` (no id in both, ignoring case: dsb2018's
+    sets are converted apart) and ``summary_json`` (the columns' depths).
+    """
+    import warnings
+
+    if part == "test" and written_sheet is not None and not any(
+            line.strip() for line in Path(written_sheet).read_text().splitlines()[1:]):
+        # dsb2018 without stage1_test: no test images, the training manifest's columns
+        atomic.write_csv(outputs["test"], read_manifest(train_csv).iloc[:0])
+        print("no test images")
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sheet = read_dataset(data, written_sheet)
+    for warning in caught:
+        print(f"warning: {warning.message}")
+    channels = data["channels"] if data["format"] == "sheet" else ["image"]  # folders, dsb2018: one (RGB) column
+    options = {"channels": channels, "classes": classes, "allow_missing_channels": data["allow_missing_channels"],
+               "threads": threads, "ignore": ignore, "color": data["color"], "max_snapped": data["max_snapped_share"]}
+    if part == "train":
+        train, summary = dataset.part_manifest(sheet, "train", **options)
+        write_sheet(dataset.part_rows(sheet, "train"), outputs["sheet"])
+        atomic.write_csv(outputs["train"], train)
+        atomic.write_json(outputs["summary"], summary)
+        print(json.dumps(summary, indent=1))
+        return
+    summary = json.loads(Path(summary_json).read_text())
+    test, counts = dataset.part_manifest(sheet, "test", train_depths=summary["depths"], **options)
+    train_ids = {i.casefold(): i for i in read_manifest(train_csv)["image_id"]}
+    clashes = [f"image_id {i!r}: a test image and the training image {train_ids[i.casefold()]!r}"
+               for i in test["image_id"] if i.casefold() in train_ids]
+    if clashes:
+        raise SheetError(clashes + ["(image ids must differ across both sets, also ignoring case)"],
+                         sheet.attrs.get("sheet"))
+    atomic.write_csv(outputs["test"], test)
+    print(json.dumps(counts, indent=1))
+
+
 def sheet_arrays(train_csv, test_csv, summary_json, classes: dict, size, train_npz, test_npz,
                  threads: int = 2, ignore: dict | None = None, regions: dict | None = None) -> None:
     """Arrays of the train and test images at ``size`` (``HxW``): see :func:`plexus.data.dataset.load_arrays`;
@@ -161,10 +268,11 @@ def sheet_arrays(train_csv, test_csv, summary_json, classes: dict, size, train_n
 
 
 
-def synthesize_stage(kind: str, raw_dir, settings: dict, fingerprint_json, threads: int = 2) -> None:
+def synthesize_stage(kind: str, raw_dir, settings: dict, fingerprints: dict, threads: int = 2) -> None:
     """The embedded synthetic dataset of ``kind`` in ``raw_dir`` (in its data format's layout) and
-    the raw fingerprint that the manifest compares the folder with."""
-    from plexus.data.fingerprint import refresh
+    the raw fingerprint of each image set that its manifest job compares the folder with:
+    ``fingerprints`` maps a part (train, test) to ``(spec, record)`` (:func:`plexus.runs.raw_parts`)."""
+    from plexus.data.fingerprint import refresh_part
 
     raw = Path(raw_dir)
     if kind == "nerve":
@@ -176,11 +284,10 @@ def synthesize_stage(kind: str, raw_dir, settings: dict, fingerprint_json, threa
                                    test_images_per_subject=settings["test_images_per_subject"],
                                    seed=settings["seed"], threads=threads)
         print({k: v for k, v in summary.items() if not isinstance(v, (list, dict))})
-        refresh(raw, fingerprint_json)
     elif kind == "nuclei":
         from plexus.data.dsb2018 import synthesize_stage as synthesize_nuclei
 
-        synthesize_nuclei(raw, settings, fingerprint_json)
+        synthesize_nuclei(raw, settings)
     else:
         from plexus.data import synthetic_regions, synthetic_semantic
 
@@ -189,5 +296,5 @@ def synthesize_stage(kind: str, raw_dir, settings: dict, fingerprint_json, threa
                     "regions": synthetic_regions.generate_regions}[kind]
         sheet = generate(raw, **settings)
         print(f"{kind}: {(sheet['split'] == 'train').sum()} train and {(sheet['split'] == 'test').sum()} test images")
-        # the sheet is a tracked input of its own, left out of the fingerprint
-        refresh(raw, fingerprint_json, subfolders=None, exclude=("sheet.tsv",))
+    for part, (spec, record) in fingerprints.items():
+        refresh_part(raw, part, spec, record)

@@ -33,38 +33,54 @@ def _held_out(data: dict, folds: pd.DataFrame, fold: int) -> tuple[np.ndarray, n
     return data["image_id"][val_idx], data["images"][val_idx], None if present is None else present[val_idx]
 
 
+def stored_probs(model_pt, images, present=None, *, batch_size: int = 64, threads: int | None = None, flips=(),
+                 device="auto") -> dict:
+    """The arrays a prediction job stores for ``images`` (``present``: their channel flags, or ``None``):
+    ``prob`` (and ``presence``, ``prob_tta``...) of :func:`plexus.inference.predict.predict_probs`, ungated,
+    since the presence gate is tuned on OOF and applied once, after averaging. The workflow's
+    prediction jobs and ``plexus predict`` both call it."""
+    from plexus.inference.predict import predict_probs
+
+    return predict_probs(model_pt, images, batch_size=batch_size, device=device, threads=threads,
+                         presence_gate=None, flips=tuple(flips), present=present)
+
+
 def predict_folds_stage(model_pts, folds, train_npz, folds_csv, oof_npzs, *, test_npz=None, test_npzs=(),
                         batch_size: int = 64, threads: int | None = None, flips=()) -> None:
     """Fold ``folds[i]``'s model ``model_pts[i]`` predicts that fold's held-out images into
     ``oof_npzs[i]`` and, given ``test_npz``, every test image into ``test_npzs[i]``.
 
-    ``flips`` (e.g. ``["hflip"]``) adds the flip-averaged ``prob_tta`` (``presence_tta``).
-    The arrays are read once for all folds.
+    No ``oof_npzs`` (and ``train_npz``, ``folds_csv`` ``None``): the test images only. The workflow
+    predicts the two in separate jobs (``predict_oof``, ``predict``), so that a change to the test
+    images never rewrites an OOF file. ``flips`` (e.g. ``["hflip"]``) adds the flip-averaged
+    ``prob_tta`` (``presence_tta``). The arrays are read once for all folds.
     """
-    from plexus.inference.predict import predict_probs
-
     folds, model_pts, oof_npzs = list(folds), list(model_pts), list(oof_npzs)
     test_npzs = list(test_npzs)
-    if not len(model_pts) == len(folds) == len(oof_npzs):
+    if len(model_pts) != len(folds) or (oof_npzs and len(oof_npzs) != len(folds)):
         raise ValueError(f"{len(model_pts)} models, {len(folds)} folds and {len(oof_npzs)} OOF outputs: "
                          "one of each per fold")
     if (test_npz is None) != (not test_npzs) or (test_npzs and len(test_npzs) != len(folds)):
         raise ValueError(f"test predictions need the test arrays and one output per fold, got {test_npz!r} "
                          f"and {len(test_npzs)} outputs for {len(folds)} folds")
-    data, fold_table = _train_and_folds(train_npz, folds_csv)
+    if not oof_npzs and not test_npzs:
+        raise ValueError("nothing to predict: no OOF and no test outputs")
+    data, fold_table = _train_and_folds(train_npz, folds_csv) if oof_npzs else (None, None)
     test = None if test_npz is None else read_npz(test_npz)
 
     def predict(model_pt, ids, images, present, out_npz):
-        # maps are stored ungated: the presence gate is tuned on OOF and applied once, after averaging
-        out = predict_probs(model_pt, images, batch_size=batch_size, threads=threads, presence_gate=None,
-                            flips=tuple(flips), present=present)
+        out = stored_probs(model_pt, images, present, batch_size=batch_size, threads=threads, flips=flips)
         atomic.write_npz(out_npz, image_id=ids, **out)
 
     for i, (fold, model_pt) in enumerate(zip(folds, model_pts)):
-        predict(model_pt, *_held_out(data, fold_table, int(fold)), oof_npzs[i])
+        written = []
+        if oof_npzs:
+            predict(model_pt, *_held_out(data, fold_table, int(fold)), oof_npzs[i])
+            written.append(str(oof_npzs[i]))
         if test is not None:
             predict(model_pt, test["image_id"], test["images"], test.get("present"), test_npzs[i])
-        print(f"fold {fold}: {model_pt} -> {oof_npzs[i]}" + (f", {test_npzs[i]}" if test is not None else ""))
+            written.append(str(test_npzs[i]))
+        print(f"fold {fold}: {model_pt} -> {', '.join(written)}")
 
 
 def average_stage(fold_npzs, out_npz) -> None:
