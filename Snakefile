@@ -33,8 +33,14 @@ include: "workflow/rules/figures.smk"
 rule all:
     default_target: True
     input:
-        get_final_output(),
+        runs.final_targets(config, TASK),
 
 
+# results/provenance.json: git commit and dirtiness, config hash, versions, devices; then what
+# the run found (results/run_summary.md, when this run's targets include it)
 onsuccess:
-    write_provenance()
+    from plexus.provenance import write
+
+    write("results/provenance.json", workflow.basedir, config, "results")
+    if Path("results/run_summary.md").exists():
+        print(Path("results/run_summary.md").read_text())

@@ -77,10 +77,10 @@ def run(arrays: dict, recipe: str, overrides: dict, seed: int, epochs: int, n_fo
         out = work / f"{recipe}_{seed}_{fold}"
         train_model(arrays["images"], arrays["masks"], train_idx, val_idx, settings, out,
                     checkpoint_path=work / "ck.pt", n_classes=3, present=arrays["present"],
-                    subjects=arrays["subject"], device="cpu", log=lambda s: None)
+                    subjects=arrays["subject"], device="cpu", threads=1, log=lambda s: None)
         n_train.append(json.loads((out / "train_info.json").read_text())["n_train"])
         prob = predict_probs(out / "model.pt", arrays["images"][val_idx], present=arrays["present"][val_idx],
-                             device="cpu")["prob"]
+                             device="cpu", threads=1)["prob"]
         pred = prob.astype(np.float32).argmax(1)
         frame = scores_frame(arrays["image_id"][val_idx], pred, arrays["masks"][val_idx],
                              ["background", "nerve", "artery"])
@@ -122,6 +122,7 @@ def main() -> None:
                 table.append({"recipe": recipe, "seed": seed, "n_train per fold": " / ".join(map(str, n_train)),
                               **{f"OOF Dice {k}": v for k, v in summarise(scores).items()},
                               "seconds": round(time.perf_counter() - t)})
+                print(table[-1], flush=True)
     print(pd.DataFrame(table).to_markdown(index=False))
     print()
     print("Mean over seeds (per-image Dice, CI over subjects with the seeds pooled):")

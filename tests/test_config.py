@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from plexus.config import (
-    ConfigError,
-    check_config,
-    config_errors,
-    ignored_classes,
-    learnt_classes,
-    schema,
-    validate_config,
-)
+from plexus.config import ConfigError, ignored_classes, learnt_classes, schema, validate_config
+from plexus.config_checks import check_config, config_errors
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = [REPO / "config/config.yaml", REPO / "config/kaggle.yaml", *sorted((REPO / "tests/configs").glob("*.yaml"))]
@@ -109,7 +103,7 @@ def test_all_errors_are_reported_together():
     assert "tuning.cutoffs.stop" in str(err.value) and "models.unet.lr" in str(err.value)
 
 
-# --- the checks across keys (plexus.config.config_errors) ------------------------------------------
+# --- the checks across keys (plexus.config_checks.config_errors) ------------------------------------------
 
 
 def _config(name: str) -> dict:
@@ -185,3 +179,57 @@ def test_synthetic_data_never_overwrites_foreign_raw_data(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "1_1.tif").write_bytes(b"someone's real data")
     assert any("data.synthetic.enabled" in error for error in config_errors(config))
+
+
+# --- the docs cannot go stale: every schema key has a config/README.md entry ----------------------
+
+
+def _schema_leaves(node, path, definitions):
+    """Every leaf key of the schema as a dotted path (named entries as ``<name>``)."""
+    while "$ref" in node:
+        node = {**definitions[node["$ref"].split("/")[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+    if node.get("properties"):
+        for key, sub in node["properties"].items():
+            yield from _schema_leaves(sub, f"{path}.{key}" if path else key, definitions)
+        return
+    entry = node.get("additionalProperties")
+    if isinstance(entry, dict) and ("$ref" in entry or entry.get("properties")):
+        resolved = definitions[entry["$ref"].split("/")[-1]] if "$ref" in entry else entry
+        if resolved.get("properties"):
+            yield from _schema_leaves(entry, f"{path}.<name>", definitions)
+            return
+    yield path
+
+
+def documented_keys(readme: str) -> set[str]:
+    """The keys of config/README.md's table: a row's first key is whole (a model key starts with
+    ``.``, short for ``models.<name>.``), the next ones are its siblings (``.x`` or ``x``)."""
+    keys = set()
+    for line in readme.splitlines():
+        if not line.startswith("| `"):
+            continue
+        first = None
+        for token in (t.strip() for t in re.findall(r"`([^`]+)`", line.split("|")[1])):
+            if first is None:
+                first = f"models.<name>{token}" if token.startswith(".") else token
+                keys.add(first)
+            else:
+                keys.add(first.rsplit(".", 1)[0] + (token if token.startswith(".") else f".{token}"))
+    return keys
+
+
+def test_documented_keys_reads_the_table_shorthand():
+    readme = ("| `data.folders.images`, `.masks`, `test` | x |\n| `  .augment.hflip`, `.vflip` | y |\n"
+              "| `ensembles.<name>` | z |\nnot a row `data.nothing`\n")
+    assert documented_keys(readme) == {"data.folders.images", "data.folders.masks", "data.folders.test",
+                                       "models.<name>.augment.hflip", "models.<name>.augment.vflip",
+                                       "ensembles.<name>"}
+
+
+def test_every_schema_key_has_a_config_readme_entry():
+    documented = documented_keys((REPO / "config" / "README.md").read_text())
+    leaves = sorted(set(_schema_leaves(schema(), "", schema().get("definitions", {}))))
+    assert len(leaves) > 100 and "models.<name>.collapse_share" in leaves
+    missing = [key for key in leaves
+               if key not in documented and not any(d.startswith(f"{key}.") for d in documented)]
+    assert missing == [], f"config/README.md has no entry for: {missing}"

@@ -238,7 +238,7 @@ def test_a_config_recorded_before_a_new_schema_default_gets_it_and_a_tampered_on
     import yaml
 
     from plexus.config import validate_config
-    from plexus.inference.study import StudyError, load_study
+    from plexus.study.apply import StudyError, load_study
 
     config = validate_config(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text()))
     del config["summary"]["seed"]  # as if the schema had gained this default after the run

@@ -186,7 +186,8 @@ def test_second_rater_scores_by_hand(tmp_path):
 def test_config_errors_name_the_region_key():
     import yaml
 
-    from plexus.config import config_errors, validate_config
+    from plexus.config import validate_config
+    from plexus.config_checks import config_errors
 
     config = validate_config(yaml.safe_load(open("config/examples/regions.yaml")))
     assert config_errors(config) == []
@@ -269,7 +270,9 @@ def test_postprocess_and_summary_of_the_task_on_a_tiny_study(tmp_path):
     human = table[(table["name"] == "rater2") & (table["metric"] == "dice")]
     assert set(human["scope"]) == {"rated"} and (human["mean"] == 1.0).all()  # a copy of the truth
     rated = table[(table["scope"] == "rated") & (table["name"] == "m")]
-    assert set(rated["n_images"]) == {1}
+    assert set(rated.dropna(subset=["mean"])["n_images"]) == {1}
+    # a metric undefined on every image (no truth: no sensitivity) keeps its row, NaN with 0 images
+    assert (rated[rated["mean"].isna()]["n_images"] == 0).all()
 
 
 class _Inputs(dict):

@@ -6,12 +6,16 @@ Each test plans (``snakemake -n``) or runs the real workflow on a copy of the re
 
 from __future__ import annotations
 
+import ast
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +23,12 @@ import pandas as pd
 import pytest
 import tifffile
 import yaml
-from rule_scripts import rule_scripts
+from rule_scripts import REPO, rule_blocks, rule_scripts
 from test_codehash import package_modules, reference_closure
 
+from plexus.codehash import code_version, task_code_version
+from plexus.config import validate_config
+from plexus.tasks import task_module, task_of
 from workflow_helpers import (
     copy_workdir,
     downstream,
@@ -47,37 +54,191 @@ def tiny_copy(tiny_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_graph(tiny_run):
-    return rule_graph(tiny_run), Counter(rule for rule, _ in planned_jobs(tiny_run, "--forceall"))
+    """The rule graph, and every job of the complete DAG as (rule, wildcards)."""
+    return rule_graph(tiny_run), planned_jobs(tiny_run, "--forceall")
+
+
+def importers_of(module: str, all_jobs: Counter) -> set[str]:
+    """The rules of this (nerve) workflow that can run ``module``, per modulefinder; a task stage's
+    rule also runs what that stage of the binary task can run (plexus.codehash.task_closure;
+    tests/test_tasks.py checks it by hand)."""
+    return {rule for rule, script in rule_scripts().items()
+            if rule in all_jobs and module in rule_closure(rule, script)}
+
+
+# -- the code versions, computed as workflow/rules/common.smk computes them (script_code,
+# task_code); test_every_job_records_the_code_version_computed_here ties them to what
+# Snakemake recorded, so a module's edit can be checked in-process for every module and by a
+# real ``snakemake -n`` for a sample (test_module_edit_reruns_exactly_the_rules_that_import_it)
+
+CODE_CALL = re.compile(r'code=(?:script_code\("(?P<script>\w+)"\)|task_code\("(?P<stage>\w+)"\)'
+                       r'|lambda wildcards: task_code\(f"(?P<prefix>\w*)\{wildcards\.(?P<wildcard>\w+)\}"\)'
+                       r'|(?P<helper>\w+)\(\))')
+# a helper of common.smk that returns the code version of a script (and a stage of the task)
+HELPER = (r'def {}\(\):(?:\n    .*|\n)*?\n    return (?P<call>code_version|task_code_version)\(\s*'
+          r'SCRIPTS / "(?P<script>\w+)\.py", SRC(?:, task_module\(TASK_NAME\), "(?P<stage>\w+)")?\s*\)')
+CODE_VERSION = re.compile(r"^'[0-9a-f]{16}'$")
+
+
+@cache
+def code_calls() -> dict[str, tuple[str, str | None, str | None]]:
+    """Rule -> (script, stage, wildcard) of its ``code=`` param, as workflow/rules/common.smk computes
+    it: code_version(script), or task_code_version(script, the task's module, stage) where the stage
+    may be ``stage`` formatted with the job's wildcard (every rule with a code param)."""
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    calls = {}
+    for rule, block in rule_blocks().items():
+        if "code=" not in block:
+            continue
+        call = CODE_CALL.search(block)
+        assert call, f"rule {rule}: a code= param this test does not read"
+        if call["script"]:
+            calls[rule] = (call["script"], None, None)
+        elif call["stage"]:
+            calls[rule] = ("task_stage", call["stage"], None)
+        elif call["wildcard"]:
+            calls[rule] = ("task_stage", call["prefix"] + "{}", call["wildcard"])
+        else:
+            helper = re.search(HELPER.format(call["helper"]), common)
+            assert helper, f"rule {rule}: {call['helper']}() of common.smk, a form this test does not read"
+            calls[rule] = (helper["script"], helper["stage"], None)
+    return calls
+
+
+def job_code_versions(workdir: Path, jobs) -> dict[tuple[str, tuple], str]:
+    """(rule, sorted wildcards) -> the code param of each job of ``jobs`` whose rule has one."""
+    config = validate_config(read_config(workdir))
+    task = task_module(task_of(config))
+    src, scripts = workdir / "src", workdir / "workflow" / "scripts"
+    calls, versions, computed = code_calls(), {}, {}
+    for rule, wildcards in jobs:
+        if rule not in calls:
+            continue
+        script, stage, wildcard = calls[rule]
+        if wildcard:
+            stage = stage.format(wildcards[wildcard])
+        if (script, stage) not in computed:
+            computed[script, stage] = (code_version(scripts / f"{script}.py", src) if stage is None else
+                                       task_code_version(scripts / f"{script}.py", src, task, stage))
+        versions[rule, tuple(sorted(wildcards.items()))] = computed[script, stage]
+    return versions
+
+
+def recorded_code_versions(workdir: Path) -> list[tuple[str, str, str]]:
+    """(rule, output path, code param) of every output in Snakemake's metadata of ``workdir``."""
+    records = []
+    metadata = workdir / ".snakemake" / "metadata"
+    for file in metadata.rglob("*"):
+        if not file.is_file():
+            continue
+        record = json.loads(file.read_text())
+        path = base64.urlsafe_b64decode("".join(p.lstrip("@") for p in file.relative_to(metadata).parts)).decode()
+        codes = [p for p in record["params"] or [] if isinstance(p, str) and CODE_VERSION.match(p)]
+        if record["rule"] in code_calls():
+            assert len(codes) == 1, (path, record["params"])
+            records.append((record["rule"], path, codes[0].strip("'")))
+    return records
+
+
+def test_every_job_records_the_code_version_computed_here(tiny_run, tiny_graph):
+    """The param Snakemake compares is the version this file computes: for every job of the
+    complete run, its outputs' metadata hold exactly the code version of its rule (and wildcards)."""
+    _, jobs = tiny_graph
+    expected = job_code_versions(tiny_run, jobs)
+    recorded = recorded_code_versions(tiny_run)
+    assert {rule for rule, _ in expected} == {rule for rule, _, _ in recorded} and len(expected) >= 20
+    for rule, path, code in recorded:
+        # a code param that depends on a wildcard: its value names the output ({study}.png)
+        key = code_calls()[rule][2]
+        parts = set(Path(path).parts) | {Path(path).stem}
+        matches = {version for (r, wildcards), version in expected.items()
+                   if r == rule and (key is None or dict(wildcards)[key] in parts)}
+        assert matches == {code}, (rule, path)
+    for (rule, wildcards), version in expected.items():  # no job without its record
+        assert (rule, version) in {(r, c) for r, _, c in recorded}, (rule, wildcards)
+
+
+def _edited(workdir: Path, module: str):
+    relative = Path(*module.split("."))
+    path = workdir / "src" / relative / "__init__.py"
+    if not path.exists():
+        path = (workdir / "src" / relative).with_suffix(".py")
+    return path
+
+
+_PARSED: dict = {}
+
+
+@pytest.fixture
+def parse_once(monkeypatch):
+    """``ast.parse`` remembered by source text (it is pure): an edited module is parsed again."""
+    parse = ast.parse
+
+    def remembered(source, filename="<unknown>", *args, **kwargs):
+        key = (source, filename, args, tuple(sorted(kwargs.items())))
+        if key not in _PARSED:
+            _PARSED[key] = parse(source, filename, *args, **kwargs)
+        return _PARSED[key]
+
+    monkeypatch.setattr(ast, "parse", remembered)
 
 
 @pytest.mark.parametrize("module", package_modules())
-def test_module_edit_reruns_exactly_the_rules_that_import_it(tiny_run, tiny_graph, module):
-    """The rerun table, one package module at a time: every job of the rules whose scripts
-    import the module (per modulefinder) reruns, with what consumes their outputs; nothing else."""
-    graph, all_jobs = tiny_graph
-    relative = Path(*module.split("."))
-    path = tiny_run / "src" / relative / "__init__.py"
-    if not path.exists():
-        path = (tiny_run / "src" / relative).with_suffix(".py")
+def test_module_edit_changes_the_code_version_of_exactly_the_rules_that_import_it(tiny_run, tiny_graph, parse_once,
+                                                                                   module):
+    """The rerun table, one package module at a time: an edit changes the code param of every job
+    of the rules whose scripts import the module (per modulefinder), and of no other job; Snakemake
+    reruns exactly those jobs and what consumes their outputs (the sample below runs it)."""
+    _, jobs = tiny_graph
+    all_jobs = rule_counts(jobs)
+    before = job_code_versions(tiny_run, jobs)
+    path = _edited(tiny_run, module)
     original = path.read_bytes()
     path.write_bytes(original + b"\n# an edit\n")
     try:
-        jobs = rule_counts(planned_jobs(tiny_run))
+        after = job_code_versions(tiny_run, jobs)
     finally:
         path.write_bytes(original)
-    # the rules of this (nerve) workflow; a task stage's rule also runs what that stage of the
-    # binary task can run (plexus.codehash.task_closure; tests/test_tasks.py checks it by hand)
-    importers = {rule for rule, script in rule_scripts().items()
-                 if rule in all_jobs and module in rule_closure(rule, script)}
-    if not importers:  # e.g. plexus.codehash, plexus.provenance: run by the Snakefile itself, or unused
-        assert not jobs
-        return
-    assert set(jobs) == downstream(graph, importers) | {"all"}
+    changed = Counter(job[0] for job, version in after.items() if version != before[job])
+    importers = importers_of(module, all_jobs)
+    assert set(changed) == importers
     for rule in importers:
-        assert jobs[rule] == all_jobs[rule], rule  # every job of an importing rule, not some
+        assert changed[rule] == all_jobs[rule], rule  # every job of an importing rule, not some
 
 
-def rule_closure(rule: str, script: str) -> set[str]:
+# a sample of modules whose edit a real ``snakemake -n`` plans: the tasks' base and the binary
+# task, a data stage, the network registry, the first module that a single rule of the workflow
+# runs and the first that none runs
+RERUN_SAMPLE = ["plexus.tasks.base", "plexus.tasks.binary", "plexus.stages.data", "plexus.models",
+                "one rule", "no rule"]
+
+
+@pytest.mark.parametrize("module", RERUN_SAMPLE)
+def test_module_edit_reruns_exactly_the_rules_that_import_it(tiny_run, tiny_graph, module):
+    """Snakemake itself: after an edit of the module, ``snakemake -n`` plans every job of the rules
+    whose scripts import it, with what consumes their outputs; nothing else."""
+    graph, jobs = tiny_graph
+    all_jobs = rule_counts(jobs)
+    if module in ("one rule", "no rule"):
+        module = next(m for m in package_modules() if len(importers_of(m, all_jobs)) == (module == "one rule"))
+    path = _edited(tiny_run, module)
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# an edit\n")
+    try:
+        planned = rule_counts(planned_jobs(tiny_run))
+    finally:
+        path.write_bytes(original)
+    importers = importers_of(module, all_jobs)
+    if not importers:  # e.g. plexus.codehash, plexus.provenance: run by the Snakefile itself, or unused
+        assert not planned
+        return
+    assert set(planned) == downstream(graph, importers) | {"all"}
+    for rule in importers:
+        assert planned[rule] == all_jobs[rule], rule  # every job of an importing rule, not some
+
+
+@cache
+def rule_closure(rule: str, script: str) -> frozenset[str]:
     """The modules a rule of the nerve workflow can run: its script's (modulefinder), and for a task
     stage the binary task's module and that stage's closure (figure_robustness: each study's)."""
     closure = set(reference_closure(script))
@@ -88,7 +249,7 @@ def rule_closure(rule: str, script: str) -> set[str]:
         closure |= {"plexus.tasks.binary"}
         for stage in stages:
             closure |= set(task_closure(Path(__file__).resolve().parents[1] / "src", "plexus.tasks.binary", stage))
-    return closure
+    return frozenset(closure)
 
 
 def _without_plexus_python(tmp_path: Path) -> Path:
@@ -148,14 +309,16 @@ def _remove_test_image(raw: Path) -> None:
     sorted((raw / "test").glob("*.tif"))[0].unlink()
 
 
-@pytest.mark.parametrize("edit", [_rewrite_mask_in_place, _add_test_image, _remove_test_image])
-def test_raw_file_edit_reruns_ingest(tiny_copy, edit):
-    """Finding 3: an in-place rewrite (folder mtime unchanged), an added or a removed file."""
+@pytest.mark.parametrize("edit,manifest", [(_rewrite_mask_in_place, "manifest"), (_add_test_image, "manifest_test"),
+                                           (_remove_test_image, "manifest_test")])
+def test_raw_file_edit_reruns_ingest(tiny_copy, edit, manifest):
+    """Finding 3: an in-place rewrite (folder mtime unchanged), an added or a removed file; each
+    reruns the manifest job of its own image set (tests/test_test_set_reruns.py: exactly what)."""
     raw = tiny_copy / read_config(tiny_copy)["data"]["raw_dir"]
     assert planned_jobs(tiny_copy) == []
     edit(raw)
     jobs = planned_jobs(tiny_copy)
-    assert ("manifest", {}) in jobs
+    assert (manifest, {}) in jobs
     assert "synthesize" not in rule_counts(jobs)  # the edit is not undone by regenerating
 
 
@@ -270,6 +433,7 @@ def test_diverged_training_leaves_no_model(tmp_path):
 
 
 def test_fingerprint_records_every_raw_file(tiny_run):
-    record = json.loads((tiny_run / "results/manifest/raw_fingerprint.json").read_text())
     raw = tiny_run / read_config(tiny_run)["data"]["raw_dir"]
-    assert record["files"] == len([p for p in raw.glob("t*/*") if not p.name.startswith(".")])
+    for part in ("train", "test"):  # one record per image set
+        record = json.loads((tiny_run / f"results/manifest/raw_fingerprint/{part}.json").read_text())
+        assert record["files"] == len([p for p in raw.glob(f"{part}/*") if not p.name.startswith(".")])

@@ -157,3 +157,22 @@ def test_paired_difference_of_a_consistent_gain_excludes_zero():
     frame["a"] = frame["b"] + 0.01
     ci = paired_difference_ci(frame, "a", "b", n_boot=200, seed=0)
     assert ci["low"] == pytest.approx(0.01) and ci["high"] == pytest.approx(0.01)
+
+
+def test_a_metric_undefined_everywhere_keeps_its_row_and_column():
+    """A model that never predicts the class has no precision on any image: its row is NaN with 0
+    images, and the wide table still has the precision column (it used to vanish)."""
+    from plexus.report.tables import UNIT_METRICS, unit_markdown, unit_table
+
+    frame = pd.DataFrame({"image_id": ["a", "b", "c"], "subject": ["s1", "s2", "s3"], "class": "nerve",
+                          "dice_untuned": [0.0, 0.0, 1.0], "dice": [0.0, 0.0, 1.0], "iou": [0.0, 0.0, 1.0],
+                          "sensitivity": [0.0, 0.0, np.nan], "precision": [np.nan] * 3,
+                          "dice_cross_fitted": [0.0, 0.0, 1.0], "true_area": [5, 7, 0]})
+    table = unit_table({"m": frame}, ["nerve"], "class", n_boot=50, seed=0)
+    precision = table[(table["name"] == "m") & (table["metric"] == "precision")]
+    assert len(precision) == 1 and np.isnan(precision["mean"].iloc[0]) and precision["n_images"].iloc[0] == 0
+    dice = table[(table["name"] == "m") & (table["metric"] == "dice")]
+    assert dice["mean"].iloc[0] == pytest.approx(1 / 3) and dice["n_images"].iloc[0] == 3
+    header = unit_markdown(table, "class").splitlines()[0]
+    assert all(metric in header for metric in UNIT_METRICS)
+    assert "n/a" in unit_markdown(table, "class")

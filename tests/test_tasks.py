@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from plexus.codehash import task_closure, task_code_version
-from plexus.config import ConfigError, config_errors, validate_config
+from plexus.config import ConfigError, validate_config
+from plexus.config_checks import config_errors
 from plexus.tasks import DEFAULT_TASKS, TASK_MODULES, load_task, task_names, task_of
 from plexus.tasks.base import STAGES, Task
 
@@ -132,7 +133,7 @@ class _ScoredTask(Task):
         return self.tta_frame, {"setting": "tuned on tta"}
 
 
-def _decision(tmp_path, plain, tta, candidates=("tta",)):
+def _decision(tmp_path, plain, tta, candidates=("tta",), **settings):
     import json
     from types import SimpleNamespace
 
@@ -140,7 +141,8 @@ def _decision(tmp_path, plain, tta, candidates=("tta",)):
     job = SimpleNamespace(
         input=SimpleNamespace(per_image="unused", best=tmp_path / "best.json"),
         output=SimpleNamespace(json=tmp_path / "d.json", decisions=tmp_path / "d.csv", per_image=tmp_path / "p.csv"),
-        params=SimpleNamespace(members=["m"], settings={"candidates": list(candidates), "n_boot": 300, "seed": 0}))
+        params=SimpleNamespace(members=["m"], settings={"candidates": list(candidates), "n_boot": 300, "seed": 0,
+                                                        **settings}))
     _ScoredTask(plain, tta).postprocess(job)
     return json.loads((tmp_path / "d.json").read_text()), __import__("pandas").read_csv(tmp_path / "p.csv")
 
@@ -184,3 +186,17 @@ def test_tta_refused_without_evidence_and_each_fold_decides_on_the_others(tmp_pa
     # without the candidate, the decision is the tuning alone
     decision, _ = _decision(tmp_path, plain, tta, candidates=())
     assert decision["decisions"] == [] and decision["pipeline"]["tta"] is False
+
+
+def test_tta_below_min_gain_is_refused_with_a_note_and_in_every_fold(tmp_path):
+    import pandas as pd
+
+    plain, tta = _frames([0.0004, 0.0004, 0.0004])  # a consistent gain: its CI lies above 0
+    decision, _ = _decision(tmp_path, plain, tta, min_gain=0)
+    assert decision["decisions"][0]["kept"] and "note" not in decision["decisions"][0]
+    decision, per_image = _decision(tmp_path, plain, tta, min_gain=0.001)
+    [row] = decision["decisions"]
+    assert not row["kept"] and row["ci_low"] > 0 and "below postprocess.min_gain 0.001" in row["note"]
+    assert decision["pipeline"]["tta"] is False and "at least 0.001" in decision["rule"]
+    np.testing.assert_allclose(per_image["cross_fitted"], plain["cross_fitted"])  # no fold keeps it either
+    assert list(pd.read_csv(tmp_path / "d.csv").columns)[-1] == "note"

@@ -1,7 +1,7 @@
 """The ``plexus`` console command.
 
 ``plexus predict --results results --ensemble main --images DIR_OR_SHEET --out OUT [--device auto]``
-applies a finished study to new images (:func:`plexus.inference.study.apply_study`): the ensemble's
+applies a finished study to new images (:func:`plexus.study.apply.apply_study`): the ensemble's
 (or a model's) networks and the decision the study kept, written as the workflow writes its test
 set's: ``OUT/submission/{ensemble}.csv`` and ``.json``, ``OUT/labelmaps/{ensemble}/``. Progress goes to
 stderr; a problem (an unknown ensemble, a missing network, images that do not fit) is one line on
@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--threads", type=int, default=1,
                          help="torch threads (default 1, as the workflow's prediction jobs; on a CPU another "
                               "count may change the last bits of the probabilities)")
+    predict.add_argument("--masks", type=Path, default=None,
+                         help="score a labelled set: a folder of the images' masks (ID.png or ID_mask.png, any "
+                              "image type) or a sample sheet (its test rows' mask cells); writes OUT/heldout.csv and "
+                              ".md as the workflow's results/tables/heldout.* (the masks never reach the prediction)")
     predict.add_argument("--keep-probs", action="store_true",
                          help="keep each member's fold and mean probabilities in OUT/test_probs/")
     return parser
@@ -48,14 +52,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _predict(args) -> int:
-    from plexus.inference.study import apply_study, one_line
+    from plexus.study.apply import apply_study, one_line
 
     if args.threads < 1:
         print("plexus predict: error: --threads must be at least 1", file=sys.stderr)
         return 2
     try:
         apply_study(args.results, args.ensemble, args.images, args.out, device=args.device, threads=args.threads,
-                    keep_probs=args.keep_probs)
+                    keep_probs=args.keep_probs, masks=args.masks)
     except KeyboardInterrupt:
         print("plexus predict: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from plexus.errors import DataError
+
 
 class _Tee:
     def __init__(self, *streams):
@@ -25,13 +27,21 @@ class _Tee:
 
 @contextlib.contextmanager
 def logged(path):
-    """Tee stdout and stderr into ``path``; a failure's traceback lands in the log too."""
+    """Tee stdout and stderr into ``path``; a failure's traceback lands in the log too.
+
+    A :class:`plexus.errors.DataError` (a bad input file, row or layout) is said as its message
+    alone, on stderr and in the log, and the job exits with status 1: the message names the file
+    and the problem, and a traceback through the readers would only bury it.
+    """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", buffering=1) as log:
         out, err = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = _Tee(out, log), _Tee(err, log)
         try:
             yield
+        except DataError as error:
+            print(f"ERROR (input data): {error}", file=sys.stderr)
+            raise SystemExit(1) from None
         except BaseException:
             traceback.print_exc()
             raise

@@ -34,6 +34,37 @@ def parse_run(run: str, models) -> tuple[str, str | None, dict | None]:
     return model, None, None
 
 
+def input_size(config: dict, run: str) -> str:
+    """The ``{size}`` wildcard (``HxW``) of a run's model: the arrays it trains and predicts on."""
+    height, width = config["models"][parse_run(run, config["models"])[0]]["input_size"]
+    return f"{height}x{width}"
+
+
+def run_settings(config: dict, run: str) -> dict:
+    """The model entry a run trains with (a robustness run: its model's)."""
+    return config["models"][parse_run(run, config["models"])[0]]
+
+
+def run_noise(config: dict, run: str) -> dict | None:
+    """The clean+noisy training mix of the noise study's ``--noisy`` runs, else None."""
+    if parse_run(run, config["models"])[1] != "noisy":
+        return None
+    noise = config["robustness"]["noise"]
+    return {"sigma": noise["train_sigma"], "fraction": noise["train_fraction"], "seed": noise["seed"]}
+
+
+def run_subset(config: dict, run: str) -> dict | None:
+    """The training-size subset (``{size, seed}``) of a ``--n{size}-s{seed}`` run, else None."""
+    return parse_run(run, config["models"])[2]
+
+
+def study_inputs(config: dict, task_inputs: dict) -> dict:
+    """A study's score inputs: the task's own (``task_inputs``), and the robustness model's tuned
+    decision that every study scores at, with the folds and the training manifest."""
+    return {**task_inputs, "best": f"results/tuning/{config['robustness'].get('model')}/best.json",
+            "folds": "results/splits/folds.csv", "train": "results/manifest/train.csv"}
+
+
 def number_name(value) -> str:
     """0.5 -> '0.5', 40.0 -> '40': a stable, short wildcard value."""
     return f"{float(value):g}"
@@ -47,6 +78,11 @@ def fold_files(pattern: str, run: str, folds) -> list[str]:
 def tuning_names(config: dict) -> list[str]:
     """Every model and every ensemble gets tuned (a model is an ensemble of one)."""
     return list(config["models"]) + list(config["ensembles"])
+
+
+def tuning_kinds(config: dict) -> list[str]:
+    """``model`` or ``ensemble`` for each of :func:`tuning_names`."""
+    return ["ensemble" if name in config["ensembles"] else "model" for name in tuning_names(config)]
 
 
 def members_of(config: dict, name: str) -> list[str]:
@@ -127,6 +163,14 @@ def figure_targets(config: dict, task) -> list[str]:
     return targets
 
 
+def heldout_targets(config: dict) -> list[str]:
+    """The held-out scores of a labelled test set (``data.test_masks``): table and figure; else none."""
+    if not config["data"].get("test_masks"):
+        return []
+    tables = [f"results/tables/heldout.{ext}" for ext in ("csv", "md")]
+    return tables + _pair("results/figures/heldout/estimate_vs_heldout")
+
+
 def final_targets(config: dict, task) -> list[str]:
     """Submissions and label maps, tuned settings and decisions, study scores, figures and tables."""
     ensembles, names = list(config["ensembles"]), tuning_names(config)
@@ -134,7 +178,7 @@ def final_targets(config: dict, task) -> list[str]:
     targets += [f"results/tuning/{name}/best.json" for name in names]
     targets += [f"results/postprocess/{name}.json" for name in names]
     targets += [f"results/robustness/{study}/scores.csv" for study in studies(config)]
-    return targets + figure_targets(config, task)
+    return targets + figure_targets(config, task) + heldout_targets(config) + ["results/run_summary.md"]
 
 
 # --- the data formats' files -----------------------------------------------------------------------
@@ -158,6 +202,9 @@ CONVERTED_FORMATS = ("dsb2018",)
 CONVERTED = {"sheet": "results/converted/sheet.tsv", "labels": "results/converted/labels",
              "targets": "results/converted/targets", "images": "results/converted/images"}
 CONVERTED_TEST = {"sheet": "results/converted/test/sheet.tsv", "images": "results/converted/test/images"}
+#: a labelled test set's masks (``data.test_masks``), written apart by the ``manifest_test`` job: read by the
+#: ``heldout`` rule alone, never by a training, tuning or decision job
+TEST_MASKS = "results/manifest/test_masks.csv"
 #: the raw folders of each image set, by the formats that keep them apart by folder
 PART_FOLDERS = {"kaggle_nerve": {"train": "train", "test": "test"},
                 "dsb2018": {"train": "stage1_train", "test": "stage1_test"}}
@@ -193,10 +240,14 @@ def raw_parts(config: dict) -> dict[str, dict]:
         return {part: {"sheet": sheet} for part in PARTS}
     test = data["folders"]["test"]
     test = Path(test).as_posix().strip("/") if test else None
+    # the test masks folder (data.test_masks) is the test set's: never in the training fingerprint
+    masks = data["folders"].get("test_masks")
+    masks = Path(masks).as_posix().strip("/") if masks and test else None
     raw = Path(raw_dir(config))
     in_raw = [Path(sheet).relative_to(raw).as_posix()] if Path(sheet).is_relative_to(raw) else []
-    return {"train": {"folders": None, "exclude": in_raw + ([test] if test else [])},
-            "test": {"folders": [test] if test else []}}
+    tests = [test] if test else []
+    return {"train": {"folders": None, "exclude": in_raw + tests + ([masks] if masks else [])},
+            "test": {"folders": tests + ([masks] if masks and data.get("test_masks") else [])}}
 
 
 def manifest_outputs(config: dict, part: str | None = None) -> dict[str, str]:
@@ -204,9 +255,11 @@ def manifest_outputs(config: dict, part: str | None = None) -> dict[str, str]:
     what the manifest job of that image set writes (``test``: test.csv; ``train``: the rest)."""
     files = {"train": "results/manifest/train.csv", "test": "results/manifest/test.csv",
              "summary": "results/manifest/summary.json", **MANIFEST_FILES[config["data"]["format"]]}
+    if config["data"].get("test_masks"):
+        files["test_masks"] = TEST_MASKS
     if part is None:
         return files
-    return {k: v for k, v in files.items() if (k == "test") == (part == "test")}
+    return {k: v for k, v in files.items() if k.startswith("test") == (part == "test")}
 
 
 def synthetic_outputs(config: dict) -> tuple[dict[str, str], set[str]]:

@@ -9,16 +9,10 @@ sys.path.insert(0, str(SRC))
 
 from plexus import runs
 from plexus.codehash import code_version, task_code_version
-from plexus.config import (
-    check_config,
-    grid_values,
-    ignored_classes,
-    learnt_classes,
-    task_name,
-    validate_config,
-)
+from plexus.config import ignored_classes, learnt_classes, validate_config
+from plexus.config_checks import check_config
 from plexus.data.fingerprint import refresh_part as refresh_fingerprint
-from plexus.tasks import load_task, task_module
+from plexus.tasks import load_task, task_module, task_of
 
 validate_config(config)
 
@@ -26,34 +20,28 @@ SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 RAW = config["data"]["raw_dir"].rstrip("/")
 FOLDS = list(range(config["cv"]["n_folds"]))
 MODELS = config["models"]
-ENSEMBLES = config["ensembles"]
 ROBUSTNESS = config["robustness"]
 NOISE = ROBUSTNESS["noise"]
 TRAIN_SIZE = ROBUSTNESS["train_size"]
 MISSING = ROBUSTNESS["missing_channel"]
 FORMAT = config["data"]["format"]
 # the task axis: what the study does with its data (plexus.tasks); every stage rule calls it
-TASK_NAME = task_name(config)
+TASK_NAME = task_of(config)
 TASK = load_task(TASK_NAME)
 # the classes the network learns; the ignored ones (ignore:) only mark pixels that count nowhere
 IGNORE = ignored_classes(config)
 CLASSES = learnt_classes(config)
-SHEET = runs.sheet_path(config)
 
 
 check_config(config)
 
 
-NAME = runs.NAME
-# a model trained for a robustness study: its name and the study's suffix (see parse_run)
-ROBUSTNESS_RUN = runs.ROBUSTNESS_RUN
-
-
+# a run: a model, or a model trained for a robustness study (plexus.runs.parse_run)
 wildcard_constraints:
-    model=NAME,
-    name=NAME,
-    ensemble=NAME,
-    run=f"{ROBUSTNESS_RUN}|{NAME}",
+    model=runs.NAME,
+    name=runs.NAME,
+    ensemble=runs.NAME,
+    run=f"{runs.ROBUSTNESS_RUN}|{runs.NAME}",
     fold=r"\d+",
     size=r"\d+x\d+",
     part="train|test",
@@ -103,13 +91,11 @@ def task_figures(stage):
 # -- raw data: a fingerprint of names, sizes and mtimes per image set (train, test), refreshed
 # on every start; a set's manifest job reruns when its own changes (an in-place rewrite leaves
 # the folders' own mtimes alone), so a test image's edit never reruns the training side
-PARTS = runs.PARTS
-RAW_FINGERPRINTS = runs.RAW_FINGERPRINTS
 RAW_PARTS = runs.raw_parts(config)
 
 
 if workflow.is_main_process:
-    for _part, _record in RAW_FINGERPRINTS.items():
+    for _part, _record in runs.RAW_FINGERPRINTS.items():
         refresh_fingerprint(RAW, _part, RAW_PARTS[_part], _record)
 
 
@@ -127,40 +113,11 @@ def synthetic_outputs():
     return {k: directory(v) if k in folders else v for k, v in outputs.items()}
 
 
-def converted_inputs(part):
-    return runs.converted_inputs(config, part)
-
-
-def dataset_inputs(part):
-    return runs.dataset_inputs(config, part)
-
-
 # -- names -----------------------------------------------------------------------------
 
 
-def tuning_names():
-    return runs.tuning_names(config)
-
-
-def members_of(name):
-    return runs.members_of(config, name)
-
-
-def parse_run(run):
-    return runs.parse_run(run, MODELS)
-
-
 def size_of(run):
-    height, width = MODELS[parse_run(run)[0]]["input_size"]
-    return f"{height}x{width}"
-
-
-def manifest_outputs(part):
-    return runs.manifest_outputs(config, part)
-
-
-CONVERTED = runs.CONVERTED
-CONVERTED_TEST = runs.CONVERTED_TEST
+    return runs.input_size(config, run)
 
 
 def tta_flips(wildcards):
@@ -191,25 +148,6 @@ def test_npz(wildcards):
     return f"results/preprocessed/{size_of(wildcards.model)}/test.npz"
 
 
-def model_settings(wildcards):
-    return MODELS[parse_run(wildcards.run)[0]]
-
-
-def train_noise(wildcards):
-    """The clean+noisy training mix of the noise branch's ``--noisy`` runs, else None."""
-    if parse_run(wildcards.run)[1] != "noisy":
-        return None
-    return {
-        "sigma": NOISE["train_sigma"],
-        "fraction": NOISE["train_fraction"],
-        "seed": NOISE["seed"],
-    }
-
-
-def train_subset(wildcards):
-    return parse_run(wildcards.run)[2]
-
-
 def test_fold_probs(wildcards):
     return expand(
         "results/test_probs/{model}/fold{fold}.npz", model=wildcards.model, fold=FOLDS
@@ -221,34 +159,8 @@ def member_oofs(wildcards):
         f"oof_{member}": expand(
             "results/oof/{run}/fold{fold}.npz", run=member, fold=FOLDS
         )
-        for member in members_of(wildcards.name)
+        for member in runs.members_of(config, wildcards.name)
     }
-
-
-def tuning_kinds():
-    return ["ensemble" if name in ENSEMBLES else "model" for name in tuning_names()]
-
-
-def model_histories(wildcards):
-    return expand(
-        "results/models/{model}/fold{fold}/history.csv",
-        model=wildcards.model,
-        fold=FOLDS,
-    )
-
-
-def model_train_infos(wildcards):
-    return expand(
-        "results/models/{model}/fold{fold}/train_info.json",
-        model=wildcards.model,
-        fold=FOLDS,
-    )
-
-
-def model_oofs(wildcards):
-    return expand(
-        "results/oof/{model}/fold{fold}.npz", model=wildcards.model, fold=FOLDS
-    )
 
 
 def model_train_npz(wildcards):
@@ -256,82 +168,50 @@ def model_train_npz(wildcards):
 
 
 def tune_members(wildcards):
-    return members_of(wildcards.name)
+    return runs.members_of(config, wildcards.name)
 
 
 def member_test_means(wildcards):
-    return [f"results/test_probs/{m}/mean.npz" for m in members_of(wildcards.ensemble)]
+    return [
+        f"results/test_probs/{m}/mean.npz"
+        for m in runs.members_of(config, wildcards.ensemble)
+    ]
 
 
-def ensemble_members(wildcards):
-    return members_of(wildcards.ensemble)
+# -- a labelled test set (data.test_masks; plexus.evaluation.heldout): only the heldout rule reads
+# its masks, which manifest_test writes apart from test.csv (TEST_MASKS)
+from plexus.config import ConfigError
+from plexus.evaluation.heldout import config_errors as heldout_errors
+
+HELDOUT = bool(config["data"]["test_masks"])
+TEST_MASKS = runs.TEST_MASKS
+if heldout_errors(config, TASK_NAME):
+    raise ConfigError(
+        "invalid config:\n  " + "\n  ".join(heldout_errors(config, TASK_NAME))
+    )
 
 
-# -- robustness studies ------------------------------------------------------------------
+def train_data():
+    """The data section as the training manifest reads it: without the test masks' keys, so that
+    labelling the test set (data.test_masks) never reruns the training side."""
+    data = {k: v for k, v in config["data"].items() if k != "test_masks"}
+    folders = {k: v for k, v in data["folders"].items() if k != "test_masks"}
+    return data | {"folders": folders}
 
 
-def robust_model():
-    return ROBUSTNESS.get("model")
-
-
-def robust_train_npz(wildcards):
-    return f"results/preprocessed/{size_of(robust_model())}/train.npz"
-
-
-def sigma_value(wildcards):
-    return float(wildcards.sigma)
-
-
-def study_rule_inputs(stage):
-    """The task's extra inputs of a study's scores, and the tuned decision it scores at."""
-    return task_inputs(stage) | {
-        "best": f"results/tuning/{robust_model()}/best.json",
-        "folds": "results/splits/folds.csv",
-        "train": "results/manifest/train.csv",
+def heldout_settings():
+    """What the held-out scores read: the classes, the bootstrap, and the submission's settings."""
+    return {
+        "classes": CLASSES,
+        "ignore": IGNORE,
+        "n_boot": config["summary"]["bootstrap_samples"],
+        "seed": config["summary"]["seed"],
+        "submission": task_settings("submission"),
     }
 
 
-def noisy_condition_models(wildcards):
-    return runs.noisy_condition_models(config, FOLDS)
-
-
-def noise_entries():
-    return runs.noise_entries(config)
-
-
-def noise_prediction_files(wildcards):
-    return runs.noise_prediction_files(config)
-
-
-def train_size_entries():
-    return runs.train_size_entries(config)
-
-
-def train_size_oof_files(wildcards):
-    return runs.train_size_oof_files(config, FOLDS)
-
-
-def train_size_infos(wildcards):
-    return runs.train_size_infos(config, FOLDS)
-
-
-def studies():
-    return runs.studies(config)
-
-
-# -- targets (plexus.runs) -------------------------------------------------------------
-
-
-def get_final_output():
-    return runs.final_targets(config, TASK)
-
-
-def figure_targets():
-    return runs.figure_targets(config, TASK)
-
-
-def write_provenance():
-    """results/provenance.json: git commit and dirtiness, config hash, versions, devices."""
-    from plexus.provenance import write
-
-    write("results/provenance.json", workflow.basedir, config, "results")
+def heldout_code():
+    """The heldout script's closure and what the task's submission stage can run (models' label maps)."""
+    return task_code_version(
+        SCRIPTS / "heldout.py", SRC, task_module(TASK_NAME), "submission"
+    )

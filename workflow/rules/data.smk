@@ -9,8 +9,8 @@ if config["data"]["synthetic"]["enabled"]:
     rule synthesize:
         output:
             **synthetic_outputs(),
-            fingerprint_train=RAW_FINGERPRINTS["train"],
-            fingerprint_test=RAW_FINGERPRINTS["test"],
+            fingerprint_train=runs.RAW_FINGERPRINTS["train"],
+            fingerprint_test=runs.RAW_FINGERPRINTS["test"],
         log:
             "results/logs/synthesize.log",
         benchmark:
@@ -38,13 +38,13 @@ if FORMAT in runs.CONVERTED_FORMATS:
     # one job per image set
     rule convert:
         input:
-            **converted_inputs("train"),
-            fingerprint=RAW_FINGERPRINTS["train"],
+            **runs.converted_inputs(config, "train"),
+            fingerprint=runs.RAW_FINGERPRINTS["train"],
         output:
-            sheet=CONVERTED["sheet"],
-            labels=directory(CONVERTED["labels"]),
-            targets=directory(CONVERTED["targets"]),
-            images=directory(CONVERTED["images"]),
+            sheet=runs.CONVERTED["sheet"],
+            labels=directory(runs.CONVERTED["labels"]),
+            targets=directory(runs.CONVERTED["targets"]),
+            images=directory(runs.CONVERTED["images"]),
         log:
             "results/logs/convert.log",
         benchmark:
@@ -65,11 +65,11 @@ if FORMAT in runs.CONVERTED_FORMATS:
 
     rule convert_test:
         input:
-            **converted_inputs("test"),
-            fingerprint=RAW_FINGERPRINTS["test"],
+            **runs.converted_inputs(config, "test"),
+            fingerprint=runs.RAW_FINGERPRINTS["test"],
         output:
-            sheet=CONVERTED_TEST["sheet"],
-            images=directory(CONVERTED_TEST["images"]),
+            sheet=runs.CONVERTED_TEST["sheet"],
+            images=directory(runs.CONVERTED_TEST["images"]),
         log:
             "results/logs/convert_test.log",
         benchmark:
@@ -92,10 +92,10 @@ if FORMAT in runs.CONVERTED_FORMATS:
 # the training images: train.csv, summary.json (channels, depths, counts) and the format's files
 rule manifest:
     input:
-        dataset=dataset_inputs("train"),
-        fingerprint=RAW_FINGERPRINTS["train"],
+        dataset=runs.dataset_inputs(config, "train"),
+        fingerprint=runs.RAW_FINGERPRINTS["train"],
     output:
-        **manifest_outputs("train"),
+        **runs.manifest_outputs(config, "train"),
     log:
         "results/logs/manifest.log",
     benchmark:
@@ -108,7 +108,7 @@ rule manifest:
         mem_mb=light_mem_mb,
     params:
         part="train",
-        data=config["data"],
+        data=train_data(),
         classes=CLASSES,
         ignore=IGNORE,
         code=script_code("manifest"),
@@ -119,12 +119,12 @@ rule manifest:
 # the test images, checked against the training side (channels, ids): test.csv
 rule manifest_test:
     input:
-        dataset=dataset_inputs("test"),
-        fingerprint=RAW_FINGERPRINTS["test"],
+        dataset=runs.dataset_inputs(config, "test"),
+        fingerprint=runs.RAW_FINGERPRINTS["test"],
         train="results/manifest/train.csv",
         summary="results/manifest/summary.json",
     output:
-        **manifest_outputs("test"),
+        **runs.manifest_outputs(config, "test"),
     log:
         "results/logs/manifest_test.log",
     benchmark:

@@ -30,8 +30,13 @@ rule figure_tuning:
 
 rule figure_learning_curves:
     input:
-        histories=model_histories,
-        train_infos=model_train_infos,  # collapse events, marked on the curves
+        histories=lambda w: runs.fold_files(
+            "results/models/{run}/fold{fold}/history.csv", w.model, FOLDS
+        ),
+        # collapse events, marked on the curves, and what the validation was measured on
+        train_infos=lambda w: runs.fold_files(
+            "results/models/{run}/fold{fold}/train_info.json", w.model, FOLDS
+        ),
     output:
         png=report(
             "results/figures/learning_curves/{model}.png",
@@ -64,7 +69,9 @@ rule figure_qualitative:
         decision_per_image="results/postprocess/{model}_per_image.csv",
         train="results/manifest/train.csv",
         data=model_train_npz,
-        oof=model_oofs,
+        oof=lambda w: runs.fold_files(
+            "results/oof/{run}/fold{fold}.npz", w.model, FOLDS
+        ),
     output:
         **task_figures("figure_qualitative"),
     log:
@@ -117,4 +124,4 @@ rule figure_robustness:
 
 rule figures:
     input:
-        figure_targets(),
+        runs.figure_targets(config, TASK),

@@ -14,7 +14,7 @@ PRIORITY_SUBSET_TRAINING = 1
 
 
 def train_priority(wildcards):
-    model, noisy, subset = parse_run(wildcards.run)
+    model, noisy, subset = runs.parse_run(wildcards.run, MODELS)
     if noisy:
         return PRIORITY_NOISY_TRAINING
     if subset is not None:

@@ -3,12 +3,13 @@
 # Their networks are trained by the one `train` rule (runs `{model}--noisy`,
 # `{model}--n{size}-s{seed}`), so on SLURM they fan out as ordinary GPU jobs.
 
+
 if NOISE["enabled"]:
 
     rule predict_noisy:
         input:
-            unpack(noisy_condition_models),
-            data=robust_train_npz,
+            unpack(lambda w: runs.noisy_condition_models(config, FOLDS)),
+            data=f"results/preprocessed/{runs.input_size(config, ROBUSTNESS['model'])}/train.npz",
             folds="results/splits/folds.csv",
         output:
             **{
@@ -30,7 +31,7 @@ if NOISE["enabled"]:
             cpus_per_task=cpus_per_task,
         params:
             conditions=list(runs.NOISE_CONDITIONS),
-            sigma=sigma_value,
+            sigma=lambda w: float(w.sigma),
             seed=NOISE["seed"],
             batch_size=config["predict"]["batch_size"],
             code=script_code("predict_noisy"),
@@ -45,8 +46,8 @@ if NOISE["enabled"]:
 
     rule noise_scores:
         input:
-            unpack(noise_prediction_files),
-            **study_rule_inputs("noise_scores"),
+            unpack(lambda w: runs.noise_prediction_files(config)),
+            **runs.study_inputs(config, task_inputs("noise_scores")),
         output:
             "results/robustness/noise/scores.csv",
         log:
@@ -61,7 +62,7 @@ if NOISE["enabled"]:
             mem_mb=light_mem_mb,
         params:
             task=TASK_NAME,
-            entries=noise_entries(),
+            entries=runs.noise_entries(config),
             settings=task_settings("noise_scores"),
             code=task_code("noise_scores"),
         script:
@@ -72,9 +73,9 @@ if TRAIN_SIZE["enabled"]:
 
     rule train_size_scores:
         input:
-            unpack(train_size_oof_files),
-            unpack(train_size_infos),
-            **study_rule_inputs("train_size_scores"),
+            unpack(lambda w: runs.train_size_oof_files(config, FOLDS)),
+            unpack(lambda w: runs.train_size_infos(config, FOLDS)),
+            **runs.study_inputs(config, task_inputs("train_size_scores")),
         output:
             "results/robustness/train_size/scores.csv",
         log:
@@ -89,7 +90,7 @@ if TRAIN_SIZE["enabled"]:
             mem_mb=light_mem_mb,
         params:
             task=TASK_NAME,
-            entries=train_size_entries(),
+            entries=runs.train_size_entries(config),
             settings=task_settings("train_size_scores"),
             code=task_code("train_size_scores"),
         script:
@@ -100,13 +101,13 @@ if MISSING["enabled"]:
 
     rule missing_channel_scores:
         input:
-            **study_rule_inputs("missing_channel_scores"),
+            **runs.study_inputs(config, task_inputs("missing_channel_scores")),
             models=expand(
                 "results/models/{model}/fold{fold}/model.pt",
-                model=robust_model(),
+                model=ROBUSTNESS["model"],
                 fold=FOLDS,
             ),
-            data=robust_train_npz,
+            data=f"results/preprocessed/{runs.input_size(config, ROBUSTNESS['model'])}/train.npz",
             summary="results/manifest/summary.json",
         output:
             "results/robustness/missing_channel/scores.csv",

@@ -24,9 +24,9 @@ rule train:
         mem_mb=gpu_mem_mb,
         cpus_per_task=cpus_per_task,
     params:
-        settings=model_settings,
-        noise=train_noise,
-        subset=train_subset,
+        settings=lambda w: runs.run_settings(config, w.run),
+        noise=lambda w: runs.run_noise(config, w.run),
+        subset=lambda w: runs.run_subset(config, w.run),
         # the per-epoch checkpoint is no declared output, so a killed job keeps it to resume
         checkpoint="results/checkpoints/{run}/fold{fold}.pt",
         code=script_code("train"),

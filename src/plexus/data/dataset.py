@@ -34,9 +34,8 @@ import numpy as np
 import pandas as pd
 
 from plexus.data.sheet import MASK_SEPARATOR, SheetError, _row_labels, check_files
-from plexus.evaluation.multiclass import class_table, snap_to_values, to_class_index
 from plexus.io.images import ImageError, is_lossy, palette_gray_values, read_image, read_mask
-from plexus.labels import IGNORE_LABEL
+from plexus.labels import IGNORE_LABEL, class_table, snap_to_values, to_class_index
 
 __all__ = ["COLOR_MODES", "build_manifest", "class_mask", "input_channels", "load_arrays", "part_manifest",
            "read_class_mask"]

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from plexus.errors import DataError
 from plexus.io import atomic
 
 __all__ = ["Dsb2018Error", "instance_labels", "read_image", "read_mask", "scan_dsb2018"]
@@ -43,7 +44,7 @@ _IMAGE_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA"}
 _MASK_MODES = {"1", "L"}
 
 
-class Dsb2018Error(ValueError):
+class Dsb2018Error(DataError):
     """Problems found in a DSB2018 folder; ``problems`` holds one line per problem."""
 
     def __init__(self, problems: Sequence[str], where: str = ""):

@@ -34,6 +34,7 @@ import pandas as pd
 
 from plexus.data.ingest import find_files
 from plexus.data.sheet import MASK_SEPARATOR, NO_SUBJECT_WARNING, SheetWarning, read_sheet, row_schema, sheet_frame
+from plexus.errors import DataError
 from plexus.io.images import IMAGE_SUFFIXES
 
 __all__ = ["IMPORTERS", "LayoutError", "folders", "import_dataset", "kaggle_nerve", "sheet"]
@@ -43,7 +44,7 @@ MAX_LISTED = 20
 IMAGE_ID = re.compile(row_schema()["properties"]["image_id"]["pattern"])
 
 
-class LayoutError(ValueError):
+class LayoutError(DataError):
     """A dataset folder that does not fit its importer; ``problems`` holds one line per file at fault."""
 
     def __init__(self, problems: Sequence[str], where: str | os.PathLike):
@@ -132,7 +133,8 @@ def _numbered(base: Path, name: str) -> list[Path]:
 def folders(root: str | os.PathLike, *, images: str = "images", masks: str | None = "masks",
             test: str | None = "test", subject_pattern: str | None = None, mask_template: str | None = None,
             image_pattern: str | None = None, merge_masks: bool = False, cases: bool = False,
-            image_template: str = "{case}", class_folders: bool = False, test_prefix: str = "") -> pd.DataFrame:
+            image_template: str = "{case}", class_folders: bool = False, test_prefix: str = "",
+            test_masks: str | None = None) -> pd.DataFrame:
     r"""The sheet of a folder layout: train images under ``root/images``, their masks under
     ``root/masks`` (or beside them), optional test images under ``root/test``.
 
@@ -159,6 +161,10 @@ def folders(root: str | os.PathLike, *, images: str = "images", masks: str | Non
       their masks sit beside them, or under the same sub-folder of ``masks``.
     * ``test_prefix``: put before each test image's id, for sets whose test files reuse the
       training files' names (``test/images/0000.png`` beside ``images/0000.png``).
+    * ``test_masks``: a labelled test set (``data.test_masks``): the test images' masks folder under
+      ``root``, matched to the test images as ``masks`` is to ``images`` (beside the test images when
+      masks sit beside the images, inside each case folder with ``cases``); every test image then
+      needs a mask, and every file there must be one. ``None``: test rows have no mask.
     * ``subject_pattern``: a regex with a named group ``subject``, matched against the whole stem
       (``r"(?P<subject>p\d+)_.*"``). A train image that does not match is an error; a test image
       gets the subject when it matches and an empty one otherwise. Without a pattern every image
@@ -279,11 +285,38 @@ def folders(root: str | os.PathLike, *, images: str = "images", masks: str | Non
             masks_there = {m for stem, path, _, base in tests if (fields := fields_of(stem, path, False)) is not None
                            for m in mask_files(path, stem, "", fields, base)}
             tests = [entry for entry in tests if entry[1] not in masks_there]
+    test_found: dict[Path, list[Path]] = {}
+    if test_masks is not None and tests:
+        test_root = root / test
+        test_mask_root = test_root if same_folder else root / test_masks
+        if not same_folder and not test_mask_root.is_dir():
+            problems.append(f"{test_mask_root}: folder not found (data.test_masks: the test images' masks, "
+                            f"data.folders.test_masks {test_masks!r})")
+        else:
+            test_claimed: dict[Path, Path] = {}
+            for stem, path, category, base in tests:
+                fields = fields_of(stem, path)
+                if fields is None:
+                    continue
+                case = stem if cases else ""
+                where = base if same_folder else (test_mask_root / category if category else test_mask_root)
+                found = mask_files(path, stem, case, fields, where)
+                for mask in found:
+                    test_claimed[mask] = path
+                test_found[path] = found
+                if not found:
+                    names = " or ".join(f"{where / t.format(stem=stem, case=case, **fields)}.png" for t in templates)
+                    problems.append(f"{path}: test image without a mask (data.test_masks is set; expected {names})")
+            if not same_folder and not class_folders:
+                for mask in _image_files(test_mask_root, [], recurse=True):
+                    if mask not in test_claimed:
+                        problems.append(f"{mask}: test mask without a test image (expected an image in {test_root} "
+                                        f"whose mask it is under mask_template {templates[0]!r})")
 
     seen: dict[str, Path] = {}
     rows = []
     for split, items in (("train", [(s, p, c, f) for s, p, c, f in pairs]),
-                         ("test", [(s, p, c, []) for s, p, c, _ in tests])):
+                         ("test", [(s, p, c, test_found.get(p, [])) for s, p, c, _ in tests])):
         for stem, path, category, found in items:
             image_id = safe_id((test_prefix if split == "test" else "") + stem)
             if not IMAGE_ID.fullmatch(image_id):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from plexus import ORIGINAL_SHAPE
+from plexus.errors import DataError
 from plexus.io.contracts import read_folds, read_masks_table
 from plexus.io.rle import decode, encode
 from plexus.io.tiff import TiffLayoutError, read_tiff
@@ -29,7 +30,7 @@ TIFF_SUFFIXES = {".tif", ".tiff"}
 MAX_LISTED = 25
 
 
-class IngestError(ValueError):
+class IngestError(DataError):
     """The raw folder has problems; the message lists each file and its problem."""
 
     def __init__(self, problems: list[str]):

@@ -17,7 +17,8 @@ header row and one row per image::
 * channel columns (required; by default one, ``image``; e.g. ``("t1", "t2")``):
   image files, every channel of a row with the same height and width; at least one
   filled per row (:func:`check_files` requires all unless ``allow_missing_channels``);
-* ``mask``: the mask of a train row (required there, empty on test rows); several files
+* ``mask``: the mask of a train row (required there); on a test row only in a labelled test set
+  (``data.test_masks``: the test manifest checks that, :mod:`plexus.evaluation.heldout`); several files
   of one image joined by ``|`` are merged when read (a pixel takes the highest class any of
   them marks). The column may be left out of a sheet that has no train row.
 
@@ -50,6 +51,7 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from plexus.errors import DataError
 from plexus.io.atomic import atomic_path
 from plexus.io.images import ImageError, image_info, read_image
 
@@ -73,7 +75,7 @@ NO_SUBJECT_WARNING = ("no subject column: each image is its own group; "
                       "CV folds cannot keep a patient's images together")
 
 
-class SheetError(ValueError):
+class SheetError(DataError):
     """Problems in a sample sheet; ``problems`` holds one line per problem."""
 
     def __init__(self, problems: Sequence[str], where: str | os.PathLike | None = None):

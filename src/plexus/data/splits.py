@@ -10,7 +10,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from plexus.evaluation.bootstrap import group_codes
+
+def group_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """``(groups, inverse)`` like ``np.unique(values, return_inverse=True)`` for identifiers read as text.
+
+    Groups are ordered numerically when every one reads as a number (``"2"`` before ``"10"``,
+    as when the column was inferred as numbers), else as text; ties between spellings of one
+    number (``"01"``, ``"1"``) stay distinct groups, ordered as text. The order decides which
+    group each bootstrap or fold draw takes, so it is the same whatever the column's dtype.
+    """
+    text = np.asarray([str(v) for v in np.asarray(values, dtype=object)], dtype=object)
+    distinct = sorted(set(text.tolist()))
+    try:
+        numbers = {g: float(g) for g in distinct}
+    except ValueError:
+        numbers = None
+    if numbers is not None and all(np.isfinite(list(numbers.values()))):
+        distinct.sort(key=lambda g: (numbers[g], g))
+    position = {g: i for i, g in enumerate(distinct)}
+    return np.asarray(distinct, dtype=object), np.fromiter((position[t] for t in text), np.int64, len(text))
 
 
 def make_folds(train: pd.DataFrame, n_folds: int, seed: int, stratify: str | None = None) -> pd.DataFrame:

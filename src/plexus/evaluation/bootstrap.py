@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from plexus.data.splits import group_codes  # noqa: F401  (the groups of a bootstrap; this module's API too)
+
 
 def subject_draws(n_groups: int, n_boot: int, seed: int) -> np.ndarray:
     """The bootstrap draws: ``(n_boot, n_groups)`` indices into the sorted groups.
@@ -21,26 +23,6 @@ def subject_draws(n_groups: int, n_boot: int, seed: int) -> np.ndarray:
     a reference implementation can reproduce them exactly.
     """
     return np.random.default_rng(seed).integers(n_groups, size=(n_boot, n_groups))
-
-
-def group_codes(values) -> tuple[np.ndarray, np.ndarray]:
-    """``(groups, inverse)`` like ``np.unique(values, return_inverse=True)`` for identifiers read as text.
-
-    Groups are ordered numerically when every one reads as a number (``"2"`` before ``"10"``,
-    as when the column was inferred as numbers), else as text; ties between spellings of one
-    number (``"01"``, ``"1"``) stay distinct groups, ordered as text. The order decides which
-    group each bootstrap or fold draw takes, so it is the same whatever the column's dtype.
-    """
-    text = np.asarray([str(v) for v in np.asarray(values, dtype=object)], dtype=object)
-    distinct = sorted(set(text.tolist()))
-    try:
-        numbers = {g: float(g) for g in distinct}
-    except ValueError:
-        numbers = None
-    if numbers is not None and all(np.isfinite(list(numbers.values()))):
-        distinct.sort(key=lambda g: (numbers[g], g))
-    position = {g: i for i, g in enumerate(distinct)}
-    return np.asarray(distinct, dtype=object), np.fromiter((position[t] for t in text), np.int64, len(text))
 
 
 def bootstrap_ci(per_image: pd.DataFrame, *, value: str = "kaggle_dice", group: str = "subject",

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from plexus.errors import DataError
 from plexus.io.tiff import TiffLayoutError, read_tiff
 
 __all__ = ["IMAGE_SUFFIXES", "LOSSY_SUFFIXES", "ImageError", "image_info", "is_lossy", "palette_gray_values",
@@ -66,7 +67,7 @@ _PNG_CHANNELS = {0: 1, 2: 3, 4: 1, 6: 3}
 _TIFF_PHOTOMETRIC = {0, 1, 2}
 
 
-class ImageError(ValueError):
+class ImageError(DataError):
     """An image file that cannot be read as a 2-D 8- or 16-bit image; the message names the file."""
 
 

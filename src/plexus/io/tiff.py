@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from plexus.errors import DataError
 from plexus.io.atomic import atomic_path
 
 
-class TiffLayoutError(ValueError):
+class TiffLayoutError(DataError):
     """A readable TIFF that does not hold exactly one image."""
 
 

@@ -162,7 +162,9 @@ def unit_table(frames: dict[str, pd.DataFrame], units, unit: str, *, n_boot: int
                     if metric not in part:
                         continue
                     values = part.dropna(subset=[metric])
-                    if values.empty:
+                    if values.empty:  # undefined on every image (never predicted: no precision): said, not dropped
+                        rows.append({"name": name, unit: value, "scope": scope, "metric": metric, "mean": np.nan,
+                                     "lo": np.nan, "hi": np.nan, "n_images": 0})
                         continue
                     ci = bootstrap_ci(values, value=metric, group="subject", n_boot=n_boot, seed=seed)
                     rows.append({"name": name, unit: value, "scope": scope, "metric": metric, "mean": ci["mean"],
@@ -172,8 +174,9 @@ def unit_table(frames: dict[str, pd.DataFrame], units, unit: str, *, n_boot: int
 
 def unit_markdown(table: pd.DataFrame, unit: str) -> str:
     """The unit table wide: one row per (scope, name, unit), one column per metric, ``mean (lo-hi)``."""
-    cells = table.assign(value=[f"{m:.3f} ({lo:.3f}-{hi:.3f})" for m, lo, hi in
+    cells = table.assign(value=["n/a" if np.isnan(m) else f"{m:.3f} ({lo:.3f}-{hi:.3f})" for m, lo, hi in
                                 zip(table["mean"], table["lo"], table["hi"])])
     wide = cells.pivot_table(index=["scope", "name", unit], columns="metric", values="value", aggfunc="first",
                              sort=False)
-    return wide[[m for m in UNIT_METRICS if m in wide.columns]].reset_index().to_markdown(index=False) + "\n"
+    # every metric a column, always: a metric no entry defines reads n/a rather than vanishing
+    return wide.reindex(columns=list(UNIT_METRICS)).fillna("n/a").reset_index().to_markdown(index=False) + "\n"

@@ -163,7 +163,10 @@ def read_dataset(data: dict, written_sheet=None):
     """
     raw = Path(data["raw_dir"])
     if data["format"] == "folders":
-        sheet = import_dataset("folders", raw, **data["folders"])
+        # the test masks folder is read only for a labelled test set (data.test_masks)
+        options = {**data["folders"], "test_masks": data["folders"].get("test_masks", "test_masks")
+                   if data.get("test_masks") else None}
+        sheet = import_dataset("folders", raw, **options)
         sheet.attrs["sheet"] = f"built from {raw} (data.format folders)"
         return sheet
     if data["format"] == "sheet":
@@ -234,7 +237,16 @@ def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: 
         atomic.write_json(outputs["summary"], summary)
         print(json.dumps(summary, indent=1))
         return
+    from plexus.data.sheet import _row_labels
+    from plexus.evaluation.heldout import split_test_masks, test_mask_problems
+
+    rows = dataset.part_rows(sheet, "test")
+    labelled = bool(data.get("test_masks"))
+    problems = test_mask_problems(rows, _row_labels(rows), labelled)
+    if problems:
+        raise SheetError(problems, sheet.attrs.get("sheet"))
     summary = json.loads(Path(summary_json).read_text())
+    # a labelled test set: its masks are checked here as training masks are (size, values)
     test, counts = dataset.part_manifest(sheet, "test", train_depths=summary["depths"], **options)
     train_ids = {i.casefold(): i for i in read_manifest(train_csv)["image_id"]}
     clashes = [f"image_id {i!r}: a test image and the training image {train_ids[i.casefold()]!r}"
@@ -242,6 +254,10 @@ def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: 
     if clashes:
         raise SheetError(clashes + ["(image ids must differ across both sets, also ignoring case)"],
                          sheet.attrs.get("sheet"))
+    if labelled:  # the masks go apart: test.csv is the same as without them, and only heldout reads them
+        test, truth = split_test_masks(test)
+        atomic.write_csv(outputs["test_masks"], truth)
+        print(f"{len(truth)} test masks in {outputs['test_masks']}")
     atomic.write_csv(outputs["test"], test)
     print(json.dumps(counts, indent=1))
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import jsonschema
 
-from plexus.config import schema
+from plexus.schema import schema
 
 
 @dataclass(frozen=True)

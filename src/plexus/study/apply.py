@@ -77,9 +77,9 @@ class Study:
 
     @property
     def task_name(self) -> str:
-        from plexus.config import task_name
+        from plexus.tasks import task_of
 
-        return task_name(self.config)
+        return task_of(self.config)
 
     @property
     def task(self):
@@ -286,7 +286,8 @@ def _layout_rows(study: Study, folder: Path) -> pd.DataFrame:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the subjects of training rows: no matter here
-            sheet = import_dataset("folders", folder, **data["folders"])
+            # test masks (data.test_masks) are scored only with --masks
+            sheet = import_dataset("folders", folder, **{**data["folders"], "test_masks": None})
         test = sheet[sheet["split"] == "test"]
         if test.empty:
             raise StudyError(f"{folder}: no test images in the study's folders layout")
@@ -376,19 +377,78 @@ def test_arrays(study: Study, test_csv, size: tuple[int, int], work: Path, *, th
 # --------------------------------------------------------------------------- the command
 
 
+def _score(study: Study, decision: Decision, labelmaps: Path, truth: pd.DataFrame, test_csv, out: Path) -> dict:
+    """The held-out row of ``decision.name``: its label maps against ``truth``, by the function the
+    workflow's ``heldout`` rule calls, with the study's bootstrap settings."""
+    from plexus.config import ignored_classes, learnt_classes
+    from plexus.study.heldout import score_study, write_heldout
+
+    config, name = study.config, decision.name
+    kind = "ensemble" if name in config["ensembles"] else "model"
+    settings = {"classes": learnt_classes(config), "ignore": ignored_classes(config),
+                "submission": study.task.settings("submission", config)}
+    table, per_image = score_study(study.task_name, settings, [name], [kind], [decision.members],
+                                   {name: str(decision.json)}, {name: str(decision.best)}, {name: str(labelmaps)},
+                                   {}, truth, test_csv, n_boot=int(config["summary"]["bootstrap_samples"]),
+                                   seed=int(config["summary"]["seed"]))
+    write_heldout(table, per_image, out / "heldout.csv", out / "heldout.md", out / "heldout_per_image.csv")
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in table.iloc[0].to_dict().items()}
+
+
+
 def _say(message: str) -> None:
     print(f"plexus predict: {message}", file=sys.stderr, flush=True)
 
 
+def attach_masks(study: Study, sheet: pd.DataFrame, masks) -> pd.DataFrame:
+    """``sheet`` with each image's test mask in its ``mask`` cell, from ``masks``: a folder of mask files
+    (an image's mask is ``{image_id}.*`` or ``{image_id}_mask.*``, any image type), or a sample sheet
+    (the ``mask`` cells of its test rows, by ``image_id``). A missing or doubled mask is an error."""
+    from plexus.evaluation.heldout import TASKS
+
+    if study.task_name not in TASKS or study.format not in ("folders", "sheet"):
+        raise StudyError(f"--masks: a {study.task_name} study of data.format {study.format} has no held-out score "
+                         f"(tasks {', '.join(TASKS)}, formats folders and sheet)")
+    masks = Path(masks)
+    if masks.is_file():
+        from plexus.data.importers import import_dataset
+
+        rows = import_dataset("sheet", masks, channels=study.channels)
+        found = {i: [m] for i, m, split in zip(rows["image_id"], rows["mask"], rows["split"]) if split == "test" and m}
+    elif masks.is_dir():
+        from plexus.data.importers import safe_id
+
+        found = {}
+        for path in _folder_images(masks):
+            found.setdefault(safe_id(path.stem), []).append(path)
+        found = {i: found.get(i, []) + found.get(f"{i}_mask", []) for i in sheet["image_id"].astype(str)}
+    else:
+        raise StudyError(f"{masks}: no such file or folder (--masks names a folder of test masks or a sample sheet)")
+    problems = []
+    for image_id in sheet["image_id"].astype(str):
+        hits = found.get(image_id, [])
+        if len(hits) != 1:
+            problems.append(f"{masks}: {'no' if not hits else 'two'} mask(s) of image {image_id!r}"
+                            + (f" ({', '.join(Path(h).name for h in hits)})" if hits else
+                               f" (expected {image_id}.png or {image_id}_mask.png, any image type)"))
+    if problems:
+        raise StudyError(f"{len(problems)} test image(s) without one mask: {'; '.join(problems[:5])}")
+    return sheet.assign(mask=[str(Path(found[i][0]).absolute()) for i in sheet["image_id"].astype(str)])
+
+
 def apply_study(results, name: str, images, out, *, device: str = "auto", threads: int = 1,
-                keep_probs: bool = False, say: Callable[[str], None] = _say) -> dict:
+                keep_probs: bool = False, masks=None, say: Callable[[str], None] = _say) -> dict:
     """Apply ensemble (or model) ``name`` of the finished study ``results`` to ``images``; write under
     ``out`` what the workflow writes under ``results/``: ``submission/{name}.csv`` and ``.json``,
     ``labelmaps/{name}/``, ``manifest/test.csv`` (and with ``keep_probs``, ``test_probs/``), plus
     ``predict.json`` (what was applied). Returns that record.
 
     ``threads``: torch threads of the prediction (the workflow's prediction jobs use 1; on a CPU another
-    count may change the last bits of the probabilities).
+    count may change the last bits of the probabilities). ``masks``: the images' masks (a folder, or a
+    sheet: :func:`attach_masks`), checked as the ``manifest_test`` job checks a labelled test set's and
+    kept out of the prediction; the label maps are then scored as the ``heldout`` rule scores the study's
+    test set (:func:`plexus.study.heldout.score_study`): ``heldout.csv``, ``heldout.md`` and
+    ``heldout_per_image.csv`` under ``out``, and ``manifest/test_masks.csv``.
     """
     from plexus.device import pick_device
     from plexus.stages.predict import average_stage, stored_probs
@@ -402,6 +462,10 @@ def apply_study(results, name: str, images, out, *, device: str = "auto", thread
         raise StudyError(f"{out}: is the study's own results folder; --out must name another folder")
     dev = pick_device(device)  # a CUDA device that is not there: an error now, not after reading
     sheet = image_sheet(study, images)
+    if masks is not None:
+        sheet = attach_masks(study, sheet, masks)
+    else:
+        sheet = sheet.assign(mask="")  # a layout's or sheet's own test masks: scored only with --masks
     check_channels(study, sheet)
     say(f"{len(sheet)} image(s) from {images}; task {study.task_name}, {name} = {' + '.join(decision.members)}, "
         f"{len(study.folds)} fold(s), device {dev}")
@@ -411,6 +475,12 @@ def apply_study(results, name: str, images, out, *, device: str = "auto", thread
         work = out if keep_probs else Path(tmp)
         with redirect_stdout(sys.stderr):  # the stages' own prints are progress too
             test = test_manifest(study, sheet, Path(tmp), threads=max(threads, 2))
+        truth = None
+        if masks is not None:  # the masks go apart, as the manifest_test job's: the prediction never sees them
+            from plexus.evaluation.heldout import split_test_masks
+
+            test, truth = split_test_masks(test)
+            atomic.write_csv(out / "manifest" / "test_masks.csv", truth)
         test_csv = out / "manifest" / "test.csv"
         atomic.write_csv(test_csv, test)
         say(f"manifest: {test_csv} ({len(test)} images)")
@@ -455,10 +525,18 @@ def apply_study(results, name: str, images, out, *, device: str = "auto", thread
         say(f"applying the decision of {decision.json}: {json.dumps(decision.pipeline, sort_keys=True)}")
         with redirect_stdout(sys.stderr):
             task.run("submission", job)
+        if truth is not None:
+            record_heldout = _score(study, decision, labelmaps, truth, test_csv, out)
+            say(f"held-out {record_heldout['score']} against {masks}: {record_heldout['heldout']:.4f} "
+                f"[{record_heldout['heldout_low']:.4f}, {record_heldout['heldout_high']:.4f}] (cross-fitted estimate "
+                f"{record_heldout['cross_fitted']:.4f}); {out / 'heldout.md'}")
     record = {"results": str(study.results.absolute()), "ensemble": name, "members": decision.members,
               "task": study.task_name, "images": str(images.absolute()), "n_images": len(test),
               "pipeline": decision.pipeline, "flips": flips, "device": str(dev), "threads": threads,
               "submission": job.output.csv, "labelmaps": job.output.labelmaps}
+    if masks is not None:
+        record["masks"] = str(Path(masks).absolute())
+        record["heldout"] = record_heldout
     atomic.write_json(out / RECORD, record)
     say(f"wrote {job.output.csv} and {len(test)} label map(s) in {labelmaps}")
     return record
