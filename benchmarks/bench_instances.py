@@ -229,7 +229,7 @@ def main() -> None:
     row("relabel 1..N (relabel_sequential)", lambda i: old_relabel(shuffled[i]),
         lambda i: relabel_consecutive(shuffled[i]), f"identical {same}")
     same = all(np.array_equal(old_remove_small(c, 16), remove_small_instances(c, 16)) for c in comps)
-    row("min_size 16 + relabel (remove_small_objects)", lambda i: old_remove_small(comps[i], 16),
+    row("min_size 16 + relabel (components.remove_small_components)", lambda i: old_remove_small(comps[i], 16),
         lambda i: remove_small_instances(comps[i], 16), f"identical {same}")
 
     for name, kwargs in [("watershed min_distance 4", {"watershed": True, "min_distance": 4}),

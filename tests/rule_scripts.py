@@ -8,7 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RULE = re.compile(r"^\s*rule (\w+):", re.M)
 SCRIPT = re.compile(r'^\s*"\.\./scripts/(\w+)\.py"', re.M)
-CODE = re.compile(r'code=(?:script_code\("(\w+)"\)|(?:lambda wildcards: )?task_code\()')
+CODE = re.compile(r'code=(?:script_code\("(\w+)"\)|(?:lambda wildcards: )?task_code\((?:"\w+", script="(\w+)")?)')
 
 
 def rule_blocks(rules_dir: Path = REPO / "workflow" / "rules") -> dict[str, str]:
@@ -30,4 +30,4 @@ def rule_scripts() -> dict[str, str]:
 def rule_code_params() -> dict[str, str]:
     """Rule name -> the script named in its ``code=script_code(...)`` param."""
     # a task stage's rule hashes task_stage.py (and the task's stage: plexus.codehash.task_code_version)
-    return {rule: m[1] or "task_stage" for rule, block in rule_blocks().items() if (m := CODE.search(block))}
+    return {rule: m[1] or m[2] or "task_stage" for rule, block in rule_blocks().items() if (m := CODE.search(block))}

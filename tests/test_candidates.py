@@ -188,21 +188,42 @@ def test_fill_holes_equals_scipy_binary_fill_holes(seed):
 def test_labelling_inside_the_foreground_box_equals_labelling_the_whole_map(seed):
     """Same components, same label numbers (raster order), same sizes: the cheap crop is exact,
     so the tie-break of largest_component (the first of equal largest) is unchanged too."""
-    from plexus.postprocess.candidates import EIGHT, labelled
+    from plexus.postprocess.components import EIGHT, label_components
 
     rng = np.random.default_rng(seed)
     mask = np.zeros((60, 80), bool)
     mask[rng.integers(5, 30):rng.integers(35, 55), rng.integers(5, 30):rng.integers(40, 75)] = True
     mask &= rng.random(mask.shape) < 0.6
-    box, labels, sizes = labelled(mask)
+    box, labels, sizes = label_components(mask)
     full, n = ndimage.label(mask, structure=EIGHT)
     np.testing.assert_array_equal(labels, full[box])
     assert full.sum() == full[box].sum()  # every component lies in the box
     np.testing.assert_array_equal(sizes[1:], np.bincount(full.ravel(), minlength=n + 1)[1:])
-    assert labelled(np.zeros((4, 4), bool)) is None
+    assert label_components(np.zeros((4, 4), bool)) is None
     # the first of equal largest components, in raster order of their first pixels
     tied = np.zeros((10, 12), bool)
     tied[6:8, 1:3] = tied[1:3, 8:10] = tied[4, 5] = True
     expected = np.zeros_like(tied)
     expected[1:3, 8:10] = True
     np.testing.assert_array_equal(largest_component(tied), expected)
+
+
+def test_one_size_rule_for_masks_and_instance_maps():
+    """The one component removal: a component of exactly ``min_size`` stays, 0 and 1 remove nothing,
+    and in an instance map two touching objects are two objects (not one 8-connected component)."""
+    from plexus.postprocess.components import remove_small_components
+
+    mask = np.zeros((6, 9), bool)
+    mask[0:2, 0:2] = True  # 4 px
+    mask[3, 3] = mask[4, 4] = mask[5, 5] = True  # 3 px, diagonal: one component
+    for size, kept in ((0, 7), (1, 7), (3, 7), (4, 4), (5, 0)):
+        assert remove_small_components(mask, size).sum() == kept
+    labels = np.zeros((4, 6), np.int32)
+    labels[0:2, 0:2] = 3  # 4 px
+    labels[0:2, 2:4] = 7  # 4 px touching object 3
+    labels[0, 4] = 9  # 1 px touching object 7 at an edge
+    out = remove_small_components(labels, 2, objects="labels")
+    assert out.dtype == labels.dtype and set(np.unique(out)) == {0, 3, 7} and (out == labels)[labels != 9].all()
+    assert (remove_small_components(labels, 5, objects="labels") == 0).all()
+    with pytest.raises(ValueError, match="objects"):
+        remove_small_components(mask, 2, objects="pixels")

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import tifffile
 import yaml
-from rule_scripts import REPO, rule_blocks, rule_scripts
+from rule_scripts import rule_blocks, rule_scripts
 from test_codehash import package_modules, reference_closure
 
 from plexus.codehash import code_version, task_code_version
@@ -71,12 +71,9 @@ def importers_of(module: str, all_jobs: Counter) -> set[str]:
 # Snakemake recorded, so a module's edit can be checked in-process for every module and by a
 # real ``snakemake -n`` for a sample (test_module_edit_reruns_exactly_the_rules_that_import_it)
 
-CODE_CALL = re.compile(r'code=(?:script_code\("(?P<script>\w+)"\)|task_code\("(?P<stage>\w+)"\)'
-                       r'|lambda wildcards: task_code\(f"(?P<prefix>\w*)\{wildcards\.(?P<wildcard>\w+)\}"\)'
-                       r'|(?P<helper>\w+)\(\))')
-# a helper of common.smk that returns the code version of a script (and a stage of the task)
-HELPER = (r'def {}\(\):(?:\n    .*|\n)*?\n    return (?P<call>code_version|task_code_version)\(\s*'
-          r'SCRIPTS / "(?P<script>\w+)\.py", SRC(?:, task_module\(TASK_NAME\), "(?P<stage>\w+)")?\s*\)')
+CODE_CALL = re.compile(r'code=(?:script_code\("(?P<script>\w+)"\)'
+                       r'|task_code\("(?P<stage>\w+)"(?:, script="(?P<task_script>\w+)")?\)'
+                       r'|lambda wildcards: task_code\(f"(?P<prefix>\w*)\{wildcards\.(?P<wildcard>\w+)\}"\))')
 CODE_VERSION = re.compile(r"^'[0-9a-f]{16}'$")
 
 
@@ -85,7 +82,6 @@ def code_calls() -> dict[str, tuple[str, str | None, str | None]]:
     """Rule -> (script, stage, wildcard) of its ``code=`` param, as workflow/rules/common.smk computes
     it: code_version(script), or task_code_version(script, the task's module, stage) where the stage
     may be ``stage`` formatted with the job's wildcard (every rule with a code param)."""
-    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
     calls = {}
     for rule, block in rule_blocks().items():
         if "code=" not in block:
@@ -95,13 +91,9 @@ def code_calls() -> dict[str, tuple[str, str | None, str | None]]:
         if call["script"]:
             calls[rule] = (call["script"], None, None)
         elif call["stage"]:
-            calls[rule] = ("task_stage", call["stage"], None)
-        elif call["wildcard"]:
-            calls[rule] = ("task_stage", call["prefix"] + "{}", call["wildcard"])
+            calls[rule] = (call["task_script"] or "task_stage", call["stage"], None)
         else:
-            helper = re.search(HELPER.format(call["helper"]), common)
-            assert helper, f"rule {rule}: {call['helper']}() of common.smk, a form this test does not read"
-            calls[rule] = (helper["script"], helper["stage"], None)
+            calls[rule] = ("task_stage", call["prefix"] + "{}", call["wildcard"])
     return calls
 
 
@@ -140,11 +132,10 @@ def recorded_code_versions(workdir: Path) -> list[tuple[str, str, str]]:
     return records
 
 
-def test_every_job_records_the_code_version_computed_here(tiny_run, tiny_graph):
+def test_every_job_records_the_code_version_computed_here(tiny_run, code_versions):
     """The param Snakemake compares is the version this file computes: for every job of the
     complete run, its outputs' metadata hold exactly the code version of its rule (and wildcards)."""
-    _, jobs = tiny_graph
-    expected = job_code_versions(tiny_run, jobs)
+    expected = code_versions
     recorded = recorded_code_versions(tiny_run)
     assert {rule for rule, _ in expected} == {rule for rule, _, _ in recorded} and len(expected) >= 20
     for rule, path, code in recorded:
@@ -183,15 +174,21 @@ def parse_once(monkeypatch):
     monkeypatch.setattr(ast, "parse", remembered)
 
 
+@pytest.fixture(scope="module")
+def code_versions(tiny_run, tiny_graph):
+    """The code param of every job of the complete run, before any edit."""
+    return job_code_versions(tiny_run, tiny_graph[1])
+
+
 @pytest.mark.parametrize("module", package_modules())
-def test_module_edit_changes_the_code_version_of_exactly_the_rules_that_import_it(tiny_run, tiny_graph, parse_once,
-                                                                                   module):
+def test_module_edit_changes_the_code_version_of_exactly_the_rules_that_import_it(tiny_run, tiny_graph, code_versions,
+                                                                                   parse_once, module):
     """The rerun table, one package module at a time: an edit changes the code param of every job
     of the rules whose scripts import the module (per modulefinder), and of no other job; Snakemake
     reruns exactly those jobs and what consumes their outputs (the sample below runs it)."""
     _, jobs = tiny_graph
     all_jobs = rule_counts(jobs)
-    before = job_code_versions(tiny_run, jobs)
+    before = code_versions
     path = _edited(tiny_run, module)
     original = path.read_bytes()
     path.write_bytes(original + b"\n# an edit\n")

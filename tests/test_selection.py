@@ -199,3 +199,60 @@ def test_counts_are_kept_for_the_other_metrics():
     masks = probs > 0.5
     expected = np.stack([(masks & truths).sum((1, 2)), masks.sum((1, 2)), truths.sum((1, 2))], axis=1)
     np.testing.assert_array_equal(cache.counts[pipeline], expected)
+
+
+# --- the keep rule's minimum practical gain (postprocess.min_gain) ---------------------------------------------------
+
+
+def _small_gain(n_subjects=20, per_subject=3, gain=0.0004, seed=0):
+    """Per-image scores without and with a candidate: a gain of ``gain`` on average, positive on
+    every subject (so its CI lies above 0)."""
+    rng = np.random.default_rng(seed)
+    without = rng.uniform(0.5, 0.9, n_subjects * per_subject)
+    spread = rng.uniform(-0.5, 0.5, len(without)) * gain
+    spread -= spread.mean()
+    return without + gain + spread, without, np.repeat(np.arange(n_subjects), per_subject)
+
+
+def test_min_gain_refuses_a_gain_whose_ci_is_above_0_but_which_is_too_small():
+    from plexus.evaluation.crossfit import decision, keep_candidate
+
+    with_scores, without, subjects = _small_gain()
+    kept, ci = keep_candidate(with_scores, without, subjects, n_boot=500)
+    assert kept and ci["low"] > 0 and ci["mean"] == pytest.approx(0.0004) and "refused" not in ci
+    assert keep_candidate(with_scores, without, subjects, n_boot=500, min_gain=0.0003)[0]
+    kept, ci = keep_candidate(with_scores, without, subjects, n_boot=500, min_gain=0.001)
+    assert not kept and ci["low"] > 0
+    assert ci["refused"].startswith("refused: mean gain +0.0004 is below postprocess.min_gain 0.001")
+    row = decision("remove_small", {"remove_below": 500}, without.mean(), with_scores.mean(), kept, ci)
+    assert not row["kept"] and row["note"] == ci["refused"]
+    # a CI that is not above 0 refuses whatever min_gain, and says nothing about min_gain
+    kept, ci = keep_candidate(without, without, subjects, n_boot=500, min_gain=0.001)
+    assert not kept and "refused" not in ci
+    assert "note" not in decision("x", {}, 0.5, 0.5, kept, ci)
+
+
+def test_keep_rule_text_and_the_decisions_columns():
+    from plexus.evaluation.crossfit import decisions_columns, keep_rule
+
+    assert keep_rule() == keep_rule(0) == ("a candidate is kept when the subject-bootstrap 95% CI of its paired "
+                                           "per-image gain lies above 0")
+    assert keep_rule(0.001).endswith("lies above 0 and its mean gain is at least 0.001 (postprocess.min_gain)")
+    assert decisions_columns([{"kept": True}])[-1] == "kept"
+    assert decisions_columns([{"kept": True}, {"kept": False, "note": "refused: ..."}])[-1] == "note"
+
+
+def test_select_many_applies_min_gain_to_every_candidate():
+    probs, truths, subjects = _dataset()
+    options = {"component_sizes": [2, 10, 50], "candidates": ["remove_small"]}
+    rows = np.arange(len(probs))
+    [plain] = select_many(_cache(probs, truths), [Selection(rows, PostProcess(cutoff=0.5))], subjects, options,
+                          n_boot=300)
+    gain = plain.decisions[0]["difference"]
+    assert plain.decisions[0]["kept"] and "note" not in plain.decisions[0]
+    [refused] = select_many(_cache(probs, truths), [Selection(rows, PostProcess(cutoff=0.5))], subjects,
+                            {**options, "min_gain": gain + 0.01}, n_boot=300)
+    assert not refused.decisions[0]["kept"] and refused.current == PostProcess(cutoff=0.5)
+    assert "below postprocess.min_gain" in refused.decisions[0]["note"]
+    assert {k: v for k, v in refused.decisions[0].items() if k not in ("kept", "note")} == \
+        {k: v for k, v in plain.decisions[0].items() if k != "kept"}

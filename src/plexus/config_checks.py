@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plexus.config import SYNTHETIC_FORMATS, ConfigError
+from plexus.evaluation.heldout import config_errors as heldout_errors
 from plexus.tasks import load_task, task_of
 from plexus.training.settings import TrainSettings
 
@@ -49,6 +50,7 @@ def config_errors(config: dict) -> list[str]:
         errors.append(f"robustness.model: {robustness.get('model')!r} is not a key of models ({sorted(models)})")
     data, synthetic = config["data"], config["data"]["synthetic"]
     errors += load_task(task_of(config)).config_errors(config)  # the task's own: its formats, its studies
+    errors += heldout_errors(config, task_of(config))  # a labelled test set: the tasks and layouts that score it
     if data["format"] != "kaggle_nerve":
         errors += _generic_errors(config)
     if data["format"] == "dsb2018":

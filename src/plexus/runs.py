@@ -210,6 +210,13 @@ PART_FOLDERS = {"kaggle_nerve": {"train": "train", "test": "test"},
                 "dsb2018": {"train": "stage1_train", "test": "stage1_test"}}
 
 
+def train_data(config: dict) -> dict:
+    """The data section as the training manifest reads it: without the test masks' keys, so that
+    labelling the test set (``data.test_masks``) never reruns the training side."""
+    data = {k: v for k, v in config["data"].items() if k != "test_masks"}
+    return data | {"folders": {k: v for k, v in data["folders"].items() if k != "test_masks"}}
+
+
 def raw_dir(config: dict) -> str:
     return config["data"]["raw_dir"].rstrip("/")
 

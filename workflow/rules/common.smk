@@ -58,10 +58,10 @@ def script_code(script):
     return code_version(SCRIPTS / f"{script}.py", SRC)
 
 
-def task_code(stage):
-    """Code version of a stage rule: its script, and what that stage of the task can run."""
+def task_code(stage, script="task_stage"):
+    """Code version of a rule that runs ``stage`` of the task: its script, and what that stage can run."""
     return task_code_version(
-        SCRIPTS / "task_stage.py", SRC, task_module(TASK_NAME), stage
+        SCRIPTS / f"{script}.py", SRC, task_module(TASK_NAME), stage
     )
 
 
@@ -176,42 +176,3 @@ def member_test_means(wildcards):
         f"results/test_probs/{m}/mean.npz"
         for m in runs.members_of(config, wildcards.ensemble)
     ]
-
-
-# -- a labelled test set (data.test_masks; plexus.evaluation.heldout): only the heldout rule reads
-# its masks, which manifest_test writes apart from test.csv (TEST_MASKS)
-from plexus.config import ConfigError
-from plexus.evaluation.heldout import config_errors as heldout_errors
-
-HELDOUT = bool(config["data"]["test_masks"])
-TEST_MASKS = runs.TEST_MASKS
-if heldout_errors(config, TASK_NAME):
-    raise ConfigError(
-        "invalid config:\n  " + "\n  ".join(heldout_errors(config, TASK_NAME))
-    )
-
-
-def train_data():
-    """The data section as the training manifest reads it: without the test masks' keys, so that
-    labelling the test set (data.test_masks) never reruns the training side."""
-    data = {k: v for k, v in config["data"].items() if k != "test_masks"}
-    folders = {k: v for k, v in data["folders"].items() if k != "test_masks"}
-    return data | {"folders": folders}
-
-
-def heldout_settings():
-    """What the held-out scores read: the classes, the bootstrap, and the submission's settings."""
-    return {
-        "classes": CLASSES,
-        "ignore": IGNORE,
-        "n_boot": config["summary"]["bootstrap_samples"],
-        "seed": config["summary"]["seed"],
-        "submission": task_settings("submission"),
-    }
-
-
-def heldout_code():
-    """The heldout script's closure and what the task's submission stage can run (models' label maps)."""
-    return task_code_version(
-        SCRIPTS / "heldout.py", SRC, task_module(TASK_NAME), "submission"
-    )

@@ -108,7 +108,7 @@ rule manifest:
         mem_mb=light_mem_mb,
     params:
         part="train",
-        data=train_data(),
+        data=runs.train_data(config),
         classes=CLASSES,
         ignore=IGNORE,
         code=script_code("manifest"),

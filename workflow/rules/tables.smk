@@ -103,14 +103,14 @@ rule comparison:
         "../scripts/task_stage.py"
 
 
-if HELDOUT:
+if config["data"]["test_masks"]:
 
     # a labelled test set (data.test_masks): each model's and ensemble's held-out score (its submitted
     # label maps, or its decision's, against the test masks) beside its cross-fitted estimate; the
     # only job that reads the test masks
     rule heldout:
         input:
-            masks=TEST_MASKS,
+            masks=runs.TEST_MASKS,
             test="results/manifest/test.csv",
             labelmaps=expand(
                 "results/labelmaps/{ensemble}", ensemble=config["ensembles"]
@@ -153,8 +153,16 @@ if HELDOUT:
                 runs.members_of(config, name) for name in runs.tuning_names(config)
             ],
             style=config["figures"],
-            settings=heldout_settings(),
-            code=heldout_code(),
+            # what the scores read: the classes, the bootstrap, and the submission's settings
+            settings={
+                "classes": CLASSES,
+                "ignore": IGNORE,
+                "n_boot": config["summary"]["bootstrap_samples"],
+                "seed": config["summary"]["seed"],
+                "submission": task_settings("submission"),
+            },
+            # the models' label maps are made by the task's submission stage
+            code=task_code("submission", script="heldout"),
         script:
             "../scripts/heldout.py"
 

@@ -9,7 +9,10 @@ minimum areas, instance settings) through the same function. Every task's tuning
 
 :func:`keep_candidate` is the rule every task's post-processing candidates are kept by: a
 candidate is kept only when the subject-bootstrap 95% interval of its paired per-image gain lies
-above 0 (the binary task's candidate selection, and the flip TTA of the other tasks).
+above 0 and its mean gain is at least ``min_gain`` (``postprocess.min_gain``, default 0: the
+interval alone decides) (the binary task's candidate selection, and the flip TTA of the other
+tasks). :func:`keep_rule` is the rule's sentence and :func:`decision` one candidate's record, which
+says when ``min_gain`` refused a candidate the interval would have kept.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-__all__ = ["choose_from_fold_means", "choose_per_fold", "first_best", "keep_candidate"]
+__all__ = ["choose_from_fold_means", "choose_per_fold", "decision", "decisions_columns", "first_best",
+           "keep_candidate", "keep_rule"]
 
 
 def first_best(mean_scores: np.ndarray, tie_tolerance: float = 0.0) -> np.ndarray:
@@ -79,10 +83,13 @@ def choose_per_fold(scores: np.ndarray, folds: Sequence[Hashable],
 
 
 def keep_candidate(with_scores, without_scores, subjects, *, n_boot: int = 2000, seed: int = 0,
-                   level: float = 0.95) -> tuple[bool, dict]:
+                   level: float = 0.95, min_gain: float = 0.0) -> tuple[bool, dict]:
     """The rule a post-processing candidate is kept by: the subject-bootstrap ``level`` interval of
-    the paired per-image gain ``with - without`` lies above 0. Returns ``(kept, ci)``; ``ci`` is
-    :func:`plexus.evaluation.bootstrap.paired_difference_ci`'s (mean, low, high, counts)."""
+    the paired per-image gain ``with - without`` lies above 0, and the mean gain is at least
+    ``min_gain`` (a minimum practical gain; 0: the interval alone decides). Returns ``(kept, ci)``;
+    ``ci`` is :func:`plexus.evaluation.bootstrap.paired_difference_ci`'s (mean, low, high, counts)
+    and, when the interval lies above 0 but the mean gain is below ``min_gain``, ``refused``: the
+    sentence that says so."""
     import pandas as pd
 
     from plexus.evaluation.bootstrap import paired_difference_ci
@@ -90,4 +97,34 @@ def keep_candidate(with_scores, without_scores, subjects, *, n_boot: int = 2000,
     frame = pd.DataFrame({"subject": np.asarray(subjects), "with": np.asarray(with_scores, dtype=np.float64),
                           "without": np.asarray(without_scores, dtype=np.float64)})
     ci = paired_difference_ci(frame, "with", "without", n_boot=n_boot, seed=seed, level=level)
-    return bool(ci["low"] > 0), ci
+    above = bool(ci["low"] > 0)
+    if above and ci["mean"] < min_gain:
+        ci["refused"] = (f"refused: mean gain {ci['mean']:+.4f} is below postprocess.min_gain {min_gain:g} "
+                         f"(CI {ci['low']:+.4f} to {ci['high']:+.4f} lies above 0)")
+        return False, ci
+    return above, ci
+
+
+def keep_rule(min_gain: float = 0.0, level: float = 0.95) -> str:
+    """The keep rule's sentence (``rule`` in ``results/postprocess/{name}.json``)."""
+    rule = (f"a candidate is kept when the subject-bootstrap {100 * level:g}% CI of its paired per-image gain "
+            "lies above 0")
+    return rule + (f" and its mean gain is at least {min_gain:g} (postprocess.min_gain)" if min_gain > 0 else "")
+
+
+def decision(candidate: str, setting: dict, score_without: float, score_with: float, kept: bool, ci: dict) -> dict:
+    """One candidate's decision record (a row of ``results/postprocess/{name}.csv``): its setting,
+    the mean scores without and with it, the paired gain's mean and CI, whether it was kept, and a
+    ``note`` only when ``postprocess.min_gain`` refused it (:func:`keep_candidate`'s ``refused``)."""
+    row = {"candidate": candidate, "setting": setting, "score_without": float(score_without),
+           "score_with": float(score_with), "difference": ci["mean"], "ci_low": ci["low"], "ci_high": ci["high"],
+           "kept": bool(kept)}
+    if "refused" in ci:
+        row["note"] = ci["refused"]
+    return row
+
+
+def decisions_columns(decisions) -> list[str]:
+    """The columns of a decisions table: those of :func:`decision`, ``note`` only when a row has one."""
+    columns = ["candidate", "setting", "score_without", "score_with", "difference", "ci_low", "ci_high", "kept"]
+    return columns + (["note"] if any("note" in row for row in decisions) else [])

@@ -1,8 +1,12 @@
 """Post-processing candidates on one probability map at its original size.
 
 Each turns probabilities (H, W) in [0, 1] or a binary mask into a binary mask.
-Objects are 8-connected components (``scipy.ndimage.label`` with a 3x3 structure),
-as a nerve cross-section touching itself diagonally is one object.
+Objects are 8-connected components, removed by size with the one function every task uses
+(:func:`plexus.postprocess.components.remove_small_components`), as a nerve cross-section
+touching itself diagonally is one object. Otsu is scikit-image's, hysteresis scipy's
+8-connected labelling and hole filling scipy's, each wrapped as its docstring says
+(``benchmarks/bench_postprocess.py --library`` times them against the plain library calls and
+``tests/test_skimage_equivalence.py`` tests them against those calls).
 
 :class:`PostProcess` chains them in a fixed order: the flip-averaged map in place of
 the plain one (``tta``: the caller passes that map), dense-CRF smoothing of the map
@@ -22,7 +26,14 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-EIGHT = np.ones((3, 3), dtype=bool)
+from plexus.postprocess.components import (  # noqa: F401  (EIGHT, re-exported: the binary path's connectivity)
+    EIGHT,
+    Components,
+    foreground_box,
+    label_components,
+    mask_of,
+    remove_small_components,
+)
 
 #: The dense CRF's settings when the config gives none (``postprocess.crf`` in the schema).
 CRF_DEFAULTS = {"scale": 4, "iterations": 5, "gaussian_sxy": 1.0, "gaussian_compat": 3.0,
@@ -75,137 +86,68 @@ def _block_mean(array: np.ndarray, scale: int) -> np.ndarray:
 def otsu_threshold(prob: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold of the values in [0, 1]: foreground is ``prob > threshold``.
 
-    The values are histogrammed into ``bins`` equal bins; the threshold is the upper
-    edge of the bin that maximises the between-class variance of the split below /
-    above it (first maximum on ties). A constant map gives 0.5, as the fixed cutoff.
+    The values are histogrammed into ``bins`` equal bins over [0, 1] (not over the map's own
+    range, as ``skimage.filters.threshold_otsu(prob)`` bins it); scikit-image's Otsu
+    (``threshold_otsu(hist=...)``) picks the bin that maximises the between-class variance of
+    the split below / above it (first maximum on ties), and the threshold is that bin's upper
+    edge, so a bin's values all fall on one side. A map whose values fill one bin gives 0.5, as
+    the fixed cutoff.
     """
+    from skimage.filters import threshold_otsu
+
     values = np.asarray(prob, dtype=np.float64).ravel()
-    hist = np.bincount(np.clip((values * bins).astype(np.int64), 0, bins - 1), minlength=bins).astype(np.float64)
-    centers = (np.arange(bins) + 0.5) / bins
-    weight_low = np.cumsum(hist)[:-1]
-    weight_high = hist.sum() - weight_low
-    mass_low = np.cumsum(hist * centers)[:-1]
-    mass_high = (hist * centers).sum() - mass_low
-    valid = (weight_low > 0) & (weight_high > 0)
-    if not valid.any():
+    hist = np.bincount(np.clip((values * bins).astype(np.int64), 0, bins - 1), minlength=bins)
+    if np.count_nonzero(hist) < 2:
         return 0.5
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = weight_low * weight_high * (mass_low / weight_low - mass_high / weight_high) ** 2
-    between = np.where(valid, between, -1.0)
-    return float((np.argmax(between) + 1) / bins)
+    centers = (np.arange(bins) + 0.5) / bins
+    best = np.searchsorted(centers, threshold_otsu(hist=(hist, centers)))
+    return float((best + 1) / bins)
 
 
-def foreground_box(mask: np.ndarray) -> tuple[slice, slice] | None:
-    """The bounding box of a mask's foreground, or None when it is empty.
-
-    Every component lies inside it, so labelling the box instead of the whole map gives the
-    same components (in the same raster order) at a fraction of the cost: a nerve mask covers
-    a few percent of a 420x580 map.
-    """
-    rows = np.flatnonzero(mask.any(axis=1))
-    if len(rows) == 0:
-        return None
-    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+def grown_components(prob: np.ndarray, low: float) -> Components | None:
+    """The 8-connected components of ``prob > low`` (what hysteresis grows its seeds into), or None
+    when nothing is above ``low``: :func:`plexus.postprocess.components.label_components`."""
+    return label_components(np.asarray(prob) > low)
 
 
-def labelled(mask: np.ndarray):
-    """``(box, labels, sizes)``: the 8-connected components of ``mask`` labelled inside its
-    :func:`foreground_box` (``sizes[0]``, the background, is 0), or None for an empty mask."""
-    box = foreground_box(mask)
-    if box is None:
-        return None
-    labels, n = ndimage.label(mask[box], structure=EIGHT)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    sizes[0] = 0
-    return box, labels, sizes
+def hysteresis(prob: np.ndarray, low: float, high: float, grown: Components | None = None) -> np.ndarray:
+    """The 8-connected components of ``prob > low`` that hold at least one pixel ``> high``.
 
-
-def _paint(shape, box, crop: np.ndarray) -> np.ndarray:
-    if crop.shape == tuple(shape):  # the box is the whole map
-        return crop
-    out = np.zeros(shape, dtype=bool)
-    out[box] = crop
-    return out
-
-
-def grown_components(prob: np.ndarray, low: float):
-    """``(box, labels, n)``: the components of ``prob > low`` labelled inside its foreground box
-    (what hysteresis grows its seeds into), or None when nothing is above ``low``."""
-    mask = np.asarray(prob) > low
-    box = foreground_box(mask)
-    if box is None:
-        return None
-    labels, n = ndimage.label(mask[box], structure=EIGHT)
-    return box, labels, n
-
-
-def hysteresis(prob: np.ndarray, low: float, high: float, grown=None) -> np.ndarray:
-    """Components of ``prob > low`` that hold at least one pixel ``> high``.
-
-    ``grown``: :func:`grown_components` of ``prob`` and ``low`` when the caller has it
-    (several seed levels on one map share it).
+    ``skimage.filters.apply_hysteresis_threshold`` grows through 4-connected pixels, so it drops
+    a weak pixel touching a seed's region only at a corner; this is scipy's 8-connected labelling
+    with the seeds counted per component, equal to ``scipy.ndimage.binary_propagation`` of the
+    seeds inside ``prob > low`` with a 3x3 structure (``tests/test_skimage_equivalence.py``) and
+    much faster (``benchmarks/bench_postprocess.py --library``). ``grown``: :func:`grown_components`
+    of ``prob`` and ``low`` when the caller has it (several seed levels on one map share it).
     """
     prob = np.asarray(prob)
     grown = grown_components(prob, low) if grown is None else grown
     if grown is None:
         return np.zeros(prob.shape, dtype=bool)
-    box, labels, n = grown
-    seeded = np.bincount(labels[prob[box] > high], minlength=n + 1) > 0  # seeds above low lie in the box
-    seeded[0] = False
-    return _paint(prob.shape, box, seeded[labels])
-
-
-def _kept_components(mask: np.ndarray, components, min_size: int, largest_only: bool) -> np.ndarray:
-    """``mask`` without its components below ``min_size`` and, with ``largest_only``, all but the
-    largest of the rest (the first of equal largest, in label order)."""
-    if components is None:
-        return np.zeros(mask.shape, dtype=bool)
-    box, labels, sizes = components
-    keep = sizes >= max(min_size, 1)  # sizes[0], the background, is 0
-    if largest_only:
-        kept = np.where(keep, sizes, 0)
-        if kept.max() == 0:
-            return np.zeros(mask.shape, dtype=bool)
-        return _paint(mask.shape, box, labels == int(np.argmax(kept)))
-    return _paint(mask.shape, box, keep[labels])
-
-
-def remove_small_components(mask: np.ndarray, min_size: int) -> np.ndarray:
-    """Drop the components of fewer than ``min_size`` pixels."""
-    mask = np.asarray(mask, dtype=bool)
-    if min_size <= 0:
-        return mask
-    return _kept_components(mask, labelled(mask), min_size, False)
+    seeded = np.bincount(grown.labels[prob[grown.box] > high], minlength=len(grown.sizes)) > 0
+    seeded[0] = False  # seeds above ``low`` lie in the box; those not above it belong to no component
+    return mask_of(grown, seeded, prob.shape)
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
-    """Only the largest component (the first of equal largest ones, in label order)."""
-    mask = np.asarray(mask, dtype=bool)
-    return _kept_components(mask, labelled(mask), 0, True)
+    """Only the largest 8-connected component (the first of equal largest ones, in label order)."""
+    return remove_small_components(mask, 0, largest_only=True)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Background regions not connected to the image border become foreground.
-
-    The same as ``scipy.ndimage.binary_fill_holes`` (background 4-connected, so an
-    8-connected ring of foreground closes a hole), from one labelling of the background
-    instead of its iterated dilation, and only inside the foreground's bounding box: a
-    background pixel on the box's edge touches the background outside it, which reaches the
-    image border, so the box's edge plays the border's part.
+    """Background regions not connected to the image border become foreground:
+    ``scipy.ndimage.binary_fill_holes`` (background 4-connected, so an 8-connected ring of
+    foreground closes a hole), called on the foreground's bounding box only. A background pixel
+    on the box's edge touches the background outside it, which reaches the image border, so the
+    box's edge plays the border's part and the result equals the call on the whole map (tested).
+    On the default run's OOF maps this costs 0.5 ms a call, 0.2 s of a 7-12 s stage more than the
+    hand-written labelling of the background it replaced (``docs/benchmarks.md``).
     """
     mask = np.asarray(mask, dtype=bool)
     box = foreground_box(mask)
-    if box is None:
-        return mask.copy()
-    crop = mask[box]
-    labels, n = ndimage.label(~crop)  # the default structure: 4-connected background
-    outside = np.zeros(n + 1, dtype=bool)
-    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
-        outside[edge] = True
-    outside[0] = True  # label 0 is the foreground itself
     out = mask.copy()
-    out[box] = crop | ~outside[labels]
+    if box is not None:
+        out[box] = ndimage.binary_fill_holes(mask[box])
     return out
 
 
@@ -267,8 +209,9 @@ class PostProcess:
             # both only drop whole components of the thresholded mask: one labelling serves every size
             components = (threshold, "components")
             if components not in memo:
-                memo[components] = labelled(mask)
-            mask = _kept_components(mask, memo[components], self.remove_below, self.largest_only)
+                memo[components] = label_components(mask)
+            mask = remove_small_components(mask, self.remove_below, largest_only=self.largest_only,
+                                           components=memo[components])
         if self.fill_holes:
             filled = (threshold, self.remove_below, self.largest_only, "filled")
             if filled not in memo:

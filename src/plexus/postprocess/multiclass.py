@@ -9,12 +9,13 @@ Conventions (those of :mod:`plexus.evaluation.multiclass`):
   upsampled maps. :func:`argmax_labels` then gives the label map ``(H, W)`` of class indices,
   0 the background; ties go to the lower class index.
 * Objects are the 8-connected components of each class's pixels (``label == c``), the binary
-  path's connectivity (:data:`plexus.postprocess.candidates.EIGHT`): pixels touching diagonally
+  path's connectivity (:data:`plexus.postprocess.components.EIGHT`): pixels touching diagonally
   are one object. Components of different classes never merge.
 * :func:`remove_small` turns every component of class ``c`` with fewer than ``min_areas[c]``
-  pixels into background (0); a component of exactly ``min_areas[c]`` pixels stays (as in
-  :func:`plexus.postprocess.candidates.remove_small_components`). Minimum areas 0 and 1 remove
-  nothing. ``min_areas`` has one entry per class, index 0 (the background) is ignored.
+  pixels into background (0); a component of exactly ``min_areas[c]`` pixels stays: the one
+  component removal of every task, :func:`plexus.postprocess.components.remove_small_components`,
+  on each class's mask. Minimum areas 0 and 1 remove nothing. ``min_areas`` has one entry per
+  class, index 0 (the background) is ignored.
 * Classes are tuned independently: removing class ``c``'s small components only turns class-``c``
   pixels into background, which changes no other class's tp/fp/fn, so class ``c``'s Dice depends on
   ``min_areas[c]`` alone. The score is each class's mean per-image Dice, 1 on an image where the
@@ -50,7 +51,7 @@ from plexus.evaluation.crossfit import choose_per_fold, first_best
 from plexus.evaluation.multiclass import MAX_CLASSES, class_counts, from_class_index
 from plexus.io.atomic import atomic_path
 from plexus.io.rle import encode
-from plexus.postprocess.candidates import labelled
+from plexus.postprocess.components import label_components, remove_small_components
 
 __all__ = [
     "ComponentTable",
@@ -139,11 +140,8 @@ def remove_small(label: np.ndarray, min_areas: Sequence[int]) -> np.ndarray:
     for c in range(1, len(areas)):
         if areas[c] <= 1 or not present[c]:
             continue
-        box, labels, sizes = labelled(label == c)
-        drop = sizes < areas[c]
-        drop[0] = False  # the background inside the box
-        if drop.any():
-            out[box][drop[labels]] = 0
+        mask = label == c
+        out[mask & ~remove_small_components(mask, int(areas[c]))] = 0
     return out
 
 
@@ -217,7 +215,7 @@ def image_records(pred: np.ndarray, true: np.ndarray, n_classes: int) -> ImageRe
             empty = np.zeros(0, dtype=np.int64)
             tables.append(ComponentTable(empty, empty, true_area))
             continue
-        box, labels, sizes = labelled(pred == c)
+        box, labels, sizes = label_components(pred == c)
         overlaps = np.bincount(labels[true[box] == c], minlength=len(sizes))
         order = np.argsort(sizes[1:], kind="stable")
         tables.append(ComponentTable(sizes[1:][order].astype(np.int64), overlaps[1:][order].astype(np.int64),

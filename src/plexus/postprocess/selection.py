@@ -7,7 +7,9 @@ image before thresholding); a
 candidate with options (component size, hysteresis seed level) takes its best option
 on the OOF images. It is **kept only when the subject-bootstrap 95% interval of the
 paired per-image difference (candidate - current) lies above 0**: a gain that a
-resampling of subjects can erase is noise, not a gain.
+resampling of subjects can erase is noise, not a gain; and, with ``options["min_gain"]``
+(``postprocess.min_gain``, default 0), only when its mean gain is at least that
+(:func:`plexus.evaluation.crossfit.keep_candidate`, every task's rule).
 
 :func:`select_many` runs several such selections in lockstep, each on its own rows
 (all OOF images, or all but one fold for the cross-fitted estimate), sharing one
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from plexus.evaluation.crossfit import keep_candidate
+from plexus.evaluation.crossfit import decision, keep_candidate
 from plexus.evaluation.metrics import dice_from_counts
 from plexus.postprocess.candidates import PostProcess
 
@@ -141,12 +143,9 @@ def select_many(cache: ScoreCache, selections: list[Selection], subjects: np.nda
             base = cache.scores[s.current][s.rows]
             best = max(tried, key=lambda p: cache.scores[p][s.rows].mean())
             keep, ci = keep_candidate(cache.scores[best][s.rows], base, subjects[s.rows], n_boot=n_boot, seed=seed,
-                                      level=level)
-            s.decisions.append({
-                "candidate": candidate, "setting": _change(s.current, best),
-                "score_without": float(base.mean()), "score_with": float(cache.scores[best][s.rows].mean()),
-                "difference": ci["mean"], "ci_low": ci["low"], "ci_high": ci["high"], "kept": keep,
-            })
+                                      level=level, min_gain=float(options.get("min_gain", 0.0)))
+            s.decisions.append(decision(candidate, _change(s.current, best), base.mean(),
+                                        cache.scores[best][s.rows].mean(), keep, ci))
             if keep:
                 s.current = best
     return selections

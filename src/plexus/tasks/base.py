@@ -113,20 +113,19 @@ class Task:
         each fold gets the TTA decision made on the other folds, and that choice's tuned-elsewhere score."""
         import tempfile
 
-        from plexus.evaluation.crossfit import keep_candidate
+        from plexus.evaluation.crossfit import decision, keep_candidate
 
         settings = job.params.settings
+        min_gain = float(settings.get("min_gain", 0.0))
         plain, best = self.image_level(job.input.per_image), _read_json(job.input.best)
         per_image, pipeline, decisions = plain.assign(postprocessed=plain["tuned"]), {**best, "tta": False}, []
         if self.tta and "tta" in settings["candidates"]:
             with tempfile.TemporaryDirectory() as tmp:
                 tta, tta_best = self.retune(job, "prob_tta", tmp)
             subjects, folds = plain["subject"].to_numpy(), plain["fold"].to_numpy()
-            boot = {"n_boot": settings["n_boot"], "seed": settings["seed"]}
+            boot = {"n_boot": settings["n_boot"], "seed": settings["seed"], "min_gain": min_gain}
             kept, ci = keep_candidate(tta["tuned"], plain["tuned"], subjects, **boot)
-            decisions.append({"candidate": "tta", "setting": {"tta": True},
-                              "score_without": float(plain["tuned"].mean()), "score_with": float(tta["tuned"].mean()),
-                              "difference": ci["mean"], "ci_low": ci["low"], "ci_high": ci["high"], "kept": kept})
+            decisions.append(decision("tta", {"tta": True}, plain["tuned"].mean(), tta["tuned"].mean(), kept, ci))
             crossfit = plain["cross_fitted"].to_numpy(np.float64).copy()
             for fold in np.unique(folds):
                 inside = folds == fold
@@ -138,7 +137,7 @@ class Task:
             if kept:
                 pipeline = {**tta_best, "tta": True}
         write_decision(job, per_image, pipeline, self.score, n_boot=settings["n_boot"], seed=settings["seed"],
-                       decisions=decisions)
+                       decisions=decisions, min_gain=min_gain)
 
     def image_level(self, per_image_csv):
         """The tuning's per-image table as :data:`DECISION_COLUMNS` of the task's score (default: the
@@ -239,18 +238,18 @@ def mean_over_units(per_image_csv):
 #: (the comparison and pairwise tables read them): the plain output, the tuned decision, the
 #: decision after the post-processing candidates, and each fold at the decision of the other folds
 DECISION_COLUMNS = ("untuned", "tuned", "postprocessed", "cross_fitted")
-DECISIONS_CSV_COLUMNS = ["candidate", "setting", "score_without", "score_with", "difference", "ci_low", "ci_high",
-                         "kept"]
 
 
-def write_decision(job, per_image, best: dict, score: str, *, n_boot: int, seed: int, decisions=()) -> dict:
+def write_decision(job, per_image, best: dict, score: str, *, n_boot: int, seed: int, decisions=(),
+                   min_gain: float = 0.0) -> dict:
     """``results/postprocess/{name}.json``, its decisions table and its per-image table, for a task
     whose decision is its tuned setting (``best``) and ``decisions`` its kept or refused candidates.
 
     ``per_image``: image_id, subject, fold and :data:`DECISION_COLUMNS` (of the task's per-image
-    ``score``), and any metric columns.
+    ``score``), and any metric columns. ``min_gain``: the keep rule's (``rule``).
     """
     from plexus.evaluation.bootstrap import bootstrap_ci
+    from plexus.evaluation.crossfit import decisions_columns, keep_rule
     from plexus.io import atomic
 
     ci = bootstrap_ci(per_image, value="cross_fitted", n_boot=n_boot, seed=seed)
@@ -262,11 +261,11 @@ def write_decision(job, per_image, best: dict, score: str, *, n_boot: int, seed:
         "tuned_score": float(per_image["tuned"].mean()),
         "score": float(per_image["postprocessed"].mean()),
         "cross_fitted_score": ci["mean"], "cross_fitted_ci": [ci["low"], ci["high"]],
-        "rule": "a candidate is kept when the subject-bootstrap 95% CI of its paired per-image gain lies above 0",
+        "rule": keep_rule(min_gain),
         "decisions": list(decisions),
     }
     atomic.write_json(job.output.json, result)
-    atomic.write_csv(job.output.decisions, _frame(decisions, DECISIONS_CSV_COLUMNS))
+    atomic.write_csv(job.output.decisions, _frame(decisions, decisions_columns(decisions)))
     atomic.write_csv(job.output.per_image, per_image)
     print(f"{score}: untuned {result['untuned_score']:.4f}, tuned {result['tuned_score']:.4f}, "
           f"post-processed {result['score']:.4f}; cross-fitted {ci['mean']:.4f} [{ci['low']:.4f}, {ci['high']:.4f}]")

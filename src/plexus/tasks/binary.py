@@ -156,6 +156,7 @@ def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_c
                       manifest_csv=None) -> dict:
     from plexus.data.ingest import load_truth
     from plexus.evaluation.bootstrap import bootstrap_ci
+    from plexus.evaluation.crossfit import decisions_columns, keep_rule
     from plexus.evaluation.metrics import per_image_metrics
     from plexus.postprocess.candidates import CRF_DEFAULTS, PostProcess
     from plexus.postprocess.selection import ScoreCache, Selection, select_many
@@ -208,7 +209,7 @@ def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_c
         "score": float(per_image["postprocessed"].mean()),
         "cross_fitted_score": ci["mean"], "cross_fitted_ci": [ci["low"], ci["high"]],
         "cross_fitted_grid_score": cross_fitted_grid_score(grid, fold_sizes),
-        "rule": "a candidate is kept when the subject-bootstrap 95% CI of its paired per-image gain lies above 0",
+        "rule": keep_rule(float(options.get("min_gain", 0.0))),
         "decisions": final.decisions,
         "folds": {str(k): {"pipeline": s.current.to_dict(), "score": float(honest[fold_of == k].mean())}
                   for k, s in held_out.items()},
@@ -216,8 +217,7 @@ def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_c
         "passes": cache.passes,
     }
     atomic.write_json(out_json, result)
-    atomic.write_csv(decisions_csv, pd.DataFrame(final.decisions, columns=[
-        "candidate", "setting", "score_without", "score_with", "difference", "ci_low", "ci_high", "kept"]))
+    atomic.write_csv(decisions_csv, pd.DataFrame(final.decisions, columns=decisions_columns(final.decisions)))
     atomic.write_csv(per_image_csv, per_image)
     print(f"post-processing {final.current}: {result['score']:.4f} (tuned {result['tuned_score']:.4f}); "
           f"cross-fitted {ci['mean']:.4f} [{ci['low']:.4f}, {ci['high']:.4f}]")
@@ -486,7 +486,8 @@ class BinaryTask(Task):
                              "min_areas": grid_values(tuning["min_areas"], integer=True),
                              "presence_thresholds": grid_values(tuning["presence_thresholds"])},
             "postprocess": lambda: {"options": {k: postprocess[k] for k in
-                                                ("candidates", "component_sizes", "hysteresis_highs", "crf")},
+                                                ("candidates", "component_sizes", "hysteresis_highs", "crf",
+                                                 "min_gain")},
                                     "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"]},
             "submission": lambda: {"batch_size": config["predict"]["batch_size"]},
             "summary_table": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},

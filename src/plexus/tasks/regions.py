@@ -93,36 +93,33 @@ def member_region_maps(member_probs, modes, matrix, manifest: pd.DataFrame, imag
 def region_counts(prob: np.ndarray, truth: np.ndarray, valid: np.ndarray, cutoffs, min_areas) -> np.ndarray:
     """``(C, A, 4)`` int64 counts ``tp, fp, fn, true_area`` of one region's map at every cutoff and
     minimum area: ``prob > cutoff``, then its 8-connected components below the area (all their
-    pixels counted) removed; ignored pixels count in no total."""
-    from scipy import ndimage
+    pixels counted) removed; ignored pixels count in no total. The components and the size rule
+    are :mod:`plexus.postprocess.components`' (:func:`final_mask` applies them)."""
+    from plexus.postprocess.components import kept_objects, label_components
 
     truth = truth & valid
     true_area = int(truth.sum())
-    areas = np.asarray(min_areas, dtype=np.int64)
-    out = np.zeros((len(cutoffs), len(areas), 4), dtype=np.int64)
+    out = np.zeros((len(cutoffs), len(min_areas), 4), dtype=np.int64)
     for c, cutoff in enumerate(cutoffs):
-        labels, n = ndimage.label(prob > cutoff, structure=np.ones((3, 3), bool))
-        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-        counted = np.bincount(labels[valid], minlength=n + 1)[1:]
-        inter = np.bincount(labels[truth], minlength=n + 1)[1:]
-        keep = sizes[None, :] >= areas[:, None]  # (A, n)
+        components = label_components(prob > cutoff)
+        if components is None:
+            out[c, :, 2] = out[c, :, 3] = true_area
+            continue
+        box, labels, sizes = components
+        counted = np.bincount(labels[valid[box]], minlength=len(sizes))
+        inter = np.bincount(labels[truth[box]], minlength=len(sizes))
+        keep = np.stack([kept_objects(sizes, area) for area in min_areas]).astype(np.int64)  # (A, n + 1)
         tp, pred = keep @ inter, keep @ counted
         out[c, :, 0], out[c, :, 1], out[c, :, 2], out[c, :, 3] = tp, pred - tp, true_area - tp, true_area
     return out
 
 
 def final_mask(prob: np.ndarray, cutoff: float, min_area: int) -> np.ndarray:
-    """One region's decided mask: ``prob > cutoff`` without its 8-connected components below ``min_area``."""
-    from scipy import ndimage
+    """One region's decided mask: ``prob > cutoff`` without its 8-connected components below ``min_area``
+    (:func:`plexus.postprocess.components.remove_small_components`)."""
+    from plexus.postprocess.components import remove_small_components
 
-    mask = prob > cutoff
-    if min_area <= 1 or not mask.any():
-        return mask
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    keep = sizes >= min_area
-    keep[0] = False
-    return keep[labels]
+    return remove_small_components(prob > cutoff, int(min_area))
 
 
 def nested_label_map(masks: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -381,7 +378,8 @@ class RegionsTask(Task):
         return {
             "tune": lambda: tune,
             "postprocess": lambda: {**tune, "candidates": [c for c in postprocess["candidates"] if c == "tta"],
-                                    "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"]},
+                                    "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"],
+                                    "min_gain": postprocess["min_gain"]},
             "submission": lambda: common,
             "summary_table": lambda: {**common, **boot},
             "comparison": lambda: {**common, **boot},
