@@ -78,3 +78,20 @@ def test_keep_candidate_keeps_a_gain_every_subject_shares_and_refuses_a_mixed_on
     mixed = without + np.where(np.isin(subjects, ["a", "b"]), 0.1, -0.1)
     kept, ci = keep_candidate(mixed, without, subjects, n_boot=500)
     assert not kept and ci["low"] < 0 < ci["high"] and ci["mean"] == pytest.approx(0.0)
+
+
+def test_the_decisions_table_says_settings_as_text_and_rounds_scores():
+    from plexus.evaluation.crossfit import decisions_table
+
+    rows = [{"candidate": "tta", "setting": {"tta": True}, "score_without": 0.8413164133091956,
+             "score_with": 0.8477324539662237, "difference": 0.006416040657028052, "ci_low": -0.016659249662074882,
+             "ci_high": 0.028598958607226325, "kept": False},
+            {"candidate": "hysteresis", "setting": {"hysteresis_high": 0.7, "remove_below": 200},
+             "score_without": 0.5, "score_with": 0.5, "difference": 1.5855039504295935e-05, "ci_low": 0.0,
+             "ci_high": 4.0092398425993954e-05, "kept": False}]
+    table = decisions_table(rows)
+    assert table["setting"].tolist() == ["tta=True", "hysteresis_high=0.7; remove_below=200"]
+    assert table["score_without"].tolist() == [0.841316, 0.5]
+    assert table["difference"].tolist() == [0.006416, 0.000016]
+    csv = table.to_csv(index=False)
+    assert "{" not in csv and "0.8413164133" not in csv

@@ -124,6 +124,30 @@ def decision(candidate: str, setting: dict, score_without: float, score_with: fl
     return row
 
 
+#: decimals of the scores in a decisions table (the decision record, JSON, keeps every digit)
+DECISIONS_DECIMALS = 6
+
+
+def decisions_table(decisions):
+    """The decisions as the table ``results/postprocess/{name}.csv`` holds them: the setting as
+    ``key=value`` text (``tta=True``, ``hysteresis_high=0.8``; several joined by ``; ``) and the
+    scores rounded to :data:`DECISIONS_DECIMALS` decimals."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(decisions), columns=decisions_columns(decisions))
+    frame["setting"] = [setting_text(s) for s in frame["setting"]]
+    scores = ["score_without", "score_with", "difference", "ci_low", "ci_high"]
+    frame[scores] = frame[scores].astype(float).round(DECISIONS_DECIMALS)
+    return frame
+
+
+def setting_text(setting) -> str:
+    """``{"tta": True, "remove_below": 200}`` -> ``tta=True; remove_below=200``."""
+    if not isinstance(setting, dict):
+        return str(setting)
+    return "; ".join(f"{key}={value}" for key, value in setting.items())
+
+
 def decisions_columns(decisions) -> list[str]:
     """The columns of a decisions table: those of :func:`decision`, ``note`` only when a row has one."""
     columns = ["candidate", "setting", "score_without", "score_with", "difference", "ci_low", "ci_high", "kept"]

@@ -249,7 +249,7 @@ def write_decision(job, per_image, best: dict, score: str, *, n_boot: int, seed:
     ``score``), and any metric columns. ``min_gain``: the keep rule's (``rule``).
     """
     from plexus.evaluation.bootstrap import bootstrap_ci
-    from plexus.evaluation.crossfit import decisions_columns, keep_rule
+    from plexus.evaluation.crossfit import decisions_table, keep_rule
     from plexus.io import atomic
 
     ci = bootstrap_ci(per_image, value="cross_fitted", n_boot=n_boot, seed=seed)
@@ -265,7 +265,7 @@ def write_decision(job, per_image, best: dict, score: str, *, n_boot: int, seed:
         "decisions": list(decisions),
     }
     atomic.write_json(job.output.json, result)
-    atomic.write_csv(job.output.decisions, _frame(decisions, decisions_columns(decisions)))
+    atomic.write_csv(job.output.decisions, decisions_table(decisions))
     atomic.write_csv(job.output.per_image, per_image)
     print(f"{score}: untuned {result['untuned_score']:.4f}, tuned {result['tuned_score']:.4f}, "
           f"post-processed {result['score']:.4f}; cross-fitted {ci['mean']:.4f} [{ci['low']:.4f}, {ci['high']:.4f}]")
@@ -289,9 +289,3 @@ def _read_json(path) -> dict:
     from plexus.io.contracts import read_json
 
     return read_json(path)
-
-
-def _frame(rows, columns):
-    import pandas as pd
-
-    return pd.DataFrame(list(rows), columns=columns)

@@ -156,7 +156,7 @@ def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_c
                       manifest_csv=None) -> dict:
     from plexus.data.ingest import load_truth
     from plexus.evaluation.bootstrap import bootstrap_ci
-    from plexus.evaluation.crossfit import decisions_columns, keep_rule
+    from plexus.evaluation.crossfit import decisions_table, keep_rule
     from plexus.evaluation.metrics import per_image_metrics
     from plexus.postprocess.candidates import CRF_DEFAULTS, PostProcess
     from plexus.postprocess.selection import ScoreCache, Selection, select_many
@@ -217,7 +217,7 @@ def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_c
         "passes": cache.passes,
     }
     atomic.write_json(out_json, result)
-    atomic.write_csv(decisions_csv, pd.DataFrame(final.decisions, columns=decisions_columns(final.decisions)))
+    atomic.write_csv(decisions_csv, decisions_table(final.decisions))
     atomic.write_csv(per_image_csv, per_image)
     print(f"post-processing {final.current}: {result['score']:.4f} (tuned {result['tuned_score']:.4f}); "
           f"cross-fitted {ci['mean']:.4f} [{ci['low']:.4f}, {ci['high']:.4f}]")
