@@ -252,3 +252,12 @@ def test_the_command_is_documented():
     contracts = (REPO / "docs/contracts.md").read_text()
     assert "plexus predict" in contracts and "results/config.yaml" in contracts
     assert re.search(r"^plexus = \"plexus\.cli:main\"$", (REPO / "pyproject.toml").read_text(), re.M)
+
+
+def test_the_quick_start_applies_the_study_with_the_tested_command():
+    """The quick start's plexus predict line is the section's (run by the tests above), from the venv."""
+    text = (REPO / "README.md").read_text()
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    lines = [line.strip() for line in quick.splitlines() if "plexus predict " in line and line.strip().startswith(".")]
+    assert len(lines) == 1 and lines[0].startswith(".venv/bin/plexus predict ")
+    assert shlex.split(lines[0])[1:] == readme_command()[1:]
