@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from workflow_helpers import make_workdir, snakemake
+from workflow_helpers import folders_study, make_workdir, snakemake
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +12,20 @@ def tiny_run(tmp_path_factory):
     snakemake(workdir, "--cores", "2")
     yield workdir
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def folders_run(tmp_path_factory):
+    """A finished study of a ``folders`` dataset (workflow_helpers.folders_study), shared by the
+    test-set rerun, held-out and predict tests; a test that edits it works on a copy."""
+    return folders_study(tmp_path_factory.mktemp("folders") / "plexus")
+
+
+@pytest.fixture(scope="session")
+def multiclass_run(tmp_path_factory):
+    """tests/configs/tiny_multiclass.yaml's whole DAG (three classes, 16-bit images of mixed sizes, a
+    sheet dataset), shared by the generic-workflow and predict tests."""
+    workdir = make_workdir(tmp_path_factory.mktemp("multiclass") / "plexus", "tiny_multiclass.yaml")
+    snakemake(workdir, "--cores", "2")
+    return workdir
+

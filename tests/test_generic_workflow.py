@@ -25,13 +25,6 @@ pytestmark = pytest.mark.workflow
 
 
 @pytest.fixture(scope="module")
-def multiclass_run(tmp_path_factory):
-    workdir = make_workdir(tmp_path_factory.mktemp("multiclass") / "plexus", "tiny_multiclass.yaml")
-    snakemake(workdir, "--cores", "2")
-    return workdir
-
-
-@pytest.fixture(scope="module")
 def multichannel_run(tmp_path_factory):
     workdir = make_workdir(tmp_path_factory.mktemp("multichannel") / "plexus", "tiny_multichannel.yaml")
     snakemake(workdir, "--cores", "2")

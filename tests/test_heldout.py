@@ -15,10 +15,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-# the finished folders study of the test-set rerun tests (one model unet, ensemble main, 3 test images):
-# a module fixture there, imported here (a session fixture in conftest.py would run it once for both)
-from test_test_set_reruns import TEST_STEMS, folders_run  # noqa: F401
-
 from plexus import runs
 from plexus.data.importers import LayoutError, folders
 from plexus.data.sheet import SheetError
@@ -26,6 +22,7 @@ from plexus.evaluation import heldout
 from plexus.evaluation.bootstrap import bootstrap_ci
 from plexus.stages.data import sheet_part_manifest
 from plexus.study import heldout as study_heldout
+from workflow_helpers import FOLDERS_TEST_STEMS as TEST_STEMS
 from workflow_helpers import copy_workdir, planned_jobs, read_config, snakemake, write_config
 
 CLASSES = {"background": 0, "a": 128, "b": 255}
@@ -251,7 +248,7 @@ def _decided_files(results: Path) -> dict[Path, bytes]:
 
 
 @pytest.fixture(scope="module")
-def labelled_run(folders_run, tmp_path_factory):  # noqa: F811
+def labelled_run(folders_run, tmp_path_factory):
     """The finished folders study with masks for its test images (data.test_masks), run again: only the
     jobs the masks touch run."""
     workdir = copy_workdir(folders_run, tmp_path_factory.mktemp("heldout") / "plexus")

@@ -19,7 +19,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from workflow_helpers import REPO, copy_workdir, make_workdir, snakemake
+from workflow_helpers import REPO, copy_workdir, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -163,12 +163,10 @@ def test_the_output_folder_may_not_be_the_studys_results(study):
 
 
 @pytest.fixture(scope="module")
-def classes_study(tmp_path_factory):
-    """tests/configs/tiny_multiclass.yaml run up to its submission (three classes, 16-bit images of mixed
-    sizes, a sheet dataset): the workflow's own test set to compare with, no studies or figures."""
-    workdir = make_workdir(tmp_path_factory.mktemp("predict_classes") / "plexus", "tiny_multiclass.yaml")
-    snakemake(workdir, "--cores", "2", "results/submission/main.csv")
-    return workdir
+def classes_study(multiclass_run, tmp_path_factory):
+    """A copy of the finished tiny_multiclass.yaml study (three classes, 16-bit images of mixed sizes, a
+    sheet dataset; conftest.multiclass_run): the workflow's own test set to compare with."""
+    return copy_workdir(multiclass_run, tmp_path_factory.mktemp("predict_classes") / "plexus")
 
 
 def test_a_classes_study_applied_to_its_sheet_reproduces_its_submission(classes_study, tmp_path):

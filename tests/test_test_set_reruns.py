@@ -22,7 +22,15 @@ from PIL import Image
 
 from plexus import runs
 from plexus.data.fingerprint import part_fingerprint
-from workflow_helpers import copy_workdir, make_workdir, planned_jobs, read_config, rule_counts, snakemake, write_config
+from workflow_helpers import (
+    FOLDERS_TEST_STEMS,
+    FOLDERS_TRAIN_STEMS,
+    copy_workdir,
+    planned_jobs,
+    read_config,
+    rule_counts,
+    snakemake,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -97,41 +105,12 @@ def test_a_training_mask_change_still_reruns_training(tiny_copy):
 
 # -- the folders layout --------------------------------------------------------------------------
 
-TRAIN_STEMS = [f"p{s}_{i}" for s in range(1, 5) for i in range(1, 4)]
-TEST_STEMS = ["q1_1", "q1_2", "q2_1"]
+TRAIN_STEMS, TEST_STEMS = FOLDERS_TRAIN_STEMS, FOLDERS_TEST_STEMS
 rng = np.random.default_rng(28)
 
 
 def _image() -> np.ndarray:
     return rng.integers(0, 256, (20, 24), dtype=np.uint8)
-
-
-def _mask(i: int) -> np.ndarray:
-    mask = np.zeros((20, 24), np.uint8)
-    mask[3 + i % 6:11 + i % 6, 4:13] = 255
-    return mask
-
-
-@pytest.fixture(scope="module")
-def folders_run(tmp_path_factory):
-    """A finished study of a ``folders`` dataset (images/, masks/, test/): tiny_ids.yaml's one
-    model and ensemble on 12 training images of 4 subjects and 3 test images."""
-    workdir = make_workdir(tmp_path_factory.mktemp("folders") / "plexus", "tiny_ids.yaml")
-    raw = workdir / "results/raw/folders"
-    for folder in ("images", "masks", "test"):
-        (raw / folder).mkdir(parents=True)
-    for i, stem in enumerate(TRAIN_STEMS):
-        Image.fromarray(_image()).save(raw / "images" / f"{stem}.png")
-        Image.fromarray(_mask(i)).save(raw / "masks" / f"{stem}.png")
-    for stem in TEST_STEMS:
-        Image.fromarray(_image()).save(raw / "test" / f"{stem}.png")
-    config = read_config(workdir)
-    config["data"] = {"format": "folders", "raw_dir": "results/raw/folders",
-                      "folders": {"subject_pattern": r"(?P<subject>[pq]\d+)_.*"}}
-    config["classes"], config["ignore"] = {"background": 0, "lesion": 255}, []
-    write_config(workdir, config)
-    snakemake(workdir, "--cores", "2")
-    return workdir
 
 
 @pytest.fixture

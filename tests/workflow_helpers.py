@@ -114,3 +114,37 @@ def reuse_raw_data(source: Path, workdir: Path, raw: str) -> Path:
     config = workdir / "config" / "config.yaml"
     config.write_text(config.read_text().replace("synthetic: {enabled: true", "synthetic: {enabled: false"))
     return workdir / raw
+
+
+# -- a finished study of a `folders` dataset (images/, masks/, test/): tiny_ids.yaml's one model and
+# ensemble on 12 training images of 4 subjects and 3 test images; the session fixture folders_run
+
+FOLDERS_TRAIN_STEMS = [f"p{s}_{i}" for s in range(1, 5) for i in range(1, 4)]
+FOLDERS_TEST_STEMS = ["q1_1", "q1_2", "q2_1"]
+
+
+def folders_study(target: Path) -> Path:
+    """Write the folders dataset into a workdir at ``target`` and run its whole DAG."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(28)
+    workdir = make_workdir(target, "tiny_ids.yaml")
+    raw = workdir / "results/raw/folders"
+    for folder in ("images", "masks", "test"):
+        (raw / folder).mkdir(parents=True)
+    for i, stem in enumerate(FOLDERS_TRAIN_STEMS):
+        Image.fromarray(rng.integers(0, 256, (20, 24), dtype=np.uint8)).save(raw / "images" / f"{stem}.png")
+        mask = np.zeros((20, 24), np.uint8)
+        mask[3 + i % 6:11 + i % 6, 4:13] = 255
+        Image.fromarray(mask).save(raw / "masks" / f"{stem}.png")
+    for stem in FOLDERS_TEST_STEMS:
+        Image.fromarray(rng.integers(0, 256, (20, 24), dtype=np.uint8)).save(raw / "test" / f"{stem}.png")
+    config = read_config(workdir)
+    config["data"] = {"format": "folders", "raw_dir": "results/raw/folders",
+                      "folders": {"subject_pattern": r"(?P<subject>[pq]\d+)_.*"}}
+    config["classes"], config["ignore"] = {"background": 0, "lesion": 255}, []
+    write_config(workdir, config)
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
