@@ -81,15 +81,7 @@ def refresh(raw_dir: str | os.PathLike, record: str | os.PathLike,
             return False
     elif not any((Path(raw_dir) / sub).is_dir() for sub in subfolders):
         return False
-    text = json.dumps(fingerprint(raw_dir, subfolders, exclude), indent=1) + "\n"
-    record = Path(record)
-    if record.is_file() and record.read_text() == text:
-        return False
-    record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_name(f".{record.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, record)
-    return True
+    return _write_record(record, fingerprint(raw_dir, subfolders, exclude))
 
 
 # --- one record per image set (train, test) ------------------------------------------------------

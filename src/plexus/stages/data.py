@@ -186,13 +186,8 @@ def sheet_manifest(data: dict, classes: dict, sheet_out, train_csv, test_csv, su
     ``ignore``: the classes (name -> mask value) whose pixels count nowhere (the config's ``ignore``);
     ``written_sheet``: see :func:`read_dataset`.
     """
-    import warnings
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        sheet = read_dataset(data, written_sheet)
-    for warning in caught:
-        print(f"warning: {warning.message}")
+    sheet = _read_dataset_saying_warnings(data, written_sheet)
     channels = data["channels"] if data["format"] == "sheet" else ["image"]  # folders, dsb2018: one (RGB) column
     train, test, summary = dataset.build_manifest(
         sheet, channels=channels, classes=classes, allow_missing_channels=data["allow_missing_channels"],
@@ -202,6 +197,18 @@ def sheet_manifest(data: dict, classes: dict, sheet_out, train_csv, test_csv, su
     atomic.write_csv(test_csv, test)
     atomic.write_json(summary_json, summary)
     print(json.dumps(summary, indent=1))
+
+
+def _read_dataset_saying_warnings(data: dict, written_sheet=None):
+    """:func:`read_dataset`, its warnings (a filled-in subject column...) printed to the job's log."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sheet = read_dataset(data, written_sheet)
+    for warning in caught:
+        print(f"warning: {warning.message}")
+    return sheet
 
 
 def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: int = 2,
@@ -214,7 +221,6 @@ def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: 
     ``outputs`` ``test``, checked against ``train_csv`` (no id in both, ignoring case: dsb2018's
     sets are converted apart) and ``summary_json`` (the columns' depths).
     """
-    import warnings
 
     if part == "test" and written_sheet is not None and not any(
             line.strip() for line in Path(written_sheet).read_text().splitlines()[1:]):
@@ -222,11 +228,7 @@ def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: 
         atomic.write_csv(outputs["test"], read_manifest(train_csv).iloc[:0])
         print("no test images")
         return
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        sheet = read_dataset(data, written_sheet)
-    for warning in caught:
-        print(f"warning: {warning.message}")
+    sheet = _read_dataset_saying_warnings(data, written_sheet)
     channels = data["channels"] if data["format"] == "sheet" else ["image"]  # folders, dsb2018: one (RGB) column
     options = {"channels": channels, "classes": classes, "allow_missing_channels": data["allow_missing_channels"],
                "threads": threads, "ignore": ignore, "color": data["color"], "max_snapped": data["max_snapped_share"]}
