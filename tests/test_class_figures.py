@@ -311,3 +311,78 @@ def test_class_scores_duplicates_rejected():
     scores = _scores()
     with pytest.raises(ValueError, match="more than one row"):
         class_figures.class_scores_figure(pd.concat([scores, scores.iloc[:1]]))
+
+
+def _with_baseline(scores):
+    means = dict(zip(CLASSES, (0.2, 0.55, 0.9)))
+    rows = [{"name": "all_background", "class": cls, "metric": metric, "mean": mean, "lo": mean - 0.05,
+             "hi": mean + 0.05} for metric in ("dice", "dice_cross_fitted") for cls, mean in means.items()]
+    return pd.concat([scores, pd.DataFrame(rows)], ignore_index=True), means
+
+
+def test_class_scores_baseline_is_a_dashed_segment_per_class_not_a_bar():
+    scores, means = _with_baseline(_scores())
+    fig = class_figures.class_scores_figure(scores[scores["metric"] != "dice_cross_fitted"])
+    dice, iou, precision = fig.axes
+    assert list(_bars(dice)) == ["unet", "ensemble"]  # the baseline is no bar
+    segments = [line for line in dice.get_lines() if line.get_linestyle() == "--"]
+    assert len(segments) == 3
+    for line, cls in zip(segments, CLASSES):
+        i = CLASSES.index(cls)
+        assert list(line.get_ydata()) == pytest.approx([means[cls]] * 2)
+        assert min(line.get_xdata()) < i < max(line.get_xdata())  # across its class's group of bars
+    assert [line.get_label() for line in segments] == ["all-background prediction (dashed)", "_nolegend_",
+                                                       "_nolegend_"]
+    assert not [line for line in iou.get_lines() if line.get_linestyle() == "--"]  # no baseline row for IoU
+    assert _legend_texts(fig) == ["unet", "ensemble", "all-background prediction (dashed)"]
+    # one class axis and one score axis for every panel
+    assert len({ax.get_xlim() for ax in fig.axes}) == 1 and len({ax.get_ylim() for ax in fig.axes}) == 1
+    assert all(dice.get_shared_x_axes().joined(dice, ax) for ax in fig.axes)
+    assert all(ax.xaxis.get_tick_params()["labelbottom"] for ax in fig.axes)
+    matplotlib.pyplot.close(fig)
+
+
+def test_label_panel_legend_names_each_class_colour_for_truth_and_final():
+    images = [np.zeros((8, 8), np.uint8)] * 2
+    truths = [np.eye(8, dtype=np.uint8) * 2, np.full((8, 8), 255, np.uint8)]
+    preds = [np.eye(8, dtype=np.uint8), np.zeros((8, 8), np.uint8)]
+    fig = class_figures.label_panel(images, truths, preds, ["a", "b"], [0.5, 1.0], ["best", "worst"],
+                                    ["background", "tumour", "oedema"], title="t")
+    [legend] = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["background (black; ignored truth pixels too)",
+                                                          "tumour", "oedema"]
+    assert "truth and final" in legend.get_title().get_text()
+    matplotlib.pyplot.close(fig)
+
+
+def test_region_panel_and_rater_figure_legends_and_baseline():
+    from plexus.report.tables import unit_table
+    from plexus.tasks.regions import panel_figure, rater_figure
+
+    maps = [np.arange(16).reshape(4, 4) % 3] * 2
+    fig = panel_figure([np.zeros((4, 4))] * 2, maps, maps, ["a", "b"], [0.9, 0.1], ["best", "worst"],
+                       ["whole", "core"])
+    [legend] = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["background (black)", "whole", "core"]
+    assert "truth and final" in legend.get_title().get_text()
+    matplotlib.pyplot.close(fig)
+
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame([{"image_id": str(i), "subject": i, "fold": i % 2, "region": region,
+                           "dice": rng.random(), "dice_cross_fitted": rng.random(),
+                           "true_area": (i % 3) * 50} for i in range(9) for region in ("whole", "core")])
+    rater2 = frame[frame["image_id"].isin(["0", "1", "2", "3"])][["image_id", "subject", "region"]].assign(
+        dice=0.8)
+    table = unit_table({"unet": frame, "main": frame.assign(dice=frame["dice"] / 2)}, ["whole", "core"],
+                       "region", n_boot=20, seed=0, rater2=rater2)
+    fig = rater_figure(table)
+    whole, core = fig.axes
+    assert [t.get_text() for t in whole.get_yticklabels()] == ["unet", "main"]  # the baseline is no point
+    expected = table[(table["name"] == "all_background") & (table["scope"] == "rated") & (table["metric"] == "dice")]
+    for ax, region in ((whole, "whole"), (core, "core")):
+        mean = float(expected[expected["region"] == region]["mean"].iloc[0])
+        [line] = [line for line in ax.get_lines() if line.get_label().startswith("all-background")]
+        assert line.get_xdata()[0] == pytest.approx(mean)
+        assert line.get_label() in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert whole.get_xlim() == core.get_xlim() and whole.get_shared_x_axes().joined(whole, core)
+    matplotlib.pyplot.close(fig)

@@ -68,3 +68,48 @@ def test_pairwise_difference_is_paired_and_flags_a_consistent_gain():
     assert again["difference"] == pytest.approx(0.05)
     with pytest.raises(ValueError, match="different images"):
         pairwise_table({"a": a, "b": b.iloc[:-1]})
+
+
+def test_empty_baselines_score_an_all_empty_prediction_by_the_tables_conventions():
+    from plexus.evaluation.metrics import per_image_metrics
+    from plexus.report.comparison import empty_baselines
+
+    frame = _frame()
+    nerve = frame["true_area"].to_numpy() > 0
+    baselines = empty_baselines(frame)
+    empty = float((~nerve).mean())  # the summary table's empty_score: empty/empty scores 1
+    assert [baselines[c] for c in ("kaggle_untuned", "kaggle_tuned", "kaggle_postprocessed",
+                                   "kaggle_cross_fitted")] == pytest.approx([empty] * 4)
+    zeros = np.zeros(len(frame))
+    direct = per_image_metrics(zeros, zeros, frame["true_area"].to_numpy())
+    assert baselines["kaggle_cross_fitted"] == pytest.approx(direct["kaggle_dice"].mean())
+    assert (baselines["dice"], baselines["iou"], baselines["sensitivity"]) == (0.0, 0.0, 0.0)
+    assert baselines["precision"] == 1.0  # nothing claimed: the per-image convention
+    assert baselines["presence_auc"] == 0.5  # one score for every image
+    only_nerves = empty_baselines(frame[nerve])
+    assert only_nerves["kaggle_tuned"] == 0.0 and "presence_auc" not in only_nerves
+    assert set(empty_baselines(frame[~nerve])) == {"kaggle_untuned", "kaggle_tuned", "kaggle_postprocessed",
+                                                   "kaggle_cross_fitted"}
+
+
+def test_unit_empty_baseline_is_the_results_tables_all_background_mean():
+    from plexus.report.comparison import unit_empty_baseline
+    from plexus.report.run_summary import baseline_score
+    from plexus.report.tables import unit_table
+
+    rng = np.random.default_rng(4)
+    rows = [{"image_id": f"{i}", "subject": i // 2, "fold": i % 2, "region": region,
+             "dice": rng.random(), "dice_cross_fitted": rng.random(), "dice_untuned": rng.random(),
+             "true_area": int(rng.random() < 0.4) * 100}
+            for i in range(12) for region in ("whole", "core", "enhancing")]
+    frame = pd.DataFrame(rows)
+    absent = (frame["true_area"] == 0).astype(float)
+    expected = absent.groupby(frame["image_id"]).mean().mean()
+    assert unit_empty_baseline(frame) == pytest.approx(expected)
+    table = unit_table({"m": frame}, ["whole", "core", "enhancing"], "region", n_boot=20, seed=0)
+    assert unit_empty_baseline(frame) == pytest.approx(baseline_score(table))  # the end-of-run summary's
+    # a unit whose score is undefined on an image is left out of that image's mean, as in the score
+    frame.loc[0, "dice"] = np.nan
+    kept = frame.dropna(subset=["dice"])
+    assert unit_empty_baseline(frame) == pytest.approx(
+        (kept["true_area"] == 0).astype(float).groupby(kept["image_id"]).mean().mean())

@@ -251,3 +251,149 @@ def test_area_histogram_counts_and_min_area_line():
     (bars,) = [c for c in ax.containers if c.patches[0].get_label() == "true masks: 6 non-empty, 2 empty"]
     assert sum(p.get_height() for p in bars.patches) == 6
     matplotlib.pyplot.close(fig)
+
+
+def _legend_texts(fig):
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_qualitative_panel_legend_says_which_colour_is_truth_and_decision():
+    images, truths, probs = _qualitative_inputs()
+    raws = probs.astype(np.float32) > 0.3
+    fig = figures.qualitative_panel(images, truths, raws, [0.9, 0.5, 0.1], ["2_3", "5_7", "9_1"],
+                                    ["best", "median", "worst"], "final: p>0.3", raws=raws)
+    texts = _legend_texts(fig)
+    assert texts == ["truth (green fill, middle column)", "final decision (red fill, right column)",
+                     "truth outline (green dashed, right column)", "removed by post-processing (orange outline)"]
+    assert "as submitted" not in fig.get_suptitle()  # one model's decision: only an ensemble's is submitted
+    matplotlib.pyplot.close(fig)
+    fig = figures.qualitative_panel(images, truths, raws, [0.9, 0.5, 0.1], ["2_3", "5_7", "9_1"],
+                                    ["best", "median", "worst"], "final: p>0.3")
+    assert len(_legend_texts(fig)) == 3 and not any("orange" in t for t in _legend_texts(fig))
+    matplotlib.pyplot.close(fig)
+
+
+def _baseline_lines(ax):
+    return [line for line in ax.get_lines() if "all-empty" in line.get_label()]
+
+
+def test_comparison_panels_share_x_and_draw_the_all_empty_baseline():
+    from plexus.report.comparison import empty_baselines
+
+    table = _comparison()[0]
+    per_image = pd.DataFrame({"true_area": np.where(np.arange(40) % 4 == 0, 5000, 0)})  # 3/4 without a nerve
+    baselines = empty_baselines(per_image)
+    fig = figures.comparison_figure(table, baselines=baselines)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    titles = [ax.get_title() for ax in axes]
+    assert titles == list(figures.COMPARISON_METRICS.values())
+    # one x scale for every panel: the axes are shared and their limits equal
+    assert len({ax.get_xlim() for ax in axes}) == 1
+    assert all(axes[0].get_shared_x_axes().joined(axes[0], ax) for ax in axes)
+    low, high = axes[0].get_xlim()
+    assert low <= 0.0 and high >= 1.0
+    for ax, column in zip(axes, figures.COMPARISON_METRICS):
+        [line] = _baseline_lines(ax)
+        assert line.get_xdata()[0] == pytest.approx(baselines[column])
+        assert line.get_label() == f"all-empty prediction: {baselines[column]:.3f}"
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [line.get_label()]
+    assert _baseline_lines(axes[0])[0].get_xdata()[0] == pytest.approx(0.75)  # Kaggle Dice: the empty share
+    assert _baseline_lines(axes[4])[0].get_xdata()[0] == 0.0  # Dice on the images with a nerve
+    assert "all-empty" in fig.get_suptitle()
+    matplotlib.pyplot.close(fig)
+    # without a baseline: no line, no legend, the x axis still shared
+    fig = figures.comparison_figure(table, metrics={"kaggle_tuned": "tuned", "presence_auc": "AUC"},
+                                    baselines={"kaggle_tuned": 0.4, "dice": 0.0})
+    tuned, auc = fig.axes
+    assert [line.get_xdata()[0] for line in _baseline_lines(tuned)] == [0.4]
+    assert not _baseline_lines(auc) and auc.get_legend() is None
+    assert tuned.get_xlim() == auc.get_xlim()
+    matplotlib.pyplot.close(fig)
+
+
+def test_comparison_stage_draws_the_baseline_of_its_images(tmp_path):
+    """The stage's models figure carries the all-empty line at the share of images without a nerve."""
+    import json
+
+    from plexus.stages.comparison import comparison_stage
+
+    rng = np.random.default_rng(5)
+    n = 24
+    csvs = []
+    for name in ("unet", "main"):
+        frame = pd.DataFrame({"image_id": [str(i) for i in range(n)], "subject": np.arange(n) // 3,
+                              "fold": np.arange(n) % 2, "true_area": np.where(np.arange(n) % 3 == 0, 0, 900),
+                              "presence_score": rng.random(n)})
+        for column in ("untuned", "tuned", "postprocessed", "cross_fitted", "dice", "iou", "sensitivity",
+                       "precision"):
+            frame[column] = rng.random(n)
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        csvs.append(tmp_path / f"{name}.csv")
+    (tmp_path / "info.json").write_text(json.dumps({"n_parameters": 10}))
+    infos = {"unet": tmp_path / "info.json"}
+    drawn = []
+    original = figures.comparison_figure
+
+    def spy(table, style=None, metrics=None, baselines=None, **kwargs):
+        drawn.append(baselines)
+        return original(table, style, metrics, baselines=baselines, **kwargs)
+
+    paths = {"comparison_csv": tmp_path / "c.csv", "comparison_md": tmp_path / "c.md",
+             "pairwise_csv": tmp_path / "p.csv", "pairwise_md": tmp_path / "p.md",
+             "figure": [tmp_path / "models.png"], "pairwise_figure": [tmp_path / "pairwise.png"]}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "comparison_figure", spy)
+        comparison_stage(["unet", "main"], ["model", "ensemble"], [["unet"], ["unet"]], csvs, infos, paths,
+                         n_boot=20, seed=0)
+    [baselines] = drawn
+    assert baselines["kaggle_cross_fitted"] == pytest.approx(1 / 3)
+    assert (tmp_path / "models.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_score_comparison_stage_draws_the_given_baseline_in_every_panel(tmp_path):
+    """The classes/regions/instances comparison: the mean-score panels share x and carry the
+    all-background line where the task gives one."""
+    import json
+    from types import SimpleNamespace
+
+    from plexus.stages.comparison import score_comparison_stage
+
+    rng = np.random.default_rng(7)
+    n = 12
+    paths = []
+    for name in ("unet", "main"):
+        frame = pd.DataFrame({"image_id": [str(i) for i in range(n)], "subject": np.arange(n) // 2,
+                              "fold": np.arange(n) % 2})
+        for column in ("untuned", "tuned", "postprocessed", "cross_fitted"):
+            frame[column] = rng.random(n)
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        paths.append(tmp_path / f"{name}.csv")
+    (tmp_path / "info.json").write_text(json.dumps({"n_parameters": 10}))
+    out = {key: tmp_path / f"{key}.{key.rsplit('_', 1)[-1] if '_' in key else key}"
+           for key in ("csv", "md", "pairwise_csv", "pairwise_md", "png", "pdf", "pairwise_png", "pairwise_pdf")}
+    job = SimpleNamespace(input=SimpleNamespace(per_image=paths, train_info=[tmp_path / "info.json"]),
+                          output=SimpleNamespace(**out),
+                          params=SimpleNamespace(names=["unet", "main"], kinds=["model", "ensemble"],
+                                                 members=[["unet"], ["unet"]], models=["unet"],
+                                                 settings={"n_boot": 20, "seed": 0}, style=None))
+    drawn = []
+    original = figures.comparison_figure
+
+    def spy(*args, **kwargs):
+        fig = original(*args, **kwargs)
+        drawn.append(fig)
+        return fig
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "comparison_figure", spy)
+        patch.setattr(figures, "save", lambda fig, paths: None)  # keep the figure open to read it
+        score_comparison_stage(job, "mean region Dice", baseline=0.375)
+    [fig] = drawn
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == ["mean region Dice, untuned", "mean region Dice, tuned",
+                                               "mean region Dice, cross-fitted"]
+    for ax in axes:
+        [line] = [line for line in ax.get_lines() if "all-background" in line.get_label()]
+        assert line.get_xdata()[0] == 0.375
+    assert len({ax.get_xlim() for ax in axes}) == 1
+    matplotlib.pyplot.close(fig)

@@ -59,7 +59,7 @@ def script_code(script):
 
 
 def task_code(stage, script="task_stage"):
-    """Code version of a rule that runs ``stage`` of the task: its script, and what that stage can run."""
+    """Code version of a stage job: its script and what that stage of the task can run."""
     return task_code_version(
         SCRIPTS / f"{script}.py", SRC, task_module(TASK_NAME), stage
     )

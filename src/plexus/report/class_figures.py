@@ -25,6 +25,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from plexus.report.figures import CONDITION_LABELS, apply_style  # noqa: E402
+from plexus.report.run_summary import BASELINE_NAME  # noqa: E402
 
 METRIC_ORDER = ("dice", "iou", "sensitivity", "precision")
 METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "sensitivity": "sensitivity", "precision": "precision"}
@@ -118,7 +119,10 @@ def class_scores_figure(scores: pd.DataFrame, style: dict | None = None, title: 
     appearance). In each panel the bars are grouped by class, one colour per
     name (the same in every panel), with asymmetric error bars from ``lo`` to
     ``hi`` (a bound on the wrong side of the mean gives a zero-length arm); the
-    y axis runs from 0 to 1. The figure legend names the models / ensembles.
+    y axis runs from 0 to 1, shared by every panel (as is the class axis). The figure legend names
+    the models / ensembles. Rows of the all-background baseline (name ``all_background``, the
+    results table's) are no bars: each is a dashed segment across its class's group, and the legend
+    names it.
     """
     _check(scores, SCORES_COLUMNS, "class_scores_figure")
     if scores.duplicated(["name", "class", "metric"]).any():
@@ -126,14 +130,16 @@ def class_scores_figure(scores: pd.DataFrame, style: dict | None = None, title: 
     apply_style(style)
     present = _appearance(scores["metric"])
     metrics = [m for m in METRIC_ORDER if m in present] + [m for m in present if m not in METRIC_ORDER]
+    is_baseline = scores["name"] == BASELINE_NAME
+    baseline, scores = scores[is_baseline], scores[~is_baseline]
     names = _appearance(scores["name"])
-    classes = _appearance(scores["class"])
+    classes = _appearance(pd.concat([scores["class"], baseline["class"]]))
     colors = dict(zip(names, _palette(len(names))))
     ncols = min(len(metrics), 2)
     nrows = int(np.ceil(len(metrics) / ncols))
     panel_w = min(max(3.4, 0.9 + 0.2 * len(classes) * len(names)), 8.0)
     fig, axes = plt.subplots(nrows, ncols, figsize=(panel_w * ncols, 2.8 * nrows + 0.6), squeeze=False,
-                             layout="constrained")
+                             sharex=True, sharey=True, layout="constrained")
     for ax in axes.flat[len(metrics):]:
         fig.delaxes(ax)
     for ax, metric in zip(axes.flat, metrics):
@@ -142,14 +148,34 @@ def class_scores_figure(scores: pd.DataFrame, style: dict | None = None, title: 
                   for name, cls, mean, lo, hi in zip(rows["name"], rows["class"], rows["mean"].astype(float),
                                                      rows["lo"].astype(float), rows["hi"].astype(float))}
         _grouped_bars(ax, classes, names, colors, values)
+        _baseline_segments(ax, classes, baseline[baseline["metric"] == metric])
         label = METRIC_LABELS.get(metric, str(metric))
         ax.set_ylim(0.0, 1.0)
         ax.set_ylabel(f"{label} (mean, 95% CI)")
         ax.set_title(label)
-    fig.legend(handles=[Patch(color=colors[n], label=str(n)) for n in names], loc="outside lower center",
-               ncol=min(len(names), 4), frameon=False)
+        ax.tick_params(labelbottom=True, labelleft=True)  # shared axes: every panel keeps its tick labels
+    handles = [Patch(color=colors[n], label=str(n)) for n in names]
+    if len(baseline):
+        handles.append(Line2D([], [], **BASELINE_STYLE, label=BASELINE_TEXT))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
     fig.suptitle(title or "Per-class scores of models and ensembles: mean with 95% CI")
     return fig
+
+
+#: the legend text and line style of the all-background baseline in the per-class score panels
+BASELINE_TEXT = "all-background prediction (dashed)"
+BASELINE_STYLE = {"color": "0.2", "ls": "--", "lw": 1.2}
+
+
+def _baseline_segments(ax, classes: list, rows: pd.DataFrame) -> None:
+    """The all-background prediction's mean score of each class (``rows``: its rows of one metric) as a
+    dashed horizontal segment across that class's group of bars; the first one labelled."""
+    label = BASELINE_TEXT
+    for cls, mean in zip(rows["class"], rows["mean"].astype(float)):
+        if cls in classes and np.isfinite(mean):
+            i = classes.index(cls)
+            ax.plot([i - 0.45, i + 0.45], [mean, mean], **BASELINE_STYLE, label=label, zorder=4)
+            label = "_nolegend_"
 
 
 def _condition_order(conditions) -> list:
@@ -304,10 +330,23 @@ def min_area_figure(grid: pd.DataFrame, best: dict, title: str, style: dict | No
     return fig
 
 
+#: the title of the label panels' legend: one colour per class, the same in both label-map columns
+LABEL_LEGEND_TITLE = "colour = class, the same in the truth and final columns"
+
+
+def label_legend(class_names, colors) -> list:
+    """The legend handles of a label panel: the background (black; ignored truth pixels drawn so too),
+    then one patch per foreground class in ``colors``."""
+    background = f"{class_names[0]} (black; ignored truth pixels too)"
+    return [Patch(facecolor=colors[0], edgecolor="0.5", label=background),
+            *(Patch(color=colors[c], label=str(class_names[c])) for c in range(1, len(class_names)))]
+
+
 def label_panel(images, truths, preds, image_ids, scores, labels, class_names, style: dict | None = None,
                 title: str = ""):
-    """Rows of (image, true label map, final label map) with each row's mean Dice: the decision the
-    submission applies (argmax, then the tuned per-class minimum areas), not the raw probabilities."""
+    """Rows of (image, true label map, final label map) with each row's mean Dice: the decision of one
+    model (argmax, then its tuned per-class minimum areas), not the raw probabilities. The legend
+    (:func:`label_legend`) names the colour of each class, shared by the truth and final columns."""
     from matplotlib.colors import ListedColormap
 
     apply_style(style)
@@ -326,8 +365,8 @@ def label_panel(images, truths, preds, image_ids, scores, labels, class_names, s
             axes[row, col].set_title(name, fontsize="small")
     for ax in axes.flat:
         ax.set_axis_off()
-    handles = [Patch(color=colors[c], label=class_names[c]) for c in range(1, n_classes)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize="small")
+    fig.legend(handles=label_legend(class_names, colors), loc="lower center", ncol=min(4, n_classes),
+               fontsize="small", title=LABEL_LEGEND_TITLE, title_fontsize="small")
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return fig

@@ -92,6 +92,37 @@ def comparison_table(entries: dict[str, dict], *, n_boot: int = 1000, seed: int 
     return pd.DataFrame(rows)
 
 
+def empty_baselines(per_image: pd.DataFrame) -> dict[str, float]:
+    """The all-empty prediction's score on the images of a ``{name}_per_image.csv``, per column of
+    :func:`comparison_table`, by the same per-image conventions
+    (:func:`plexus.evaluation.metrics.per_image_metrics`): the Kaggle Dice columns the share of images
+    without a nerve (empty truth and empty mask score 1: the summary table's ``empty_score``); on the
+    images with a nerve Dice, IoU and sensitivity 0 and precision 1 (nothing claimed); the presence
+    AUC 0.5 (one score for every image). A column the images leave undefined has none."""
+    from plexus.evaluation.metrics import per_image_metrics
+
+    true_area = per_image["true_area"].to_numpy(np.float64)
+    has_nerve = true_area > 0
+    zeros = np.zeros_like(true_area)
+    metrics = per_image_metrics(zeros, zeros, true_area)
+    out = {column: float(metrics["kaggle_dice"].mean()) for column in KAGGLE} if len(true_area) else {}
+    if has_nerve.any():
+        out.update({metric: float(metrics[metric][has_nerve].mean()) for metric in ON_NERVE})
+        if not has_nerve.all():
+            out["presence_auc"] = roc_auc(has_nerve, zeros)
+    return out
+
+
+def unit_empty_baseline(per_unit: pd.DataFrame, unit_score: str = "dice") -> float:
+    """The all-background prediction's mean per-image score of a per-image-and-unit table (a tuning's
+    ``per_image.csv`` of the classes or regions task, with ``true_area``): per image, the mean over its
+    units of 1 where the unit is absent from the truth (empty/empty scores 1), 0 where present; then
+    the mean over the images. Rows whose ``unit_score`` is undefined are left out, as in the score."""
+    rows = per_unit.dropna(subset=[unit_score])
+    absent = (rows["true_area"].to_numpy() == 0).astype(np.float64)
+    return float(pd.Series(absent).groupby(rows["image_id"].astype(str).to_numpy(), sort=False).mean().mean())
+
+
 def _masked_mean(values: np.ndarray, mask: np.ndarray) -> float:
     return float(values[mask].mean()) if mask.any() else float("nan")
 

@@ -86,21 +86,29 @@ COMPARISON_METRICS = {
 }
 
 
-def comparison_figure(table: pd.DataFrame, style: dict | None = None, metrics: dict | None = None):
+#: the legend text of the all-background baseline drawn in the comparison panels
+BASELINE_LABEL = "all-empty prediction"
+
+
+def comparison_figure(table: pd.DataFrame, style: dict | None = None, metrics: dict | None = None,
+                      baselines: dict | None = None, baseline_label: str = BASELINE_LABEL):
     """Each metric of the comparison table, one panel each: models and ensembles with 95% CIs.
 
-    ``metrics``: column -> panel title (default :data:`COMPARISON_METRICS`, the binary task's)."""
+    ``metrics``: column -> panel title (default :data:`COMPARISON_METRICS`, the binary task's).
+    Every panel shares one x axis (the same score scale throughout). ``baselines``: column -> the
+    all-background prediction's score on the same images (:func:`plexus.report.comparison.empty_baselines`),
+    drawn as a dashed grey vertical line labelled ``baseline_label`` in each panel whose metric has one."""
     import seaborn as sns
-
     apply_style(style)
     metrics = COMPARISON_METRICS if metrics is None else metrics
+    baselines = {m: float(v) for m, v in (baselines or {}).items() if m in metrics and np.isfinite(v)}
     long = pd.concat([
         pd.DataFrame({"name": table["name"], "kind": table["kind"], "metric": label, "value": table[m],
-                      "low": table[f"{m}_low"], "high": table[f"{m}_high"]})
+                      "low": table[f"{m}_low"], "high": table[f"{m}_high"], "column": m})
         for m, label in metrics.items()], ignore_index=True)
     names = list(table["name"])
     palette = dict(zip(names, sns.color_palette("colorblind", len(names))))
-    grid = sns.FacetGrid(long, col="metric", col_wrap=3, sharex=False, height=1.9, aspect=1.6)
+    grid = sns.FacetGrid(long, col="metric", col_wrap=min(3, len(metrics)), sharex=True, height=1.9, aspect=1.6)
 
     def intervals(data, **_):
         ax = plt.gca()
@@ -108,16 +116,30 @@ def comparison_figure(table: pd.DataFrame, style: dict | None = None, metrics: d
             if np.isfinite(row.value):
                 ax.errorbar(row.value, y, xerr=[[row.value - row.low], [row.high - row.value]], fmt="o",
                             color=palette[row.name], capsize=3, markersize=4)
+        column = data["column"].iloc[0]
+        if column in baselines:
+            ax.axvline(baselines[column], color="0.35", ls="--", lw=1.0, zorder=0,
+                       label=f"{baseline_label}: {baselines[column]:.3f}")
         ax.set_yticks(range(len(data)), data["name"])
         ax.set_ylim(len(data) - 0.5, -0.5)
 
     grid.map_dataframe(intervals)
     grid.set_titles("{col_name}")
+    values = long[["value", "low", "high"]].to_numpy(np.float64)
+    finite = [*values[np.isfinite(values)], *baselines.values()]
+    low, high = (min(0.0, *finite), max(1.0, *finite)) if finite else (0.0, 1.0)
+    pad = 0.03 * (high - low)
     for ax in grid.axes.flat:
+        ax.set_xlim(low - pad, high + pad)  # one scale for every panel (the axes are shared)
+        ax.tick_params(labelbottom=True)
         ax.set_xlabel("score (95% CI)")
         ax.set_ylabel("model / ensemble")
+    for ax in grid.axes.flat:
+        if ax.get_legend_handles_labels()[0]:  # the panel's baseline line, named with its score
+            ax.legend(loc="best", fontsize="x-small", frameon=False, handlelength=1.5)
     grid.figure.subplots_adjust(hspace=0.75, wspace=0.25)  # room for each panel's x label and title
-    grid.figure.suptitle("Models and ensembles on the same out-of-fold images", y=1.02)
+    note = f" (dashed: the {baseline_label})" if baselines else ""
+    grid.figure.suptitle(f"Models and ensembles on the same out-of-fold images{note}", y=1.02)
     return grid.figure
 
 
@@ -395,7 +417,8 @@ def qualitative_panel(images, truths, finals, dices, image_ids, labels, decision
     whose pixels the post-processing removed are outlined in orange. ``dices`` are the images'
     Kaggle Dice of that final decision, ``labels`` e.g. best/median/worst, ``decision`` a short
     description of the pipeline (the third column's title). The first panel of each row is titled
-    ``"{label} · {image_id} · Dice {dice:.2f}"``; the decision panel outlines the truth (dashed).
+    ``"{label} · {image_id} · Dice {dice:.2f}"``; the decision panel outlines the truth (dashed). A
+    figure legend below the panels says which colour and line is which (:func:`qualitative_legend`).
     """
     apply_style(style)
     images, truths, finals = np.asarray(images), np.asarray(truths), np.asarray(finals).astype(bool)
@@ -434,9 +457,35 @@ def qualitative_panel(images, truths, finals, dices, image_ids, labels, decision
         ax.set_xlabel(f"x (px of the {h}×{w} image)", fontsize="small")
     for ax in axes[:, 0]:
         ax.set_ylabel("y (px)", fontsize="small")
-    fig.suptitle(title or "OOF examples: image, truth (green), final decision (red, truth dashed, "
-                          "removed by post-processing orange)")
+    fig.legend(handles=qualitative_legend(raws is not None), loc="outside lower center",
+               ncol=2, frameon=False, fontsize="small")
+    fig.suptitle(title or "OOF examples of one model: image, truth, its final decision")
     return fig
+
+
+#: the qualitative panel's legend entries: (kind, colour, text)
+QUALITATIVE_LEGEND = (
+    ("fill", "lime", "truth (green fill, middle column)"),
+    ("fill", "red", "final decision (red fill, right column)"),
+    ("dashed", "lime", "truth outline (green dashed, right column)"),
+    ("line", "orange", "removed by post-processing (orange outline)"),
+)
+
+
+def qualitative_legend(removed: bool = True) -> list:
+    """The handles of :func:`qualitative_panel`'s legend (the orange entry only when ``removed``)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = []
+    for kind, color, text in QUALITATIVE_LEGEND:
+        if kind == "fill":
+            handles.append(Patch(facecolor=color, edgecolor=color, alpha=0.5, label=text))
+        elif kind == "dashed":
+            handles.append(Line2D([], [], color=color, ls="--", lw=0.8, label=text))
+        elif removed:
+            handles.append(Line2D([], [], color=color, lw=0.8, label=text))
+    return handles
 
 
 def area_histogram(per_image: pd.DataFrame, min_area: int, style: dict | None = None,

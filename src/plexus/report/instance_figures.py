@@ -167,6 +167,12 @@ def qualitative_figure(images, truths, preds, image_ids, aps, title: str = "", s
             ax.imshow(shown, interpolation="nearest")
             ax.set_title(label)
             ax.set_axis_off()
+    from matplotlib.lines import Line2D
+
+    fig.legend(handles=[Line2D([], [], color=TRUE_COLOR, lw=2, label="true nuclei (green outlines, middle column)"),
+                        Line2D([], [], color=PRED_COLOR, lw=2,
+                               label="final instances (magenta outlines, right column)")],
+               loc="lower center", ncol=2, frameon=False, fontsize="small")
     fig.suptitle(title or "OOF instances: true (green) and predicted (magenta) outlines", y=1.0)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig

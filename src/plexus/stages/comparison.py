@@ -28,17 +28,20 @@ def comparison_stage(names, kinds, members, per_image_csvs, train_infos: dict[st
     atomic.write_text(paths["comparison_md"], tables.to_markdown(comparison.display_table(table)))
     atomic.write_csv(paths["pairwise_csv"], pairs)
     atomic.write_text(paths["pairwise_md"], tables.to_markdown(pairs))
-    figures.save(figures.comparison_figure(table, style), paths["figure"])
+    baselines = comparison.empty_baselines(next(iter(per_image.values())))
+    figures.save(figures.comparison_figure(table, style, baselines=baselines), paths["figure"])
     figures.save(figures.pairwise_figure(pairs, style), paths["pairwise_figure"])
     print(tables.to_markdown(comparison.display_table(table)))
     print(tables.to_markdown(pairs))
     return table
 
 
-def score_comparison_stage(job, score: str, *, draw_models: bool = True) -> pd.DataFrame:
+def score_comparison_stage(job, score: str, *, draw_models: bool = True, baseline: float | None = None
+                           ) -> pd.DataFrame:
     """The comparison stage of a task scored by one per-image ``score`` (mean Dice, mean AP): the
     table of :func:`plexus.report.comparison.score_table`, the paired tests, and their figures
-    (``draw_models`` False: the task draws the models figure itself)."""
+    (``draw_models`` False: the task draws the models figure itself; ``baseline``: the all-background
+    prediction's score, a line in every panel of the models figure)."""
     i, o, p = job.input, job.output, job.params
     params = {model: int(read_json(path)["n_parameters"]) for model, path in zip(p.models, i.train_info)}
     entries = {name: {"kind": kind, "members": list(member_list), "per_image": read_per_image(path),
@@ -58,7 +61,9 @@ def score_comparison_stage(job, score: str, *, draw_models: bool = True) -> pd.D
     atomic.write_text(o.pairwise_md, tables.to_markdown(pairs))
     metrics = {c: f"{score}, {c.replace('_', '-')}" for c in ("untuned", "tuned", "cross_fitted")}
     if draw_models:
-        figures.save(figures.comparison_figure(table, p.style, metrics), [o.png, o.pdf])
+        baselines = {} if baseline is None else {column: baseline for column in metrics}
+        figures.save(figures.comparison_figure(table, p.style, metrics, baselines=baselines,
+                                               baseline_label="all-background prediction"), [o.png, o.pdf])
     figures.save(figures.pairwise_figure(pairs, p.style, score), [o.pairwise_png, o.pairwise_pdf])
     print(tables.to_markdown(shown))
     return table

@@ -452,7 +452,8 @@ def qualitative_stage(per_image_csv, decision_json, train_csv, masks_csv, oof_np
     fig = figures.qualitative_panel(np.stack([read_tiff(p) for p in image_paths]),
                                     load_masks(read_masks_table(masks_csv), ids), finals, dices, ids, labels,
                                     decision_text(pipeline), style, raws=raws,
-                                    title=f"{name}: best, median and worst OOF images with a nerve, as submitted")
+                                    title=f"{name}: best, median and worst OOF images with a nerve, "
+                                          "at this model's final decision")
     figures.save(fig, paths)
 
 

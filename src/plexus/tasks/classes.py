@@ -286,7 +286,8 @@ def qualitative_stage(per_image_csv, decision_json, train_npz, oof_npzs, train_c
     truths = list(_truths(train, ids, classes, ignore))
     images = [np.moveaxis(data["images"][row_of[i]], 0, -1) for i in ids]
     fig = class_figures.label_panel(images, truths, preds, ids, [float(scores[i]) for i in ids], list(picks),
-                                    list(classes), style, title=f"{name}: best, median and worst OOF images")
+                                    list(classes), style,
+                                    title=f"{name}: best, median and worst OOF images at this model's final decision")
     save(fig, paths)
 
 

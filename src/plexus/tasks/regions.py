@@ -300,7 +300,8 @@ def tuning_figure(grid: pd.DataFrame, best: dict, title: str, style=None):
 
 
 def panel_figure(images, truths, finals, image_ids, scores, labels, names, style=None, title=""):
-    """Rows of (image, true nested map, final nested map): region index maps, innermost on top."""
+    """Rows of (image, true nested map, final nested map): region index maps, innermost on top, one
+    model's final decision; the legend names each region's colour (the same in both map columns)."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -320,8 +321,10 @@ def panel_figure(images, truths, finals, image_ids, scores, labels, names, style
             axes[row, col].set_title(text, fontsize="small")
     for ax in axes.flat:
         ax.set_axis_off()
-    fig.legend(handles=[Patch(color=colors[r + 1], label=name) for r, name in enumerate(names)],
-               loc="lower center", ncol=len(names), fontsize="small")
+    handles = [Patch(facecolor=colors[0], edgecolor="0.5", label="background (black)"),
+               *(Patch(color=colors[r + 1], label=name) for r, name in enumerate(names))]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small", title_fontsize="small",
+               title="colour = innermost region holding the pixel, the same in the truth and final columns")
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return fig
@@ -329,24 +332,29 @@ def panel_figure(images, truths, finals, image_ids, scores, labels, names, style
 
 def rater_figure(table: pd.DataFrame, style=None):
     """Per region, the Dice of every model and ensemble on the images the second rater rated, with
-    95% CIs, and the second rater's (the human reference) as a line and band."""
+    95% CIs, the second rater's (the human reference) as a line and band, and the all-background
+    prediction's as a dotted red line; the panels share the Dice axis."""
     import matplotlib.pyplot as plt
 
     from plexus.report.figures import apply_style
+    from plexus.report.run_summary import BASELINE_NAME
     from plexus.report.tables import RATER2_NAME
 
     apply_style(style)
     rated = table[(table["scope"] == "rated") & (table["metric"] == "dice")]
-    names = [n for n in dict.fromkeys(rated["name"]) if n != RATER2_NAME]
+    names = [n for n in dict.fromkeys(rated["name"]) if n not in (RATER2_NAME, BASELINE_NAME)]
     regions = list(dict.fromkeys(rated["region"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(3.4 * len(regions), 0.45 * len(names) + 1.8),
-                             squeeze=False, sharey=True, layout="constrained")
+                             squeeze=False, sharex=True, sharey=True, layout="constrained")
     for ax, region in zip(axes[0], regions):
         part = rated[rated["region"] == region].set_index("name")
         if RATER2_NAME in part.index:
             human = part.loc[RATER2_NAME]
             ax.axvspan(human["lo"], human["hi"], color="0.85")
             ax.axvline(human["mean"], color="0.3", ls="--", label="second rater (95% CI)")
+        if BASELINE_NAME in part.index and np.isfinite(part.loc[BASELINE_NAME, "mean"]):
+            ax.axvline(part.loc[BASELINE_NAME, "mean"], color="tab:red", ls=":", lw=1.2,
+                       label=f"all-background prediction: {part.loc[BASELINE_NAME, 'mean']:.3f}")
         for y, name in enumerate(names):
             if name in part.index:
                 row = part.loc[name]
@@ -356,7 +364,7 @@ def rater_figure(table: pd.DataFrame, style=None):
         ax.set_ylim(len(names) - 0.5, -0.5)
         ax.set_title(region)
         ax.set_xlabel("Dice on the rated images")
-    axes[0, 0].legend(loc="lower left", fontsize="x-small")
+        ax.legend(loc="lower left", fontsize="x-small")
     fig.suptitle("Models, ensembles and the second rater on the same images")
     return fig
 
@@ -434,17 +442,20 @@ class RegionsTask(Task):
 
     def comparison(self, job) -> None:
         """The comparison and pairwise tables of the mean region Dice; the models figure: every model
-        and ensemble per region on the second rater's images, beside that rater (the human reference);
-        without a second rater, the comparison figure of the mean Dice."""
+        and ensemble per region on the second rater's images, beside that rater (the human reference) and
+        the all-background prediction; without a second rater, the comparison figure of the mean Dice
+        with the all-background prediction's."""
+        from plexus.report.comparison import unit_empty_baseline
         from plexus.report.figures import save
         from plexus.report.tables import unit_table
         from plexus.stages.comparison import score_comparison_stage
 
         p, s = job.params, job.params.settings
         rater2 = rater2_frame(job.input.train, s["classes"], s["regions"], s["ignore"])
-        score_comparison_stage(job, self.score, draw_models=rater2.empty)
+        frames = {name: read_per_image(path) for name, path in zip(p.names, job.input.tuned_per_image)}
+        score_comparison_stage(job, self.score, draw_models=rater2.empty,
+                               baseline=unit_empty_baseline(next(iter(frames.values()))))
         if not rater2.empty:
-            frames = {name: read_per_image(path) for name, path in zip(p.names, job.input.tuned_per_image)}
             table = unit_table(frames, list(s["regions"]), "region", n_boot=s["n_boot"], seed=s["seed"],
                                rater2=rater2)
             save(rater_figure(table, p.style), [job.output.png, job.output.pdf])
@@ -538,7 +549,8 @@ class RegionsTask(Task):
         row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
         images = [data["images"][row_of[k]][-1] for k in ids]  # the last channel (FLAIR in the example)
         fig = panel_figure(images, true_maps, finals, ids, [float(scores[k]) for k in ids], list(picks), names,
-                           job.params.style, title=f"{model}: best, median and worst OOF images, as submitted")
+                           job.params.style,
+                           title=f"{model}: best, median and worst OOF images at this model's final decision")
         save(fig, figure_paths(job, "panel"))
 
     def figure_study(self, study: str, job) -> None:
