@@ -397,3 +397,25 @@ def test_score_comparison_stage_draws_the_given_baseline_in_every_panel(tmp_path
         assert line.get_xdata()[0] == 0.375
     assert len({ax.get_xlim() for ax in axes}) == 1
     matplotlib.pyplot.close(fig)
+
+
+def test_per_image_figure_draws_images_subject_means_and_entry_means():
+    rng = np.random.default_rng(3)
+    ids = [f"s{s}_{i}" for s in range(3) for i in range(4)]
+    frames = {name: pd.DataFrame({"image_id": ids, "subject": [i.split("_")[0] for i in ids],
+                                  "cross_fitted": rng.uniform(0, 1, len(ids))}) for name in ("unet", "attn", "main")}
+    fig = figures.per_image_figure(frames)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["unet", "attn", "main"]
+    dots = [c for c in ax.collections if len(c.get_offsets()) == len(ids)]
+    assert len(dots) == 3
+    np.testing.assert_allclose(sorted(dots[1].get_offsets()[:, 1]), sorted(frames["attn"]["cross_fitted"]))
+    # one line per subject through its means, in entry order
+    lines = [line for line in ax.get_lines() if line.get_marker() == "o" and len(line.get_xdata()) == 3]
+    assert len(lines) == 3
+    s1 = frames["main"][frames["main"]["subject"] == "s1"]["cross_fitted"].mean()
+    assert any(np.isclose(line.get_ydata()[2], s1) for line in lines)
+    bars = [c for c in ax.collections if c not in dots]
+    assert sorted(float(seg[0][1]) for bar in bars for seg in bar.get_segments()) == pytest.approx(
+        sorted(f["cross_fitted"].mean() for f in frames.values()))
+    matplotlib.pyplot.close(fig)

@@ -81,6 +81,12 @@ rule comparison:
             category="Results",
         ),
         pairwise_pdf="results/figures/comparison/pairwise.pdf",
+        per_image_png=report(
+            "results/figures/comparison/per_image.png",
+            caption="../report/per_image.rst",
+            category="Results",
+        ),
+        per_image_pdf="results/figures/comparison/per_image.pdf",
     log:
         "results/logs/figures/comparison.log",
     benchmark:

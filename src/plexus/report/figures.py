@@ -143,6 +143,48 @@ def comparison_figure(table: pd.DataFrame, style: dict | None = None, metrics: d
     return grid.figure
 
 
+def per_image_figure(per_image: dict[str, pd.DataFrame], style: dict | None = None, score: str = "Kaggle Dice",
+                     value: str = "cross_fitted"):
+    """Every model's and ensemble's per-image ``value`` side by side, one column each.
+
+    Each image is a grey dot (jittered sideways, the same offset in every column); each subject's
+    mean is a coloured marker, joined across the columns by a thin line of its colour, so a subject
+    that every entry finds hard stands out; the entry's mean over images is a black bar. ``per_image``
+    maps a name to its frame (``image_id``, ``subject`` and ``value``), in the order drawn.
+    """
+    style = apply_style(style)
+    names = list(per_image)
+    fig, ax = plt.subplots(figsize=(max(3.2, 1.1 * len(names) + 1.6), 3.6), layout="constrained")
+    first = per_image[names[0]]
+    subjects = sorted(first["subject"].astype(str).unique())
+    cmap = plt.get_cmap("tab20" if len(subjects) > 10 else "tab10")
+    colors = {subject: cmap(i % cmap.N) for i, subject in enumerate(subjects)}
+    offsets = np.random.default_rng(0).uniform(-0.18, 0.18, len(first))
+    offset_of = dict(zip(first["image_id"].astype(str), offsets))
+    means = {}
+    for x, name in enumerate(names):
+        frame = per_image[name]
+        ids = frame["image_id"].astype(str)
+        ax.scatter(x + ids.map(offset_of).fillna(0.0).to_numpy(), frame[value], s=6, color="0.6", alpha=0.5,
+                   linewidths=0, zorder=1)
+        means[name] = frame.groupby(frame["subject"].astype(str))[value].mean()
+        ax.hlines(frame[value].mean(), x - 0.3, x + 0.3, color="black", lw=2, zorder=3)
+    for subject in subjects:
+        ys = [means[name].get(subject, np.nan) for name in names]
+        ax.plot(range(len(names)), ys, "-o", color=colors[subject], lw=0.8, ms=4, zorder=2, alpha=0.9)
+    ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 4 else 0)
+    ax.set_ylabel(f"{score}, {value.replace('_', '-')} (per image)")
+    ax.set_title(f"per-image {score} of every entry, on the same images")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="0.6", marker="o", ls="", ms=3, label="one image"),
+               Line2D([], [], color="0.3", marker="o", ls="-", lw=0.8, ms=4, label="one subject's mean"),
+               Line2D([], [], color="black", lw=2, label="mean over images")]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
+              fontsize=style["font_size"] - 1)
+    return fig
+
+
 def pairwise_figure(pairwise: pd.DataFrame, style: dict | None = None, score: str = "Kaggle Dice"):
     """Mean per-image difference (row minus column) of every pair, significant cells starred."""
     import seaborn as sns

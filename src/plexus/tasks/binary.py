@@ -524,7 +524,8 @@ class BinaryTask(Task):
         i, o, p = job.input, job.output, job.params
         paths = {"comparison_csv": o.csv, "comparison_md": o.md, "pairwise_csv": o.pairwise_csv,
                  "pairwise_md": o.pairwise_md, "figure": [o.png, o.pdf],
-                 "pairwise_figure": [o.pairwise_png, o.pairwise_pdf]}
+                 "pairwise_figure": [o.pairwise_png, o.pairwise_pdf],
+                 "per_image_figure": [o.per_image_png, o.per_image_pdf]}
         comparison_stage(p.names, p.kinds, p.members, list(i.per_image), dict(zip(p.models, i.train_info)), paths,
                          n_boot=p.settings["n_boot"], seed=p.settings["seed"], style=p.style)
 
