@@ -126,7 +126,7 @@ def test_tuning_grid_change(tiny_run):
     assert set(rule_counts(jobs)) == {
         "tune", "postprocess", "submission", "figure_tuning", "figure_qualitative",
         "summary_table", "noise_scores", "train_size_scores", "figure_robustness", "comparison",
-        "all"}
+        "run_summary", "all"}
     assert rule_counts(jobs)["tune"] == 3
 
 
@@ -134,7 +134,7 @@ def test_postprocess_option_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["postprocess"].update(component_sizes=[300]))
     # the qualitative panels draw the decided pipeline, so they follow it
     assert set(rule_counts(jobs)) == {"postprocess", "submission", "summary_table", "comparison",
-                                      "figure_qualitative", "all"}
+                                      "figure_qualitative", "run_summary", "all"}
     assert rule_counts(jobs)["postprocess"] == 3
 
 
@@ -148,7 +148,7 @@ def test_ensemble_membership_change(tiny_run):
     assert sorted(jobs, key=str) == sorted([
         ("tune", {"name": "main"}), ("postprocess", {"name": "main"}), ("submission", {"ensemble": "main"}),
         ("figure_tuning", {"name": "main"}),
-        ("summary_table", {}), ("comparison", {}), ("all", {})], key=str)
+        ("summary_table", {}), ("comparison", {}), ("run_summary", {}), ("all", {})], key=str)
 
 
 def test_one_model_setting_change(tiny_run):
@@ -158,7 +158,7 @@ def test_one_model_setting_change(tiny_run):
     assert counts["train"] == 2 and counts["predict"] == 1 and counts["predict_oof"] == 1
     assert set(counts) == {"train", "predict", "predict_oof", "average_folds", "tune", "postprocess", "submission",
                            "figure_tuning", "figure_learning_curves", "figure_qualitative",
-                           "summary_table", "comparison", "all"}
+                           "summary_table", "comparison", "run_summary", "all"}
     touched = {value for _, wildcards in jobs for value in wildcards.values()}
     assert "unet" not in touched  # the other model, and the robustness runs built on it, are untouched
     assert {"unet2head", "main"} <= touched
