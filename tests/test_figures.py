@@ -340,7 +340,8 @@ def test_comparison_stage_draws_the_baseline_of_its_images(tmp_path):
 
     paths = {"comparison_csv": tmp_path / "c.csv", "comparison_md": tmp_path / "c.md",
              "pairwise_csv": tmp_path / "p.csv", "pairwise_md": tmp_path / "p.md",
-             "figure": [tmp_path / "models.png"], "pairwise_figure": [tmp_path / "pairwise.png"]}
+             "figure": [tmp_path / "models.png"], "pairwise_figure": [tmp_path / "pairwise.png"],
+             "per_image_figure": [tmp_path / "per_image.png"]}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(figures, "comparison_figure", spy)
         comparison_stage(["unet", "main"], ["model", "ensemble"], [["unet"], ["unet"]], csvs, infos, paths,
@@ -370,7 +371,8 @@ def test_score_comparison_stage_draws_the_given_baseline_in_every_panel(tmp_path
         paths.append(tmp_path / f"{name}.csv")
     (tmp_path / "info.json").write_text(json.dumps({"n_parameters": 10}))
     out = {key: tmp_path / f"{key}.{key.rsplit('_', 1)[-1] if '_' in key else key}"
-           for key in ("csv", "md", "pairwise_csv", "pairwise_md", "png", "pdf", "pairwise_png", "pairwise_pdf")}
+           for key in ("csv", "md", "pairwise_csv", "pairwise_md", "png", "pdf", "pairwise_png", "pairwise_pdf",
+                       "per_image_png", "per_image_pdf")}
     job = SimpleNamespace(input=SimpleNamespace(per_image=paths, train_info=[tmp_path / "info.json"]),
                           output=SimpleNamespace(**out),
                           params=SimpleNamespace(names=["unet", "main"], kinds=["model", "ensemble"],

@@ -15,7 +15,7 @@ def comparison_stage(names, kinds, members, per_image_csvs, train_infos: dict[st
 
     ``train_infos`` maps each model to one fold's ``train_info.json`` (its parameter count).
     ``paths``: comparison_csv, comparison_md, pairwise_csv, pairwise_md, figure (PNG, PDF),
-    pairwise_figure (PNG, PDF) and, given, per_image_figure (PNG, PDF: every entry's per-image
+    pairwise_figure (PNG, PDF) and per_image_figure (PNG, PDF: every entry's per-image
     cross-fitted score side by side, :func:`plexus.report.figures.per_image_figure`).
     """
     per_image = {name: read_per_image(path) for name, path in zip(names, per_image_csvs)}
@@ -32,8 +32,7 @@ def comparison_stage(names, kinds, members, per_image_csvs, train_infos: dict[st
     baselines = comparison.empty_baselines(next(iter(per_image.values())))
     figures.save(figures.comparison_figure(table, style, baselines=baselines), paths["figure"])
     figures.save(figures.pairwise_figure(pairs, style), paths["pairwise_figure"])
-    if "per_image_figure" in paths:
-        figures.save(figures.per_image_figure(per_image, style), paths["per_image_figure"])
+    figures.save(figures.per_image_figure(per_image, style), paths["per_image_figure"])
     print(tables.to_markdown(comparison.display_table(table)))
     print(tables.to_markdown(pairs))
     return table
@@ -68,8 +67,7 @@ def score_comparison_stage(job, score: str, *, draw_models: bool = True, baselin
         figures.save(figures.comparison_figure(table, p.style, metrics, baselines=baselines,
                                                baseline_label="all-background prediction"), [o.png, o.pdf])
     figures.save(figures.pairwise_figure(pairs, p.style, score), [o.pairwise_png, o.pairwise_pdf])
-    if hasattr(o, "per_image_png"):
-        figures.save(figures.per_image_figure({name: e["per_image"] for name, e in entries.items()}, p.style, score),
-                     [o.per_image_png, o.per_image_pdf])
+    figures.save(figures.per_image_figure({name: e["per_image"] for name, e in entries.items()}, p.style, score),
+                 [o.per_image_png, o.per_image_pdf])
     print(tables.to_markdown(shown))
     return table

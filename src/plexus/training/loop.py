@@ -808,9 +808,7 @@ def _validation_readers(run: _Run) -> list[str]:
     """The decisions that read the per-epoch validation numbers (none: a monitor only)."""
     if run.phase == "refit":
         return []
-    s = run.settings
-    return [name for name, used in (("early stopping", s.patience > 0), ("plateau scheduler", s.scheduler == "plateau"))
-            if used]
+    return run.settings.validation_readers
 
 
 def _train_info(run: _Run, model, setup: _Setup, hist: pd.DataFrame, start_epoch: int, guard: CollapseGuard,

@@ -127,7 +127,7 @@ class TrainSettings:
         if entry["patience"] and entry["validation"] == "oof":
             raise ValueError("model setting patience: early stopping needs validation: auto or inner "
                              "(stopping on the out-of-fold images would make their predictions depend on their labels)")
-        if entry["refit"] and not (_reads_validation(entry) and entry["validation"] != "oof"):
+        if entry["refit"] and not (_validation_readers(entry) and entry["validation"] != "oof"):
             raise ValueError("model setting refit: retrains on the whole training part for the epochs a decision "
                              "chose on the inner split; it needs such a decision (patience > 0 or scheduler: plateau) "
                              "and validation auto or inner")
@@ -136,9 +136,14 @@ class TrainSettings:
         return cls(**values, augment=augment)
 
     @property
+    def validation_readers(self) -> list[str]:
+        """The decisions that read the per-epoch validation: ``early stopping``, ``plateau scheduler``."""
+        return _validation_readers(self.__dict__)
+
+    @property
     def validation_decides(self) -> bool:
         """Whether a decision reads the per-epoch validation: early stopping or the plateau scheduler."""
-        return _reads_validation(self.__dict__)
+        return bool(self.validation_readers)
 
     @property
     def validation_images(self) -> str:
@@ -182,8 +187,9 @@ class TrainSettings:
         return kwargs
 
 
-def _reads_validation(entry) -> bool:
-    return bool(entry["patience"]) or entry["scheduler"] == "plateau"
+def _validation_readers(entry) -> list[str]:
+    return [name for name, used in (("early stopping", bool(entry["patience"])),
+                                    ("plateau scheduler", entry["scheduler"] == "plateau")) if used]
 
 
 @lru_cache(maxsize=1)
