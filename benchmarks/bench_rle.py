@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from timing import best_of
 
-from plexus import ORIGINAL_SHAPE
 from plexus.data import resize
+from plexus.data.ingest import KAGGLE_SHAPE
 from plexus.io import rle
 from plexus.postprocess import submission
 
-ROWS, COLS = ORIGINAL_SHAPE
+ROWS, COLS = KAGGLE_SHAPE
 
 
 def _ellipse(rng):
@@ -56,15 +56,15 @@ def make_masks(kind: str, n: int, seed: int = 0) -> list[np.ndarray]:
     masks = []
     for _ in range(n):
         if kind == "empty":
-            mask = np.zeros(ORIGINAL_SHAPE, dtype=bool)
+            mask = np.zeros(KAGGLE_SHAPE, dtype=bool)
         elif kind == "blob":
             mask = _ellipse(rng)
         elif kind == "noisy":
             coarse = torch.from_numpy(rng.normal(size=(1, 1, 16, 20)).astype(np.float32))
-            field = torch.nn.functional.interpolate(coarse, size=ORIGINAL_SHAPE, mode="bilinear")[0, 0].numpy()
-            mask = (field + 0.6 * rng.normal(size=ORIGINAL_SHAPE) > 1.6) | _ellipse(rng)
+            field = torch.nn.functional.interpolate(coarse, size=KAGGLE_SHAPE, mode="bilinear")[0, 0].numpy()
+            mask = (field + 0.6 * rng.normal(size=KAGGLE_SHAPE) > 1.6) | _ellipse(rng)
         elif kind == "speckle":
-            mask = rng.random(ORIGINAL_SHAPE) < 0.3
+            mask = rng.random(KAGGLE_SHAPE) < 0.3
         else:
             raise ValueError(kind)
         masks.append(mask)
@@ -96,7 +96,7 @@ def time_kind(kind: str, n: int, repeats: int) -> tuple[dict, float]:
     texts = [rle.encode(m) for m in masks]
     for mask, text in zip(masks, texts):
         assert text == reference_encode(mask)
-        np.testing.assert_array_equal(rle.decode(text, ORIGINAL_SHAPE), mask)
+        np.testing.assert_array_equal(rle.decode(text, KAGGLE_SHAPE), mask)
     def each(function, items):  # results are dropped at once, as a caller copying them would
         for item in items:
             function(item)
@@ -105,7 +105,7 @@ def time_kind(kind: str, n: int, repeats: int) -> tuple[dict, float]:
         "baseline": lambda: each(baseline, masks),
         "baseline_bool": lambda: each(baseline_bool, masks),
         "encode": lambda: each(rle.encode, masks),
-        "decode": lambda: each(lambda t: rle.decode(t, ORIGINAL_SHAPE), texts),
+        "decode": lambda: each(lambda t: rle.decode(t, KAGGLE_SHAPE), texts),
     }
     return best_of(repeats, runs), float(np.mean([len(t.split()) // 2 for t in texts]))
 
@@ -124,10 +124,10 @@ def time_submission(n: int, size=(64, 80), seed: int = 0) -> dict:
     out = {}
     t0 = time.perf_counter()
     for lo in range(0, n, 64):
-        resize.upsample_mean([prob[lo:lo + 64]])
+        resize.upsample_mean([prob[lo:lo + 64]], KAGGLE_SHAPE)
     out["upsampling alone (batches of 64)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pixels = submission.encode_masks([prob], 0.5, 2000, batch_size=64)
+    pixels = submission.encode_masks([prob], 0.5, 2000, batch_size=64, shape=KAGGLE_SHAPE)
     out["encode_masks (upsample, post-process, encode)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     frame = submission.submission_frame(range(1, n + 1), pixels)

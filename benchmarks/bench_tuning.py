@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from timing import best_of
 
-from plexus import ORIGINAL_SHAPE
 from plexus.data import resize
+from plexus.data.ingest import KAGGLE_SHAPE
 from plexus.io import rle
 from plexus.postprocess import tuning
 
@@ -58,7 +58,7 @@ def make_case(n: int, size: tuple[int, int], seed: int = 0):
     h, w = size
     prob = np.empty((n, h, w), dtype=np.float16)
     blobs = []
-    scale = (h / ORIGINAL_SHAPE[0], w / ORIGINAL_SHAPE[1])
+    scale = (h / KAGGLE_SHAPE[0], w / KAGGLE_SHAPE[1])
     for lo in range(0, n, 256):
         m = min(256, n - lo)
         coarse = torch.from_numpy(rng.normal(size=(m, 1, h // 8, w // 8)).astype(np.float32))
@@ -86,10 +86,10 @@ def make_uniform_case(n: int, size: tuple[int, int], seed: int = 0):
 
 def truth_masks(blobs, rows: slice | None = None) -> np.ndarray:
     chosen = blobs if rows is None else blobs[rows]
-    out = np.zeros((len(chosen), *ORIGINAL_SHAPE), dtype=np.uint8)
+    out = np.zeros((len(chosen), *KAGGLE_SHAPE), dtype=np.uint8)
     for i, blob in enumerate(chosen):
         if blob is not None:
-            out[i] = _blob(ORIGINAL_SHAPE, *blob)
+            out[i] = _blob(KAGGLE_SHAPE, *blob)
     return out
 
 
@@ -103,7 +103,7 @@ class RleMasks:
         return len(self.pixels)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
-        return np.stack([rle.decode(p, ORIGINAL_SHAPE) for p in self.pixels[rows]])
+        return np.stack([rle.decode(p, KAGGLE_SHAPE) for p in self.pixels[rows]])
 
 
 CASES = {"nerve": make_case, "uniform": make_uniform_case}
@@ -111,7 +111,7 @@ CASES = {"nerve": make_case, "uniform": make_uniform_case}
 
 def floor(prob, batch_size: int) -> None:
     for lo in range(0, len(prob), batch_size):
-        up = resize.upsample_mean([prob[lo:lo + batch_size]]).numpy()
+        up = resize.upsample_mean([prob[lo:lo + batch_size]], KAGGLE_SHAPE).numpy()
         quantised = (up * 255).astype(np.uint8)
         for image in quantised:
             np.bincount(image.ravel(), minlength=256)
@@ -119,7 +119,7 @@ def floor(prob, batch_size: int) -> None:
 
 def upsample_only(prob, batch_size: int) -> None:
     for lo in range(0, len(prob), batch_size):
-        resize.upsample_mean([prob[lo:lo + batch_size]])
+        resize.upsample_mean([prob[lo:lo + batch_size]], KAGGLE_SHAPE)
 
 
 def check_exact(prob, truth, cutoffs, n: int = 40) -> None:
@@ -214,7 +214,7 @@ def main():
           f"{args.cutoffs} cutoffs x {args.areas} min areas, {args.threads} thread(s), best of {args.repeats}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"{'':<34}{'seconds':>9}{'ns/pixel':>10}{'vs floor':>10}")
-    pixels = args.images * ORIGINAL_SHAPE[0] * ORIGINAL_SHAPE[1]
+    pixels = args.images * KAGGLE_SHAPE[0] * KAGGLE_SHAPE[1]
     for name, seconds in times.items():
         mark = "  <- floor" if name == floor_name else ""
         ratio = seconds / times[floor_name]

@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from workflow_helpers import folders_study, make_workdir, snakemake
+from workflow_helpers import binary_folders_study, folders_study, make_workdir, snakemake
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +29,10 @@ def multiclass_run(tmp_path_factory):
     snakemake(workdir, "--cores", "2")
     return workdir
 
+
+
+@pytest.fixture(scope="session")
+def binary_folders_run(tmp_path_factory):
+    """tests/configs/tiny_binary.yaml's whole DAG: a two-class folders dataset (two image sizes),
+    task binary by default, with the presence gate, every candidate and both studies."""
+    return binary_folders_study(tmp_path_factory.mktemp("binary") / "plexus")

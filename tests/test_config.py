@@ -145,7 +145,7 @@ def _generic(**edits) -> dict:
     ("tests/configs/tiny_nuclei.yaml", lambda c: c["robustness"]["missing_channel"].update(enabled=True),
      "robustness.missing_channel.enabled: task 'instances' has no missing_channel study"),
     ("tests/configs/tiny_multiclass.yaml", lambda c: c.update(task="binary"),
-     "task: 'binary' does not read data.format 'sheet' (it reads kaggle_nerve)"),
+     "classes: task 'binary' reads masks of one foreground class"),
     ("tests/configs/tiny_nuclei.yaml", lambda c: c.update(task="classes"),
      "task: 'classes' does not read data.format 'dsb2018' (it reads folders, sheet)"),
     ("config/config.yaml", lambda c: c["robustness"]["missing_channel"].update(enabled=True),

@@ -85,6 +85,33 @@ def _stages(tmp_path, data, classes, *, ignore=None, n_folds=2, stratify=None, s
             json.loads((out / "summary.json").read_text()))
 
 
+def _binary_study(tmp_path, data, classes, train, folds, arrays) -> dict:
+    """A two-class layout is a binary study by default: its tuning (cutoff x minimum area, scored at
+    each image's own size against its mask file) and the heatmap run on OOF maps made of the
+    arrays' own masks; returns the tuned ``best``."""
+    from plexus.io.atomic import write_npz
+    from plexus.tasks import task_of
+    from plexus.tasks.binary import tune_stage, tuning_stage
+
+    assert task_of({"data": data, "classes": classes, "ignore": [], "regions": {}}) == "binary"
+    out = tmp_path / "results"
+    oofs = []
+    for fold in sorted(folds["fold"].unique()):
+        rows = np.flatnonzero(folds["fold"].to_numpy() == fold)
+        oofs.append(out / f"fold{fold}.npz")
+        write_npz(oofs[-1], image_id=folds["image_id"].to_numpy(str)[rows],
+                  prob=arrays["masks"][rows].astype(np.float16))
+    best = tune_stage({"m": oofs}, out / "folds.csv", out / "train.csv", classes, [0.3, 0.5], [0, 4],
+                      out / "grid.csv", out / "best.json", out / "per_image.csv")
+    per_image = read_table(out / "per_image.csv")
+    own = {i: int((class_mask(path, classes)[0] == 1).sum()) for i, path in zip(train["image_id"], train["mask"])}
+    assert dict(zip(per_image["image_id"], per_image["true_area"].astype(int))) == own
+    tuning_stage(out / "grid.csv", out / "best.json", "m", [out / "h.png", out / "h.pdf"],
+                 [out / "a.png", out / "a.pdf"])
+    assert (out / "h.png").stat().st_size > 0
+    return best
+
+
 def _tree(root) -> dict:
     """Every file under ``root`` with its bytes, to show that nothing there was written."""
     return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
@@ -305,6 +332,7 @@ def test_drive_masks_in_another_folder_under_another_name(tmp_path):
     data = _data(raw, images="training/images", masks="training", test=None,
                  image_pattern=r"(?P<id>\d+)_training", mask_template="1st_manual/{id}_manual1")
     train, folds, arrays, _ = _stages(tmp_path, data, {"background": 0, "vessel": 255})
+    _binary_study(tmp_path, data, {"background": 0, "vessel": 255}, train, folds, arrays)
     assert train["image_id"].tolist() == [f"{i}_training" for i in (21, 22, 23, 24)]
     assert [p.split("/")[-1] for p in train["mask"]] == [f"{i}_manual1.gif" for i in (21, 22, 23, 24)]
     assert arrays["masks"].max() == 1 and len(folds) == 4
@@ -322,7 +350,9 @@ def test_ph2_one_folder_per_case_with_bmp_files(tmp_path):
         Image.fromarray(lesion.astype(bool)).save(path) if i else _save(path, np.dstack([lesion * 255] * 3))
     data = _data(raw, images="PH2 Dataset images", cases=True, test=None,
                  image_template="{case}_Dermoscopic_Image/{case}", mask_template="{case}_lesion/{case}_lesion")
-    train, _, arrays, _ = _stages(tmp_path, data, {"background": 0, "lesion": 255}, size=f"{H}x{W}")
+    train, folds, arrays, _ = _stages(tmp_path, data, {"background": 0, "lesion": 255}, size=f"{H}x{W}")
+    best = _binary_study(tmp_path, data, {"background": 0, "lesion": 255}, train, folds, arrays)
+    assert best["score"] == 1.0  # the masks themselves, at the images' size: a perfect study
     assert train["image_id"].tolist() == ["IMD002", "IMD003", "IMD004", "IMD006"]
     for i in range(4):
         np.testing.assert_array_equal(arrays["masks"][i], _blob(1, shift=i))
@@ -337,7 +367,8 @@ def test_hc18_one_folder_rgb_annotations_and_subjects_from_a_regex(tmp_path):
         _save(raw / "training_set" / f"{stem}_Annotation.png", np.dstack([_blob(1, shift=i) * 255] * 3))
     data = _data(raw, images="training_set", masks="training_set", test=None, mask_template="{stem}_Annotation",
                  subject_pattern=r"(?P<subject>\d+)_\d?HC")
-    train, folds, _, _ = _stages(tmp_path, data, {"background": 0, "head": 255})
+    train, folds, arrays, _ = _stages(tmp_path, data, {"background": 0, "head": 255})
+    _binary_study(tmp_path, data, {"background": 0, "head": 255}, train, folds, arrays)
     assert sorted(train["image_id"]) == sorted(stems)
     assert train.set_index("image_id").loc[["010_HC", "010_2HC"], "subject"].tolist() == ["010", "010"]
     fold_of = folds.set_index("image_id")["fold"]
@@ -360,6 +391,7 @@ def test_busi_class_folders_spaces_and_several_masks(tmp_path):
                  merge_masks=True)
     train, folds, arrays, _ = _stages(tmp_path, data, {"background": 0, "tumour": 255}, n_folds=2,
                                       stratify="category", size=f"{H}x{W}")
+    _binary_study(tmp_path, data, {"background": 0, "tumour": 255}, train, folds, arrays)
     assert len(train) == 12 and "benign_4" in set(train["image_id"])
     assert train.set_index("image_id")["category"].to_dict()["malignant_2"] == "malignant"
     row = train["image_id"].tolist().index("benign_4")
@@ -375,7 +407,8 @@ def test_isic_jpeg_images_with_png_segmentations_in_one_folder(tmp_path):
         _save(raw / "data" / f"ISIC_{i:07d}.jpg", np.kron(_rgb(3, 4), np.ones((4, 4, 1), np.uint8)))
         _save(raw / "data" / f"ISIC_{i:07d}_segmentation.png", _blob(1, shift=i) * 255)
     data = _data(raw, images="data", masks="data", test=None, mask_template="{stem}_segmentation")
-    train, _, arrays, _ = _stages(tmp_path, data, {"background": 0, "lesion": 255})
+    train, folds, arrays, _ = _stages(tmp_path, data, {"background": 0, "lesion": 255})
+    _binary_study(tmp_path, data, {"background": 0, "lesion": 255}, train, folds, arrays)
     assert train["image_id"].tolist() == [f"ISIC_{i:07d}" for i in range(4)]
     assert arrays["images"].shape[1] == 3
 
@@ -386,8 +419,10 @@ def test_kvasir_jpeg_masks_snapped_or_refused(tmp_path, capsys):
         _save(raw / "images" / f"cju{i}.jpg", _rgb())
         (raw / "masks").mkdir(exist_ok=True)
         Image.fromarray(np.dstack([_blob(1, shift=i) * 255] * 3)).save(raw / "masks" / f"cju{i}.jpg", quality=100)
-    train, _, arrays, summary = _stages(tmp_path, _data(raw, test=None), {"background": 0, "polyp": 255},
-                                        size=f"{H}x{W}")
+    train, folds, arrays, summary = _stages(tmp_path, _data(raw, test=None), {"background": 0, "polyp": 255},
+                                            size=f"{H}x{W}")
+    assert _binary_study(tmp_path, _data(raw, test=None), {"background": 0, "polyp": 255}, train, folds,
+                         arrays)["score"] == 1.0  # the snapped masks are the truth the study scores against
     assert summary["snapped_masks"] >= 1
     assert f"snapped {summary['snapped_masks']} lossy mask(s)" in capsys.readouterr().out
     for i in range(4):

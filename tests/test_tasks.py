@@ -91,7 +91,7 @@ def test_light_stages_of_every_task_import_no_torch(name):
 def test_a_stage_closure_holds_what_the_stage_runs_and_no_more():
     binary = TASK_MODULES["binary"]
     tune, figure = set(task_closure(SRC, binary, "tune")), set(task_closure(SRC, binary, "figure_tuning"))
-    assert {"plexus.postprocess.tuning", "plexus.data.ingest"} <= tune
+    assert {"plexus.postprocess.tuning", "plexus.data.truth"} <= tune
     assert "plexus.report.figures" not in tune and "plexus.postprocess.tuning" not in figure
     assert "plexus.report.figures" in figure
     # an inherited stage (figure_noise -> the task's figure_study) follows the task's method

@@ -77,7 +77,7 @@ def test_tune_end_to_end_at_original_shape():
 
 
 def per_image_untuned(prob, truth):
-    up = resize.upsample(prob).numpy()
+    up = resize.upsample(prob, truth.shape[1:]).numpy()
     return np.mean([metrics.kaggle_dice(p > 0.5, t) for p, t in zip(up, truth)])
 
 

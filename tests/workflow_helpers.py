@@ -144,7 +144,51 @@ def folders_study(target: Path) -> Path:
     config["data"] = {"format": "folders", "raw_dir": "results/raw/folders",
                       "folders": {"subject_pattern": r"(?P<subject>[pq]\d+)_.*"}}
     config["classes"], config["ignore"] = {"background": 0, "lesion": 255}, []
+    # two classes default to task binary (binary_folders_study); this study exercises the classes task
+    config["task"] = "classes"
     write_config(workdir, config)
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+#: the binary folders study's images: (stem, (height, width), RGB?) -- two sizes, gray and RGB
+BINARY_TRAIN = [(f"{subject}_{k}", (24, 32) if k % 2 else (30, 36), k % 3 == 0)
+                for subject in ("s1", "s2", "s3", "s4") for k in range(4)]
+BINARY_TEST = [("0007", (24, 32)), ("case_b", (30, 36)), ("1e5", (30, 36))]
+
+
+def write_binary_folders(raw: Path, seed: int = 5) -> None:
+    """A two-class ``folders`` dataset (images/, masks/ 0/255, test/) of two image sizes, gray and
+    RGB images, a quarter of the masks empty, and test ids that look like numbers."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for folder in ("images", "masks", "test"):
+        (raw / folder).mkdir(parents=True, exist_ok=True)
+    for i, (stem, (h, w), rgb) in enumerate(BINARY_TRAIN):
+        mask = np.zeros((h, w), np.uint8)
+        if i % 4:
+            mask[4 + i % 5:14 + i % 5, 6:18] = 255
+        image = np.clip(rng.normal(90, 20, (h, w)) + (mask > 0) * 80, 0, 255).astype(np.uint8)
+        Image.fromarray(np.repeat(image[..., None], 3, axis=2) if rgb else image).save(raw / "images" / f"{stem}.png")
+        Image.fromarray(mask).save(raw / "masks" / f"{stem}.png")
+    for stem, (h, w) in BINARY_TEST:
+        Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(raw / "test" / f"{stem}.png")
+
+
+def binary_folders_config(config: dict) -> dict:
+    """``config`` with only its ``data:`` section set to the binary folders dataset (its task, the
+    default of two classes, is binary)."""
+    return {**config, "data": {"format": "folders", "raw_dir": "results/raw/binary",
+                               "folders": {"subject_pattern": r"(?P<subject>s\d+)_.*"}, "color": "gray"}}
+
+
+def binary_folders_study(target: Path) -> Path:
+    """The binary folders dataset through the whole DAG with config/kaggle.yaml's models (shrunk to
+    a few pixels and one epoch) and every post-processing candidate."""
+    workdir = make_workdir(target, "tiny_binary.yaml")
+    write_binary_folders(workdir / "results/raw/binary")
     snakemake(workdir, "--cores", "2")
     return workdir
 

@@ -6,6 +6,3 @@ The package holds the science; the Snakemake workflow (``Snakefile``,
 """
 
 __version__ = "0.1.0"
-
-#: Shape (rows, columns) of every Kaggle image and mask.
-ORIGINAL_SHAPE = (420, 580)

@@ -98,10 +98,11 @@ def _generic_errors(config: dict) -> list[str]:
             errors.append(f"ignore: {name!r} is the background (the first class)")
     if data["format"] == "dsb2018" and config["ignore"]:
         errors.append("ignore: instance segmentation (data.format dsb2018) has no ignore label")
-    for name, settings in config["models"].items():
-        if settings["arch"] == "unet2head" or settings.get("presence_head"):
-            errors.append(f"models.{name}: the presence head gates binary masks; the generic workflow "
-                          "(data.format folders or sheet) has none")
+    if load_task(task_of(config)).output != "sigmoid":
+        for name, settings in config["models"].items():
+            if settings["arch"] == "unet2head" or settings.get("presence_head"):
+                errors.append(f"models.{name}: the presence head gates binary masks (task binary: two classes); "
+                              f"task {task_of(config)!r} has none")
     if config["robustness"]["missing_channel"]["enabled"] and len(data["channels"]) < 2:
         errors.append("robustness.missing_channel.enabled: the study removes each channel in turn; "
                       f"data.channels has one ({data['channels']})")

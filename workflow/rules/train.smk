@@ -27,6 +27,8 @@ rule train:
         settings=lambda w: runs.run_settings(config, w.run),
         noise=lambda w: runs.run_noise(config, w.run),
         subset=lambda w: runs.run_subset(config, w.run),
+        # the head follows the task's output (one sigmoid for binary, a softmax over the classes)
+        output=TASK.output,
         # the per-epoch checkpoint is no declared output, so a killed job keeps it to resume
         checkpoint="results/checkpoints/{run}/fold{fold}.pt",
         code=script_code("train"),

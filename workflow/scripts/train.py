@@ -19,4 +19,5 @@ with logged(snakemake.log[0]):
         threads=snakemake.threads,
         noise=p.noise,
         subset=p.subset,
+        output=p.output,
     )

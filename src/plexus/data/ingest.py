@@ -17,9 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plexus import ORIGINAL_SHAPE
 from plexus.errors import DataError
-from plexus.io.contracts import read_folds, read_masks_table
 from plexus.io.rle import decode, encode
 from plexus.io.tiff import TiffLayoutError, read_tiff
 
@@ -28,6 +26,11 @@ TRAIN_MASK = re.compile(r"^(?P<subject>[1-9]\d*)_(?P<image>[1-9]\d*)_mask\.tif$"
 TEST_IMAGE = re.compile(r"^(?P<number>[1-9]\d*)\.tif$")
 TIFF_SUFFIXES = {".tif", ".tiff"}
 MAX_LISTED = 25
+#: Shape (rows, columns) of every image and mask of the Kaggle layout (checked, not assumed:
+#: every later stage reads each image's size from the manifest)
+KAGGLE_SHAPE = (420, 580)
+#: the mask values of the Kaggle layout, as the config's ``classes`` would name them
+KAGGLE_CLASSES = {"background": 0, "nerve": 255}
 
 
 class IngestError(DataError):
@@ -114,7 +117,7 @@ def find_files(raw_dir: Path, problems: list[str], parts=("train", "test")) -> t
 
 
 def scan(
-    raw_dir: str | Path, *, shape=ORIGINAL_SHAPE, threads: int = 4, parts=("train", "test")
+    raw_dir: str | Path, *, shape=KAGGLE_SHAPE, threads: int = 4, parts=("train", "test")
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Validate ``raw_dir`` and return ``(train, test, train_masks)`` frames.
 
@@ -161,7 +164,7 @@ def scan(
     return train, test, train_masks
 
 
-def scan_test(paths: dict[int, Path], *, shape=ORIGINAL_SHAPE, threads: int = 4) -> pd.DataFrame:
+def scan_test(paths: dict[int, Path], *, shape=KAGGLE_SHAPE, threads: int = 4) -> pd.DataFrame:
     """The test manifest (``image_id, image_path, height, width``, sorted by number) of test images
     given by number, each checked as :func:`scan` checks it; :class:`IngestError` lists every problem.
     ``plexus predict`` builds the manifest of new images with it."""
@@ -180,7 +183,7 @@ def mask_rles(train_masks: pd.DataFrame) -> dict[str, str]:
     return dict(zip(ids.tolist(), train_masks["pixels"].fillna("").tolist()))
 
 
-def load_masks(train_masks: pd.DataFrame | dict, image_ids, shape=ORIGINAL_SHAPE) -> np.ndarray:
+def load_masks(train_masks: pd.DataFrame | dict, image_ids, shape=KAGGLE_SHAPE) -> np.ndarray:
     """Decode the masks of ``image_ids`` (``S_I``) from a train_masks frame, or from its
     :func:`mask_rles` mapping (callers that decode batch by batch build it once); uint8 {0, 1}."""
 
@@ -205,30 +208,3 @@ def read_resized(paths, resize, threads: int = 4, chunk: int = 256) -> np.ndarra
     if not parts:
         raise ValueError("no files to read")
     return np.concatenate(parts)
-
-
-class LazyMasks:
-    """True masks of ``image_ids`` decoded from their RLE only when sliced (streaming tuning).
-
-    Behaves like the (n, *shape) uint8 array it stands for under ``len`` and slicing
-    or integer-array indexing, so 5,635 Kaggle masks (1.3 GB decoded) are never held at once.
-    """
-
-    def __init__(self, train_masks: pd.DataFrame, image_ids, shape=ORIGINAL_SHAPE):
-        # the id -> RLE map is built once: rebuilding it per batch made streaming quadratic
-        self.table, self.ids, self.shape = mask_rles(train_masks), [str(i) for i in image_ids], tuple(shape)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index) -> np.ndarray:
-        rows = range(len(self.ids))[index] if isinstance(index, slice) else np.asarray(index).reshape(-1)
-        return load_masks(self.table, [self.ids[r] for r in rows], self.shape)
-
-
-def load_truth(folds_csv, masks_csv, *, lazy: bool = False):
-    """The folds table and the true masks (420x580, {0, 1}) in its row order (decoded on demand if ``lazy``)."""
-    folds = read_folds(folds_csv)
-    table = read_masks_table(masks_csv)
-    masks = LazyMasks(table, folds["image_id"]) if lazy else load_masks(table, folds["image_id"], ORIGINAL_SHAPE)
-    return folds, masks

@@ -1,9 +1,11 @@
-"""Resizing between the original 420x580 grid and model input sizes.
+"""Resizing between each image's own size and model input sizes.
 
-:func:`upsample` is *the* way probabilities return to 420x580: tuning and the
-submission both call it, so the tuned cutoff and minimum area mean the same thing
-in both places. Bilinear interpolation is linear, so averaging probabilities of
-several folds before or after upsampling gives the same result.
+:func:`upsample` is *the* way probabilities return to an image's own size (the manifest's
+``height`` and ``width``): tuning and the submission both call it, so the tuned cutoff and
+minimum area mean the same thing in both places. Bilinear interpolation is linear, so
+averaging probabilities of several folds before or after upsampling gives the same result.
+Images of one dataset may have several sizes: :func:`uniform_runs` cuts a row range into
+batches of one size each, so every stage that upsamples a batch does it at one shape.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from plexus import ORIGINAL_SHAPE
 
 
 def parse_size(size: str | list | tuple) -> tuple[int, int]:
@@ -58,14 +58,14 @@ def resize_masks(masks: np.ndarray, size) -> np.ndarray:
     return (_interpolate(binary, size, antialias=True) > 0.5).to(torch.uint8).numpy()
 
 
-def upsample(prob: np.ndarray, shape: tuple[int, int] = ORIGINAL_SHAPE) -> torch.Tensor:
+def upsample(prob: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
     """Upsample probabilities (N, h, w) to ``shape``; returns a float32 tensor (N, *shape)."""
     if prob.shape[1:] == tuple(shape):
         return torch.from_numpy(np.asarray(prob, dtype=np.float32))
     return _interpolate(prob, tuple(shape), antialias=False).clamp_(0.0, 1.0)
 
 
-def upsample_mean(members: list[np.ndarray], shape: tuple[int, int] = ORIGINAL_SHAPE) -> torch.Tensor:
+def upsample_mean(members: list[np.ndarray], shape: tuple[int, int]) -> torch.Tensor:
     """Average several models' probabilities for the same images at ``shape``.
 
     Members may have different input sizes (an ensemble of 128x160 and 192x240
@@ -78,3 +78,31 @@ def upsample_mean(members: list[np.ndarray], shape: tuple[int, int] = ORIGINAL_S
             up = up.clone()  # a float32 map already at ``shape`` is a view: never add into the caller's array
         total = up if total is None else total.add_(up)
     return total if len(members) == 1 else total.div_(len(members))  # x / 1 == x: skip the pass
+
+
+def image_shapes(shape, n: int) -> np.ndarray:
+    """``(n, 2)`` int64 rows of each image's ``(height, width)``: ``shape`` is one ``(h, w)`` for
+    every image, or already one row per image."""
+    shapes = np.asarray(shape, dtype=np.int64)
+    if shapes.shape == (2,):
+        return np.tile(shapes, (n, 1))
+    if shapes.shape != (n, 2):
+        raise ValueError(f"shapes must be one (height, width) or {n} of them, got an array of shape {shapes.shape}")
+    return shapes
+
+
+def uniform_runs(shapes, batch_size: int):
+    """``(lo, hi, (h, w))``: row ranges of at most ``batch_size`` consecutive images of one shape
+    ``(h, w)`` each.
+
+    With one shape for all images these are the plain ``range(0, n, batch_size)`` batches, so a
+    dataset of one size is batched (and summed) exactly as before sizes could differ.
+    """
+    shapes = np.asarray(shapes)
+    n, lo = len(shapes), 0
+    while lo < n:
+        hi = min(lo + batch_size, n)
+        same = np.all(shapes[lo:hi] == shapes[lo], axis=1)
+        hi = lo + (int(np.argmin(same)) if not same.all() else hi - lo)
+        yield lo, hi, (int(shapes[lo][0]), int(shapes[lo][1]))
+        lo = hi

@@ -43,13 +43,13 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, stats
 
-from plexus import ORIGINAL_SHAPE
+from plexus.data.ingest import KAGGLE_SHAPE
 from plexus.io.atomic import write_json
 from plexus.io.tiff import write_tiff
 
 __all__ = ["generate_dataset"]
 
-H, W = ORIGINAL_SHAPE
+H, W = KAGGLE_SHAPE  # the Kaggle layout's size, which its importer checks
 PAD = 24  # canvas margin that absorbs probe motion (pixels)
 RATE_BETA = (1.3, 1.7)  # per-subject positive rate ~ Beta, clipped to RATE_CLIP
 RATE_CLIP = (0.02, 0.89)

@@ -150,7 +150,7 @@ def predict_probs(
         mean, std = _statistics(meta, dev)
         n = len(images)
         views = [None, *flips]  # None: the plain image
-        shape = images.shape if outputs is None else (n, int(outputs), *size)
+        shape = (n, *size) if outputs is None else (n, int(outputs), *size)  # images (N, H, W) or (N, C, H, W)
         probs = {v: np.empty(shape, dtype=np.float32) for v in views}
         keep_t = torch.from_numpy(keep).float()
         presences = {v: np.empty(n, dtype=np.float32) for v in views}

@@ -1,4 +1,4 @@
-"""The Kaggle submission: ensemble test probabilities, post-process, run-length encode."""
+"""The binary submission: ensemble test probabilities, post-process, run-length encode (Kaggle's format)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import os
 import numpy as np
 import pandas as pd
 
-from plexus import ORIGINAL_SHAPE
-from plexus.data.resize import upsample_mean
+from plexus.data.resize import image_shapes, uniform_runs, upsample_mean
+from plexus.data.truth import read_gray
 from plexus.io.atomic import atomic_path
 from plexus.io.rle import encode
-from plexus.io.tiff import read_tiff
 from plexus.postprocess.candidates import PostProcess
 from plexus.postprocess.tuning import postprocess
 
@@ -19,12 +18,14 @@ from plexus.postprocess.tuning import postprocess
 _CHUNK = 8
 
 
-def encode_masks(members: list[np.ndarray], cutoff: float, min_area: int, *, batch_size: int = 64,
-                 shape=ORIGINAL_SHAPE, pipeline: PostProcess | None = None, presence=None,
+def encode_masks(members: list[np.ndarray], cutoff: float, min_area: int, *, shape, batch_size: int = 64,
+                 pipeline: PostProcess | None = None, presence=None,
                  image_paths=None, crf_settings: dict | None = None) -> list[str]:
     """RLE strings of the post-processed ensemble masks, one per row of the members.
 
-    At most ``batch_size`` images (fewer: 8) are upsampled at a time. ``pipeline``
+    ``shape``: the images' own size, one ``(H, W)`` or one per image (the manifest's ``height``
+    and ``width``); each map is upsampled to it and encoded there. At most ``batch_size``
+    images (fewer: 8) of one size are upsampled at a time. ``pipeline``
     (a :class:`PostProcess` decided on OOF) replaces ``cutoff``/``min_area`` when
     given; its presence gate uses ``presence`` (n,), the members' averaged presence.
     The members are the maps the pipeline reads (flip-averaged ones for ``tta``: the
@@ -37,11 +38,11 @@ def encode_masks(members: list[np.ndarray], cutoff: float, min_area: int, *, bat
     n = len(members[0])
     step = max(1, min(batch_size, _CHUNK))
     pixels = []
-    for lo in range(0, n, step):
-        prob = upsample_mean([m[lo:lo + step] for m in members], shape)
-        gates = [None] * len(prob) if presence is None else np.asarray(presence[lo:lo + step], dtype=np.float64)
+    for lo, hi, size in uniform_runs(image_shapes(shape, n), step):
+        prob = upsample_mean([m[lo:hi] for m in members], size)
+        gates = [None] * len(prob) if presence is None else np.asarray(presence[lo:hi], dtype=np.float64)
         if pipeline.needs_components:
-            images = [read_tiff(path) for path in image_paths[lo:lo + step]] if pipeline.crf else [None] * len(prob)
+            images = [read_gray(path) for path in image_paths[lo:hi]] if pipeline.crf else [None] * len(prob)
             masks = [pipeline.apply(p, g, image, crf_settings) for p, g, image in zip(prob.numpy(), gates, images)]
         else:
             masks = postprocess(prob, pipeline.cutoff, pipeline.min_area).numpy()
@@ -52,9 +53,13 @@ def encode_masks(members: list[np.ndarray], cutoff: float, min_area: int, *, bat
 
 
 def submission_frame(image_ids, pixels) -> pd.DataFrame:
-    """``img,pixels`` sorted by image number."""
-    frame = pd.DataFrame({"img": [int(i) for i in image_ids], "pixels": pixels})
-    return frame.sort_values("img", kind="stable").reset_index(drop=True)
+    """``img,pixels``: the image ids as text, sorted by number when every id is a plain number
+    (Kaggle's ``N.tif``), else in the manifest's order (``0007`` stays ``0007``)."""
+    ids = [str(i) for i in image_ids]
+    frame = pd.DataFrame({"img": ids, "pixels": list(pixels)}, dtype=object)
+    if all(i.isdigit() and i == str(int(i)) for i in ids):
+        frame = frame.iloc[np.argsort([int(i) for i in ids], kind="stable")]
+    return frame.reset_index(drop=True)
 
 
 def write_submission(frame: pd.DataFrame, path: str | os.PathLike) -> dict:

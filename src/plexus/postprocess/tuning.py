@@ -1,8 +1,8 @@
 """Post-processing tuned on out-of-fold predictions: probability cutoff x minimum area.
 
-A pixel is foreground when its (upsampled, 420x580) probability is strictly
-greater than the cutoff. A predicted mask whose total area is below ``min_area``
-(original pixels) is emptied. The score is Kaggle's mean per-image Dice.
+A pixel is foreground when its probability, upsampled to the image's own size, is
+strictly greater than the cutoff. A predicted mask whose total area is below ``min_area``
+(pixels of the original image) is emptied. The score is Kaggle's mean per-image Dice.
 
 The grid is evaluated in one streaming pass over the pixels. :func:`cutoff_counts`
 upsamples a few images at a time and histograms each pixel's *bucket* (how many
@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from plexus import ORIGINAL_SHAPE
-from plexus.data.resize import upsample_mean
+from plexus.data.resize import image_shapes, uniform_runs, upsample_mean
 from plexus.evaluation.metrics import per_image_metrics
 
 UNTUNED_CUTOFF = 0.5
@@ -164,16 +163,28 @@ def _in_unit_interval(batch: np.ndarray) -> bool:
     return bool(batch.size == 0 or (batch.min() >= 0 and batch.max() <= 1))
 
 
+def _shapes_of(true_masks, shape, n: int) -> np.ndarray:
+    """Each image's ``(h, w)``: ``shape`` (one or per image), else the masks' own ``shapes``
+    (:class:`plexus.data.truth.ForegroundMasks`), else the one shape of the mask array."""
+    if shape is None:
+        shape = getattr(true_masks, "shapes", None)
+    if shape is None:
+        shape = np.asarray(true_masks[0:1]).shape[1:3] if n else (0, 0)
+    return image_shapes(shape, n)
+
+
 def cutoff_counts(members: list[np.ndarray], true_masks, cutoffs, *,
-                  shape=ORIGINAL_SHAPE, batch_size: int = 4) -> CutoffCounts:
+                  shape=None, batch_size: int = 4) -> CutoffCounts:
     """Count predicted and overlapping pixels for every image and cutoff.
 
     ``members``: probability arrays (n, h, w), one per model of an ensemble, rows
-    aligned with ``true_masks`` (n, *shape), nonzero = foreground. Probabilities are
-    averaged after upsampling to ``shape`` (:func:`plexus.data.resize.upsample_mean`).
-    Images are processed ``batch_size`` at a time: only that many upsampled maps are
-    held at once, and ``true_masks`` may be any sequence with ``len`` and slicing
-    (e.g. a memory map, or an object decoding masks on demand).
+    aligned with ``true_masks``, nonzero = foreground. Probabilities are averaged after
+    upsampling to each image's size (:func:`plexus.data.resize.upsample_mean`): ``shape``,
+    one ``(H, W)`` or one per image; by default the masks' own (their ``shapes``, or the
+    array's). Images are processed at most ``batch_size`` at a time, a batch of one size
+    (:func:`plexus.data.resize.uniform_runs`): only that many upsampled maps are held at once,
+    and ``true_masks`` may be any sequence with ``len`` and slicing (e.g. a memory map, or
+    an object reading masks on demand).
     """
     cutoffs = np.asarray(sorted(float(c) for c in cutoffs), dtype=np.float64)
     n = len(true_masks)
@@ -189,12 +200,12 @@ def cutoff_counts(members: list[np.ndarray], true_masks, cutoffs, *,
     pred_area = np.zeros((n, len(cut32)), dtype=np.int64)
     inter = np.zeros_like(pred_area)
     true_area = np.zeros(n, dtype=np.int64)
-    for lo in range(0, n, batch_size):
-        hi = min(lo + batch_size, n)
+    shapes = _shapes_of(true_masks, shape, n)
+    for lo, hi, size in uniform_runs(shapes, batch_size):
         # float32 before upsampling, as upsample() converts anyway; min/max are faster on it than on float16
         batches = [np.asarray(m[lo:hi], dtype=np.float32) for m in members]
         truth = (np.asarray(true_masks[lo:hi]) != 0).reshape(hi - lo, -1)
-        prob = upsample_mean(batches, shape).reshape(hi - lo, -1)
+        prob = upsample_mean(batches, size).reshape(hi - lo, -1)
         if table is not None and all(_in_unit_interval(b) for b in batches):
             values = prob.numpy()
             buckets, buckets_true = table.histograms(values, truth)
@@ -311,12 +322,13 @@ def metrics_at(counts: CutoffCounts, cutoff: float, min_area: int) -> pd.DataFra
 
 
 def tune(members, true_masks, cutoffs, min_areas, folds=None, *, presence=None,
-         presence_thresholds=None, shape=ORIGINAL_SHAPE) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+         presence_thresholds=None, shape=None) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """Score the grid and choose the setting.
 
     Returns ``(grid, best, per_image)``: the grid frame, a dict with the chosen
     ``cutoff, min_area, score`` plus ``untuned_score`` (cutoff 0.5, min area 0) and
     ``empty_score`` (every mask empty), and per-image metrics at the chosen setting.
+    ``shape``: the images' sizes, as :func:`cutoff_counts` takes them.
 
     Two-head models: ``presence`` (n,) holds the (fold- and member-averaged) presence
     probability of each image; each threshold of ``presence_thresholds`` empties the

@@ -463,12 +463,15 @@ def qualitative_panel(images, truths, finals, dices, image_ids, labels, decision
     figure legend below the panels says which colour and line is which (:func:`qualitative_legend`).
     """
     apply_style(style)
-    images, truths, finals = np.asarray(images), np.asarray(truths), np.asarray(finals).astype(bool)
+    # a list (images of several sizes) or a stack; each row is drawn at its own size
+    images = [np.asarray(image) for image in images]
+    truths = [np.asarray(truth) for truth in truths]
+    finals = [np.asarray(final).astype(bool) for final in finals]
     n = len(images)
     if not (len(truths) == len(finals) == len(dices) == len(image_ids) == len(labels) == n) or n == 0:
         raise ValueError("images, truths, finals, dices, image_ids and labels need the same non-zero length")
-    raws = None if raws is None else np.asarray(raws).astype(bool)
-    h, w = images.shape[1:3]
+    raws = None if raws is None else [np.asarray(raw).astype(bool) for raw in raws]
+    h, w = images[0].shape[:2]
     panel_w = 2.6
     fig, axes = plt.subplots(n, 3, figsize=(3 * panel_w, n * panel_w * h / w + 0.6),
                              squeeze=False, layout="constrained")
@@ -488,15 +491,16 @@ def qualitative_panel(images, truths, finals, dices, image_ids, labels, decision
         note = f", {removed} px removed" if raws is not None else ""
         ax_pred.set_title(f"{decision}\n({int(finals[i].sum())} px{note})", fontsize="small")
         for j, ax in enumerate(axes[i]):
-            ax.set_xticks([0, w - 1])
-            ax.set_yticks([0, h - 1])
+            ax.set_xticks([0, images[i].shape[1] - 1])
+            ax.set_yticks([0, images[i].shape[0] - 1])
             ax.tick_params(labelsize="x-small", length=2)
             if i < n - 1:
                 ax.set_xticklabels([])
             if j > 0:
                 ax.set_yticklabels([])
     for ax in axes[-1]:
-        ax.set_xlabel(f"x (px of the {h}×{w} image)", fontsize="small")
+        same = len({image.shape[:2] for image in images}) == 1
+        ax.set_xlabel(f"x (px of the {h}×{w} image)" if same else "x (px of each image)", fontsize="small")
     for ax in axes[:, 0]:
         ax.set_ylabel("y (px)", fontsize="small")
     fig.legend(handles=qualitative_legend(raws is not None), loc="outside lower center",

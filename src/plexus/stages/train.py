@@ -8,11 +8,16 @@ from plexus.training.settings import TrainSettings
 
 
 def train_stage(train_npz, folds_csv, fold: int, settings: dict, out_dir, checkpoint, *, run_name: str,
-                threads: int | None = None, noise: dict | None = None, subset: dict | None = None) -> dict:
+                threads: int | None = None, noise: dict | None = None, subset: dict | None = None,
+                output: str = "softmax") -> dict:
     """Train model entry ``settings`` (named ``run_name``) on ``fold``.
 
-    ``subset={"size": s, "seed": k}`` trains on whole subjects only.
+    ``subset={"size": s, "seed": k}`` trains on whole subjects only. ``output``: the task's
+    (:attr:`plexus.tasks.base.Task.output`): ``sigmoid``, one foreground logit trained on the
+    masks' class 1 (arrays of any format); ``softmax``, one logit per class of the arrays.
     """
+    if output not in ("sigmoid", "softmax"):
+        raise ValueError(f"output must be sigmoid or softmax, got {output!r}")
     from plexus.training.loop import train_model
 
     train_settings = TrainSettings.from_config(settings)
@@ -25,8 +30,11 @@ def train_stage(train_npz, folds_csv, fold: int, settings: dict, out_dir, checkp
         train_idx = train_idx[keep]
         print(f"training-size subset: {len(train_idx)} images from "
               f"{folds['subject'].iloc[train_idx].nunique()} subjects (target {subset['size']})")
-    # arrays of the generic workflow say what they hold: classes (softmax) and missing channels
-    n_classes = len(data["classes"]) if "classes" in data else None
+    # the task picks the head; a softmax over the classes the arrays hold (and their missing channels)
+    n_classes = len(data["classes"]) if output == "softmax" and "classes" in data else None
+    if output == "sigmoid" and "classes" in data and len(data["classes"]) != 2:
+        raise ValueError(f"model {run_name}: a sigmoid output needs masks of one foreground class; {train_npz} "
+                         f"holds {len(data['classes'])} classes ({', '.join(map(str, data['classes']))})")
     # and, when the config has regions, the (R, K) matrix of each region's labels (region_training: regions)
     regions, region_names = data.get("regions"), data.get("region_names")
     if train_settings.region_training == "regions" and regions is None:

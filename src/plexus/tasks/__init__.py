@@ -3,9 +3,9 @@
 A *task* turns the shared trunk's outputs (out-of-fold and test probabilities of every
 model, the folds, the manifest) into decisions, scores, submissions, tables and figures:
 
-* ``binary``: one foreground (the nerve); cutoff x minimum area x presence gate tuned on the
-  OOF probabilities, post-processing candidates under the bootstrap rule, run-length submission
-  (:mod:`plexus.tasks.binary`);
+* ``binary``: one foreground (the nerve, a lesion); cutoff x minimum area x presence gate tuned
+  on the OOF probabilities, post-processing candidates under the bootstrap rule, run-length
+  submission (:mod:`plexus.tasks.binary`); any format whose masks have one foreground class;
 * ``classes``: several classes from a softmax; per-class minimum areas, label maps and a
   per-class run-length table (:mod:`plexus.tasks.classes`);
 * ``instances``: nuclei; threshold / split / minimum-size candidates tuned by mean AP over IoU
@@ -32,7 +32,8 @@ TASK_MODULES = {
     "regions": "plexus.tasks.regions",
 }
 
-#: the task each data format implies when the config names none (``task:`` unset)
+#: the task each data format implies when the config names none (``task:`` unset); a ``folders``
+#: or ``sheet`` dataset of two classes (one foreground), nothing ignored and no regions, is binary
 DEFAULT_TASKS = {"kaggle_nerve": "binary", "folders": "classes", "sheet": "classes", "dsb2018": "instances"}
 
 
@@ -53,5 +54,12 @@ def load_task(name: str):
 
 
 def task_of(config: dict) -> str:
-    """The config's task: ``task:`` if set, else the default of its ``data.format``."""
-    return config.get("task") or DEFAULT_TASKS[config["data"]["format"]]
+    """The config's task: ``task:`` if set, else the default of its ``data.format`` (for a
+    ``folders`` or ``sheet`` dataset, ``binary`` when its masks have one foreground class)."""
+    if config.get("task"):
+        return config["task"]
+    data_format = config["data"]["format"]
+    if (data_format in ("folders", "sheet") and len(config.get("classes") or {}) == 2
+            and not config.get("ignore") and not config.get("regions")):
+        return "binary"
+    return DEFAULT_TASKS[data_format]

@@ -49,6 +49,9 @@ class Task:
     ``studies``: the robustness studies it scores.
     ``tta``: whether its decisions read the flip-averaged predictions (``predict.tta``).
     ``score``: the name of its per-image score (tables, figures).
+    ``output``: what its networks output, which the training stage builds the head for:
+    ``sigmoid`` (one foreground map, a presence head allowed) or ``softmax`` (one map per class
+    of the arrays; a model's ``region_training: regions`` makes it one sigmoid per region).
     """
 
     name: str
@@ -58,6 +61,7 @@ class Task:
     studies: tuple[str, ...] = STUDIES
     tta: bool = False
     score: str = "score"
+    output: str = "softmax"
 
     def run(self, stage: str, job) -> None:
         if stage not in STAGES:

@@ -1,21 +1,25 @@
-"""Task ``binary``: one foreground structure (the nerve), scored by the Kaggle per-image Dice.
+"""Task ``binary``: one foreground structure (the nerve, a lesion, a vessel tree), scored by the
+Kaggle per-image Dice (an empty prediction of an empty mask scores 1).
 
 The decision is a cutoff x minimum area (x a presence threshold, when a member has a presence
-head) tuned on the members' averaged OOF probabilities at the original 420x580 grid; then the
+head) tuned on the members' averaged OOF probabilities at each image's own size; then the
 post-processing candidates of :mod:`plexus.postprocess.selection`, each kept only when the
 subject-bootstrap CI of its paired gain lies above 0. The whole procedure is cross-fitted
 (each fold scored by the decision the other folds chose). The submission is run-length encoded
 (:mod:`plexus.io.rle`), with the decided masks also written as PNG label maps.
 
-Its data format is ``kaggle_nerve`` (the truth is the manifest's run-length masks table,
-``results/manifest/train_masks.csv``, decoded at 420x580).
+Its data formats are every one whose masks have one foreground class: ``kaggle_nerve`` and a
+two-class ``folders`` or ``sheet`` dataset (the default task of both). The network has one
+sigmoid output (and the presence head of ``unet2head`` or ``presence_head``). The truth is each
+image's mask file at its own size (:class:`plexus.data.truth.ForegroundMasks`, from the
+training manifest), and the submission and label maps are written at each test image's size,
+the label maps in the dataset's own mask values.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +29,7 @@ from plexus.io.contracts import (
     load_members,
     load_oof,
     read_aligned,
+    read_folds,
     read_json,
     read_manifest,
     read_npz,
@@ -41,24 +46,39 @@ from plexus.tasks.base import (
     train_size_files,
 )
 
-if TYPE_CHECKING:
-    from plexus.data.ingest import LazyMasks
 
-#: the run-length masks table of the kaggle_nerve manifest: the truth of every scoring stage
-MASKS_CSV = "results/manifest/train_masks.csv"
+def binary_classes(config: dict) -> dict:
+    """The mask values of the study's two classes (background first): the Kaggle layout's fixed
+    {0, 255}, else the config's ``classes``."""
+    from plexus.data.ingest import KAGGLE_CLASSES
+
+    return dict(KAGGLE_CLASSES) if config["data"]["format"] == "kaggle_nerve" else dict(config["classes"])
+
+
+def truth_of(train_csv, image_ids, classes: dict):
+    """The true foreground masks of ``image_ids`` (read on demand, each at its own size)."""
+    from plexus.data.truth import ForegroundMasks
+
+    return ForegroundMasks(read_manifest(train_csv), image_ids, classes)
+
+
+def test_shapes(test_csv, image_ids) -> np.ndarray:
+    """``(n, 2)``: each test image's ``(height, width)`` from the test manifest, in ``image_ids`` order."""
+    test = read_manifest(test_csv).set_index("image_id")
+    return test.loc[[str(i) for i in image_ids], ["height", "width"]].to_numpy(np.int64)
 
 
 # -------------------- tuning: cutoff x minimum area on the averaged OOF probabilities
 
-def tune_stage(member_oofs: dict[str, list], folds_csv, masks_csv, cutoffs, min_areas,
+def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, cutoffs, min_areas,
                grid_csv, best_json, per_image_csv, presence_thresholds=None) -> dict:
     """Tune cutoff x min-area (x presence threshold, when a member has a presence head) on
-    the (averaged) OOF probabilities of one or more models; true masks are decoded per batch."""
-    from plexus.data.ingest import load_truth
+    the (averaged) OOF probabilities of one or more models; true masks are read per batch."""
     from plexus.postprocess.tuning import tune
 
-    folds, truth = load_truth(folds_csv, masks_csv, lazy=True)
+    folds = read_folds(folds_csv)
     ids = folds["image_id"].astype(str).tolist()
+    truth = truth_of(train_csv, ids, classes)
     arrays = load_members(member_oofs, ids, ("prob", "presence"))
     members, presences = arrays["prob"], arrays["presence"]
     presence = np.mean(presences, axis=0) if presences else None
@@ -108,11 +128,11 @@ def cross_fitted_grid_score(grid: pd.DataFrame, fold_sizes: dict[int, int]) -> f
     return total / sum(fold_sizes.values())
 
 
-def _batch_source(arrays: dict[str, list[np.ndarray]], truth: LazyMasks, image_paths: list[str] | None):
-    """``batches(needs)`` for the :class:`ScoreCache`: maps upsampled, masks decoded, images read per batch."""
-    from plexus import ORIGINAL_SHAPE
-    from plexus.data.resize import upsample_mean
-    from plexus.io.tiff import read_tiff
+def _batch_source(arrays: dict[str, list[np.ndarray]], truth, image_paths: list[str] | None):
+    """``batches(needs)`` for the :class:`ScoreCache`: maps upsampled, masks read, images read per
+    batch of images of one size (``truth``: :class:`plexus.data.truth.ForegroundMasks`)."""
+    from plexus.data.resize import uniform_runs, upsample_mean
+    from plexus.data.truth import read_gray
     from plexus.postprocess.selection import Batch
 
     def mean_presence(key):
@@ -126,17 +146,17 @@ def _batch_source(arrays: dict[str, list[np.ndarray]], truth: LazyMasks, image_p
                              "predict.tta is empty, or some OOF files predate it")
         if "images" in needs and image_paths is None:
             raise ValueError("the crf candidate needs the images (the train manifest)")
-        for lo in range(0, len(truth), BATCH):
-            rows = np.arange(lo, min(lo + BATCH, len(truth)))
-            batch = Batch(rows=rows, truths=truth[lo:lo + len(rows)].astype(bool))
+        for lo, hi, size in uniform_runs(truth.shapes, BATCH):
+            rows = np.arange(lo, hi)
+            batch = Batch(rows=rows, truths=truth[lo:hi].astype(bool))
             if "plain" in needs:
-                batch.probs = upsample_mean([m[rows] for m in arrays["prob"]], ORIGINAL_SHAPE).numpy()
+                batch.probs = upsample_mean([m[rows] for m in arrays["prob"]], size).numpy()
                 batch.presence = None if presence is None else presence[rows]
             if "tta" in needs:
-                batch.probs_tta = upsample_mean([m[rows] for m in arrays["prob_tta"]], ORIGINAL_SHAPE).numpy()
+                batch.probs_tta = upsample_mean([m[rows] for m in arrays["prob_tta"]], size).numpy()
                 batch.presence_tta = None if presence_tta is None else presence_tta[rows]
             if "images" in needs:
-                batch.images = np.stack([read_tiff(image_paths[r]) for r in rows])
+                batch.images = np.stack([read_gray(image_paths[r]) for r in rows])
             yield batch
     return batches
 
@@ -151,10 +171,11 @@ def presence_score(arrays: dict[str, list[np.ndarray]], tta: bool) -> np.ndarray
     return np.mean([m.astype(np.float32).reshape(len(m), -1).max(axis=1) for m in maps], axis=0).astype(np.float64)
 
 
-def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_csv, best_json, out_json,
-                      decisions_csv, per_image_csv, options: dict, *, n_boot: int, seed: int,
-                      manifest_csv=None) -> dict:
-    from plexus.data.ingest import load_truth
+def postprocess_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, grid_csv, best_json,
+                      out_json, decisions_csv, per_image_csv, options: dict, *, n_boot: int, seed: int) -> dict:
+    """The post-processing candidates, decided on the OOF maps under the bootstrap rule and
+    cross-fitted (see the module doc); the truth and the images (the CRF's) from ``train_csv``."""
+    from plexus.data.truth import image_paths as manifest_image_paths
     from plexus.evaluation.bootstrap import bootstrap_ci
     from plexus.evaluation.crossfit import decisions_table, keep_rule
     from plexus.evaluation.metrics import per_image_metrics
@@ -162,13 +183,11 @@ def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_c
     from plexus.postprocess.selection import ScoreCache, Selection, select_many
     from plexus.postprocess.tuning import UNTUNED_CUTOFF, UNTUNED_PRESENCE
 
-    folds, truth = load_truth(folds_csv, masks_csv, lazy=True)
+    folds = read_folds(folds_csv)
     ids = folds["image_id"].astype(str).tolist()
+    truth = truth_of(train_csv, ids, classes)
     arrays = load_members(member_oofs, ids, ("prob", "presence", "prob_tta", "presence_tta"))
-    image_paths = None
-    if manifest_csv is not None:
-        manifest = read_manifest(manifest_csv).set_index("image_id")
-        image_paths = manifest.loc[ids, "image_path"].astype(str).tolist()
+    image_paths = manifest_image_paths(read_manifest(train_csv), ids)
     best, grid = read_json(best_json), read_table(grid_csv)
     fold_of = folds["fold"].to_numpy()
     subjects = folds["subject"].to_numpy()
@@ -228,12 +247,14 @@ def postprocess_stage(member_oofs: dict[str, list], folds_csv, masks_csv, grid_c
 
 def submission_stage(member_means, postprocess_json, csv_path, json_path, batch_size: int = 64,
                      manifest_csv=None) -> dict:
-    """Apply ``results/postprocess/{name}.json``'s pipeline once to the members' averaged maps.
+    """Apply ``results/postprocess/{name}.json``'s pipeline once to the members' averaged maps,
+    each upsampled to its test image's size (``manifest_csv``, the test manifest).
 
     The presence gate (two-head members) uses the presence probability averaged over
     folds (``mean.npz``) and over the members that have one, as in tuning. A ``tta``
     pipeline reads the flip-averaged arrays; a ``crf`` one the test images of the manifest.
     """
+    from plexus.data.truth import image_paths as manifest_image_paths
     from plexus.postprocess.candidates import PostProcess
     from plexus.postprocess.submission import encode_masks, submission_frame, write_submission
 
@@ -247,13 +268,11 @@ def submission_stage(member_means, postprocess_json, csv_path, json_path, batch_
                          "rerun the test predictions with predict.tta set")
     presences = [r[f"presence{suffix}"] for r in runs if f"presence{suffix}" in r]
     presence = np.mean(presences, axis=0) if presences else None
-    image_paths = None
-    if pipeline.crf:
-        manifest = read_manifest(manifest_csv).set_index("image_id")
-        image_paths = manifest.loc[runs[0]["image_id"].astype(str), "image_path"].astype(str).tolist()
+    ids = runs[0]["image_id"].astype(str)
+    image_paths = manifest_image_paths(read_manifest(manifest_csv), ids) if pipeline.crf else None
     pixels = encode_masks([r[f"prob{suffix}"] for r in runs], pipeline.cutoff, pipeline.min_area,
-                          batch_size=batch_size, pipeline=pipeline, presence=presence, image_paths=image_paths,
-                          crf_settings=decided.get("crf_settings"))
+                          shape=test_shapes(manifest_csv, ids), batch_size=batch_size, pipeline=pipeline,
+                          presence=presence, image_paths=image_paths, crf_settings=decided.get("crf_settings"))
     frame = submission_frame(runs[0]["image_id"], pixels)
     summary = write_submission(frame, csv_path)
     summary.update(pipeline=pipeline.to_dict(), members=decided.get("members"))
@@ -313,18 +332,14 @@ def fold_scores(per_image: pd.DataFrame, folds: np.ndarray) -> pd.DataFrame:
 
 
 def noise_scores_stage(
-    predictions: dict[tuple[str, float], str], folds_csv, masks_csv, best_json, out_csv
+    predictions: dict[tuple[str, float], str], train_csv, classes: dict, best_json, out_csv
 ) -> pd.DataFrame:
     """``scores.csv``: one row per (condition, sigma, fold)."""
-    from plexus.data.ingest import load_truth
-
     best = json.loads(Path(best_json).read_text())
-    folds, all_truth = load_truth(folds_csv, masks_csv)  # decoded once, shared by every file
-    row_of = {image_id: row for row, image_id in enumerate(folds["image_id"].astype(str))}
     rows = []
     for (condition, sigma), path in sorted(predictions.items()):
         data = read_npz(path)
-        truth = all_truth[[row_of[i] for i in data["image_id"].astype(str)]]
+        truth = truth_of(train_csv, data["image_id"].astype(str), classes)
         per_image = score_at([data["prob"]], truth, best, data.get("presence"))
         scores = fold_scores(per_image, data["fold"])
         rows.append(scores.assign(condition=condition, sigma=float(sigma)))
@@ -335,7 +350,7 @@ def noise_scores_stage(
 
 
 def train_size_scores_stage(
-    runs: dict[tuple, list], full_run: list, folds_csv, masks_csv, best_json, out_csv
+    runs: dict[tuple, list], full_run: list, folds_csv, train_csv, classes: dict, best_json, out_csv
 ) -> pd.DataFrame:
     """``scores.csv``: one row per (size, seed, fold), plus ``size="full"`` rows.
 
@@ -344,11 +359,11 @@ def train_size_scores_stage(
     :func:`plexus.data.splits.subject_subset`, the same draw the training job made.
     """
     from plexus.data import splits
-    from plexus.data.ingest import load_truth
 
     best = json.loads(Path(best_json).read_text())
-    folds, truth = load_truth(folds_csv, masks_csv)
+    folds = read_folds(folds_csv)
     ids = folds["image_id"].astype(str).tolist()
+    truth = truth_of(train_csv, ids, classes)
     rows = []
     entries = [((f"{size:g}", seed), paths) for (size, seed), paths in sorted(runs.items())]
     entries.append((("full", None), full_run))
@@ -419,17 +434,15 @@ def decision_text(pipeline) -> str:
     return "final: " + ", ".join(parts)
 
 
-def qualitative_stage(per_image_csv, decision_json, train_csv, masks_csv, oof_npzs, name, paths,
+def qualitative_stage(per_image_csv, decision_json, train_csv, classes: dict, oof_npzs, name, paths,
                       style=None) -> None:
-    """Best, median and worst OOF images (with a nerve) of one model, by the Kaggle Dice of its final
-    decision (``results/postprocess/{name}_per_image.csv``), each drawn at 420x580 with the mask the
-    decided pipeline makes of it and the pixels that pipeline removed from ``p > cutoff``."""
-    from plexus import ORIGINAL_SHAPE
-    from plexus.data.ingest import load_masks
+    """Best, median and worst OOF images (with a foreground) of one model, by the Kaggle Dice of its
+    final decision (``results/postprocess/{name}_per_image.csv``), each drawn at its own size with
+    the mask the decided pipeline makes of it and the pixels that pipeline removed from ``p > cutoff``."""
     from plexus.data.resize import upsample
-    from plexus.io.contracts import read_masks_table
+    from plexus.data.truth import image_paths as manifest_image_paths
+    from plexus.data.truth import read_gray
     from plexus.io.rle import decode
-    from plexus.io.tiff import read_tiff
     from plexus.postprocess.candidates import PostProcess
     from plexus.postprocess.submission import encode_masks
     from plexus.report import figures
@@ -442,17 +455,20 @@ def qualitative_stage(per_image_csv, decision_json, train_csv, masks_csv, oof_np
     suffix = "_tta" if pipeline.tta else ""
     arrays = load_members({name: list(oof_npzs)}, ids, (f"prob{suffix}", f"presence{suffix}"))
     presence = arrays[f"presence{suffix}"][0] if arrays[f"presence{suffix}"] else None
-    manifest = read_manifest(train_csv).set_index("image_id")
-    image_paths = manifest.loc[ids, "image_path"].astype(str).tolist()
-    pixels = encode_masks(arrays[f"prob{suffix}"], pipeline.cutoff, pipeline.min_area, pipeline=pipeline,
-                          presence=presence, image_paths=image_paths, crf_settings=decided.get("crf_settings"))
-    finals = np.stack([decode(text, ORIGINAL_SHAPE) for text in pixels])
-    raws = upsample(arrays[f"prob{suffix}"][0].astype(np.float32), ORIGINAL_SHAPE).numpy() > pipeline.cutoff
+    image_paths = manifest_image_paths(read_manifest(train_csv), ids)
+    truth = truth_of(train_csv, ids, classes)
+    pixels = encode_masks(arrays[f"prob{suffix}"], pipeline.cutoff, pipeline.min_area, shape=truth.shapes,
+                          pipeline=pipeline, presence=presence, image_paths=image_paths,
+                          crf_settings=decided.get("crf_settings"))
+    shapes = [tuple(int(v) for v in shape) for shape in truth.shapes]
+    finals = [decode(text, shape) for text, shape in zip(pixels, shapes)]
+    prob = arrays[f"prob{suffix}"][0].astype(np.float32)
+    raws = [upsample(prob[k:k + 1], shape).numpy()[0] > pipeline.cutoff for k, shape in enumerate(shapes)]
     dices = per_image.set_index("image_id").loc[ids, "postprocessed"].to_numpy()
-    fig = figures.qualitative_panel(np.stack([read_tiff(p) for p in image_paths]),
-                                    load_masks(read_masks_table(masks_csv), ids), finals, dices, ids, labels,
+    fig = figures.qualitative_panel([read_gray(p) for p in image_paths],
+                                    [truth.read(k) for k in range(len(ids))], finals, dices, ids, labels,
                                     decision_text(pipeline), style, raws=raws,
-                                    title=f"{name}: best, median and worst OOF images with a nerve, "
+                                    title=f"{name}: best, median and worst OOF images with a foreground, "
                                           "at this model's final decision")
     figures.save(fig, paths)
 
@@ -460,17 +476,17 @@ def qualitative_stage(per_image_csv, decision_json, train_csv, masks_csv, oof_np
 # --------------------------------------------------------------------------- label maps of the submission
 
 
-def write_binary_label_maps(frame: pd.DataFrame, out_dir, shape=None) -> int:
-    """The submission's masks as PNG label maps (0 background, 255 foreground), one per image."""
-    from plexus import ORIGINAL_SHAPE
+def write_binary_label_maps(frame: pd.DataFrame, out_dir, shapes: dict, values=(0, 255)) -> int:
+    """The submission's masks as PNG label maps in the dataset's mask ``values`` (background,
+    foreground), one per image, each at its size (``shapes``: image id -> ``(height, width)``)."""
     from plexus.io.rle import decode
     from plexus.postprocess.multiclass import write_label_map
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for image_id, pixels in zip(frame.iloc[:, 0].astype(str), frame.iloc[:, 1].fillna("").astype(str)):
-        mask = decode(pixels, shape or ORIGINAL_SHAPE)
-        write_label_map(out_dir / f"{image_id}.png", mask.astype(np.uint8), [0, 255])
+        mask = decode(pixels, tuple(int(v) for v in shapes[image_id]))
+        write_label_map(out_dir / f"{image_id}.png", mask.astype(np.uint8), list(values))
     return len(frame)
 
 
@@ -482,35 +498,57 @@ class BinaryTask(Task):
         from plexus.config import grid_values
 
         tuning, postprocess, summary = config["tuning"], config["postprocess"], config["summary"]
+        classes = binary_classes(config)  # the truth's mask values: every stage that reads a mask
         return {
             "tune": lambda: {"cutoffs": grid_values(tuning["cutoffs"]),
                              "min_areas": grid_values(tuning["min_areas"], integer=True),
-                             "presence_thresholds": grid_values(tuning["presence_thresholds"])},
+                             "presence_thresholds": grid_values(tuning["presence_thresholds"]), "classes": classes},
             "postprocess": lambda: {"options": {k: postprocess[k] for k in
                                                 ("candidates", "component_sizes", "hysteresis_highs", "crf",
                                                  "min_gain")},
-                                    "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"]},
-            "submission": lambda: {"batch_size": config["predict"]["batch_size"]},
+                                    "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"],
+                                    "classes": classes},
+            "submission": lambda: {"batch_size": config["predict"]["batch_size"], "classes": classes},
             "summary_table": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
             "comparison": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+            "noise_scores": lambda: {"classes": classes},
+            "train_size_scores": lambda: {"classes": classes},
+            "figure_qualitative": lambda: {"classes": classes},
         }.get(stage, dict)()
+
+    def config_errors(self, config: dict) -> list[str]:
+        errors = super().config_errors(config)
+        if config["data"]["format"] == "kaggle_nerve":
+            return errors
+        classes, ignore = config["classes"], config.get("ignore") or []
+        if len(classes) != 2:
+            errors.append(f"classes: task 'binary' reads masks of one foreground class (two classes, the "
+                          f"background first); these classes are {', '.join(classes)} (set task: classes)")
+        if ignore:
+            errors.append(f"ignore: task 'binary' has no ignored classes ({', '.join(ignore)}); set task: classes, "
+                          "whose losses and scores leave ignored pixels out")
+        if config.get("regions"):
+            errors.append("regions: task 'binary' has no regions (set task: regions)")
+        return errors
 
     def tune(self, job) -> None:
         i, o, s = job.input, job.output, job.params.settings
-        tune_stage(member_oofs(job), i.folds, i.masks, s["cutoffs"], s["min_areas"], o.grid, o.best, o.per_image,
-                   presence_thresholds=s["presence_thresholds"])
+        tune_stage(member_oofs(job), i.folds, i.train, s["classes"], s["cutoffs"], s["min_areas"], o.grid, o.best,
+                   o.per_image, presence_thresholds=s["presence_thresholds"])
 
     def postprocess(self, job) -> None:
         i, o, s = job.input, job.output, job.params.settings
-        postprocess_stage(member_oofs(job), i.folds, i.masks, i.grid, i.best, o.json, o.decisions, o.per_image,
-                          s["options"], n_boot=s["n_boot"], seed=s["seed"], manifest_csv=i.train)
+        postprocess_stage(member_oofs(job), i.folds, i.train, s["classes"], i.grid, i.best, o.json, o.decisions,
+                          o.per_image, s["options"], n_boot=s["n_boot"], seed=s["seed"])
 
     def submission(self, job) -> None:
-        i, o = job.input, job.output
-        submission_stage(list(i.means), i.decision, o.csv, o.summary, batch_size=job.params.settings["batch_size"],
-                         manifest_csv=i.test)
+        from plexus.labels import class_table
+
+        i, o, s = job.input, job.output, job.params.settings
+        submission_stage(list(i.means), i.decision, o.csv, o.summary, batch_size=s["batch_size"], manifest_csv=i.test)
         frame = pd.read_csv(o.csv, dtype=str, keep_default_na=False)
-        write_binary_label_maps(frame, o.labelmaps)
+        shapes = dict(zip(frame.iloc[:, 0], test_shapes(i.test, frame.iloc[:, 0])))
+        write_binary_label_maps(frame, o.labelmaps, shapes, class_table(s["classes"])[1])
 
     def summary_table(self, job) -> None:
         i, o, p = job.input, job.output, job.params
@@ -530,11 +568,13 @@ class BinaryTask(Task):
                          n_boot=p.settings["n_boot"], seed=p.settings["seed"], style=p.style)
 
     def noise_scores(self, job) -> None:
-        noise_scores_stage(noise_files(job), job.input.folds, job.input.masks, job.input.best, job.output[0])
+        noise_scores_stage(noise_files(job), job.input.train, job.params.settings["classes"], job.input.best,
+                           job.output[0])
 
     def train_size_scores(self, job) -> None:
         runs, full = train_size_files(job)
-        train_size_scores_stage(runs, full, job.input.folds, job.input.masks, job.input.best, job.output[0])
+        train_size_scores_stage(runs, full, job.input.folds, job.input.train, job.params.settings["classes"],
+                                job.input.best, job.output[0])
 
     def figure_tuning(self, job) -> None:
         i, name, style = job.input, job.wildcards.name, job.params.style
@@ -543,8 +583,8 @@ class BinaryTask(Task):
 
     def figure_qualitative(self, job) -> None:
         i = job.input
-        qualitative_stage(i.decision_per_image, i.decision, i.train, i.masks, list(i.oof), job.wildcards.model,
-                          figure_paths(job, "panel"), job.params.style)
+        qualitative_stage(i.decision_per_image, i.decision, i.train, job.params.settings["classes"], list(i.oof),
+                          job.wildcards.model, figure_paths(job, "panel"), job.params.style)
 
     def figure_study(self, study: str, job) -> None:
         draw = {"noise": noise_stage, "train_size": train_size_stage}[study]
@@ -553,9 +593,8 @@ class BinaryTask(Task):
 
 TASK = BinaryTask(
     name="binary",
-    formats=("kaggle_nerve",),
-    inputs={stage: {"masks": MASKS_CSV}
-            for stage in ("tune", "postprocess", "noise_scores", "train_size_scores", "figure_qualitative")},
+    formats=("kaggle_nerve", "folders", "sheet"),
+    output="sigmoid",
     figures={
         "figure_tuning": (
             Figure("heatmap", "tuning/{name}_heatmap", "tuning_heatmap.rst", "Tuning"),
