@@ -28,7 +28,8 @@ FORMAT = config["data"]["format"]
 # the task axis: what the study does with its data (plexus.tasks); every stage rule calls it
 TASK_NAME = task_of(config)
 TASK = load_task(TASK_NAME)
-config["task"] = TASK_NAME  # resolved once: the report and results/config.yaml say which ran
+# resolved once: the report and results/config.yaml say which task ran
+config["task"] = TASK_NAME
 # the classes the network learns; the ignored ones (ignore:) only mark pixels that count nowhere
 IGNORE = ignored_classes(config)
 CLASSES = learnt_classes(config)
