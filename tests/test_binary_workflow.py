@@ -107,3 +107,23 @@ def test_kaggle_yaml_plans_its_models_candidates_and_gate_on_a_folders_dataset(t
     assert models | set(kaggle["ensembles"]) <= tuned
     assert {w["name"] for rule, w in jobs if rule == "figure_tuning"} == tuned
     assert {rule for rule, _ in jobs} >= {"postprocess", "submission", "noise_scores", "train_size_scores"}
+
+
+def test_plexus_predict_reproduces_the_binary_submission(binary_folders_run, tmp_path):
+    """The finished binary folders study applied to its own test folder: the same bytes."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    plexus = str(Path(sys.executable).with_name("plexus"))
+    out = tmp_path / "applied"
+    done = subprocess.run([plexus, "predict", "--results", "results", "--ensemble", "main", "--images",
+                           "results/raw/binary/test", "--out", str(out)], cwd=binary_folders_run,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    results = binary_folders_run / "results"
+    assert (out / "submission/main.csv").read_bytes() == (results / "submission/main.csv").read_bytes()
+    for label in (results / "labelmaps/main").iterdir():
+        assert (out / "labelmaps/main" / label.name).read_bytes() == label.read_bytes()
+    shutil.rmtree(out)
