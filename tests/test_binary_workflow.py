@@ -18,6 +18,7 @@ from workflow_helpers import (
     BINARY_TEST,
     BINARY_TRAIN,
     binary_folders_config,
+    binary_test_mask,
     make_workdir,
     planned_jobs,
     write_binary_folders,
@@ -72,6 +73,23 @@ def test_the_submission_and_label_maps_are_at_each_test_images_size(binary_folde
         np.testing.assert_array_equal(label == 255, mask.astype(bool))
 
 
+def test_a_labelled_test_set_scores_the_submitted_masks(binary_folders_run):
+    """The held-out score of each entry is the mean Kaggle Dice of its label maps against the test
+    masks, by hand; the masks entered no decision (the test manifest holds none)."""
+    results = binary_folders_run / "results"
+    table = pd.read_csv(results / "tables/heldout.csv").set_index("name")
+    assert set(table.index) == {"unet", "unet2head", "main"}
+    dice = []
+    for k, (stem, size) in enumerate(BINARY_TEST):
+        pred = np.asarray(Image.open(results / "labelmaps/main" / f"{stem}.png")) > 0
+        truth = binary_test_mask(k, size) > 0
+        total = pred.sum() + truth.sum()
+        dice.append(1.0 if total == 0 else 2 * (pred & truth).sum() / total)
+    assert table.loc["main", "heldout"] == pytest.approx(np.mean(dice), abs=1e-4)
+    test = pd.read_csv(results / "manifest/test.csv", dtype=str, keep_default_na=False)
+    assert (test["mask"] == "").all()
+
+
 def test_the_studies_score_a_binary_folders_study(binary_folders_run):
     results = binary_folders_run / "results/robustness"
     noise = pd.read_csv(results / "noise/scores.csv")
@@ -124,6 +142,8 @@ def test_plexus_predict_reproduces_the_binary_submission(binary_folders_run, tmp
     assert done.returncode == 0, done.stderr
     results = binary_folders_run / "results"
     assert (out / "submission/main.csv").read_bytes() == (results / "submission/main.csv").read_bytes()
-    for label in (results / "labelmaps/main").iterdir():
+    labels = sorted((results / "labelmaps/main").glob("*.png"))
+    assert [p.name for p in labels] == sorted(f"{stem}.png" for stem, _ in BINARY_TEST)
+    for label in labels:
         assert (out / "labelmaps/main" / label.name).read_bytes() == label.read_bytes()
     shutil.rmtree(out)

@@ -158,8 +158,8 @@ BINARY_TEST = [("0007", (24, 32)), ("case_b", (30, 36)), ("1e5", (30, 36))]
 
 
 def write_binary_folders(raw: Path, seed: int = 5) -> None:
-    """A two-class ``folders`` dataset (images/, masks/ 0/255, test/) of two image sizes, gray and
-    RGB images, a quarter of the masks empty, and test ids that look like numbers."""
+    """A two-class ``folders`` dataset (images/, masks/ 0/255, test/ with test_masks/) of two image
+    sizes, gray and RGB images, a quarter of the masks empty, and test ids that look like numbers."""
     import numpy as np
     from PIL import Image
 
@@ -173,8 +173,20 @@ def write_binary_folders(raw: Path, seed: int = 5) -> None:
         image = np.clip(rng.normal(90, 20, (h, w)) + (mask > 0) * 80, 0, 255).astype(np.uint8)
         Image.fromarray(np.repeat(image[..., None], 3, axis=2) if rgb else image).save(raw / "images" / f"{stem}.png")
         Image.fromarray(mask).save(raw / "masks" / f"{stem}.png")
-    for stem, (h, w) in BINARY_TEST:
+    (raw / "test_masks").mkdir(exist_ok=True)
+    for k, (stem, (h, w)) in enumerate(BINARY_TEST):
         Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(raw / "test" / f"{stem}.png")
+        Image.fromarray(binary_test_mask(k, (h, w))).save(raw / "test_masks" / f"{stem}.png")
+
+
+def binary_test_mask(k: int, size: tuple[int, int]):
+    """The mask of the binary folders dataset's ``k``-th test image (data.test_masks), 0/255."""
+    import numpy as np
+
+    mask = np.zeros(size, np.uint8)
+    if k:
+        mask[3 + k:12 + k, 4:15] = 255
+    return mask
 
 
 def binary_folders_config(config: dict) -> dict:
