@@ -107,6 +107,28 @@ def test_class_table_has_the_all_background_baseline_and_tuning_is_per_class(mul
         assert scores[chosen["min_area"]] == pytest.approx(scores.max())
 
 
+def test_the_class_map_candidates_are_tried_and_the_labelmaps_apply_what_was_kept(multiclass_run):
+    """tta, then each class's largest component and filled holes, each decided under the bootstrap
+    rule; the submitted label maps are the decision's: recomputed here from the test means."""
+    from plexus.tasks.classes import decided_label, member_labels
+
+    results = multiclass_run / "results"
+    decisions = pd.read_csv(results / "postprocess/main.csv")
+    assert decisions["candidate"].tolist() == ["tta", "largest_component", "fill_holes"]
+    decided = json.loads((results / "postprocess/main.json").read_text())
+    kept = dict(zip(decisions["candidate"], decisions["kept"]))
+    assert decided["pipeline"]["largest_only"] == kept["largest_component"]
+    assert decided["pipeline"]["fill_holes"] == kept["fill_holes"]
+    classes = {"background": 0, "nerve": 128, "artery": 255}
+    test = pd.read_csv(results / "manifest/test.csv", dtype=str, keep_default_na=False)
+    key = "prob_tta" if decided["pipeline"]["tta"] else "prob"
+    means = [np.load(results / f"test_probs/{m}/mean.npz") for m in decided["members"]]
+    ids = means[0]["image_id"].astype(str)
+    for image_id, label in zip(ids, member_labels([m[key] for m in means], test, ids)):
+        expected = np.asarray([0, 128, 255], np.uint8)[decided_label(label, decided["pipeline"], classes)]
+        np.testing.assert_array_equal(np.asarray(Image.open(results / f"labelmaps/main/{image_id}.png")), expected)
+
+
 def test_robustness_studies_and_figures(multiclass_run, multichannel_run):
     noise = pd.read_csv(multiclass_run / "results/robustness/noise/scores.csv")
     assert len(noise) == 2 * 2 * 2 * 2  # conditions x sigmas x folds x classes

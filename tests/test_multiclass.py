@@ -486,3 +486,33 @@ def test_nan_scores_skip_in_frame_mean():
     true = np.array([[0, 1], [0, 0]], np.uint8)
     frame = scores_frame(["x"], [pred], [true], ["bg", "a"])
     assert math.isnan(frame.loc[0, "precision"]) and frame.loc[0, "sensitivity"] == 0.0
+
+
+def test_class_steps_keep_each_class_largest_component_and_fill_only_background():
+    """By hand: class 1 has a 3x3 ring (its hole one background pixel) and a 2-pixel speck; class 2
+    sits in a second ring's hole and must stay; class 2's own speck goes with largest_only."""
+    from plexus.postprocess.multiclass import class_steps
+
+    label = np.zeros((8, 12), np.uint8)
+    label[1:4, 1:4] = 1
+    label[2, 2] = 0  # a background hole
+    label[7, 4:6] = 1  # a speck of class 1
+    label[1:6, 6:11] = 1
+    label[2:5, 7:10] = 0
+    label[3, 8] = 2  # class 2 inside class 1's second ring (the ring is class 1's largest component)
+    label[7, 0] = 2  # a speck of class 2 (its components: 1 px each, the first kept)
+    largest = class_steps(label, 3, largest_only=True)
+    expected = label.copy()
+    expected[1:4, 1:4][label[1:4, 1:4] == 1] = 0  # the 8-px ring is smaller than the 16-px ring
+    expected[7, 4:6] = 0
+    expected[7, 0] = 0  # class 2: two 1-px components, the first in label order (row 3) kept
+    np.testing.assert_array_equal(largest, expected)
+    filled = class_steps(label, 3, fill_holes=True)
+    expected = label.copy()
+    expected[2, 2] = 1
+    ring_hole = np.zeros_like(label, bool)
+    ring_hole[2:5, 7:10] = True
+    expected[ring_hole & (label == 0)] = 1  # the ring's hole: background pixels become class 1
+    assert filled[3, 8] == 2  # another class's pixel is never changed
+    np.testing.assert_array_equal(filled, expected)
+    np.testing.assert_array_equal(class_steps(label, 3), label)

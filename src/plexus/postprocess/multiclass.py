@@ -145,6 +145,37 @@ def remove_small(label: np.ndarray, min_areas: Sequence[int]) -> np.ndarray:
     return out
 
 
+#: the map candidates of a class map (``postprocess.candidates``), each one step applied per class
+#: after the tuned minimum areas, and its key in the decision's pipeline (the binary task's names)
+CLASS_STEPS = {"largest_component": "largest_only", "fill_holes": "fill_holes"}
+
+
+def class_steps(label: np.ndarray, n_classes: int, *, largest_only: bool = False,
+                fill_holes: bool = False) -> np.ndarray:
+    """``label`` with the map candidates applied to each foreground class's mask in turn: only the
+    largest 8-connected component kept (the others become background), then the background pixels
+    that the class's mask encloses (:func:`plexus.postprocess.candidates.fill_holes`) given to the
+    class. Another class's pixels are never changed. Returns a new array."""
+    from plexus.postprocess.candidates import fill_holes as fill
+
+    label = _check_label(label, n_classes)
+    out = label.copy()
+    if not (largest_only or fill_holes):
+        return out
+    present = np.bincount(label.ravel(), minlength=n_classes) > 0
+    for c in range(1, n_classes):
+        if not present[c]:
+            continue
+        mask = out == c
+        if largest_only:
+            kept = remove_small_components(mask, 0, largest_only=True)
+            out[mask & ~kept] = 0
+            mask = kept
+        if fill_holes:
+            out[fill(mask) & (out == 0)] = c
+    return out
+
+
 # --- component records --------------------------------------------------------------------------
 
 

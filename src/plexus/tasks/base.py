@@ -123,6 +123,7 @@ class Task:
         min_gain = float(settings.get("min_gain", 0.0))
         plain, best = self.image_level(job.input.per_image), _read_json(job.input.best)
         per_image, pipeline, decisions = plain.assign(postprocessed=plain["tuned"]), {**best, "tta": False}, []
+        fold_tta = {int(k): False for k in np.unique(plain["fold"])}  # each fold's choice, made on the others
         if self.tta and "tta" in settings["candidates"]:
             with tempfile.TemporaryDirectory() as tmp:
                 tta, tta_best = self.retune(job, "prob_tta", tmp)
@@ -135,13 +136,22 @@ class Task:
                 inside = folds == fold
                 if keep_candidate(tta["tuned"][~inside], plain["tuned"][~inside], subjects[~inside], **boot)[0]:
                     crossfit[inside] = tta["cross_fitted"].to_numpy(np.float64)[inside]
+                    fold_tta[int(fold)] = True
             chosen = tta if kept else plain
             per_image = chosen.assign(untuned=plain["untuned"], postprocessed=chosen["tuned"], tuned=plain["tuned"],
                                       cross_fitted=crossfit)
             if kept:
                 pipeline = {**tta_best, "tta": True}
+        per_image, pipeline = self.map_candidates(job, per_image, pipeline, decisions, fold_tta)
         write_decision(job, per_image, pipeline, self.score, n_boot=settings["n_boot"], seed=settings["seed"],
                        decisions=decisions, min_gain=min_gain)
+
+    def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
+        """The candidates that change the decided maps (a task's own), tried after flip TTA under the
+        same rule and cross-fitted the same way: returns ``(per_image, pipeline)`` with their kept
+        steps, and appends a decision record per candidate to ``decisions``. ``fold_tta``: each
+        fold's TTA choice, made on the other folds. Default: none."""
+        return per_image, pipeline
 
     def image_level(self, per_image_csv):
         """The tuning's per-image table as :data:`DECISION_COLUMNS` of the task's score (default: the

@@ -37,6 +37,9 @@ from plexus.io.contracts import (
 from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, write_submission_summary
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
+#: the post-processing candidates a class map tries: flip TTA, then the map steps of
+#: :data:`plexus.postprocess.multiclass.CLASS_STEPS` (the tuned minimum areas are remove_small's part)
+CLASS_CANDIDATES = ("tta", "largest_component", "fill_holes")
 
 
 def _appearance(values) -> list:
@@ -116,6 +119,15 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     print(json.dumps(summary, indent=1))
 
 
+def decided_label(label: np.ndarray, pipeline: dict, classes: dict) -> np.ndarray:
+    """A class map at a decision's ``pipeline``: the tuned minimum areas, then its kept map steps
+    (:data:`plexus.postprocess.multiclass.CLASS_STEPS`: the largest component, filled holes)."""
+    from plexus.postprocess.multiclass import CLASS_STEPS, class_steps, remove_small
+
+    label = remove_small(label, min_areas_of(pipeline, classes))
+    return class_steps(label, len(classes), **{key: bool(pipeline.get(key)) for key in CLASS_STEPS.values()})
+
+
 def min_areas_of(best, classes: dict) -> list[int]:
     """The tuned minimum area of every class (index 0, the background, 0), of a ``best.json`` (or
     its content: a decision's pipeline)."""
@@ -127,21 +139,21 @@ def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_
                     suffix: str = ".png", key: str = "prob") -> None:
     """Test label maps at each image's size (mask values of ``classes``) and the per-class run-length table."""
     from plexus.evaluation.multiclass import class_table
-    from plexus.postprocess.multiclass import remove_small, rle_rows, write_label_map
+    from plexus.postprocess.multiclass import rle_rows, write_label_map
 
     test = read_manifest(test_csv)
     runs = [read_npz(p) for p in member_means]
     for path, run in zip(member_means, runs):
         check_aligned(run["image_id"], runs[0]["image_id"], path, member_means[0])
     ids = runs[0]["image_id"].astype(str)
-    areas = min_areas_of(best_json, classes)
+    pipeline = best_json if isinstance(best_json, dict) else json.loads(Path(best_json).read_text())
     values = class_table(classes)[1]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     labels = member_labels([r[key] for r in runs], test, ids)
     for image_id, label in zip(ids, labels):
-        label = remove_small(label, areas)
+        label = decided_label(label, pipeline, classes)
         write_label_map(out_dir / f"{image_id}{suffix}", label, values)
         rows += rle_rows(image_id, label, list(classes))
     atomic.write_csv(submission_csv, pd.DataFrame(rows, columns=["image_id", "class", "EncodedPixels"]))
@@ -265,9 +277,8 @@ def qualitative_stage(per_image_csv, decision_json, train_npz, oof_npzs, train_c
                       style=None, ignore: dict | None = None) -> None:
     """Best, median and worst OOF images of one model by the mean Dice over the classes of its final
     decision (``results/postprocess/{name}_per_image.csv``), each shown with the label map that
-    decision makes (argmax of the plain or flip-averaged maps, then the tuned minimum areas) at the
-    image's own size."""
-    from plexus.postprocess.multiclass import remove_small
+    decision makes (argmax of the plain or flip-averaged maps, then the tuned minimum areas and the
+    kept map steps) at the image's own size."""
     from plexus.report import class_figures
     from plexus.report.figures import save
 
@@ -281,8 +292,7 @@ def qualitative_stage(per_image_csv, decision_json, train_npz, oof_npzs, train_c
     train = read_manifest(train_csv)
     pipeline = read_json(decision_json)["pipeline"]
     prob = member_arrays({name: list(oof_npzs)}, ids, "prob_tta" if pipeline.get("tta") else "prob")[0]
-    areas = min_areas_of(pipeline, classes)
-    preds = [remove_small(label, areas) for label in member_labels([prob], train, ids)]
+    preds = [decided_label(label, pipeline, classes) for label in member_labels([prob], train, ids)]
     truths = list(_truths(train, ids, classes, ignore))
     images = [np.moveaxis(data["images"][row_of[i]], 0, -1) for i in ids]
     fig = class_figures.label_panel(images, truths, preds, ids, [float(scores[i]) for i in ids], list(picks),
@@ -312,7 +322,8 @@ class ClassesTask(Task):
                              "grid": grid_values(config["tuning"]["min_areas"], integer=True)},
             "postprocess": lambda: {"classes": classes, "ignore": ignore,
                                     "grid": grid_values(config["tuning"]["min_areas"], integer=True),
-                                    "candidates": [c for c in config["postprocess"]["candidates"] if c == "tta"],
+                                    "candidates": [c for c in config["postprocess"]["candidates"]
+                                                   if c in CLASS_CANDIDATES],
                                     "n_boot": config["postprocess"]["bootstrap_samples"],
                                     "seed": config["postprocess"]["seed"],
                                     "min_gain": config["postprocess"]["min_gain"]},
@@ -326,6 +337,78 @@ class ClassesTask(Task):
                                                "batch_size": config["predict"]["batch_size"]},
             "figure_qualitative": lambda: {"classes": classes, "ignore": ignore},
         }.get(stage, dict)()
+
+    def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
+        """The largest component and filled holes of each class (``postprocess.candidates``
+        ``largest_component``, ``fill_holes``), in that order after the tuned minimum areas, each
+        kept when the subject-bootstrap CI of its paired per-image gain lies above 0 (and the mean
+        gain reaches ``postprocess.min_gain``). Cross-fitted: each fold starts from the minimum areas
+        and TTA choice made on the other folds, and keeps the steps those folds keep."""
+        from plexus.evaluation.crossfit import decision, keep_candidate
+        from plexus.evaluation.multiclass import class_scores
+        from plexus.postprocess.multiclass import CLASS_STEPS, cross_fitted_min_areas, image_records
+
+        s = job.params.settings
+        candidates = [c for c in s["candidates"] if c in CLASS_STEPS]
+        if not candidates:
+            return per_image, pipeline
+        classes, n_classes = s["classes"], len(s["classes"])
+        folds, train = read_folds(job.input.folds), read_manifest(job.input.train)
+        ids = folds["image_id"].astype(str).tolist()
+        if per_image["image_id"].astype(str).tolist() != ids:
+            raise ValueError(f"{job.input.per_image}: its images are not the folds' in their order")
+        truths = list(_truths(train, ids, classes, s["ignore"]))
+        fold_of, subjects = folds["fold"].to_numpy(), folds["subject"].to_numpy()
+        labels: dict[bool, list] = {}
+
+        def labels_of(tta: bool) -> list:
+            if tta not in labels:
+                probs = member_arrays(member_oofs(job), ids, "prob_tta" if tta else "prob")
+                labels[tta] = list(member_labels(probs, train, ids))
+            return labels[tta]
+
+        def scores(tta: bool, areas: list[int], steps: list[str], rows) -> np.ndarray:
+            """Per image of ``rows``, the mean Dice over the classes at (areas, steps); NaN elsewhere."""
+            setting = {"classes": {name: {"min_area": int(a)} for name, a in zip(list(classes)[1:], areas[1:])},
+                       **{CLASS_STEPS[c]: True for c in steps}}
+            out = np.full(len(ids), np.nan)
+            for i in rows:
+                out[i] = np.mean(class_scores(decided_label(labels_of(tta)[i], setting, classes), truths[i],
+                                              n_classes)["dice"])
+            return out
+
+        boot = {"n_boot": s["n_boot"], "seed": s["seed"], "min_gain": float(s.get("min_gain", 0.0))}
+        every = np.arange(len(ids))
+        tta, areas, steps = bool(pipeline.get("tta")), min_areas_of(pipeline, classes), []
+        current = scores(tta, areas, steps, every)
+        for candidate in candidates:
+            with_step = scores(tta, areas, steps + [candidate], every)
+            kept, ci = keep_candidate(with_step, current, subjects, **boot)
+            decisions.append(decision(candidate, {CLASS_STEPS[candidate]: True}, current.mean(), with_step.mean(),
+                                      kept, ci))
+            if kept:
+                steps, current = steps + [candidate], with_step
+        grid = sorted({int(a) for a in s["grid"]} | {0})
+        fold_areas = {}
+        for choice in sorted(set(fold_tta.values())):
+            records = [image_records(pred, true, n_classes) for pred, true in zip(labels_of(choice), truths)]
+            fold_areas[choice] = cross_fitted_min_areas(records, fold_of.tolist(), grid).min_areas
+        crossfit = per_image["cross_fitted"].to_numpy(np.float64).copy()
+        for fold, choice in fold_tta.items():
+            inside, others = fold_of == fold, np.flatnonzero(fold_of != fold)
+            fold_steps, areas_k = [], fold_areas[choice][fold]
+            held = scores(choice, areas_k, fold_steps, others)
+            for candidate in candidates:
+                with_step = scores(choice, areas_k, fold_steps + [candidate], others)
+                if keep_candidate(with_step[others], held[others], subjects[others], **boot)[0]:
+                    fold_steps, held = fold_steps + [candidate], with_step
+            if fold_steps:
+                crossfit[inside] = scores(choice, areas_k, fold_steps, np.flatnonzero(inside))[inside]
+        pipeline = {**pipeline, **{CLASS_STEPS[c]: c in steps for c in candidates}}
+        if steps:  # else the tuned column as it was (its mean over the classes was summed in another order)
+            per_image = per_image.assign(postprocessed=current)
+        return per_image.assign(cross_fitted=crossfit), pipeline
+
 
     def tune_into(self, job, key: str, outputs: dict) -> None:
         i, s = job.input, job.params.settings
