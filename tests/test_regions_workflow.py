@@ -90,7 +90,11 @@ def test_decision_record_and_studies(regions_run):
     results = regions_run / "results"
     decision = json.loads((results / "postprocess/main.json").read_text())
     assert set(decision["pipeline"]["regions"]) == set(REGIONS)
-    assert decision["decisions"][0]["candidate"] == "tta"
+    # flip TTA, then each region's largest component and filled holes, each under the keep rule
+    assert [d["candidate"] for d in decision["decisions"]] == ["tta", "largest_component", "fill_holes"]
+    kept = {d["candidate"]: d["kept"] for d in decision["decisions"]}
+    assert decision["pipeline"]["largest_only"] == kept["largest_component"]
+    assert decision["pipeline"]["fill_holes"] == kept["fill_holes"]
     assert 0 <= decision["cross_fitted_ci"][0] <= decision["cross_fitted_score"] <= decision["cross_fitted_ci"][1]
     per_image = pd.read_csv(results / "tuning/main/per_image.csv")
     assert set(per_image["region"]) == set(REGIONS) and per_image["dice"].between(0, 1).all()

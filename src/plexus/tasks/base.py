@@ -204,6 +204,54 @@ class Task:
         self.figure_study("missing_channel", job)
 
 
+def choose_map_steps(per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool], *, candidates,
+                     step_keys: dict[str, str], scores, final_setting, fold_setting, subjects, fold_of,
+                     boot: dict):
+    """The map candidates of a task (steps applied to each unit's decided mask: the largest
+    component, filled holes), tried in turn after flip TTA under the one keep rule
+    (:func:`plexus.evaluation.crossfit.keep_candidate`), and cross-fitted: each fold starts from the
+    setting and TTA choice made on the other folds and keeps the steps those folds keep.
+
+    ``scores(tta, setting, steps, rows)``: per image (NaN outside ``rows``) the task's score at a
+    tuned ``setting`` with ``steps`` (candidate names) applied; ``final_setting``: the decision's
+    setting; ``fold_setting(tta, fold)``: the setting tuned on the other folds; ``step_keys``:
+    candidate -> its key in the decision's pipeline. ``per_image`` rows are the folds' images in
+    order (``subjects``, ``fold_of``). Returns ``(per_image, pipeline)``; appends a decision record
+    per candidate to ``decisions``.
+    """
+    from plexus.evaluation.crossfit import decision, keep_candidate
+
+    every = np.arange(len(per_image))
+    tta, steps = bool(pipeline.get("tta")), []
+    current = scores(tta, final_setting, steps, every)
+    if not np.allclose(current, per_image["postprocessed"].to_numpy(np.float64), rtol=0, atol=1e-9):
+        # the task's scorer must reproduce its decision before it judges a step on top of it
+        raise ValueError("the map candidates' scores of the decided setting differ from the tuning's per-image "
+                         "scores: a task's scores() and tune disagree")
+    for candidate in candidates:
+        with_step = scores(tta, final_setting, steps + [candidate], every)
+        kept, ci = keep_candidate(with_step, current, subjects, **boot)
+        decisions.append(decision(candidate, {step_keys[candidate]: True}, current.mean(), with_step.mean(), kept,
+                                  ci))
+        if kept:
+            steps, current = steps + [candidate], with_step
+    crossfit = per_image["cross_fitted"].to_numpy(np.float64).copy()
+    for fold, choice in fold_tta.items():
+        inside, others = fold_of == fold, np.flatnonzero(fold_of != fold)
+        setting, fold_steps = fold_setting(choice, fold), []
+        held = scores(choice, setting, fold_steps, others)
+        for candidate in candidates:
+            with_step = scores(choice, setting, fold_steps + [candidate], others)
+            if keep_candidate(with_step[others], held[others], subjects[others], **boot)[0]:
+                fold_steps, held = fold_steps + [candidate], with_step
+        if fold_steps:
+            crossfit[inside] = scores(choice, setting, fold_steps, np.flatnonzero(inside))[inside]
+    pipeline = {**pipeline, **{step_keys[c]: c in steps for c in candidates}}
+    if steps:  # else the tuned column as it was (its mean over the units was summed in another order)
+        per_image = per_image.assign(postprocessed=current)
+    return per_image.assign(cross_fitted=crossfit), pipeline
+
+
 def member_oofs(job) -> dict[str, list[str]]:
     """Each member's OOF files by fold, from the rule's ``oof_{member}`` inputs."""
     return {member: list(job.input[f"oof_{member}"]) for member in job.params.members}

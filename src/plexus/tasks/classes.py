@@ -34,7 +34,14 @@ from plexus.io.contracts import (
     read_per_image,
     read_table,
 )
-from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, write_submission_summary
+from plexus.tasks.base import (
+    Figure,
+    Task,
+    choose_map_steps,
+    figure_paths,
+    member_oofs,
+    write_submission_summary,
+)
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
 #: the post-processing candidates a class map tries: flip TTA, then the map steps of
@@ -339,12 +346,10 @@ class ClassesTask(Task):
         }.get(stage, dict)()
 
     def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
-        """The largest component and filled holes of each class (``postprocess.candidates``
-        ``largest_component``, ``fill_holes``), in that order after the tuned minimum areas, each
-        kept when the subject-bootstrap CI of its paired per-image gain lies above 0 (and the mean
-        gain reaches ``postprocess.min_gain``). Cross-fitted: each fold starts from the minimum areas
-        and TTA choice made on the other folds, and keeps the steps those folds keep."""
-        from plexus.evaluation.crossfit import decision, keep_candidate
+        """Each class's largest component and filled holes (``postprocess.candidates``
+        ``largest_component``, ``fill_holes``) after the tuned minimum areas
+        (:func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the minimum areas tuned on
+        the other folds, as the tuning's cross-fitted score has them."""
         from plexus.evaluation.multiclass import class_scores
         from plexus.postprocess.multiclass import CLASS_STEPS, cross_fitted_min_areas, image_records
 
@@ -358,8 +363,8 @@ class ClassesTask(Task):
         if per_image["image_id"].astype(str).tolist() != ids:
             raise ValueError(f"{job.input.per_image}: its images are not the folds' in their order")
         truths = list(_truths(train, ids, classes, s["ignore"]))
-        fold_of, subjects = folds["fold"].to_numpy(), folds["subject"].to_numpy()
         labels: dict[bool, list] = {}
+        fold_areas: dict[bool, dict] = {}
 
         def labels_of(tta: bool) -> list:
             if tta not in labels:
@@ -368,7 +373,6 @@ class ClassesTask(Task):
             return labels[tta]
 
         def scores(tta: bool, areas: list[int], steps: list[str], rows) -> np.ndarray:
-            """Per image of ``rows``, the mean Dice over the classes at (areas, steps); NaN elsewhere."""
             setting = {"classes": {name: {"min_area": int(a)} for name, a in zip(list(classes)[1:], areas[1:])},
                        **{CLASS_STEPS[c]: True for c in steps}}
             out = np.full(len(ids), np.nan)
@@ -377,38 +381,19 @@ class ClassesTask(Task):
                                               n_classes)["dice"])
             return out
 
-        boot = {"n_boot": s["n_boot"], "seed": s["seed"], "min_gain": float(s.get("min_gain", 0.0))}
-        every = np.arange(len(ids))
-        tta, areas, steps = bool(pipeline.get("tta")), min_areas_of(pipeline, classes), []
-        current = scores(tta, areas, steps, every)
-        for candidate in candidates:
-            with_step = scores(tta, areas, steps + [candidate], every)
-            kept, ci = keep_candidate(with_step, current, subjects, **boot)
-            decisions.append(decision(candidate, {CLASS_STEPS[candidate]: True}, current.mean(), with_step.mean(),
-                                      kept, ci))
-            if kept:
-                steps, current = steps + [candidate], with_step
-        grid = sorted({int(a) for a in s["grid"]} | {0})
-        fold_areas = {}
-        for choice in sorted(set(fold_tta.values())):
-            records = [image_records(pred, true, n_classes) for pred, true in zip(labels_of(choice), truths)]
-            fold_areas[choice] = cross_fitted_min_areas(records, fold_of.tolist(), grid).min_areas
-        crossfit = per_image["cross_fitted"].to_numpy(np.float64).copy()
-        for fold, choice in fold_tta.items():
-            inside, others = fold_of == fold, np.flatnonzero(fold_of != fold)
-            fold_steps, areas_k = [], fold_areas[choice][fold]
-            held = scores(choice, areas_k, fold_steps, others)
-            for candidate in candidates:
-                with_step = scores(choice, areas_k, fold_steps + [candidate], others)
-                if keep_candidate(with_step[others], held[others], subjects[others], **boot)[0]:
-                    fold_steps, held = fold_steps + [candidate], with_step
-            if fold_steps:
-                crossfit[inside] = scores(choice, areas_k, fold_steps, np.flatnonzero(inside))[inside]
-        pipeline = {**pipeline, **{CLASS_STEPS[c]: c in steps for c in candidates}}
-        if steps:  # else the tuned column as it was (its mean over the classes was summed in another order)
-            per_image = per_image.assign(postprocessed=current)
-        return per_image.assign(cross_fitted=crossfit), pipeline
+        def fold_setting(tta: bool, fold: int) -> list[int]:
+            if tta not in fold_areas:
+                records = [image_records(pred, true, n_classes) for pred, true in zip(labels_of(tta), truths)]
+                grid = sorted({int(a) for a in s["grid"]} | {0})
+                fold_areas[tta] = cross_fitted_min_areas(records, folds["fold"].tolist(), grid).min_areas
+            return fold_areas[tta][fold]
 
+        return choose_map_steps(per_image, pipeline, decisions, fold_tta, candidates=candidates,
+                                step_keys=CLASS_STEPS, scores=scores, final_setting=min_areas_of(pipeline, classes),
+                                fold_setting=fold_setting, subjects=folds["subject"].to_numpy(),
+                                fold_of=folds["fold"].to_numpy(),
+                                boot={"n_boot": s["n_boot"], "seed": s["seed"],
+                                      "min_gain": float(s.get("min_gain", 0.0))})
 
     def tune_into(self, job, key: str, outputs: dict) -> None:
         i, s = job.input, job.params.settings

@@ -44,9 +44,20 @@ from plexus.io.contracts import (
     read_table,
 )
 from plexus.labels import region_matrix
-from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, noise_files, write_submission_summary
+from plexus.tasks.base import (
+    Figure,
+    Task,
+    choose_map_steps,
+    figure_paths,
+    member_oofs,
+    noise_files,
+    write_submission_summary,
+)
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
+#: the post-processing candidates a region map tries: flip TTA, then each region's map steps
+#: (:data:`plexus.postprocess.components.MAP_STEPS`; the tuned minimum area is remove_small's part)
+REGION_CANDIDATES = ("tta", "largest_component", "fill_holes")
 
 
 # --------------------------------------------------------------------------- regions of a label map
@@ -114,12 +125,28 @@ def region_counts(prob: np.ndarray, truth: np.ndarray, valid: np.ndarray, cutoff
     return out
 
 
-def final_mask(prob: np.ndarray, cutoff: float, min_area: int) -> np.ndarray:
+def final_mask(prob: np.ndarray, cutoff: float, min_area: int, *, largest_only: bool = False,
+               fill_holes: bool = False) -> np.ndarray:
     """One region's decided mask: ``prob > cutoff`` without its 8-connected components below ``min_area``
-    (:func:`plexus.postprocess.components.remove_small_components`)."""
+    (:func:`plexus.postprocess.components.remove_small_components`), then the kept map steps: only
+    its largest component, its holes filled (:func:`plexus.postprocess.candidates.fill_holes`)."""
     from plexus.postprocess.components import remove_small_components
 
-    return remove_small_components(prob > cutoff, int(min_area))
+    mask = remove_small_components(prob > cutoff, int(min_area), largest_only=largest_only)
+    if fill_holes:
+        from plexus.postprocess.candidates import fill_holes as fill
+
+        mask = fill(mask)
+    return mask
+
+
+def final_masks(prob: np.ndarray, cutoffs, areas, pipeline: dict | None = None) -> np.ndarray:
+    """``(R, H, W)``: every region's :func:`final_mask` at its cutoff and minimum area, with the map
+    steps a decision's ``pipeline`` kept (``largest_only``, ``fill_holes``)."""
+    from plexus.postprocess.components import MAP_STEPS
+
+    steps = {key: bool((pipeline or {}).get(key)) for key in MAP_STEPS.values()}
+    return np.stack([final_mask(prob[r], cutoffs[r], areas[r], **steps) for r in range(len(cutoffs))])
 
 
 def nested_label_map(masks: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -148,6 +175,20 @@ def _label_truths(train: pd.DataFrame, image_ids, classes: dict, ignore: dict | 
         yield dataset.read_class_mask(path, classes, ignore=ignore)
 
 
+def grid_counts(maps, labels, matrix: np.ndarray, grid_cutoffs, grid_areas) -> np.ndarray:
+    """``(N, R, C, A, 4)`` :func:`region_counts` of every image (its region maps and label map)."""
+    counts = []
+    for prob, label in zip(maps, labels):
+        truth, valid = region_truths(label, matrix)
+        counts.append([region_counts(prob[r], truth[r], valid, grid_cutoffs, grid_areas) for r in range(len(matrix))])
+    return np.asarray(counts, dtype=np.int64)
+
+
+def grid_choice(cutoffs, min_areas, grid_cutoffs, grid_areas) -> np.ndarray:
+    """The flat (cutoff-major) indices of the config's grid points among the scored ones."""
+    return np.flatnonzero([c in cutoffs and a in min_areas for c in grid_cutoffs for a in grid_areas])
+
+
 def tune_stage(member_oofs: dict[str, list], modes: dict[str, str], folds_csv, train_csv, classes: dict,
                regions: dict, cutoffs, min_areas, *, grid_csv, best_json, per_image_csv, ignore: dict | None = None,
                key: str = "prob") -> dict:
@@ -165,16 +206,11 @@ def tune_stage(member_oofs: dict[str, list], modes: dict[str, str], folds_csv, t
     ids = folds["image_id"].astype(str).tolist()
     probs = member_arrays(member_oofs, ids, key)
     maps = member_region_maps(probs, [modes[m] for m in member_oofs], matrix, train, ids)
-    counts = []  # (N, R, C, A, 4)
-    for prob, label in zip(maps, _label_truths(train, ids, classes, ignore)):
-        truth, valid = region_truths(label, matrix)
-        counts.append([region_counts(prob[r], truth[r], valid, grid_cutoffs, grid_areas) for r in range(len(names))])
-    counts = np.asarray(counts, dtype=np.int64)
+    counts = grid_counts(maps, _label_truths(train, ids, classes, ignore), matrix, grid_cutoffs, grid_areas)
     n, n_regions = counts.shape[:2]
     dice = scores_from_counts(counts)["dice"].reshape(n, n_regions, -1)  # (N, R, C*A), cutoff-major
     # the tuned grid is the config's (the untuned point is scored, not chosen, unless it is on it)
-    allowed = np.array([c in cutoffs and a in min_areas for c in grid_cutoffs for a in grid_areas])
-    choice = np.flatnonzero(allowed)
+    choice = grid_choice(cutoffs, min_areas, grid_cutoffs, grid_areas)
     means = dice.mean(axis=0)  # (R, C*A)
     best_index = choice[np.argmax(means[:, choice], axis=1)]
     held_out, _ = choose_per_fold(dice[:, :, choice], folds["fold"].to_numpy())
@@ -245,7 +281,7 @@ def labelmaps_stage(member_means: list, modes: list[str], test_csv, pipeline: di
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for image_id, prob in zip(ids, member_region_maps([r[key] for r in runs], modes, matrix, test, ids)):
-        masks = np.stack([final_mask(prob[r], cutoffs[r], areas[r]) for r in range(len(names))])
+        masks = final_masks(prob, cutoffs, areas, pipeline)
         write_label_map(out_dir / f"{image_id}.png", nested_label_map(masks, matrix), list(range(len(names) + 1)))
         rows += [{"image_id": image_id, "region": name, "EncodedPixels": encode(masks[r])}
                  for r, name in enumerate(names)]
@@ -385,7 +421,8 @@ class RegionsTask(Task):
         boot = {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]}
         return {
             "tune": lambda: tune,
-            "postprocess": lambda: {**tune, "candidates": [c for c in postprocess["candidates"] if c == "tta"],
+            "postprocess": lambda: {**tune, "candidates": [c for c in postprocess["candidates"]
+                                                           if c in REGION_CANDIDATES],
                                     "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"],
                                     "min_gain": postprocess["min_gain"]},
             "submission": lambda: common,
@@ -413,6 +450,66 @@ class RegionsTask(Task):
             if model.get("region_training", "labels") == "regions" and model.get("presence_head"):
                 errors.append(f"models.{name}: a region-trained model has no presence head")
         return errors
+
+    def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
+        """Each region's largest component and filled holes (``postprocess.candidates``
+        ``largest_component``, ``fill_holes``) after its tuned cutoff and minimum area
+        (:func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the cutoffs and areas tuned
+        on the other folds, as the tuning's cross-fitted score has them."""
+        from plexus.evaluation.crossfit import choose_per_fold
+        from plexus.evaluation.multiclass import class_counts, scores_from_counts
+        from plexus.postprocess.components import MAP_STEPS
+
+        s = job.params.settings
+        candidates = [c for c in s["candidates"] if c in MAP_STEPS]
+        if not candidates:
+            return per_image, pipeline
+        names, matrix = list(s["regions"]), region_matrix(s["regions"], s["classes"])
+        folds, train = read_folds(job.input.folds), read_manifest(job.input.train)
+        ids = folds["image_id"].astype(str).tolist()
+        if per_image["image_id"].astype(str).tolist() != ids:
+            raise ValueError(f"{job.input.per_image}: its images are not the folds' in their order")
+        labels = list(_label_truths(train, ids, s["classes"], s["ignore"]))
+        truths = [region_truths(label, matrix) for label in labels]
+        modes = [s["modes"][m] for m in member_oofs(job)]
+        maps: dict[bool, list] = {}
+        fold_settings: dict[bool, dict] = {}
+
+        def maps_of(tta: bool) -> list:
+            if tta not in maps:
+                probs = member_arrays(member_oofs(job), ids, "prob_tta" if tta else "prob")
+                maps[tta] = list(member_region_maps(probs, modes, matrix, train, ids))
+            return maps[tta]
+
+        def scores(tta: bool, setting, steps: list[str], rows) -> np.ndarray:
+            kept = {MAP_STEPS[c]: True for c in steps}
+            out = np.full(len(ids), np.nan)
+            for i in rows:
+                (truth, valid), masks = truths[i], final_masks(maps_of(tta)[i], *setting, kept)
+                counts = [class_counts((masks[r] & valid).astype(np.uint8), truth[r].astype(np.uint8), 2)[0]
+                          for r in range(len(names))]
+                out[i] = float(np.mean(scores_from_counts(np.asarray(counts))["dice"]))
+            return out
+
+        def fold_setting(tta: bool, fold: int):
+            if tta not in fold_settings:
+                cutoffs, areas = [float(c) for c in s["cutoffs"]], [int(a) for a in s["min_areas"]]
+                grid_cutoffs, grid_areas = sorted(set(cutoffs) | {0.5}), sorted(set(areas) | {0})
+                counts = grid_counts(maps_of(tta), labels, matrix, grid_cutoffs, grid_areas)
+                dice = scores_from_counts(counts)["dice"].reshape(len(ids), len(names), -1)
+                choice = grid_choice(cutoffs, areas, grid_cutoffs, grid_areas)
+                _, chosen = choose_per_fold(dice[:, :, choice], folds["fold"].to_numpy())
+                points = [(c, a) for c in grid_cutoffs for a in grid_areas]
+                fold_settings[tta] = {int(k): ([points[choice[g]][0] for g in best],
+                                               [points[choice[g]][1] for g in best]) for k, best in chosen.items()}
+            return fold_settings[tta][fold]
+
+        return choose_map_steps(per_image, pipeline, decisions, fold_tta, candidates=candidates, step_keys=MAP_STEPS,
+                                scores=scores, final_setting=pipeline_settings(pipeline, names),
+                                fold_setting=fold_setting, subjects=folds["subject"].to_numpy(),
+                                fold_of=folds["fold"].to_numpy(),
+                                boot={"n_boot": s["n_boot"], "seed": s["seed"],
+                                      "min_gain": float(s.get("min_gain", 0.0))})
 
     def tune_into(self, job, key: str, outputs: dict) -> None:
         i, s = job.input, job.params.settings
@@ -542,8 +639,7 @@ class RegionsTask(Task):
         probs = member_arrays({model: list(i.oof)}, ids, "prob_tta" if pipeline.get("tta") else "prob")
         maps, truths, matrix = self._study_maps(job, probs, ids, [s["modes"][model]])
         cutoffs, areas = pipeline_settings(pipeline, names)
-        finals = [nested_label_map(np.stack([final_mask(p[r], cutoffs[r], areas[r]) for r in range(len(names))]),
-                                   matrix) for p in maps]
+        finals = [nested_label_map(final_masks(p, cutoffs, areas, pipeline), matrix) for p in maps]
         true_maps = [nested_label_map(region_truths(t, matrix)[0], matrix) for t in truths]
         data = read_npz(i.data)
         row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
