@@ -194,3 +194,38 @@ def test_a_sigmoid_head_refuses_arrays_of_three_classes(tmp_path):
     with pytest.raises(ValueError, match="output must be"):
         train_stage(tmp_path / "train.npz", tmp_path / "folds.csv", 0, {}, tmp_path / "out", tmp_path / "ck.pt",
                     run_name="m", output="tanh")
+
+
+def test_an_ensembles_panel_draws_the_decision_on_its_members_averaged_maps(tmp_path, monkeypatch):
+    """Members 0.2 and 0.8 everywhere: their average, 0.5, is above the decided cutoff 0.4, so the
+    ensemble's panel shows full masks; the first member alone shows none."""
+    import json
+
+    from plexus.io import atomic
+    from plexus.report import figures
+    from plexus.tasks.binary import qualitative_stage
+
+    manifest, _ = _folder_manifest(tmp_path)
+    manifest.to_csv(tmp_path / "train.csv", index=False)
+    ids = manifest["image_id"].tolist()
+    oofs = {}
+    for member, value in (("low", 0.2), ("high", 0.8)):
+        oofs[member] = [tmp_path / f"{member}.npz"]
+        atomic.write_npz(oofs[member][0], image_id=np.asarray(ids), prob=np.full((3, 8, 8), value, np.float16))
+    pd.DataFrame({"image_id": ids, "subject": "s", "fold": 0, "postprocessed": [0.5, 0.6, 0.7],
+                  "true_area": [5, 5, 5]}).to_csv(tmp_path / "per_image.csv", index=False)
+    decision = {"pipeline": PostProcess(cutoff=0.4, min_area=0).to_dict()}
+    (tmp_path / "decision.json").write_text(json.dumps(decision))
+    drawn = {}
+    monkeypatch.setattr(figures, "qualitative_panel",
+                        lambda *args, **kw: drawn.update(finals=args[2], ids=args[4]) or "fig")
+    monkeypatch.setattr(figures, "save", lambda fig, paths: None)
+    classes = {"background": 0, "lesion": 255}
+    qualitative_stage(tmp_path / "per_image.csv", tmp_path / "decision.json", tmp_path / "train.csv", classes,
+                      oofs, "ens", [tmp_path / "p.png", tmp_path / "p.pdf"])
+    assert len(drawn["finals"]) == 3 and all(final.all() for final in drawn["finals"])
+    sizes = manifest.set_index("image_id")[["height", "width"]]
+    assert [final.shape for final in drawn["finals"]] == [tuple(sizes.loc[i]) for i in drawn["ids"]]  # own sizes
+    qualitative_stage(tmp_path / "per_image.csv", tmp_path / "decision.json", tmp_path / "train.csv", classes,
+                      oofs["low"], "low", [tmp_path / "p.png", tmp_path / "p.pdf"])
+    assert not any(final.any() for final in drawn["finals"])

@@ -104,6 +104,9 @@ def test_decision_record_and_studies(regions_run):
     assert set(noise["condition"]) == {"clean", "noisy"} and noise["dice"].between(0, 1).all()
 
 
+ENSEMBLES = ['main']  # config/examples/regions.yaml's
+
+
 def test_the_example_plans_its_whole_dag(tmp_path):
     """The README's command for the regions example (a dry run; its tiny form runs above)."""
     workdir = make_workdir(tmp_path / "plexus", "tiny.yaml")
@@ -111,4 +114,5 @@ def test_the_example_plans_its_whole_dag(tmp_path):
     rules = {rule for rule, _ in jobs}
     assert {"synthesize", "manifest", "tune", "postprocess", "submission", "summary_table", "comparison",
             "noise_scores", "train_size_scores", "missing_channel_scores", "figure_robustness"} <= rules
-    assert {w["model"] for rule, w in jobs if rule == "figure_qualitative"} == {"labels", "regions"}
+    # a panel per model and per ensemble (an ensemble's on its members' averaged maps)
+    assert {w["model"] for rule, w in jobs if rule == "figure_qualitative"} == {"labels", "regions", *ENSEMBLES}

@@ -69,7 +69,7 @@ def test_default_dag_outputs(tiny_run):
     assert set(sizes["size"]) == {"0.5", "full"}
     for ext in ("png", "pdf"):
         for name in ("tuning/main_heatmap", "tuning/unet_min_area", "areas/main", "learning_curves/unet",
-                     "qualitative/unet2head", "robustness/noise", "robustness/train_size"):
+                     "qualitative/unet2head", "qualitative/main", "robustness/noise", "robustness/train_size"):
             assert (tiny_run / f"results/figures/{name}.{ext}").stat().st_size > 1000
     assert "| main | ensemble | unet+unet2head |" in (tiny_run / "results/tables/summary.md").read_text()
     for name in ("unet", "unet2head", "main"):

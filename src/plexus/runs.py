@@ -154,8 +154,8 @@ def figure_targets(config: dict, task) -> list[str]:
     targets = [f for model in models for f in _pair(f"results/figures/learning_curves/{model}")]
     for path, _ in task.figure_files("figure_tuning").values():
         targets += [path.format(name=name) for name in names]
-    for path, _ in task.figure_files("figure_qualitative").values():
-        targets += [path.format(model=model) for model in models]
+    for path, _ in task.figure_files("figure_qualitative").values():  # every model and ensemble's decision
+        targets += [path.format(model=name) for name in names]
     targets += [f for study in studies(config) for f in _pair(f"results/figures/robustness/{study}")]
     targets += [f"results/tables/{table}.{ext}" for table in ("summary", "comparison", "pairwise")
                 for ext in ("csv", "md")]

@@ -2,6 +2,7 @@
 # per-rule settings and resources. Rules stay declarative and use these by name.
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 # this checkout's plexus, whatever the environment has installed (the scripts do the same)
 SRC = Path(workflow.basedir) / "src"
@@ -166,7 +167,14 @@ def member_oofs(wildcards):
 
 
 def model_train_npz(wildcards):
-    return f"results/preprocessed/{size_of(wildcards.model)}/train.npz"
+    """The arrays of a model (an ensemble: of its first member), whose images a panel draws."""
+    first = runs.members_of(config, wildcards.model)[0]
+    return f"results/preprocessed/{size_of(first)}/train.npz"
+
+
+def panel_oofs(wildcards):
+    """The OOF files of every member of a panel's model or ensemble (``oof_{member}``)."""
+    return member_oofs(SimpleNamespace(name=wildcards.model))
 
 
 def tune_members(wildcards):

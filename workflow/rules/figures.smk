@@ -62,6 +62,7 @@ rule figure_learning_curves:
 
 rule figure_qualitative:
     input:
+        unpack(panel_oofs),
         **task_inputs("figure_qualitative"),
         per_image="results/tuning/{model}/per_image.csv",
         best="results/tuning/{model}/best.json",
@@ -69,9 +70,6 @@ rule figure_qualitative:
         decision_per_image="results/postprocess/{model}_per_image.csv",
         train="results/manifest/train.csv",
         data=model_train_npz,
-        oof=lambda w: runs.fold_files(
-            "results/oof/{run}/fold{fold}.npz", w.model, FOLDS
-        ),
     output:
         **task_figures("figure_qualitative"),
     log:
@@ -86,6 +84,7 @@ rule figure_qualitative:
     params:
         task=TASK_NAME,
         style=config["figures"],
+        members=lambda w: runs.members_of(config, w.model),
         settings=task_settings("figure_qualitative"),
         code=task_code("figure_qualitative"),
     script:

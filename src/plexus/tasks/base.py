@@ -252,6 +252,12 @@ def choose_map_steps(per_image, pipeline: dict, decisions: list, fold_tta: dict[
     return per_image.assign(cross_fitted=crossfit), pipeline
 
 
+def as_members(name: str, oofs) -> dict[str, list]:
+    """A panel's OOF files as ``{member: fold files}``: ``oofs`` is that mapping (an ensemble's
+    members) or one model's fold files, named ``name``."""
+    return {m: list(paths) for m, paths in oofs.items()} if isinstance(oofs, dict) else {name: list(oofs)}
+
+
 def member_oofs(job) -> dict[str, list[str]]:
     """Each member's OOF files by fold, from the rule's ``oof_{member}`` inputs."""
     return {member: list(job.input[f"oof_{member}"]) for member in job.params.members}

@@ -39,6 +39,7 @@ from plexus.io.contracts import (
 from plexus.tasks.base import (
     Figure,
     Task,
+    as_members,
     figure_paths,
     member_oofs,
     noise_files,
@@ -436,10 +437,12 @@ def decision_text(pipeline) -> str:
 
 def qualitative_stage(per_image_csv, decision_json, train_csv, classes: dict, oof_npzs, name, paths,
                       style=None) -> None:
-    """Best, median and worst OOF images (with a foreground) of one model, by the Kaggle Dice of its
-    final decision (``results/postprocess/{name}_per_image.csv``), each drawn at its own size with
-    the mask the decided pipeline makes of it and the pixels that pipeline removed from ``p > cutoff``."""
-    from plexus.data.resize import upsample
+    """Best, median and worst OOF images (with a foreground) of one model or ensemble, by the Kaggle
+    Dice of its final decision (``results/postprocess/{name}_per_image.csv``), each drawn at its own
+    size with the mask the decided pipeline makes of it and the pixels that pipeline removed from
+    ``p > cutoff``. ``oof_npzs``: one model's fold files, or ``{member: fold files}`` of an ensemble,
+    whose maps (and presence) are averaged as the tuning and the submission average them."""
+    from plexus.data.resize import upsample_mean
     from plexus.data.truth import image_paths as manifest_image_paths
     from plexus.data.truth import read_gray
     from plexus.io.rle import decode
@@ -453,8 +456,8 @@ def qualitative_stage(per_image_csv, decision_json, train_csv, classes: dict, oo
     labels = [label for label in picks for _ in picks[label]]
     pipeline = PostProcess(**decided["pipeline"])
     suffix = "_tta" if pipeline.tta else ""
-    arrays = load_members({name: list(oof_npzs)}, ids, (f"prob{suffix}", f"presence{suffix}"))
-    presence = arrays[f"presence{suffix}"][0] if arrays[f"presence{suffix}"] else None
+    arrays = load_members(as_members(name, oof_npzs), ids, (f"prob{suffix}", f"presence{suffix}"))
+    presence = np.mean(arrays[f"presence{suffix}"], axis=0) if arrays[f"presence{suffix}"] else None
     image_paths = manifest_image_paths(read_manifest(train_csv), ids)
     truth = truth_of(train_csv, ids, classes)
     pixels = encode_masks(arrays[f"prob{suffix}"], pipeline.cutoff, pipeline.min_area, shape=truth.shapes,
@@ -462,14 +465,15 @@ def qualitative_stage(per_image_csv, decision_json, train_csv, classes: dict, oo
                           crf_settings=decided.get("crf_settings"))
     shapes = [tuple(int(v) for v in shape) for shape in truth.shapes]
     finals = [decode(text, shape) for text, shape in zip(pixels, shapes)]
-    prob = arrays[f"prob{suffix}"][0].astype(np.float32)
-    raws = [upsample(prob[k:k + 1], shape).numpy()[0] > pipeline.cutoff for k, shape in enumerate(shapes)]
+    members = [m.astype(np.float32) for m in arrays[f"prob{suffix}"]]
+    raws = [upsample_mean([m[k:k + 1] for m in members], shape).numpy()[0] > pipeline.cutoff
+            for k, shape in enumerate(shapes)]
     dices = per_image.set_index("image_id").loc[ids, "postprocessed"].to_numpy()
     fig = figures.qualitative_panel([read_gray(p) for p in image_paths],
                                     [truth.read(k) for k in range(len(ids))], finals, dices, ids, labels,
                                     decision_text(pipeline), style, raws=raws,
                                     title=f"{name}: best, median and worst OOF images with a foreground, "
-                                          "at this model's final decision")
+                                          "at its final decision")
     figures.save(fig, paths)
 
 
@@ -583,7 +587,7 @@ class BinaryTask(Task):
 
     def figure_qualitative(self, job) -> None:
         i = job.input
-        qualitative_stage(i.decision_per_image, i.decision, i.train, job.params.settings["classes"], list(i.oof),
+        qualitative_stage(i.decision_per_image, i.decision, i.train, job.params.settings["classes"], member_oofs(job),
                           job.wildcards.model, figure_paths(job, "panel"), job.params.style)
 
     def figure_study(self, study: str, job) -> None:

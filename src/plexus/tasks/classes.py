@@ -37,6 +37,7 @@ from plexus.io.contracts import (
 from plexus.tasks.base import (
     Figure,
     Task,
+    as_members,
     choose_map_steps,
     figure_paths,
     member_oofs,
@@ -298,13 +299,13 @@ def qualitative_stage(per_image_csv, decision_json, train_npz, oof_npzs, train_c
     row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
     train = read_manifest(train_csv)
     pipeline = read_json(decision_json)["pipeline"]
-    prob = member_arrays({name: list(oof_npzs)}, ids, "prob_tta" if pipeline.get("tta") else "prob")[0]
-    preds = [decided_label(label, pipeline, classes) for label in member_labels([prob], train, ids)]
+    probs = member_arrays(as_members(name, oof_npzs), ids, "prob_tta" if pipeline.get("tta") else "prob")
+    preds = [decided_label(label, pipeline, classes) for label in member_labels(probs, train, ids)]
     truths = list(_truths(train, ids, classes, ignore))
     images = [np.moveaxis(data["images"][row_of[i]], 0, -1) for i in ids]
     fig = class_figures.label_panel(images, truths, preds, ids, [float(scores[i]) for i in ids], list(picks),
                                     list(classes), style,
-                                    title=f"{name}: best, median and worst OOF images at this model's final decision")
+                                    title=f"{name}: best, median and worst OOF images at its final decision")
     save(fig, paths)
 
 
@@ -457,7 +458,7 @@ class ClassesTask(Task):
 
     def figure_qualitative(self, job) -> None:
         i, s = job.input, job.params.settings
-        qualitative_stage(i.decision_per_image, i.decision, i.data, list(i.oof), i.train, s["classes"],
+        qualitative_stage(i.decision_per_image, i.decision, i.data, member_oofs(job), i.train, s["classes"],
                           job.wildcards.model,
                           figure_paths(job, "panel"), job.params.style, ignore=s["ignore"])
 

@@ -43,7 +43,15 @@ from plexus.io.contracts import (
     read_per_image,
     read_table,
 )
-from plexus.tasks.base import Figure, Task, figure_paths, member_oofs, noise_files, write_submission_summary
+from plexus.tasks.base import (
+    Figure,
+    Task,
+    as_members,
+    figure_paths,
+    member_oofs,
+    noise_files,
+    write_submission_summary,
+)
 
 #: The table's metrics (columns of per_image.csv) and their labels.
 TABLE_METRICS = {"ap_baseline": "AP baseline", "ap": "AP tuned", "ap_cross_fitted": "AP cross-fitted",
@@ -389,7 +397,7 @@ def qualitative_stage(per_image_csv, decision_json, oof_npzs, train_csv, classes
     ids = pick_qualitative(per_image, n_examples)
     rows = train.loc[ids]
     heights, widths = rows["height"].astype(int).to_numpy(), rows["width"].astype(int).to_numpy()
-    probs = member_arrays({name: list(oof_npzs)}, ids, "prob_tta" if best.get("tta") else "prob")
+    probs = member_arrays(as_members(name, oof_npzs), ids, "prob_tta" if best.get("tta") else "prob")
     has_boundary = _has_boundary(probs, classes)
     candidate = candidate_of({**best["settings"], "boundary": best["boundary"]})
     preds = [label_candidate(*candidate, *image_maps(probs, heights, widths, i, has_boundary))
@@ -534,7 +542,7 @@ class InstancesTask(Task):
 
     def figure_qualitative(self, job) -> None:
         i = job.input
-        qualitative_stage(i.decision_per_image, i.decision, list(i.oof), i.train, job.params.settings["classes"],
+        qualitative_stage(i.decision_per_image, i.decision, member_oofs(job), i.train, job.params.settings["classes"],
                           job.wildcards.model, figure_paths(job, "panel"), job.params.style)
 
 

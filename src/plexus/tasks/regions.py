@@ -636,8 +636,9 @@ class RegionsTask(Task):
         pipeline = read_json(i.decision)["pipeline"]
         names = list(s["regions"])
         model = job.wildcards.model
-        probs = member_arrays({model: list(i.oof)}, ids, "prob_tta" if pipeline.get("tta") else "prob")
-        maps, truths, matrix = self._study_maps(job, probs, ids, [s["modes"][model]])
+        members = member_oofs(job)  # one model's, or an ensemble's members (their maps averaged)
+        probs = member_arrays(members, ids, "prob_tta" if pipeline.get("tta") else "prob")
+        maps, truths, matrix = self._study_maps(job, probs, ids, [s["modes"][m] for m in members])
         cutoffs, areas = pipeline_settings(pipeline, names)
         finals = [nested_label_map(final_masks(p, cutoffs, areas, pipeline), matrix) for p in maps]
         true_maps = [nested_label_map(region_truths(t, matrix)[0], matrix) for t in truths]
@@ -646,7 +647,7 @@ class RegionsTask(Task):
         images = [data["images"][row_of[k]][-1] for k in ids]  # the last channel (FLAIR in the example)
         fig = panel_figure(images, true_maps, finals, ids, [float(scores[k]) for k in ids], list(picks), names,
                            job.params.style,
-                           title=f"{model}: best, median and worst OOF images at this model's final decision")
+                           title=f"{model}: best, median and worst OOF images at its final decision")
         save(fig, figure_paths(job, "panel"))
 
     def figure_study(self, study: str, job) -> None:
