@@ -94,6 +94,35 @@ def test_score_labelmaps_reads_each_images_map_and_gives_subjectless_images_thei
         heldout.score_labelmaps("classes", {"classes": CLASSES}, maps, truth)
 
 
+def test_the_regions_score_reads_each_regions_submitted_row(tmp_path):
+    """Regions whole = {a, b} and core = {b}, void ignored. Truth row: a a b b void 0; submitted
+    whole: pixels 1-5 (1-based, column-major), core: pixel 4 only, by hand:
+    whole: pred {1,2,3,4} on valid pixels (5 is void), truth {1,2,3,4}: Dice 1;
+    core: pred {4}, truth {3,4}: Dice 2*1/(1+2) = 2/3; the mean 5/6."""
+    from plexus.io.rle import encode
+
+    classes, ignore = {"background": 0, "a": 1, "b": 2}, {"void": 3}
+    settings = {"classes": classes, "ignore": ignore,
+                "submission": {"regions": {"whole": ["a", "b"], "core": ["b"]}}}
+    truth_png = _png(tmp_path / "t.png", np.array([[1, 1, 2, 2, 3, 0]]))
+    whole, core = np.zeros((1, 6), bool), np.zeros((1, 6), bool)
+    whole[0, :5], core[0, 3] = True, True
+    submission = tmp_path / "submission.csv"
+    pd.DataFrame({"image_id": ["0007", "0007"], "region": ["whole", "core"],
+                  "EncodedPixels": [encode(whole), encode(core)]}).to_csv(submission, index=False)
+    truth = pd.DataFrame({"image_id": ["0007"], "subject": ["s"], "mask": [str(truth_png)]})
+    frame = heldout.score_labelmaps("regions", settings, tmp_path / "no_maps", truth, submission)
+    assert frame["image_id"].tolist() == ["0007"] and frame["score"].item() == pytest.approx(5 / 6)
+    # an empty region in both: 1, as the tuning scores it
+    pd.DataFrame({"image_id": ["0007", "0007"], "region": ["whole", "core"],
+                  "EncodedPixels": [encode(whole), ""]}).to_csv(submission, index=False)
+    no_b = _png(tmp_path / "t2.png", np.array([[1, 1, 1, 1, 3, 0]]))
+    score = heldout.score_labelmaps("regions", settings, tmp_path, truth.assign(mask=str(no_b)), submission)
+    assert score["score"].item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no row of test image 'y'"):
+        heldout.score_labelmaps("regions", settings, tmp_path, truth.assign(image_id="y"), submission)
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 
@@ -221,8 +250,9 @@ def test_the_switch_adds_the_files_and_keeps_the_test_masks_out_of_the_training_
 def test_a_task_without_a_held_out_score_is_a_config_error():
     config = {"data": {"format": "sheet", "test_masks": True}}
     assert heldout.config_errors(config, "classes") == []
-    assert heldout.config_errors(config, "regions") == [
-        "data.test_masks: task 'regions' has no held-out score (tasks: binary, classes)"]
+    assert heldout.config_errors(config, "regions") == []
+    assert heldout.config_errors(config, "instances") == [
+        "data.test_masks: task 'instances' has no held-out score (tasks: binary, classes, regions)"]
     assert "carries no test masks" in heldout.config_errors({"data": {"format": "kaggle_nerve", "test_masks": True}},
                                                             "binary")[0]
 

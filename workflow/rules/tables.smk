@@ -121,6 +121,9 @@ if config["data"]["test_masks"]:
             labelmaps=expand(
                 "results/labelmaps/{ensemble}", ensemble=config["ensembles"]
             ),
+            submissions=expand(
+                "results/submission/{ensemble}.csv", ensemble=config["ensembles"]
+            ),
             means=expand("results/test_probs/{model}/mean.npz", model=MODELS),
             decisions=expand(
                 "results/postprocess/{name}.json", name=runs.tuning_names(config)

@@ -15,7 +15,10 @@ at each image's own size (:func:`score_labelmaps`):
   pixels (``ignore:``) counting nowhere: the per-image score the tuning and the cross-fitted
   estimate average;
 * ``binary``: the Kaggle Dice (:func:`plexus.evaluation.metrics.kaggle_dice`: 1 on an empty/empty
-  image).
+  image);
+* ``regions``: the mean over the regions of each region's Dice (1 when a region is in neither),
+  ignored pixels counting nowhere, read from the submission's run-length row of every image and
+  region (a label map keeps only the innermost region of each pixel, so it cannot give them).
 
 An ensemble is scored on ``results/labelmaps/{ensemble}/``; a model, which has no submission, on the
 label maps its own decision gives its fold-averaged test probabilities, made by the same
@@ -33,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 #: the tasks whose held-out score is implemented
-TASKS = ("binary", "classes")
+TASKS = ("binary", "classes", "regions")
 #: ``results/manifest/test_masks.csv``: what the test manifest keeps of each test mask
 TRUTH_COLUMNS = ("image_id", "subject", "mask", "height", "width", "mask_area", "mask_classes")
 #: the columns of ``results/tables/heldout.csv``
@@ -112,20 +115,64 @@ def _same_size(pred, true, pred_path, truth_path) -> None:
                          f"{true.shape[0]}x{true.shape[1]}")
 
 
-def score_labelmaps(task_name: str, settings: dict, labelmaps, truth: pd.DataFrame) -> pd.DataFrame:
+def score_labelmaps(task_name: str, settings: dict, labelmaps, truth: pd.DataFrame,
+                    submission_csv=None) -> pd.DataFrame:
     """``image_id, subject, score`` of every test image of ``truth`` (:data:`TRUTH_COLUMNS`): the label
-    map ``labelmaps/{image_id}.png`` scored against its mask (:func:`image_score`). A test image
+    map ``labelmaps/{image_id}.png`` scored against its mask (:func:`image_score`); task regions: the
+    submission's rows of the image (``submission_csv``, :func:`region_image_score`). A test image
     without a subject is its own."""
     labelmaps = Path(labelmaps)
+    region_rows = _region_rows(submission_csv) if task_name == "regions" else None
     rows = []
     for image_id, subject, mask in zip(truth["image_id"].astype(str), truth["subject"].fillna("").astype(str),
                                        truth["mask"].astype(str)):
-        pred = labelmaps / f"{image_id}.png"
-        if not pred.is_file():
-            raise FileNotFoundError(f"{pred}: no label map of test image {image_id!r} (the submission's)")
-        rows.append({"image_id": image_id, "subject": subject or image_id,
-                     "score": image_score(task_name, settings, pred, mask)})
+        if region_rows is not None:
+            if image_id not in region_rows:
+                raise ValueError(f"{submission_csv}: no row of test image {image_id!r}")
+            score = region_image_score(region_rows[image_id], mask, settings)
+        else:
+            pred = labelmaps / f"{image_id}.png"
+            if not pred.is_file():
+                raise FileNotFoundError(f"{pred}: no label map of test image {image_id!r} (the submission's)")
+            score = image_score(task_name, settings, pred, mask)
+        rows.append({"image_id": image_id, "subject": subject or image_id, "score": score})
     return pd.DataFrame(rows, columns=["image_id", "subject", "score"])
+
+
+def _region_rows(submission_csv) -> dict[str, dict[str, str]]:
+    """image id -> region -> run-length mask, of a regions submission (``image_id, region, EncodedPixels``)."""
+    from plexus.io.contracts import read_table
+
+    if submission_csv is None:
+        raise ValueError("task regions scores its submission's run-length rows: no submission given")
+    frame = read_table(submission_csv, text=("image_id", "region", "EncodedPixels"))
+    rows: dict[str, dict[str, str]] = {}
+    for image_id, region, pixels in zip(frame["image_id"], frame["region"], frame["EncodedPixels"].fillna("")):
+        rows.setdefault(str(image_id), {})[str(region)] = str(pixels)
+    return rows
+
+
+def region_image_score(rows: dict[str, str], truth_path, settings: dict) -> float:
+    """Task regions: the mean over the regions of the Dice of the submitted region masks (``rows``:
+    region -> run-length mask) against the regions of the test mask ``truth_path``, at its size,
+    ignored pixels counting nowhere. ``settings``: ``classes``, ``ignore`` and ``submission``'s
+    ``regions``."""
+    from plexus.data.dataset import read_class_mask
+    from plexus.evaluation.multiclass import class_counts, scores_from_counts
+    from plexus.evaluation.raters import unit_masks
+    from plexus.io.rle import decode
+    from plexus.labels import region_matrix
+
+    classes, regions = settings["classes"], settings["submission"]["regions"]
+    label = read_class_mask(truth_path, classes, ignore=settings.get("ignore"))
+    truth, valid = unit_masks(label, region_matrix(regions, classes))
+    counts = []
+    for r, name in enumerate(regions):
+        if name not in rows:
+            raise ValueError(f"{truth_path}: the submission has no row of region {name!r} for this image")
+        pred = decode(rows[name], label.shape).astype(bool) & valid
+        counts.append(class_counts(pred.astype(np.uint8), truth[r].astype(np.uint8), 2)[0])
+    return float(np.mean(scores_from_counts(np.asarray(counts))["dice"]))
 
 
 # --------------------------------------------------------------------------- the table

@@ -390,7 +390,8 @@ def _score(study: Study, decision: Decision, labelmaps: Path, truth: pd.DataFram
     table, per_image = score_study(study.task_name, settings, [name], [kind], [decision.members],
                                    {name: str(decision.json)}, {name: str(decision.best)}, {name: str(labelmaps)},
                                    {}, truth, test_csv, n_boot=int(config["summary"]["bootstrap_samples"]),
-                                   seed=int(config["summary"]["seed"]))
+                                   seed=int(config["summary"]["seed"]),
+                                   submissions={name: str(out / "submission" / f"{name}.csv")})
     write_heldout(table, per_image, out / "heldout.csv", out / "heldout.md", out / "heldout_per_image.csv")
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in table.iloc[0].to_dict().items()}
 

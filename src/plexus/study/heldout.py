@@ -73,25 +73,28 @@ def heldout_figure(table: pd.DataFrame, style: dict | None = None):
 
 def score_study(task_name: str, settings: dict, names: list[str], kinds: list[str], members: list[list[str]],
                 decisions: dict[str, str], bests: dict[str, str], labelmaps: dict[str, str], means: dict[str, str],
-                truth: pd.DataFrame, test_csv, *, n_boot: int, seed: int) -> tuple[pd.DataFrame, dict]:
+                truth: pd.DataFrame, test_csv, *, n_boot: int, seed: int,
+                submissions: dict[str, str] | None = None) -> tuple[pd.DataFrame, dict]:
     """The held-out table of every name, and each name's per-image scores.
 
     ``decisions``, ``bests``: each name's ``results/postprocess/{name}.json`` and ``tuning/{name}/best.json``;
     ``labelmaps``: the submitted label maps of the names that have them (ensembles); every other name's
     are made from its members' fold-averaged test probabilities ``means`` (model -> mean.npz) by
     :func:`decided_labelmaps`. ``settings``: ``classes``, ``ignore`` (task classes) and ``submission``
-    (the task's settings of that stage)."""
+    (the task's settings of that stage). ``submissions``: the submission CSV of each name that has
+    label maps (task regions scores its run-length rows)."""
     from plexus.io.contracts import read_json
 
     per_image, decided = {}, {}
     with tempfile.TemporaryDirectory(prefix="plexus-heldout-") as tmp:
         for name, group in zip(names, members):
             decided[name] = read_json(decisions[name])
-            folder = labelmaps.get(name)
+            folder, submission = labelmaps.get(name), (submissions or {}).get(name)
             if folder is None:
                 folder = decided_labelmaps(task_name, name, [means[m] for m in group], decisions[name], bests[name],
                                            test_csv, Path(tmp, name), settings["submission"])
-            per_image[name] = score_labelmaps(task_name, settings, folder, truth)
+                submission = Path(tmp, name, "submission.csv")
+            per_image[name] = score_labelmaps(task_name, settings, folder, truth, submission)
     table = heldout_table(per_image, decided, dict(zip(names, kinds)), n_boot=n_boot, seed=seed)
     return table, per_image
 
@@ -115,11 +118,13 @@ def heldout_stage(job) -> None:
     s = p.settings
     ensembles = [n for n, k in zip(p.names, p.kinds) if k == "ensemble"]
     labelmaps = dict(zip(ensembles, list(i.labelmaps)))
+    submissions = dict(zip(ensembles, list(i.submissions)))
     means = {Path(m).parent.name: m for m in i.means}
     names = list(p.names)
     table, per_image = score_study(p.task, s, names, list(p.kinds), [list(m) for m in p.members],
                                    dict(zip(names, i.decisions)), dict(zip(names, i.best)), labelmaps, means,
-                                   read_truth(i.masks), i.test, n_boot=s["n_boot"], seed=s["seed"])
+                                   read_truth(i.masks), i.test, n_boot=s["n_boot"], seed=s["seed"],
+                                   submissions=submissions)
     write_heldout(table, per_image, o.csv, o.md, o.per_image)
     save(heldout_figure(table, p.style), [o.png, o.pdf])
     print(heldout_markdown(table))
