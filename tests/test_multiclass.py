@@ -516,3 +516,21 @@ def test_class_steps_keep_each_class_largest_component_and_fill_only_background(
     assert filled[3, 8] == 2  # another class's pixel is never changed
     np.testing.assert_array_equal(filled, expected)
     np.testing.assert_array_equal(class_steps(label, 3), label)
+
+
+def test_to_class_index_of_8_bit_masks_equals_a_dictionary_lookup():
+    """The uint8 table path against a plain per-value mapping, on random masks; an unknown value is
+    named whichever path reads it."""
+    from plexus.labels import to_class_index
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        values = sorted(rng.choice(256, size=int(rng.integers(2, 9)), replace=False).tolist())
+        mask = rng.choice(np.asarray(values, np.uint8), size=(13, 17))
+        expected = np.vectorize({v: i for i, v in enumerate(values)}.get)(mask).astype(np.uint8)
+        np.testing.assert_array_equal(to_class_index(mask, values, "m.png"), expected)
+        np.testing.assert_array_equal(to_class_index(mask.astype(np.uint16), values, "m.png"), expected)
+        outside = next(v for v in range(256) if v not in values)
+        mask[3, 4] = outside
+        with pytest.raises(ValueError, match=rf"m\.png: mask values {outside} are not class values"):
+            to_class_index(mask, values, "m.png")
