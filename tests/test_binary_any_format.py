@@ -229,3 +229,36 @@ def test_an_ensembles_panel_draws_the_decision_on_its_members_averaged_maps(tmp_
     qualitative_stage(tmp_path / "per_image.csv", tmp_path / "decision.json", tmp_path / "train.csv", classes,
                       oofs["low"], "low", [tmp_path / "p.png", tmp_path / "p.pdf"])
     assert not any(final.any() for final in drawn["finals"])
+
+
+def test_a_second_rater_sits_beside_every_entry_on_the_images_it_rated(tmp_path):
+    """Two of three images have a second rater. By hand: image 00's second mask covers half of the
+    first's 10 pixels (Dice 2*5/(10+5) = 2/3); image 01 has both empty (1). The rater2 row's score
+    is their mean; each entry's rated_score its mean Kaggle Dice on those two images only."""
+    from plexus.evaluation.raters import foreground_matrix, rater2_frame
+    from plexus.report import tables
+
+    classes = {"background": 0, "lesion": 255}
+    first, second = np.zeros((4, 5), np.uint8), np.zeros((4, 5), np.uint8)
+    first[:2, :] = 255
+    second[0, :] = 255
+    rows = []
+    for k, (a, b) in enumerate([(first, second), (np.zeros((4, 5)), np.zeros((4, 5))), (first, None)]):
+        Image.fromarray(np.asarray(a, np.uint8)).save(tmp_path / f"m{k}.png")
+        if b is not None:
+            Image.fromarray(np.asarray(b, np.uint8)).save(tmp_path / f"r{k}.png")
+        rows.append({"image_id": f"0{k}", "subject": f"s{k}", "mask": str(tmp_path / f"m{k}.png"),
+                     "mask_rater2": str(tmp_path / f"r{k}.png") if b is not None else ""})
+    rater2 = rater2_frame(pd.DataFrame(rows), classes, foreground_matrix(2), ["lesion"], "class")
+    assert rater2["image_id"].tolist() == ["00", "01"]
+    np.testing.assert_allclose(rater2["dice"], [2 / 3, 1.0])
+    per_image = pd.DataFrame({"image_id": ["00", "01", "02"], "subject": ["s0", "s1", "s2"],
+                              "kaggle_dice": [0.5, 0.9, 0.1]})
+    entries = {"m": {"per_image": per_image}}
+    table = pd.DataFrame({"name": ["m"], "kind": ["model"], "members": ["m"], "kept": ["none"],
+                          "training_health": ["ok"], "n_images": [3], "n_subjects": [3]})
+    out = tables.with_second_rater(table, entries, rater2)
+    assert out["name"].tolist() == ["m", "rater2"] and out["kind"].tolist() == ["model", "human"]
+    np.testing.assert_allclose(out["rated_score"], [0.7, (2 / 3 + 1) / 2])
+    assert out["rated_images"].tolist() == [2, 2]
+    assert tables.with_second_rater(table, entries, pd.DataFrame()) is table  # no second rater: as it was

@@ -55,6 +55,27 @@ def results_table(entries: dict[str, dict], *, n_boot: int = 2000, seed: int = 0
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
+def with_second_rater(table: pd.DataFrame, entries: dict[str, dict], rater2: pd.DataFrame) -> pd.DataFrame:
+    """The results table with the second rater beside every entry on the images it rated: each
+    entry's ``rated_score`` (the mean per-image Kaggle Dice of its tuned setting on those images) and a
+    ``rater2`` row (kind ``human``) whose ``rated_score`` is the second rater's Kaggle Dice against
+    the first; ``rated_images`` their count. ``rater2``: one row per rated image, its ``dice``
+    (:func:`plexus.evaluation.raters.rater2_frame`). Unchanged when no image has a second rater."""
+    if rater2.empty:
+        return table
+    rated = rater2["image_id"].astype(str).tolist()
+    scores = []
+    for name in table["name"]:
+        per_image = entries[name]["per_image"].assign(image_id=lambda f: f["image_id"].astype(str))
+        scores.append(float(per_image.set_index("image_id").loc[rated, "kaggle_dice"].mean()))
+    out = table.assign(rated_images=len(rated), rated_score=scores)
+    human = {column: np.nan for column in out.columns}
+    human.update(name="rater2", kind="human", members="", kept="", training_health="",
+                 n_images=len(rated), n_subjects=int(rater2["subject"].astype(str).nunique()),
+                 rated_images=len(rated), rated_score=float(rater2["dice"].mean()))
+    return pd.concat([out, pd.DataFrame([human])], ignore_index=True)
+
+
 def _postprocess_columns(decided: dict | None) -> dict:
     """The post-processing columns: the kept candidates, their OOF score and the cross-fitted one."""
     if decided is None:

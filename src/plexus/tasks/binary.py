@@ -286,9 +286,11 @@ def submission_stage(member_means, postprocess_json, csv_path, json_path, batch_
 
 def summary_stage(
     names, kinds, members, best_jsons, per_image_csvs, csv_path, md_path, *, n_boot, seed, postprocess_jsons=None,
-    train_infos: dict[str, list] | None = None,
+    train_infos: dict[str, list] | None = None, rater2: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """``train_infos`` maps each model to its folds' ``train_info.json`` paths (the training-health column)."""
+    """``train_infos`` maps each model to its folds' ``train_info.json`` paths (the training-health column);
+    ``rater2``: the second rater's per-image scores, when the sheet has ``mask_rater2``
+    (:func:`plexus.report.tables.with_second_rater`)."""
     from plexus.report import tables
 
     postprocess_jsons = postprocess_jsons or [None] * len(names)
@@ -308,6 +310,8 @@ def summary_stage(
             names, kinds, members, best_jsons, per_image_csvs, postprocess_jsons)
     }
     table = tables.results_table(entries, n_boot=n_boot, seed=seed)
+    if rater2 is not None:
+        table = tables.with_second_rater(table, entries, rater2)
     atomic.write_csv(csv_path, table)
     atomic.write_text(md_path, tables.to_markdown(table) + "\n")
     print(tables.to_markdown(table))
@@ -513,7 +517,8 @@ class BinaryTask(Task):
                                     "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"],
                                     "classes": classes},
             "submission": lambda: {"batch_size": config["predict"]["batch_size"], "classes": classes},
-            "summary_table": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
+            "summary_table": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"],
+                                      "classes": classes},
             "comparison": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
             "noise_scores": lambda: {"classes": classes},
             "train_size_scores": lambda: {"classes": classes},
@@ -555,10 +560,15 @@ class BinaryTask(Task):
         write_binary_label_maps(frame, o.labelmaps, shapes, class_table(s["classes"])[1])
 
     def summary_table(self, job) -> None:
+        """The results table; the second rater (``mask_rater2``) beside every entry on the images it rated."""
+        from plexus.evaluation.raters import foreground_matrix, rater2_frame
+
         i, o, p = job.input, job.output, job.params
+        classes = p.settings["classes"]
+        rater2 = rater2_frame(read_manifest(i.train), classes, foreground_matrix(2), list(classes)[1:], "class")
         summary_stage(p.names, p.kinds, p.members, list(i.best), list(i.per_image), o.csv, o.md,
                       n_boot=p.settings["n_boot"], seed=p.settings["seed"], postprocess_jsons=list(i.postprocess),
-                      train_infos=train_infos_by_model(job))
+                      train_infos=train_infos_by_model(job), rater2=rater2)
 
     def comparison(self, job) -> None:
         from plexus.stages.comparison import comparison_stage
