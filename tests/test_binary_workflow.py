@@ -147,3 +147,26 @@ def test_plexus_predict_reproduces_the_binary_submission(binary_folders_run, tmp
     for label in labels:
         assert (out / "labelmaps/main" / label.name).read_bytes() == label.read_bytes()
     shutil.rmtree(out)
+
+
+def test_the_missing_channel_study_of_a_binary_multichannel_study(tmp_path):
+    """tests/configs/tiny_multichannel.yaml as a binary study (its mask has one foreground class):
+    the OOF predictions with each input channel removed, at the tuned setting. Independent
+    expectation: with nothing removed, each fold's mean Kaggle Dice is the tuning's own per-image
+    Dice of that fold (the same network on the same images)."""
+    from workflow_helpers import read_config, snakemake, write_config
+
+    workdir = make_workdir(tmp_path / "plexus", "tiny_multichannel.yaml")
+    config = read_config(workdir)
+    config["task"] = "binary"
+    write_config(workdir, config)
+    snakemake(workdir, "--cores", "2", "results/robustness/missing_channel/scores.csv",
+              "results/figures/robustness/missing_channel.png")
+    results = workdir / "results"
+    scores = pd.read_csv(results / "robustness/missing_channel/scores.csv")
+    assert scores["removed"].unique().tolist() == ["none", "t1", "t2", "flair"]
+    assert scores["kaggle_dice"].between(0, 1).all() and (scores["class"] == "lesion").all()
+    tuned = pd.read_csv(results / "tuning/unet/per_image.csv").groupby("fold")["kaggle_dice"].mean()
+    none = scores[scores["removed"] == "none"].set_index("fold")["kaggle_dice"]
+    np.testing.assert_allclose(none.sort_index().to_numpy(), tuned.sort_index().to_numpy(), atol=1e-12)
+    assert (results / "figures/robustness/missing_channel.png").stat().st_size > 1000

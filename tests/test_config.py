@@ -149,7 +149,7 @@ def _generic(**edits) -> dict:
     ("tests/configs/tiny_nuclei.yaml", lambda c: c.update(task="classes"),
      "task: 'classes' does not read data.format 'dsb2018' (it reads folders, sheet)"),
     ("config/config.yaml", lambda c: c["robustness"]["missing_channel"].update(enabled=True),
-     "robustness.missing_channel.enabled: task 'binary' has no missing_channel study"),
+     "robustness.missing_channel.enabled: the study removes each input channel in turn; the Kaggle layout has one"),
     ("tests/configs/tiny_nuclei.yaml", lambda c: c.update(ignore=["foreground"]),
      "ignore: instance segmentation (data.format dsb2018) has no ignore label"),
 ])

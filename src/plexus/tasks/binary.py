@@ -26,6 +26,7 @@ import pandas as pd
 
 from plexus.io import atomic
 from plexus.io.contracts import (
+    check_aligned,
     load_members,
     load_oof,
     read_aligned,
@@ -390,6 +391,42 @@ def train_size_scores_stage(
     return table
 
 
+def missing_channel_stage(model_pts: list, train_npz, folds_csv, train_csv, summary_json, best_json, classes: dict,
+                          out_csv, *, batch_size: int = 64, threads: int | None = None) -> pd.DataFrame:
+    """``scores.csv``: one row per (removed channel, fold): the Kaggle Dice and plain Dice of the OOF
+    predictions with that input channel removed at evaluation ("none": all kept), at the tuned
+    setting (the presence gate included); ``class`` names the foreground (the figure's group)."""
+    from plexus.data import splits
+    from plexus.inference.predict import predict_probs
+
+    data, folds = read_npz(train_npz), read_folds(folds_csv)
+    check_aligned(data["image_id"], folds["image_id"], train_npz, folds_csv)
+    channels = json.loads(Path(summary_json).read_text())["input_channels"]
+    best = read_json(best_json)
+    ids = folds["image_id"].astype(str).tolist()
+    truth = truth_of(train_csv, ids, classes)
+    present = data.get("present")
+    rows = []
+    for removed in [None, *range(len(channels))]:
+        probs = np.empty((len(ids), *data["images"].shape[-2:]), np.float16)
+        presence = None
+        for fold, model_pt in enumerate(model_pts):
+            _, val = splits.fold_indices(folds, fold)
+            out = predict_probs(model_pt, data["images"][val], present=None if present is None else present[val],
+                                drop_channel=removed, batch_size=batch_size, threads=threads)
+            probs[val] = out["prob"]
+            if out.get("presence") is not None:
+                presence = np.empty(len(ids), np.float32) if presence is None else presence
+                presence[val] = out["presence"]
+        scores = fold_scores(score_at([probs], truth, best, presence), folds["fold"].to_numpy())
+        rows.append(scores.assign(removed="none" if removed is None else channels[removed],
+                                  **{"class": list(classes)[1]}))
+    table = pd.concat(rows)[["removed", "class", "fold", "kaggle_dice", "dice", "n_images"]]
+    atomic.write_csv(out_csv, table)
+    print(table.groupby("removed", sort=False)[["kaggle_dice", "dice"]].mean().to_string())
+    return table
+
+
 # -------------------- figures: read files under results/, render with plexus.report.figures
 
 def tuning_stage(grid_csv, best_json, name, heatmap_paths, min_area_paths, style=None) -> None:
@@ -408,6 +445,17 @@ def noise_stage(scores_csv, paths, style=None) -> None:
     from plexus.report import figures
 
     figures.save(figures.noise_figure(read_table(scores_csv), style), paths)
+
+
+def missing_channel_figure_stage(scores_csv, paths, style=None) -> None:
+    """The Kaggle Dice with each input channel removed (the classes task's grouped bars)."""
+    from plexus.report import figures
+    from plexus.report.class_figures import missing_channel_figure
+
+    scores = read_table(scores_csv)
+    fig = missing_channel_figure(scores.assign(dice=scores["kaggle_dice"]), style,
+                                 title="Kaggle Dice with one input channel removed at evaluation (OOF)")
+    figures.save(fig, paths)
 
 
 def train_size_stage(scores_csv, paths, style=None) -> None:
@@ -522,12 +570,16 @@ class BinaryTask(Task):
             "comparison": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
             "noise_scores": lambda: {"classes": classes},
             "train_size_scores": lambda: {"classes": classes},
+            "missing_channel_scores": lambda: {"classes": classes, "batch_size": config["predict"]["batch_size"]},
             "figure_qualitative": lambda: {"classes": classes},
         }.get(stage, dict)()
 
     def config_errors(self, config: dict) -> list[str]:
         errors = super().config_errors(config)
         if config["data"]["format"] == "kaggle_nerve":
+            if config["robustness"]["missing_channel"]["enabled"]:
+                errors.append("robustness.missing_channel.enabled: the study removes each input channel in turn; "
+                              "the Kaggle layout has one (a gray image)")
             return errors
         classes, ignore = config["classes"], config.get("ignore") or []
         if len(classes) != 2:
@@ -539,6 +591,11 @@ class BinaryTask(Task):
         if config.get("regions"):
             errors.append("regions: task 'binary' has no regions (set task: regions)")
         return errors
+
+    def missing_channel_scores(self, job) -> None:
+        i, s = job.input, job.params.settings
+        missing_channel_stage(list(i.models), i.data, i.folds, i.train, i.summary, i.best, s["classes"], job.output[0],
+                              batch_size=s["batch_size"], threads=job.threads)
 
     def tune(self, job) -> None:
         i, o, s = job.input, job.output, job.params.settings
@@ -601,7 +658,8 @@ class BinaryTask(Task):
                           job.wildcards.model, figure_paths(job, "panel"), job.params.style)
 
     def figure_study(self, study: str, job) -> None:
-        draw = {"noise": noise_stage, "train_size": train_size_stage}[study]
+        draw = {"noise": noise_stage, "train_size": train_size_stage,
+                "missing_channel": missing_channel_figure_stage}[study]
         draw(job.input.scores, [job.output.png, job.output.pdf], job.params.style)
 
 
@@ -617,6 +675,6 @@ TASK = BinaryTask(
         ),
         "figure_qualitative": (Figure("panel", "qualitative/{model}", "qualitative.rst", "Predictions"),),
     },
-    studies=("noise", "train_size"),
+    studies=("noise", "train_size", "missing_channel"),
     tta=True,
 )
