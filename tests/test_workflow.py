@@ -147,7 +147,7 @@ def test_ensemble_membership_change(tiny_run):
     jobs = _jobs_after(tiny_run, lambda c: c["ensembles"].update(main=["unet"]))
     assert sorted(jobs, key=str) == sorted([
         ("tune", {"name": "main"}), ("postprocess", {"name": "main"}), ("submission", {"ensemble": "main"}),
-        ("figure_tuning", {"name": "main"}),
+        ("figure_tuning", {"name": "main"}), ("figure_qualitative", {"model": "main"}),  # its panel: new members
         ("summary_table", {}), ("comparison", {}), ("run_summary", {}), ("all", {})], key=str)
 
 
