@@ -34,5 +34,5 @@ def multiclass_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def binary_folders_run(tmp_path_factory):
     """tests/configs/tiny_binary.yaml's whole DAG: a two-class folders dataset (two image sizes),
-    task binary by default, with the presence gate, every candidate and both studies."""
+    task binary by default, with the presence gate, every candidate and the noise study."""
     return binary_folders_study(tmp_path_factory.mktemp("binary") / "plexus")

@@ -198,7 +198,7 @@ def binary_folders_config(config: dict) -> dict:
 
 def binary_folders_study(target: Path) -> Path:
     """The binary folders dataset through the whole DAG with config/kaggle.yaml's models (shrunk to
-    a few pixels and one epoch) and every post-processing candidate."""
+    a few pixels and 20 epochs) and every post-processing candidate."""
     workdir = make_workdir(target, "tiny_binary.yaml")
     write_binary_folders(workdir / "results/raw/binary")
     snakemake(workdir, "--cores", "2")
