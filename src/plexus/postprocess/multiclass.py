@@ -51,7 +51,7 @@ from plexus.evaluation.crossfit import choose_per_fold, first_best
 from plexus.evaluation.multiclass import MAX_CLASSES, class_counts, from_class_index
 from plexus.io.atomic import atomic_path
 from plexus.io.rle import encode
-from plexus.postprocess.components import MAP_STEPS, label_components, remove_small_components
+from plexus.postprocess.components import label_components, remove_small_components
 
 __all__ = [
     "ComponentTable",
@@ -145,8 +145,6 @@ def remove_small(label: np.ndarray, min_areas: Sequence[int]) -> np.ndarray:
     return out
 
 
-#: the map candidates of a class map, each one step applied per class after the tuned minimum areas
-CLASS_STEPS = MAP_STEPS
 
 
 def class_steps(label: np.ndarray, n_classes: int, *, largest_only: bool = False,

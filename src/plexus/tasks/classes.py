@@ -46,7 +46,7 @@ from plexus.tasks.base import (
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
 #: the post-processing candidates a class map tries: flip TTA, then the map steps of
-#: :data:`plexus.postprocess.multiclass.CLASS_STEPS` (the tuned minimum areas are remove_small's part)
+#: :data:`plexus.postprocess.components.MAP_STEPS` (the tuned minimum areas are remove_small's part)
 CLASS_CANDIDATES = ("tta", "largest_component", "fill_holes")
 
 
@@ -129,11 +129,12 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
 
 def decided_label(label: np.ndarray, pipeline: dict, classes: dict) -> np.ndarray:
     """A class map at a decision's ``pipeline``: the tuned minimum areas, then its kept map steps
-    (:data:`plexus.postprocess.multiclass.CLASS_STEPS`: the largest component, filled holes)."""
-    from plexus.postprocess.multiclass import CLASS_STEPS, class_steps, remove_small
+    (:data:`plexus.postprocess.components.MAP_STEPS`: the largest component, filled holes)."""
+    from plexus.postprocess.components import MAP_STEPS
+    from plexus.postprocess.multiclass import class_steps, remove_small
 
     label = remove_small(label, min_areas_of(pipeline, classes))
-    return class_steps(label, len(classes), **{key: bool(pipeline.get(key)) for key in CLASS_STEPS.values()})
+    return class_steps(label, len(classes), **{key: bool(pipeline.get(key)) for key in MAP_STEPS.values()})
 
 
 def min_areas_of(best, classes: dict) -> list[int]:
@@ -352,10 +353,11 @@ class ClassesTask(Task):
         (:func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the minimum areas tuned on
         the other folds, as the tuning's cross-fitted score has them."""
         from plexus.evaluation.multiclass import class_scores
-        from plexus.postprocess.multiclass import CLASS_STEPS, cross_fitted_min_areas, image_records
+        from plexus.postprocess.components import MAP_STEPS
+        from plexus.postprocess.multiclass import cross_fitted_min_areas, image_records
 
         s = job.params.settings
-        candidates = [c for c in s["candidates"] if c in CLASS_STEPS]
+        candidates = [c for c in s["candidates"] if c in MAP_STEPS]
         if not candidates:
             return per_image, pipeline
         classes, n_classes = s["classes"], len(s["classes"])
@@ -375,7 +377,7 @@ class ClassesTask(Task):
 
         def scores(tta: bool, areas: list[int], steps: list[str], rows) -> np.ndarray:
             setting = {"classes": {name: {"min_area": int(a)} for name, a in zip(list(classes)[1:], areas[1:])},
-                       **{CLASS_STEPS[c]: True for c in steps}}
+                       **{MAP_STEPS[c]: True for c in steps}}
             out = np.full(len(ids), np.nan)
             for i in rows:
                 out[i] = np.mean(class_scores(decided_label(labels_of(tta)[i], setting, classes), truths[i],
@@ -390,7 +392,7 @@ class ClassesTask(Task):
             return fold_areas[tta][fold]
 
         return choose_map_steps(per_image, pipeline, decisions, fold_tta, candidates=candidates,
-                                step_keys=CLASS_STEPS, scores=scores, final_setting=min_areas_of(pipeline, classes),
+                                step_keys=MAP_STEPS, scores=scores, final_setting=min_areas_of(pipeline, classes),
                                 fold_setting=fold_setting, subjects=folds["subject"].to_numpy(),
                                 fold_of=folds["fold"].to_numpy(),
                                 boot={"n_boot": s["n_boot"], "seed": s["seed"],
