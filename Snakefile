@@ -28,6 +28,7 @@ include: "workflow/rules/submit.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/volumes.smk"
 
 
 rule all:

@@ -60,7 +60,7 @@ def validate_config(config: dict) -> dict:
 NUCLEI_CLASSES = {True: {"background": 0, "nucleus": 1, "boundary": 2}, False: {"background": 0, "nucleus": 1}}
 #: which data.format each embedded synthetic dataset is written in
 SYNTHETIC_FORMATS = {"nerve": ["kaggle_nerve"], "multiclass": ["sheet"], "multichannel": ["sheet"],
-                     "nuclei": ["dsb2018"], "regions": ["sheet"]}
+                     "nuclei": ["dsb2018"], "regions": ["sheet"], "volumes": ["volumes"]}
 
 
 def grid_values(spec: dict, integer: bool = False) -> list:

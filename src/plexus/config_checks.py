@@ -58,7 +58,7 @@ def config_errors(config: dict) -> list[str]:
     if synthetic["enabled"] and data["format"] not in SYNTHETIC_FORMATS[synthetic["kind"]]:
         errors.append(f"data.synthetic.kind: {synthetic['kind']!r} does not go with data.format {data['format']!r} "
                       "(nerve needs kaggle_nerve; multiclass, multichannel and regions need sheet; "
-                      "nuclei needs dsb2018)")
+                      "nuclei needs dsb2018; volumes needs volumes)")
     raw = Path(data["raw_dir"].rstrip("/"))
     # the synthesize rule owns raw_dir/train and raw_dir/test as directory outputs, which
     # Snakemake deletes before regenerating: never let that happen to real data
@@ -107,9 +107,12 @@ def _generic_errors(config: dict) -> list[str]:
         errors.append("robustness.missing_channel.enabled: the study removes each channel in turn; "
                       f"data.channels has one ({data['channels']})")
     synthetic = data["synthetic"]
-    if synthetic["enabled"] and data["format"] != "dsb2018" and data["sheet"] != "sheet.tsv":
-        errors.append(f"data.sheet: the synthetic {synthetic['kind']} dataset writes raw_dir/sheet.tsv, "
+    written = {"volumes": "volumes.tsv"}.get(synthetic["kind"], "sheet.tsv")
+    if synthetic["enabled"] and data["format"] != "dsb2018" and data["sheet"] != written:
+        errors.append(f"data.sheet: the synthetic {synthetic['kind']} dataset writes raw_dir/{written}, "
                       f"not {data['sheet']!r}")
+    if data["format"] == "volumes" and data["volumes"]["layout"] != "sheet" and synthetic["enabled"]:
+        errors.append("data.volumes.layout: the synthetic volumes dataset is a volume sheet (layout sheet)")
     if data["format"] == "folders" and data["channels"] != ["image"]:
         errors.append("data.channels: format folders has one channel, image; describe several in a sheet")
     return errors

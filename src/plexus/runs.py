@@ -178,6 +178,9 @@ def final_targets(config: dict, task) -> list[str]:
     targets += [f"results/tuning/{name}/best.json" for name in names]
     targets += [f"results/postprocess/{name}.json" for name in names]
     targets += [f"results/robustness/{study}/scores.csv" for study in studies(config)]
+    if config["data"]["format"] == "volumes":  # the slices put back: per-volume scores, test label volumes
+        targets += [f"results/volumes/{name}/summary.json" for name in names]
+        targets += [f"results/volumes/{e}/test" for e in ensembles]
     return targets + figure_targets(config, task) + heldout_targets(config) + ["results/run_summary.md"]
 
 
@@ -195,13 +198,23 @@ MANIFEST_FILES = {
     "folders": {"sheet": "results/manifest/sheet.tsv"},
     "sheet": {"sheet": "results/manifest/sheet.tsv"},
     "dsb2018": {"sheet": "results/manifest/sheet.tsv"},
+    "volumes": {"sheet": "results/manifest/sheet.tsv"},
 }
 #: the formats whose raw folder is converted to a sample sheet first (the ``convert`` rule for the
 #: training images, ``convert_test`` for the test images), and what those rules write
-CONVERTED_FORMATS = ("dsb2018",)
+CONVERTED_FORMATS = ("dsb2018", "volumes")
 CONVERTED = {"sheet": "results/converted/sheet.tsv", "labels": "results/converted/labels",
              "targets": "results/converted/targets", "images": "results/converted/images"}
 CONVERTED_TEST = {"sheet": "results/converted/test/sheet.tsv", "images": "results/converted/test/images"}
+#: what the conversion of each image set writes, by format (volumes: the slices and the index that puts
+#: them back, :mod:`plexus.data.volumes`)
+CONVERTED_FILES = {
+    "dsb2018": {"train": CONVERTED, "test": CONVERTED_TEST},
+    "volumes": {part: {"sheet": f"{root}/sheet.tsv", "images": f"{root}/slices", "index": f"{root}/volumes.json"}
+                for part, root in (("train", "results/converted"), ("test", "results/converted/test"))},
+}
+#: the folders written by the conversion (Snakemake directory outputs)
+CONVERTED_FOLDERS = ("labels", "targets", "images")
 #: a labelled test set's masks (``data.test_masks``), written apart by the ``manifest_test`` job: read by the
 #: ``heldout`` rule alone, never by a training, tuning or decision job
 TEST_MASKS = "results/manifest/test_masks.csv"
@@ -243,6 +256,13 @@ def raw_parts(config: dict) -> dict[str, dict]:
     if data["format"] in PART_FOLDERS:
         return {part: {"folders": [folder]} for part, folder in PART_FOLDERS[data["format"]].items()}
     sheet = sheet_path(config)
+    if data["format"] == "volumes":
+        layout = data["volumes"]["layout"]
+        if layout == "decathlon":  # dataset.json and the training folders; imagesTs the test set's
+            return {"train": {"folders": None, "exclude": ["imagesTs"]}, "test": {"folders": ["imagesTs"]}}
+        if layout == "brats":  # a case's folder says its set by its seg file: the whole tree for both
+            return {part: {"folders": None} for part in PARTS}
+        return {part: {"sheet": sheet} for part in PARTS}
     if data["format"] == "sheet":
         return {part: {"sheet": sheet} for part in PARTS}
     test = data["folders"]["test"]
@@ -279,12 +299,22 @@ def synthetic_outputs(config: dict) -> tuple[dict[str, str], set[str]]:
     return {"train": f"{raw}/{folders[0]}", "test": f"{raw}/{folders[1]}"}, {"train", "test"}
 
 
+def converted_outputs(config: dict, part: str) -> tuple[dict[str, str], set[str]]:
+    """What the conversion of image set ``part`` writes (:data:`CONVERTED_FILES`), and which are folders."""
+    files = dict(CONVERTED_FILES[config["data"]["format"]][part])
+    if part == "test":
+        files = {k: v for k, v in files.items() if k not in ("labels", "targets")}
+    return files, {k for k in files if k in CONVERTED_FOLDERS}
+
+
 def converted_inputs(config: dict, part: str | None = None) -> dict[str, str]:
     """The DSB2018 folders the conversion reads: stage1_test only where it exists (or is generated);
     ``part``: the one folder of that image set's conversion (none for a missing stage1_test)."""
     from pathlib import Path
 
     raw = raw_dir(config)
+    if config["data"]["format"] == "volumes":  # what the volume sheet names: its fingerprint's business
+        return {}
     folders = {"train": f"{raw}/stage1_train"}
     if config["data"]["synthetic"]["enabled"] or Path(raw, "stage1_test").is_dir():
         folders["test"] = f"{raw}/stage1_test"
@@ -305,7 +335,8 @@ def dataset_inputs(config: dict, part: str | None = None) -> list[str]:
     if data["format"] == "kaggle_nerve":
         return [f"{raw}/{p}" for p in PARTS if part in (None, p)]
     if data["format"] in CONVERTED_FORMATS:
-        return [CONVERTED["sheet"] if part in (None, "train") else CONVERTED_TEST["sheet"]]
+        converted = CONVERTED_FILES[data["format"]]
+        return [converted["train" if part in (None, "train") else "test"]["sheet"]]
     if data["format"] == "sheet":
         sheet = sheet_path(config)
         if part is None or (not data["synthetic"]["enabled"] and not Path(sheet).exists()):

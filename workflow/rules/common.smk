@@ -111,8 +111,8 @@ def synthetic_settings():
     }
 
 
-def synthetic_outputs():
-    outputs, folders = runs.synthetic_outputs(config)
+def with_folders(outputs, folders):
+    """Snakemake outputs: those named in ``folders`` as directory()."""
     return {k: directory(v) if k in folders else v for k, v in outputs.items()}
 
 

@@ -8,7 +8,7 @@ if config["data"]["synthetic"]["enabled"]:
 
     rule synthesize:
         output:
-            **synthetic_outputs(),
+            **with_folders(*runs.synthetic_outputs(config)),
             fingerprint_train=runs.RAW_FINGERPRINTS["train"],
             fingerprint_test=runs.RAW_FINGERPRINTS["test"],
         log:
@@ -34,17 +34,14 @@ if config["data"]["synthetic"]["enabled"]:
 
 if FORMAT in runs.CONVERTED_FORMATS:
 
-    # a layout of its own (DSB2018's folders of instance masks) -> a sample sheet of targets,
-    # one job per image set
+    # a layout of its own -> a sample sheet, one job per image set: DSB2018's folders of instance
+    # masks (targets, label maps), or 3-D volumes cut into 2-D slices (and the index of the cases)
     rule convert:
         input:
             **runs.converted_inputs(config, "train"),
             fingerprint=runs.RAW_FINGERPRINTS["train"],
         output:
-            sheet=runs.CONVERTED["sheet"],
-            labels=directory(runs.CONVERTED["labels"]),
-            targets=directory(runs.CONVERTED["targets"]),
-            images=directory(runs.CONVERTED["images"]),
+            **with_folders(*runs.converted_outputs(config, "train")),
         log:
             "results/logs/convert.log",
         benchmark:
@@ -56,9 +53,10 @@ if FORMAT in runs.CONVERTED_FORMATS:
             mem_mb=light_mem_mb,
         params:
             part="train",
+            format=FORMAT,
             raw=RAW,
-            group=config["instances"]["group"],
-            boundary=config["instances"]["boundary"],
+            data=runs.train_data(config),
+            instances=config["instances"],
             code=script_code("convert"),
         script:
             "../scripts/convert.py"
@@ -68,8 +66,7 @@ if FORMAT in runs.CONVERTED_FORMATS:
             **runs.converted_inputs(config, "test"),
             fingerprint=runs.RAW_FINGERPRINTS["test"],
         output:
-            sheet=runs.CONVERTED_TEST["sheet"],
-            images=directory(runs.CONVERTED_TEST["images"]),
+            **with_folders(*runs.converted_outputs(config, "test")),
         log:
             "results/logs/convert_test.log",
         benchmark:
@@ -81,9 +78,10 @@ if FORMAT in runs.CONVERTED_FORMATS:
             mem_mb=light_mem_mb,
         params:
             part="test",
+            format=FORMAT,
             raw=RAW,
-            group=config["instances"]["group"],
-            boundary=config["instances"]["boundary"],
+            data=config["data"],
+            instances=config["instances"],
             code=script_code("convert"),
         script:
             "../scripts/convert.py"

@@ -172,10 +172,12 @@ def read_dataset(data: dict, written_sheet=None):
     if data["format"] == "sheet":
         sheet = Path(data["sheet"])
         return import_dataset("sheet", sheet if sheet.is_absolute() else raw / sheet, channels=data["channels"])
-    if data["format"] == "dsb2018":
+    if data["format"] in CONVERTED_FORMATS:  # the sheet the convert job wrote (nuclei targets; volume slices)
         if written_sheet is None:
-            raise ValueError("data.format dsb2018: the manifest reads the sheet the nuclei stage wrote; none given")
-        return import_dataset("sheet", written_sheet, channels=["image"])
+            raise ValueError(f"data.format {data['format']}: the manifest reads the sheet the convert job wrote; "
+                             "none given")
+        return import_dataset("sheet", written_sheet,
+                              channels=["image"] if data["format"] == "dsb2018" else data["channels"])
     raise ValueError(f"data.format {data['format']!r} is the nerve workflow's, not the generic one")
 
 
@@ -188,7 +190,7 @@ def sheet_manifest(data: dict, classes: dict, sheet_out, train_csv, test_csv, su
     """
 
     sheet = _read_dataset_saying_warnings(data, written_sheet)
-    channels = data["channels"] if data["format"] == "sheet" else ["image"]  # folders, dsb2018: one (RGB) column
+    channels = data["channels"] if data["format"] in ("sheet", "volumes") else ["image"]  # folders, dsb2018: one
     train, test, summary = dataset.build_manifest(
         sheet, channels=channels, classes=classes, allow_missing_channels=data["allow_missing_channels"],
         threads=threads, ignore=ignore, color=data["color"], max_snapped=data["max_snapped_share"])
@@ -229,7 +231,7 @@ def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: 
         print("no test images")
         return
     sheet = _read_dataset_saying_warnings(data, written_sheet)
-    channels = data["channels"] if data["format"] == "sheet" else ["image"]  # folders, dsb2018: one (RGB) column
+    channels = data["channels"] if data["format"] in ("sheet", "volumes") else ["image"]  # folders, dsb2018: one
     options = {"channels": channels, "classes": classes, "allow_missing_channels": data["allow_missing_channels"],
                "threads": threads, "ignore": ignore, "color": data["color"], "max_snapped": data["max_snapped_share"]}
     if part == "train":
@@ -306,6 +308,12 @@ def synthesize_stage(kind: str, raw_dir, settings: dict, fingerprints: dict, thr
         from plexus.data.dsb2018 import synthesize_stage as synthesize_nuclei
 
         synthesize_nuclei(raw, settings)
+    elif kind == "volumes":
+        from plexus.data.synthetic_volumes import generate_volumes
+
+        summary = generate_volumes(raw, n_cases=settings["n_subjects"], n_test_cases=settings["n_test_subjects"],
+                                   seed=settings["seed"])
+        print({k: v for k, v in summary.items() if not isinstance(v, (list, dict))})
     else:
         from plexus.data import synthetic_regions, synthetic_semantic
 

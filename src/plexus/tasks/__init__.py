@@ -34,7 +34,8 @@ TASK_MODULES = {
 
 #: the task each data format implies when the config names none (``task:`` unset); a ``folders``
 #: or ``sheet`` dataset of two classes (one foreground), nothing ignored and no regions, is binary
-DEFAULT_TASKS = {"kaggle_nerve": "binary", "folders": "classes", "sheet": "classes", "dsb2018": "instances"}
+DEFAULT_TASKS = {"kaggle_nerve": "binary", "folders": "classes", "sheet": "classes", "dsb2018": "instances",
+                 "volumes": "classes"}
 
 
 def task_names() -> list[str]:
@@ -59,7 +60,7 @@ def task_of(config: dict) -> str:
     if config.get("task"):
         return config["task"]
     data_format = config["data"]["format"]
-    if (data_format in ("folders", "sheet") and len(config.get("classes") or {}) == 2
+    if (data_format in ("folders", "sheet", "volumes") and len(config.get("classes") or {}) == 2
             and not config.get("ignore") and not config.get("regions")):
         return "binary"
     return DEFAULT_TASKS[data_format]

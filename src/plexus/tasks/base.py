@@ -100,6 +100,22 @@ class Task:
     def _missing(self, stage: str):
         raise NotImplementedError(f"task {self.name!r} has no {stage} stage")
 
+    def units(self, settings: dict) -> tuple[list[str], np.ndarray]:
+        """The units a volume is scored on (:mod:`plexus.stages.volumes`): their names and the ``(U, K)``
+        bool matrix of the learnt classes each unites (a binary foreground, each class, each region)."""
+        self._missing("volume scores")
+
+    def decided_unit_masks(self, settings: dict, members: dict[str, list[str]], manifest, image_ids, decision: dict):
+        """Per image of ``image_ids``, the ``(U, H, W)`` bool masks of :meth:`units` at ``decision`` (a
+        ``results/postprocess/{name}.json``), at each image's own size (``manifest``), from the
+        ``members``' prediction files (``{member: files}``: OOF fold files or test means)."""
+        self._missing("volume scores")
+
+    def unit_values(self, settings: dict) -> list[int]:
+        """The value each unit is written with in a label volume, painted in :meth:`units` order (a
+        later unit over an earlier one): the class's mask value; the 1-based region (regions)."""
+        self._missing("volume scores")
+
     def tune(self, job) -> None:
         """The task's tuning on the plain OOF maps (:meth:`tune_into` the rule's outputs)."""
         self.tune_into(job, "prob", {"grid": job.output.grid, "best": job.output.best,

@@ -550,6 +550,34 @@ def write_binary_label_maps(frame: pd.DataFrame, out_dir, shapes: dict, values=(
 
 
 class BinaryTask(Task):
+    def units(self, settings: dict) -> tuple[list[str], np.ndarray]:
+        return [list(settings["classes"])[1]], np.asarray([[False, True]])
+
+    def decided_unit_masks(self, settings: dict, members: dict[str, list[str]], manifest, image_ids, decision: dict):
+        from plexus.data.resize import upsample_mean
+        from plexus.data.truth import image_paths as manifest_image_paths
+        from plexus.data.truth import read_gray
+        from plexus.postprocess.candidates import PostProcess
+
+        ids = list(image_ids)
+        pipeline = PostProcess(**decision["pipeline"])
+        suffix = "_tta" if pipeline.tta else ""
+        arrays = load_members(members, ids, (f"prob{suffix}", f"presence{suffix}"))
+        if len(arrays[f"prob{suffix}"]) != len(members):
+            raise ValueError(f"no 'prob{suffix}' array in the prediction files of every member of {list(members)}")
+        presence = np.mean(arrays[f"presence{suffix}"], axis=0) if arrays[f"presence{suffix}"] else None
+        sizes = manifest.set_index("image_id").loc[ids, ["height", "width"]].astype(int).to_numpy()
+        paths = manifest_image_paths(manifest, ids) if pipeline.crf else None
+        probs = [m.astype(np.float32) for m in arrays[f"prob{suffix}"]]
+        for k, (h, w) in enumerate(sizes):
+            prob = upsample_mean([m[k:k + 1] for m in probs], (int(h), int(w))).numpy()[0]
+            image = read_gray(paths[k]) if paths else None
+            yield pipeline.apply(prob, None if presence is None else float(presence[k]), image,
+                                 decision.get("crf_settings"))[None]
+
+    def unit_values(self, settings: dict) -> list[int]:
+        return [list(settings["classes"].values())[1]]
+
     def settings(self, stage: str, config: dict) -> dict:
         from plexus.config import grid_values
 
@@ -565,6 +593,7 @@ class BinaryTask(Task):
                                     "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"],
                                     "classes": classes},
             "submission": lambda: {"batch_size": config["predict"]["batch_size"], "classes": classes},
+            "volumes": lambda: {"classes": classes},
             "summary_table": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"],
                                       "classes": classes},
             "comparison": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
@@ -665,7 +694,7 @@ class BinaryTask(Task):
 
 TASK = BinaryTask(
     name="binary",
-    formats=("kaggle_nerve", "folders", "sheet"),
+    formats=("kaggle_nerve", "folders", "sheet", "volumes"),
     output="sigmoid",
     figures={
         "figure_tuning": (

@@ -322,6 +322,20 @@ def tuning_figure_stage(grid_csv, best_json, name, paths, style=None) -> None:
 
 
 class ClassesTask(Task):
+    def units(self, settings: dict) -> tuple[list[str], np.ndarray]:
+        names = list(settings["classes"])
+        return names[1:], np.eye(len(names), dtype=bool)[1:]
+
+    def decided_unit_masks(self, settings: dict, members: dict[str, list[str]], manifest, image_ids, decision: dict):
+        pipeline = decision["pipeline"]
+        probs = member_arrays(members, list(image_ids), "prob_tta" if pipeline.get("tta") else "prob")
+        matrix = self.units(settings)[1]
+        for label in member_labels(probs, manifest, image_ids):
+            yield matrix[:, decided_label(label, pipeline, settings["classes"])]
+
+    def unit_values(self, settings: dict) -> list[int]:
+        return list(settings["classes"].values())[1:]
+
     def settings(self, stage: str, config: dict) -> dict:
         from plexus.config import grid_values, ignored_classes, learnt_classes
 
@@ -337,6 +351,7 @@ class ClassesTask(Task):
                                     "seed": config["postprocess"]["seed"],
                                     "min_gain": config["postprocess"]["min_gain"]},
             "submission": lambda: {"classes": classes},
+            "volumes": lambda: {"classes": classes, "ignore": ignore},
             "summary_table": lambda: {"classes": classes, "ignore": ignore, "n_boot": summary["bootstrap_samples"],
                                       "seed": summary["seed"]},
             "comparison": lambda: {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]},
@@ -474,7 +489,7 @@ class ClassesTask(Task):
 TASK = ClassesTask(
     name="classes",
     score="mean Dice",
-    formats=("folders", "sheet"),
+    formats=("folders", "sheet", "volumes"),
     tta=True,
     figures={
         "figure_tuning": (Figure("min_area", "tuning/{name}_min_area", "class_min_area.rst", "Tuning"),),

@@ -426,6 +426,7 @@ class RegionsTask(Task):
                                     "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"],
                                     "min_gain": postprocess["min_gain"]},
             "submission": lambda: common,
+            "volumes": lambda: common,
             "summary_table": lambda: {**common, **boot},
             "comparison": lambda: {**common, **boot},
             "noise_scores": lambda: common,
@@ -433,6 +434,23 @@ class RegionsTask(Task):
             "missing_channel_scores": lambda: {**common, "batch_size": config["predict"]["batch_size"]},
             "figure_qualitative": lambda: common,
         }.get(stage, dict)()
+
+    def units(self, settings: dict) -> tuple[list[str], np.ndarray]:
+        return list(settings["regions"]), region_matrix(settings["regions"], settings["classes"])
+
+    def decided_unit_masks(self, settings: dict, members: dict[str, list[str]], manifest, image_ids, decision: dict):
+        pipeline = decision["pipeline"]
+        names, matrix = self.units(settings)
+        cutoffs, areas = pipeline_settings(pipeline, names)
+        probs = member_arrays(members, list(image_ids), "prob_tta" if pipeline.get("tta") else "prob")
+        modes = [settings["modes"][m] for m in members]
+        for prob in member_region_maps(probs, modes, matrix, manifest, image_ids):
+            yield final_masks(prob, cutoffs, areas, pipeline)
+
+    def unit_values(self, settings: dict) -> list[int]:
+        """Each region's 1-based index, painted from the outermost to the innermost as the 2-D label
+        maps are (:func:`nested_label_map`)."""
+        return list(range(1, len(settings["regions"]) + 1))
 
     def config_errors(self, config: dict) -> list[str]:
         from plexus.config import learnt_classes
@@ -659,7 +677,7 @@ class RegionsTask(Task):
 
 TASK = RegionsTask(
     name="regions",
-    formats=("folders", "sheet"),
+    formats=("folders", "sheet", "volumes"),
     score="mean region Dice",
     tta=True,
     figures={

@@ -1,0 +1,227 @@
+"""Format volumes: volume sheets and layouts, slicing and its checks, putting slices back, per-volume scores."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from plexus.data import volumes as vol
+from plexus.io.images import read_image
+from plexus.io.volumes import from_slices, read_volume, write_label_volume
+from plexus.stages.volumes import paint, stack_case, truth_units
+
+CHANNELS = ["t1", "flair"]
+# voxel axes (R, S, A): the axial (superior-inferior) axis is voxel axis 1, 2.5 mm
+AFFINE = np.array([[1.0, 0, 0, -8], [0, 0, 1.0, -6], [0, 2.5, 0, -10], [0, 0, 0, 1]])
+
+
+def _case(root, case, *, shape=(12, 6, 10), seed=0, label=True, affine=AFFINE, channels=CHANNELS):
+    rng = np.random.default_rng(seed)
+    head = np.zeros(shape, bool)
+    head[2:-2, 1:-1, 2:-2] = True  # no tissue on the first and last slice of axis 1
+    files = {}
+    for c in channels:
+        data = np.where(head, rng.uniform(100, 900, shape), 0).astype(np.float32)
+        files[c] = root / f"{case}_{c}.nii.gz"
+        nib.save(nib.Nifti1Image(data, affine), files[c])
+    if label:
+        labels = np.zeros(shape, np.uint8)
+        labels[4:8, 2:4, 4:7] = 2
+        labels[5:7, 2:3, 5:6] = 4
+        files["mask"] = root / f"{case}_seg.nii.gz"
+        nib.save(nib.Nifti1Image(labels, affine), files["mask"])
+    return files
+
+
+def _sheet(root, rows) -> str:
+    frame = pd.DataFrame(rows, columns=["case", "split", *CHANNELS, "mask", "mask_rater2"], dtype=object).fillna("")
+    path = root / "volumes.tsv"
+    frame.to_csv(path, sep="\t", index=False)
+    return str(path)
+
+
+@pytest.fixture
+def two_cases(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    a, b = _case(raw, "c01", seed=1), _case(raw, "t01", seed=2, label=False)
+    sheet = _sheet(raw, [{"case": "c01", "split": "train", "t1": a["t1"].name, "flair": a["flair"].name,
+                          "mask": a["mask"].name},
+                         {"case": "t01", "split": "test", "t1": b["t1"].name, "flair": b["flair"].name}])
+    return raw, sheet, a
+
+
+def test_normalise_is_the_z_score_of_the_nonzero_voxels_mapped_onto_16_bits():
+    volume = np.array([[[0.0, 10.0, 20.0, 30.0, 0.0]]])
+    values = np.array([10.0, 20.0, 30.0])
+    z = (values - values.mean()) / values.std()
+    expected = np.rint((z + vol.Z_RANGE) / (2 * vol.Z_RANGE) * 65534 + 1)
+    out = vol.normalise(volume)
+    assert out.dtype == np.uint16
+    assert out[0, 0, 0] == 0 and out[0, 0, 4] == 0
+    np.testing.assert_array_equal(out[0, 0, 1:4], expected)
+    assert vol.normalise(np.zeros((2, 2, 2))).max() == 0
+
+
+def test_slices_are_cut_along_the_axial_axis_and_put_back_exactly(two_cases, tmp_path):
+    raw, sheet, files = two_cases
+    frame = vol.volume_sheet(raw, "sheet", channels=CHANNELS, sheet="volumes.tsv", parts=("train",))
+    out = tmp_path / "converted"
+    sheet2d = vol.slice_stage(frame, channels=CHANNELS, axis="auto", slices="tissue", out_dir=out / "slices",
+                              sheet_tsv=out / "sheet.tsv", index_json=out / "volumes.json")
+    index = json.loads((out / "volumes.json").read_text())["cases"]["c01"]
+    assert index["axis"] == 1  # the voxel axis along S-I, from the header
+    assert index["slices"] == [1, 2, 3, 4] and index["n_slices"] == 6  # the two tissue-free ones left out
+    assert sheet2d["image_id"].tolist() == [f"c01_{k:03d}" for k in (1, 2, 3, 4)]
+    assert set(sheet2d["subject"]) == {"c01"}
+    np.testing.assert_allclose(index["spacing"], [1.0, 2.5, 1.0])
+    # every label slice is the label volume at that index of axis 1, in its own values
+    labels = np.asarray(nib.load(files["mask"]).dataobj)
+    masks = [read_image(p) for p in sheet2d["mask"]]
+    for k, mask in zip(index["slices"], masks):
+        np.testing.assert_array_equal(mask, labels[:, k, :])
+    # the image slices are the normalised volume's
+    t1 = vol.normalise(np.asarray(nib.load(files["t1"]).dataobj))
+    np.testing.assert_array_equal(read_image(sheet2d["t1"].iloc[2]), t1[:, 3, :])
+    # back: the kept slices stacked on the grid (the others empty) give the label volume again,
+    # written with the scan's affine
+    units = stack_case([(m == 2)[None] for m in masks], index, 1)
+    np.testing.assert_array_equal(units[0], labels == 2)
+    like = read_volume(files["t1"])
+    write_label_volume(tmp_path / "back.nii.gz", paint(units, [2]), like)
+    back = nib.load(tmp_path / "back.nii.gz")
+    np.testing.assert_array_equal(np.asarray(back.dataobj), np.where(labels == 2, 2, 0))
+    np.testing.assert_array_equal(back.affine, nib.load(files["t1"]).affine)
+
+
+def test_slices_all_keeps_every_slice_and_a_given_axis(two_cases, tmp_path):
+    raw, sheet, _ = two_cases
+    frame = vol.volume_sheet(raw, "sheet", channels=CHANNELS, sheet="volumes.tsv", parts=("test",))
+    out = tmp_path / "c"
+    sheet2d = vol.slice_stage(frame, channels=CHANNELS, axis=2, slices="all", out_dir=out, sheet_tsv=out / "s.tsv",
+                              index_json=out / "v.json")
+    index = json.loads((out / "v.json").read_text())["cases"]["t01"]
+    assert index["axis"] == 2 and index["slices"] == list(range(10))
+    assert len(sheet2d) == 10 and set(sheet2d["split"]) == {"test"} and set(sheet2d["mask"]) == {""}
+    assert read_image(sheet2d["t1"].iloc[0]).shape == (12, 6)
+
+
+def test_from_slices_inverts_to_slices_for_each_axis():
+    from plexus.io.volumes import to_slices
+
+    volume = np.arange(3 * 4 * 5).reshape(3, 4, 5)
+    for axis in range(3):
+        np.testing.assert_array_equal(from_slices(to_slices(volume, axis), axis), volume)
+
+
+def test_truth_units_read_the_label_volume_through_classes_and_regions(two_cases):
+    from plexus.labels import region_matrix
+
+    _, _, files = two_cases
+    classes = {"background": 0, "edema": 2, "enhancing": 4}
+    regions = {"complete": ["edema", "enhancing"], "enhancing": ["enhancing"]}
+    units, valid = truth_units(str(files["mask"]), classes, None, region_matrix(regions, classes))
+    labels = np.asarray(nib.load(files["mask"]).dataobj)
+    np.testing.assert_array_equal(units[0], labels > 0)
+    np.testing.assert_array_equal(units[1], labels == 4)
+    assert valid.all()
+    with pytest.raises(ValueError, match="seg.nii.gz"):  # a label value that is no class names the file
+        truth_units(str(files["mask"]), {"background": 0, "edema": 2}, None, np.ones((1, 2), bool))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _sheet_of(raw, a, **cells):
+    row = {"case": "c01", "split": "train", "t1": a["t1"].name, "flair": a["flair"].name, "mask": a["mask"].name}
+    return _sheet(raw, [{**row, **cells}])
+
+
+def _slice(raw, tmp_path):
+    frame = vol.volume_sheet(raw, "sheet", channels=CHANNELS, sheet="volumes.tsv")
+    out = tmp_path / "out"
+    return vol.slice_stage(frame, channels=CHANNELS, out_dir=out, sheet_tsv=out / "s.tsv", index_json=out / "v.json")
+
+
+def test_modalities_on_different_grids_are_refused_naming_the_file(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    a = _case(raw, "c01")
+    moved = AFFINE.copy()
+    moved[0, 3] += 5
+    nib.save(nib.Nifti1Image(np.ones((12, 6, 10), np.float32), moved), raw / "other.nii.gz")
+    _sheet_of(raw, a, flair="other.nii.gz")
+    with pytest.raises(vol.VolumeSheetError, match=r"case c01: flair .*other\.nii\.gz is on another grid"):
+        _slice(raw, tmp_path)
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_a_label_volume_of_another_shape_is_refused(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    a = _case(raw, "c01")
+    nib.save(nib.Nifti1Image(np.zeros((12, 6, 9), np.uint8), AFFINE), raw / "short_seg.nii.gz")
+    _sheet_of(raw, a, mask="short_seg.nii.gz")
+    with pytest.raises(vol.VolumeSheetError, match=r"short_seg\.nii\.gz: a label volume of shape \(12, 6, 9\)"):
+        _slice(raw, tmp_path)
+
+
+def test_a_4d_file_where_3d_is_expected_says_the_decathlon_layout(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    a = _case(raw, "c01")
+    nib.save(nib.Nifti1Image(np.ones((12, 6, 10, 4), np.float32), AFFINE), raw / "stack.nii.gz")
+    _sheet_of(raw, a, t1="stack.nii.gz")
+    with pytest.raises(vol.VolumeSheetError, match=r"stack\.nii\.gz: a 4-D volume \(12, 6, 10, 4\).*decathlon"):
+        _slice(raw, tmp_path)
+
+
+def test_a_4d_file_read_as_channels_with_an_index(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    a = _case(raw, "c01")
+    stack = np.stack([np.asarray(nib.load(a[c]).dataobj) for c in CHANNELS], axis=-1)
+    nib.save(nib.Nifti1Image(stack, AFFINE), raw / "stack.nii.gz")
+    _sheet_of(raw, a, t1="stack.nii.gz#0", flair="stack.nii.gz#1")
+    sheet2d = _slice(raw, tmp_path)
+    flair = vol.normalise(np.asarray(nib.load(a["flair"]).dataobj))
+    np.testing.assert_array_equal(read_image(sheet2d["flair"].iloc[0]), flair[:, 1, :])
+
+
+def test_an_unreadable_header_is_refused_naming_the_file(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    a = _case(raw, "c01")
+    (raw / "broken.nii.gz").write_bytes(b"not a volume at all")
+    _sheet_of(raw, a, flair="broken.nii.gz")
+    with pytest.raises(vol.VolumeSheetError, match=r"case c01: flair: .*broken\.nii\.gz"):
+        _slice(raw, tmp_path)
+
+
+def test_sheet_problems_are_listed_by_row(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    a = _case(raw, "c01")
+    _sheet(raw, [{"case": "c01", "split": "train", "t1": a["t1"].name, "flair": "missing.nii.gz", "mask": ""},
+                 {"case": "c01", "split": "val", "t1": "x.png", "flair": ""}])
+    with pytest.raises(vol.VolumeSheetError) as error:
+        vol.volume_sheet(raw, "sheet", channels=CHANNELS, sheet="volumes.tsv")
+    text = str(error.value)
+    assert "row 2 (case 'c01'): a training case needs a label volume" in text
+    assert "row 2 (case 'c01'): flair " in text and "missing.nii.gz: no such file" in text
+    assert "row 3 (case 'c01'): case listed twice" in text
+    assert "row 3 (case 'c01'): split 'val'" in text
+    assert "x.png: not a volume" in text
+    with pytest.raises(vol.VolumeSheetError, match="no column flair"):
+        vol.read_volume_sheet(_sheet_without_flair(raw), CHANNELS)
+
+
+def _sheet_without_flair(raw):
+    path = raw / "bad.csv"
+    pd.DataFrame({"case": ["c01"], "split": ["train"], "t1": ["a.nii.gz"], "mask": ["m.nii.gz"]}).to_csv(path,
+                                                                                                        index=False)
+    return path
