@@ -147,7 +147,7 @@ def _generic(**edits) -> dict:
     ("tests/configs/tiny_multiclass.yaml", lambda c: c.update(task="binary"),
      "classes: task 'binary' reads masks of one foreground class"),
     ("tests/configs/tiny_nuclei.yaml", lambda c: c.update(task="classes"),
-     "task: 'classes' does not read data.format 'dsb2018' (it reads folders, sheet)"),
+     "task: 'classes' does not read data.format 'dsb2018' (it reads folders, sheet, volumes)"),
     ("config/config.yaml", lambda c: c["robustness"]["missing_channel"].update(enabled=True),
      "robustness.missing_channel.enabled: the study removes each input channel in turn; the Kaggle layout has one"),
     ("tests/configs/tiny_nuclei.yaml", lambda c: c.update(ignore=["foreground"]),

@@ -13,7 +13,7 @@ from plexus.tasks import load_task, task_of
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = ["config/config.yaml", "config/examples/multiclass.yaml", "config/examples/multichannel.yaml",
-            "config/examples/nuclei.yaml", "config/examples/regions.yaml"]
+            "config/examples/nuclei.yaml", "config/examples/regions.yaml", "config/examples/volumes.yaml"]
 
 
 def _config(path: str) -> dict:
