@@ -38,7 +38,7 @@ unit: install
 # The real-SLURM tests run last: once Debian's slurm-client is installed, every snakemake
 # start asks the controller (via the slurm plugin) and waits ~9 s when it is stopped.
 test: lint
-	$(BIN)/pytest -q -ra -m "not slurm"
+	$(BIN)/pytest -q -ra --durations=25 -m "not slurm"
 	$(BIN)/pytest -q -ra -m slurm
 
 clean:

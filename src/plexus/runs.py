@@ -307,6 +307,13 @@ def converted_outputs(config: dict, part: str) -> tuple[dict[str, str], set[str]
     return files, {k for k in files if k in CONVERTED_FOLDERS}
 
 
+def conversion_settings(config: dict) -> dict | None:
+    """What the DSB2018 conversion reads of ``instances`` (its CV groups, the boundary class)."""
+    if config["data"]["format"] != "dsb2018":
+        return None
+    return {k: config["instances"][k] for k in ("group", "boundary")}
+
+
 def converted_inputs(config: dict, part: str | None = None) -> dict[str, str]:
     """The DSB2018 folders the conversion reads: stage1_test only where it exists (or is generated);
     ``part``: the one folder of that image set's conversion (none for a missing stage1_test)."""

@@ -55,8 +55,8 @@ if FORMAT in runs.CONVERTED_FORMATS:
             part="train",
             format=FORMAT,
             raw=RAW,
-            data=runs.train_data(config),
-            instances=config["instances"],
+            data=runs.train_data(config) if FORMAT == "volumes" else None,
+            instances=runs.conversion_settings(config),
             code=script_code("convert"),
         script:
             "../scripts/convert.py"
@@ -80,8 +80,8 @@ if FORMAT in runs.CONVERTED_FORMATS:
             part="test",
             format=FORMAT,
             raw=RAW,
-            data=config["data"],
-            instances=config["instances"],
+            data=config["data"] if FORMAT == "volumes" else None,
+            instances=runs.conversion_settings(config),
             code=script_code("convert"),
         script:
             "../scripts/convert.py"
