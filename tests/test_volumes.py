@@ -225,3 +225,112 @@ def _sheet_without_flair(raw):
     pd.DataFrame({"case": ["c01"], "split": ["train"], "t1": ["a.nii.gz"], "mask": ["m.nii.gz"]}).to_csv(path,
                                                                                                         index=False)
     return path
+
+
+# --------------------------------------------------------------------------- the 3-D minimum volume
+
+
+def _blobs(rng, shape=(14, 12, 10), n=5):
+    from scipy.ndimage import binary_dilation
+
+    seeds = np.zeros(shape, bool)
+    seeds[tuple(rng.integers(0, s, n) for s in shape)] = True
+    return binary_dilation(seeds, iterations=int(rng.integers(0, 2))) | (rng.random(shape) > 0.97)
+
+
+def test_volume_components_are_26_connected_and_the_size_rule_holds():
+    from scipy import ndimage
+
+    from plexus.postprocess.components import label_components, remove_small_components
+
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        mask = _blobs(rng)
+        labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+        sizes = np.bincount(labels.ravel())
+        for min_size in (0, 2, 3, 7):
+            expected = np.isin(labels, [k for k in range(1, n + 1) if sizes[k] >= max(min_size, 1)])
+            np.testing.assert_array_equal(remove_small_components(mask, min_size), expected)
+        assert int(label_components(mask).sizes.max()) == int(sizes[1:].max())
+    corner = np.zeros((3, 3, 3), bool)
+    corner[0, 0, 0] = corner[1, 1, 1] = True  # touching by a corner only: one object
+    assert label_components(corner).labels.max() == 1
+
+
+def test_dice_by_min_volume_equals_removing_then_scoring():
+    from plexus.evaluation.volumes import dice
+    from plexus.stages.volumes import dice_by_min_volume, min_voxels, remove_small_volumes
+
+    rng = np.random.default_rng(5)
+    spacing = (1.0, 2.5, 1.0)  # 2.5 mm^3 per voxel
+    assert min_voxels(10, spacing) == 4 and min_voxels(7.5, spacing) == 3 and min_voxels(0, spacing) == 0
+    grid = [0.0, 5.0, 10.0, 25.0]
+    for _ in range(5):
+        pred, truth = _blobs(rng), _blobs(rng)
+        expected = [dice(remove_small_volumes(pred, g, spacing), truth) for g in grid]
+        np.testing.assert_allclose(dice_by_min_volume(pred, truth, grid, spacing), expected, atol=1e-12)
+    empty = np.zeros((4, 4, 4), bool)
+    np.testing.assert_array_equal(dice_by_min_volume(empty, empty, grid, spacing), [1.0] * 4)
+
+
+def test_training_slices_keep_the_foreground_and_a_drawn_share_of_the_rest():
+    labels = np.zeros((10, 3, 3), np.uint8)
+    labels[[2, 3, 7], 1, 1] = 4
+    kept = np.arange(1, 10)  # slice 0 has no tissue
+    trained = vol.training_slices(labels, kept, slices="foreground", empty_share=0.5, seed=0, case="c01")
+    assert trained[[1, 2, 6]].all()  # slices 2, 3, 7
+    assert trained.sum() == 3 + round(0.5 * 6)
+    again = vol.training_slices(labels, kept, slices="foreground", empty_share=0.5, seed=0, case="c01")
+    np.testing.assert_array_equal(trained, again)
+    assert vol.training_slices(labels, kept, slices="tissue", empty_share=0.5, seed=0, case="c01").all()
+    assert vol.training_slices(None, kept, slices="foreground", empty_share=0.0, seed=0, case="t01").all()
+    only = vol.training_slices(labels, kept, slices="foreground", empty_share=0.0, seed=0, case="c01")
+    assert np.flatnonzero(only).tolist() == [1, 2, 6]
+
+
+def test_slices_foreground_marks_the_rows_training_reads(two_cases, tmp_path):
+    raw, _, files = two_cases
+    frame = vol.volume_sheet(raw, "sheet", channels=CHANNELS, sheet="volumes.tsv", parts=("train",))
+    out = tmp_path / "c"
+    sheet2d = vol.slice_stage(frame, channels=CHANNELS, slices="foreground", empty_share=0.0, out_dir=out,
+                              sheet_tsv=out / "s.tsv", index_json=out / "v.json")
+    labels = np.asarray(nib.load(files["mask"]).dataobj)
+    expected = ["yes" if (labels[:, int(k), :] > 0).any() else "no" for k in sheet2d["slice"]]
+    assert sheet2d["train_slice"].tolist() == expected and "no" in expected
+
+
+def test_the_train_stage_reads_only_the_trained_rows(tmp_path, monkeypatch):
+    import plexus.training.loop as loop
+    from plexus.stages.train import train_stage
+
+    seen = {}
+    monkeypatch.setattr(loop, "train_model", lambda images, masks, train_idx, val_idx, *a, **k: seen.update(
+        train=list(train_idx), val=list(val_idx)))
+    ids = np.array([f"i{k}" for k in range(6)])
+    np.savez(tmp_path / "train.npz", image_id=ids, images=np.zeros((6, 1, 8, 8), np.uint8),
+             masks=np.zeros((6, 8, 8), np.uint8), classes=np.array(["background", "fg"]),
+             trained=np.array([True, False, True, True, False, True]))
+    pd.DataFrame({"image_id": ids, "subject": ["a", "a", "b", "b", "c", "c"], "fold": [0, 0, 1, 1, 1, 1]}).to_csv(
+        tmp_path / "folds.csv", index=False)
+    train_stage(tmp_path / "train.npz", tmp_path / "folds.csv", 0, {"arch": "unet", "input_size": [8, 8], "epochs": 1},
+                tmp_path / "m", tmp_path / "c",
+                run_name="unet")
+    assert seen == {"train": [2, 3, 5], "val": [0, 1]}  # the fold's other rows, less those marked no
+
+
+def test_the_volume_table_lists_every_entry_once(tmp_path):
+    from plexus.stages.volumes import volume_table_stage
+
+    unit = {"dice": 0.8, "dice_low": 0.7, "dice_high": 0.9, "dice_untuned": 0.75, "dice_cross_fitted": 0.78,
+            "dice_cross_fitted_low": 0.6, "dice_cross_fitted_high": 0.85, "hd95_median": 2.0, "hd95_mean": 2.5,
+            "hd95_undefined": 1, "n_cases": 8}
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.json").write_text(json.dumps(
+            {"entries": {name: {"core": unit}, "rater2": {"core": {**unit, "dice": 0.9}}},
+             "min_volume_mm3": {"core": 100.0}}))
+    table = volume_table_stage(["a", "b"], [tmp_path / "a.json", tmp_path / "b.json"], tmp_path / "t.csv",
+                               tmp_path / "t.md")
+    assert table["name"].tolist() == ["a", "b", "rater2"]
+    assert table["min_volume_mm3"].tolist() == [100.0, 100.0, 0.0]
+    assert "| a | core | 8 | 0.800 (0.700-0.900) | 0.780 (0.600-0.850) | 0.750 | 2.00 | 1 | 100 |" in (
+        tmp_path / "t.md").read_text()

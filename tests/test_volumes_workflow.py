@@ -21,6 +21,7 @@ from scipy.spatial.distance import cdist
 from volume_replicas import write_brats2021, write_decathlon_brain
 
 from plexus.io.images import read_image
+from plexus.io.rle import decode
 from workflow_helpers import make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -101,20 +102,57 @@ def test_volume_truth_counts_equal_the_slices_counts_summed_per_case(volumes_run
 
 
 def test_test_label_volumes_are_the_label_maps_stacked_on_the_scan_grid(volumes_run):
+    from scipy import ndimage
+
     results = volumes_run / "results"
     raw = volumes_run / "results/raw/volumes"
     index = json.loads((results / "converted/test/volumes.json").read_text())["cases"]
-    assert index
+    min_volumes = json.loads((results / "volumes/main/summary.json").read_text())["min_volume_mm3"]
+    assert index and list(min_volumes) == list(UNITS)
+    submission = pd.read_csv(results / "submission/main.csv", dtype=str, keep_default_na=False).set_index("image_id")
     for case, entry in index.items():
         written = nib.load(results / "volumes/main/test" / f"{case}.nii.gz")
         scan = nib.load(raw / "cases" / case / f"{case}_t1.nii.gz")
         np.testing.assert_array_equal(written.affine, scan.affine)
         assert written.header.get_sform(coded=True)[1] == scan.header.get_sform(coded=True)[1]
-        volume = np.asarray(written.dataobj)
-        stacked = np.zeros(entry["shape"], np.uint8)
+        # the submission's run-length row of every slice and region, stacked along the slice axis
+        plane = (entry["shape"][0], entry["shape"][2])
+        rows = submission.loc[entry["image_ids"]]
+        expected = np.zeros(entry["shape"], np.uint8)
+        stacked_maps = np.zeros(entry["shape"], np.uint8)
+        voxel = float(np.prod(entry["spacing"]))
+        for r, unit in enumerate(UNITS, start=1):
+            region = np.zeros(entry["shape"], bool)
+            for k, image_id in zip(entry["slices"], entry["image_ids"]):
+                region[:, k, :] = decode(rows.loc[(rows.index == image_id) & (rows["region"] == unit),
+                                                  "EncodedPixels"].item(), plane)
+            # without its 26-connected components below the tuned volume, painted from the outermost in
+            labels, n = ndimage.label(region, structure=np.ones((3, 3, 3), bool))
+            sizes = np.bincount(labels.ravel())
+            big = [k for k in range(1, n + 1) if sizes[k] * voxel >= min_volumes[unit] - 1e-9]
+            expected[np.isin(labels, big)] = r
+        np.testing.assert_array_equal(np.asarray(written.dataobj), expected)
+        # with nothing removed, the volume would be the 2-D label maps stacked
         for k, image_id in zip(entry["slices"], entry["image_ids"]):
-            stacked[:, k, :] = read_image(results / "labelmaps/main" / f"{image_id}.png")
-        np.testing.assert_array_equal(volume, stacked)
+            stacked_maps[:, k, :] = read_image(results / "labelmaps/main" / f"{image_id}.png")
+        assert set(np.unique(np.asarray(written.dataobj))) <= set(np.unique(stacked_maps))
+
+
+def test_the_minimum_volume_is_tuned_on_the_cases_and_cross_fitted(volumes_run):
+    results = volumes_run / "results"
+    summary = json.loads((results / "volumes/main/summary.json").read_text())
+    scores = pd.read_csv(results / "volumes/main/scores.csv", dtype={"case": str})
+    mine = scores[scores["entry"] == "main"]
+    for unit in UNITS:
+        grid = summary["grid"][unit]
+        best = int(np.argmax(np.round(grid["dice"], 12)))
+        assert summary["min_volume_mm3"][unit] == grid["min_volume_mm3"][best]
+        rows = mine[mine["unit"] == unit]
+        assert rows["dice"].mean() == pytest.approx(grid["dice"][best], abs=1e-12)
+        assert rows["dice_untuned"].mean() == pytest.approx(grid["dice"][0], abs=1e-12)  # 0 mm^3: nothing removed
+        assert rows["dice"].mean() >= rows["dice_untuned"].mean() - 1e-12
+    table = pd.read_csv(results / "tables/volumes.csv", dtype={"name": str})
+    assert set(table["name"]) == {"labels", "main", "rater2"}
 
 
 def test_the_example_plans_the_volume_stages(tmp_path):

@@ -180,7 +180,7 @@ def final_targets(config: dict, task) -> list[str]:
     targets += [f"results/robustness/{study}/scores.csv" for study in studies(config)]
     if config["data"]["format"] == "volumes":  # the slices put back: per-volume scores, test label volumes
         targets += [f"results/volumes/{name}/summary.json" for name in names]
-        targets += [f"results/volumes/{e}/test" for e in ensembles]
+        targets += [f"results/volumes/{e}/test" for e in ensembles] + ["results/tables/volumes.md"]
     return targets + figure_targets(config, task) + heldout_targets(config) + ["results/run_summary.md"]
 
 
@@ -307,11 +307,21 @@ def converted_outputs(config: dict, part: str) -> tuple[dict[str, str], set[str]
     return files, {k for k in files if k in CONVERTED_FOLDERS}
 
 
-def conversion_settings(config: dict) -> dict | None:
-    """What the DSB2018 conversion reads of ``instances`` (its CV groups, the boundary class)."""
-    if config["data"]["format"] != "dsb2018":
-        return None
-    return {k: config["instances"][k] for k in ("group", "boundary")}
+def min_volume_grid(config: dict) -> list[float]:
+    """``tuning.min_volumes`` (mm^3) as its values (format volumes: the minimum 3-D component volume)."""
+    from plexus.config import grid_values
+
+    return grid_values(config["tuning"]["min_volumes"])
+
+
+def conversion_settings(config: dict, part: str) -> dict:
+    """What the conversion of image set ``part`` reads of the config: DSB2018, ``instances.group``
+    and ``.boundary``; volumes, the data section (the training side's without the test masks' keys)
+    and the background class's label value."""
+    if config["data"]["format"] == "dsb2018":
+        return {k: config["instances"][k] for k in ("group", "boundary")}
+    data = train_data(config) if part == "train" else config["data"]
+    return {"data": data, "background": next(iter(config["classes"].values()))}
 
 
 def converted_inputs(config: dict, part: str | None = None) -> dict[str, str]:

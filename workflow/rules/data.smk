@@ -55,8 +55,7 @@ if FORMAT in runs.CONVERTED_FORMATS:
             part="train",
             format=FORMAT,
             raw=RAW,
-            data=runs.train_data(config) if FORMAT == "volumes" else None,
-            instances=runs.conversion_settings(config),
+            settings=runs.conversion_settings(config, "train"),
             code=script_code("convert"),
         script:
             "../scripts/convert.py"
@@ -80,8 +79,7 @@ if FORMAT in runs.CONVERTED_FORMATS:
             part="test",
             format=FORMAT,
             raw=RAW,
-            data=config["data"] if FORMAT == "volumes" else None,
-            instances=runs.conversion_settings(config),
+            settings=runs.conversion_settings(config, "test"),
             code=script_code("convert"),
         script:
             "../scripts/convert.py"

@@ -1,6 +1,7 @@
 # Back to volumes (data.format volumes): every model's and ensemble's decided OOF slices stacked
-# per training case and scored per volume (Dice, HD95 in mm, case-bootstrap intervals), and every
-# ensemble's test slices written as label volumes on their scans' grids (plexus.stages.volumes).
+# per training case, a minimum 3-D component volume tuned per unit, scored per volume (Dice, HD95
+# in mm, case-bootstrap intervals), and every ensemble's test slices written as label volumes on
+# their scans' grids (plexus.stages.volumes).
 
 
 rule volume_scores:
@@ -27,6 +28,7 @@ rule volume_scores:
         members=tune_members,
         settings=task_settings("volumes"),
         boot=config["summary"],
+        min_volumes=runs.min_volume_grid(config),
         code=script_code("volumes"),
     script:
         "../scripts/volumes.py"
@@ -36,6 +38,7 @@ rule label_volumes:
     input:
         means=member_test_means,
         decision="results/postprocess/{ensemble}.json",
+        volume_summary="results/volumes/{ensemble}/summary.json",
         test="results/manifest/test.csv",
         index=runs.CONVERTED_FILES["volumes"]["test"]["index"],
     output:
@@ -53,6 +56,35 @@ rule label_volumes:
         task=TASK_NAME,
         members=lambda wildcards: runs.members_of(config, wildcards.ensemble),
         settings=task_settings("volumes"),
+        code=script_code("volumes"),
+    script:
+        "../scripts/volumes.py"
+
+
+# every model's and ensemble's per-volume scores in one table (and the second rater's)
+rule volume_table:
+    input:
+        summaries=expand(
+            "results/volumes/{name}/summary.json", name=runs.tuning_names(config)
+        ),
+    output:
+        csv="results/tables/volumes.csv",
+        md=report(
+            "results/tables/volumes.md",
+            caption="../report/volumes.rst",
+            category="Tables",
+        ),
+    log:
+        "results/logs/volume_table.log",
+    benchmark:
+        "results/benchmarks/volume_table.tsv"
+    conda:
+        "../../envs/plexus.yaml"
+    resources:
+        runtime=light_runtime,
+        mem_mb=light_mem_mb,
+    params:
+        names=runs.tuning_names(config),
         code=script_code("volumes"),
     script:
         "../scripts/volumes.py"

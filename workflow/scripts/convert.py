@@ -10,10 +10,11 @@ with logged(snakemake.log[0]):
     if p.format == "volumes":
         from plexus.data.volumes import convert_stage
 
-        convert_stage(p.data, p.part, sheet_tsv=o.sheet, images_dir=o.images, index_json=o.index)
+        convert_stage(p.settings["data"], p.part, sheet_tsv=o.sheet, images_dir=o.images, index_json=o.index,
+                      background=p.settings["background"])
     else:
         from plexus.data.dsb2018 import nuclei_sheet_stage
 
-        nuclei_sheet_stage(p.raw, group=p.instances["group"], boundary=p.instances["boundary"], sheet_tsv=o.sheet,
+        nuclei_sheet_stage(p.raw, group=p.settings["group"], boundary=p.settings["boundary"], sheet_tsv=o.sheet,
                            labels_dir=o.get("labels"), targets_dir=o.get("targets"), images_dir=o.images,
                            part=p.part)

@@ -22,7 +22,11 @@ slices, written under ``results/converted/``:
   puts the slices back (:mod:`plexus.stages.volumes`): each case's grid, axis, slices and files.
 
 ``volumes.slices`` picks the slices: ``all``, or ``tissue`` (those with a nonzero voxel in some
-modality; the others are background by construction, and are put back as such).
+modality; the others are background by construction, and are put back as such), or ``foreground``:
+the tissue slices, of which training reads only those with a label other than the background and
+a seeded share ``volumes.empty_share`` of the others (the sheet's ``train_slice`` column, ``yes`` or
+``no``; :func:`plexus.stages.train.train_stage` keeps the ``yes`` rows of a fold's training part).
+Every tissue slice is still predicted, so the OOF and test volumes are whole.
 
 Problems (a missing file, modalities of one case on different grids, a label volume of another
 shape, a 4-D file where 3-D is expected, an unreadable header, labels that are not integers) are
@@ -50,7 +54,7 @@ __all__ = ["LAYOUTS", "Z_RANGE", "VolumeSheetError", "normalise", "read_volume_s
 LAYOUTS = ("sheet", "brats", "decathlon")
 #: z-scores beyond +-Z_RANGE are clipped before the 16-bit mapping (a step of 2 Z / 65534 = 0.00015 SD)
 Z_RANGE = 5.0
-SLICE_SELECTIONS = ("all", "tissue")
+SLICE_SELECTIONS = ("all", "tissue", "foreground")
 _CHANNEL = re.compile(r"^(?P<path>.*?)(?:#(?P<index>\d+))?$")
 _CASE = re.compile(r"^[^\W_][\w.\-]{0,99}$")
 MAX_LISTED = 20
@@ -292,11 +296,31 @@ def _labels(path: str) -> np.ndarray:
     return labels.astype(np.uint16 if labels.size and labels.max() > 255 else np.uint8)
 
 
+def training_slices(label_slices: np.ndarray | None, kept: np.ndarray, *, slices: str, empty_share: float,
+                    seed: int, case: str, background: int = 0) -> np.ndarray:
+    """bool per kept slice: read by training. ``foreground`` (a case with labels): the slices with a
+    label other than ``background`` and ``round(empty_share * n)`` of the ``n`` others, drawn with
+    ``default_rng([seed, crc32(case)])``; otherwise every one."""
+    import zlib
+
+    trained = np.ones(len(kept), dtype=bool)
+    if slices != "foreground" or label_slices is None:
+        return trained
+    foreground = np.asarray([(label_slices[k] != background).any() for k in kept], dtype=bool)
+    empty = np.flatnonzero(~foreground)
+    chosen = np.random.default_rng([int(seed), zlib.crc32(case.encode())]).permutation(empty)
+    trained[:] = foreground
+    trained[chosen[:int(round(empty_share * len(empty)))]] = True
+    return trained
+
+
 def slice_stage(vsheet: pd.DataFrame, *, channels, axis="auto", slices: str = "tissue", out_dir, sheet_tsv,
-                index_json) -> pd.DataFrame:
+                index_json, empty_share: float = 0.0, seed: int = 0, background: int = 0) -> pd.DataFrame:
     """Slice every case of ``vsheet`` (:func:`volume_sheet`) into ``out_dir``; write the 2-D sample sheet
-    ``sheet_tsv`` (``image_id, subject, split, *channels, mask, mask_rater2, case, slice``) and the index
-    ``index_json``. Every case's headers are checked first; nothing is written if one is at fault."""
+    ``sheet_tsv`` (``image_id, subject, split, *channels, mask, mask_rater2, case, slice, train_slice``)
+    and the index ``index_json``. Every case's headers are checked first; nothing is written if one is
+    at fault. ``slices``, ``empty_share``, ``seed``: :func:`training_slices` (``background``: the
+    label value of the background class)."""
     from plexus.data.dsb2018 import write_png
     from plexus.data.sheet import write_sheet
 
@@ -319,8 +343,10 @@ def slice_stage(vsheet: pd.DataFrame, *, channels, axis="auto", slices: str = "t
             tissue |= stack.reshape(n, -1).any(axis=1)
         kept = np.arange(n) if slices == "all" else np.flatnonzero(tissue)
         labels = {k: to_slices(_labels(case[k]), case_axis) for k in ("mask", "mask_rater2") if case[k]}
+        trained = training_slices(labels.get("mask"), kept, slices=slices, empty_share=empty_share, seed=seed,
+                                  case=case["case"], background=background)
         ids = [f"{case['case']}_{k:03d}" for k in kept]
-        for k, image_id in zip(kept, ids):
+        for k, image_id, train_slice in zip(kept, ids, trained):
             row = {"image_id": image_id, "subject": case["case"], "split": case["split"]}
             for c in channels:
                 row[c] = ""
@@ -334,17 +360,17 @@ def slice_stage(vsheet: pd.DataFrame, *, channels, axis="auto", slices: str = "t
                     path = out_dir / key / case["case"] / f"{image_id}.png"
                     write_png(path, labels[key][k])
                     row[key] = str(path.resolve())
-            rows.append({**row, "case": case["case"], "slice": str(int(k))})
+            rows.append({**row, "case": case["case"], "slice": str(int(k)), "train_slice": "yes" if train_slice else "no"})
         index[case["case"]] = {
             "split": case["split"], "axis": case_axis, "shape": list(first.shape3), "n_slices": int(n),
             "slices": [int(k) for k in kept], "image_ids": ids,
             "spacing": [float(s) for s in first.spacing], "affine": np.asarray(first.affine).tolist(),
             "reference": case[present[0]], "mask": case["mask"], "mask_rater2": case["mask_rater2"],
-            "channels": present, "tissue_slices": int(tissue.sum()),
+            "channels": present, "tissue_slices": int(tissue.sum()), "trained_slices": int(trained.sum()),
         }
-        print(f"case {case['case']}: {n} slices along voxel axis {case_axis}, {len(kept)} kept ({slices}); "
-              f"modalities {', '.join(present)}")
-    columns = ["image_id", "subject", "split", *channels, "mask", "mask_rater2", "case", "slice"]
+        print(f"case {case['case']}: {n} slices along voxel axis {case_axis}, {len(kept)} kept ({slices}), "
+              f"{int(trained.sum())} of them trained on; modalities {', '.join(present)}")
+    columns = ["image_id", "subject", "split", *channels, "mask", "mask_rater2", "case", "slice", "train_slice"]
     write_sheet(pd.DataFrame(rows, columns=columns), sheet_tsv)
     atomic.write_json(index_json, {"slices": slices, "cases": index})
     return pd.DataFrame(rows, columns=columns)
@@ -355,12 +381,13 @@ def read_index(index_json) -> dict:
     return json.loads(Path(index_json).read_text())
 
 
-def convert_stage(data: dict, part: str, *, sheet_tsv, images_dir, index_json) -> pd.DataFrame:
+def convert_stage(data: dict, part: str, *, sheet_tsv, images_dir, index_json, background: int = 0) -> pd.DataFrame:
     """The ``convert`` rule of format volumes: ``part``'s cases of the dataset ``data`` (the config's data
-    section) sliced into ``images_dir`` (the folder of the slices)."""
+    section) sliced into ``images_dir`` (the folder of the slices); ``background``: the first class's value."""
     settings = data["volumes"]
     vsheet = volume_sheet(data["raw_dir"].rstrip("/"), settings["layout"], channels=data["channels"],
                           sheet=data["sheet"], parts=(part,))
     os.makedirs(images_dir, exist_ok=True)
     return slice_stage(vsheet, channels=data["channels"], axis=settings["axis"], slices=settings["slices"],
-                       out_dir=images_dir, sheet_tsv=sheet_tsv, index_json=index_json)
+                       out_dir=images_dir, sheet_tsv=sheet_tsv, index_json=index_json,
+                       empty_share=settings["empty_share"], seed=settings["seed"], background=background)

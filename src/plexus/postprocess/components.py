@@ -2,7 +2,8 @@
 
 * **Objects.** In a boolean mask, an object is an 8-connected component
   (``scipy.ndimage.label`` with a 3x3 structure): pixels touching diagonally are one object,
-  as a nerve cross-section touching itself diagonally is one. In an instance label map
+  as a nerve cross-section touching itself diagonally is one; in a volume (a case put back
+  together, :mod:`plexus.stages.volumes`) a 26-connected one. In an instance label map
   (``objects="labels"``), each nonzero value is one object, so touching instances stay apart.
 * **The size rule.** :func:`remove_small_components` keeps an object of **at least**
   ``min_size`` pixels (one of exactly ``min_size`` stays); ``min_size`` 0 and 1 remove nothing.
@@ -41,14 +42,20 @@ class Components(NamedTuple):
     """The objects of a mask: ``labels`` (0 the background) inside ``box`` of the map, and
     ``sizes[i]`` the pixels of object ``i`` (``sizes[0]``, the background, is 0)."""
 
-    box: tuple[slice, slice]
+    box: tuple[slice, ...]
     labels: np.ndarray
     sizes: np.ndarray
 
 
-def foreground_box(mask: np.ndarray) -> tuple[slice, slice] | None:
-    """The bounding box of a mask's foreground, or None when it is empty."""
+def foreground_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The bounding box of a mask's foreground (a 2-D map or an n-D volume), or None when it is empty."""
     mask = np.asarray(mask)
+    if mask.ndim != 2:
+        spans = [np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+                 for axis in range(mask.ndim)]
+        if len(spans[0]) == 0:
+            return None
+        return tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)
     rows = np.flatnonzero(mask.any(axis=1))
     if len(rows) == 0:
         return None
@@ -57,13 +64,15 @@ def foreground_box(mask: np.ndarray) -> tuple[slice, slice] | None:
 
 
 def label_components(mask: np.ndarray) -> Components | None:
-    """The 8-connected components of a boolean mask, labelled inside its :func:`foreground_box`
-    (the same components and numbers as labelling the whole map), or None for an empty mask."""
+    """The 8-connected components of a boolean mask (of a volume: 26-connected, every voxel sharing
+    a face, an edge or a corner), labelled inside its :func:`foreground_box` (the same components and
+    numbers as labelling the whole map), or None for an empty mask."""
     mask = np.asarray(mask, dtype=bool)
     box = foreground_box(mask)
     if box is None:
         return None
-    labels, n = ndimage.label(mask[box], structure=EIGHT)
+    structure = EIGHT if mask.ndim == 2 else np.ones((3,) * mask.ndim, dtype=bool)
+    labels, n = ndimage.label(mask[box], structure=structure)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     sizes[0] = 0
     return Components(box, labels, sizes)

@@ -31,6 +31,9 @@ from plexus.io.contracts import read_manifest
 from plexus.labels import region_matrix
 from plexus.runs import CONVERTED_FORMATS
 
+#: a sheet column saying which rows training reads (``yes``/``no``; the others are predicted only)
+TRAIN_SLICE = "train_slice"
+
 
 def manifest_stage(data: dict, classes: dict, outputs, *, part: str | None = None, inputs=(), threads: int = 2,
                    ignore: dict | None = None, train_csv=None, summary_json=None) -> None:
@@ -139,6 +142,8 @@ def preprocess_stage(data_format: str, part: str, manifest_csv, summary_json, si
     if regions:
         arrays["regions"] = region_matrix(regions, classes)
         arrays["region_names"] = np.asarray(list(regions), dtype=str)
+    if TRAIN_SLICE in manifest.columns:  # the rows training reads (volume slices: plexus.data.volumes)
+        arrays["trained"] = manifest[TRAIN_SLICE].to_numpy(str) != "no"
     atomic.write_npz(out_npz, **arrays)
 
 

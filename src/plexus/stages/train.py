@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from plexus.data import splits
 from plexus.io.contracts import check_aligned, read_folds, read_npz
 from plexus.training.settings import TrainSettings
@@ -25,6 +27,11 @@ def train_stage(train_npz, folds_csv, fold: int, settings: dict, out_dir, checkp
     folds = read_folds(folds_csv)
     check_aligned(data["image_id"], folds["image_id"], train_npz, folds_csv)
     train_idx, val_idx = splits.fold_indices(folds, fold)
+    if "trained" in data:  # rows predicted but never trained on (volume slices without foreground)
+        train_idx = train_idx[np.asarray(data["trained"], dtype=bool)[train_idx]]
+        print(f"{len(train_idx)} of the fold's training images are read by training (train_slice)")
+        if len(train_idx) == 0:
+            raise ValueError(f"fold {fold}: no training image has train_slice yes in {train_npz}")
     if subset is not None:
         keep = splits.subject_subset(folds["subject"].to_numpy()[train_idx], subset["size"], subset["seed"])
         train_idx = train_idx[keep]
