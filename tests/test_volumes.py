@@ -334,3 +334,50 @@ def test_the_volume_table_lists_every_entry_once(tmp_path):
     assert table["min_volume_mm3"].tolist() == [100.0, 100.0, 0.0]
     assert "| a | core | 8 | 0.800 (0.700-0.900) | 0.780 (0.600-0.850) | 0.750 | 2.00 | 1 | 100 |" in (
         tmp_path / "t.md").read_text()
+
+
+class _GivenMasks:
+    """A task whose decided masks are given: two nested units (as regions), values 1 and 2."""
+
+    def __init__(self, masks):
+        self.masks = masks
+
+    def units(self, settings):
+        return ["outer", "inner"], np.array([[False, True, True], [False, False, True]])
+
+    def unit_values(self, settings):
+        return [1, 2]
+
+    def decided_unit_masks(self, settings, members, manifest, image_ids, decision):
+        yield from (self.masks[i] for i in image_ids)
+
+
+def test_label_volumes_drop_small_3d_components_and_keep_the_scan_grid(tmp_path):
+    from plexus.stages.volumes import label_volumes_stage
+
+    shape = (6, 4, 5)  # axis 1 sliced, slices 1..3 kept
+    outer = np.zeros(shape, bool)
+    outer[1:4, 1:3, 1:4] = True  # 18 voxels = 45 mm^3
+    outer[5, 3, 4] = True  # one voxel = 2.5 mm^3, dropped at 10 mm^3
+    inner = np.zeros(shape, bool)
+    inner[2, 2, 2] = True  # one voxel, kept: the inner unit's minimum is 0
+    ids = {k: f"t01_{k:03d}" for k in (1, 2, 3)}
+    masks = {ids[k]: np.stack([outer[:, k, :], inner[:, k, :]]) for k in ids}
+    nib.save(nib.Nifti1Image(np.ones(shape, np.float32), AFFINE), tmp_path / "scan.nii.gz")
+    index = {"cases": {"t01": {"split": "test", "axis": 1, "shape": list(shape), "slices": [1, 2, 3],
+                               "image_ids": list(ids.values()), "spacing": [1.0, 2.5, 1.0],
+                               "reference": str(tmp_path / "scan.nii.gz")}}}
+    (tmp_path / "v.json").write_text(json.dumps(index))
+    (tmp_path / "d.json").write_text(json.dumps({"pipeline": {}}))
+    (tmp_path / "s.json").write_text(json.dumps({"min_volume_mm3": {"outer": 10.0, "inner": 0.0}}))
+    pd.DataFrame({"image_id": list(ids.values()), "height": 6, "width": 5}).to_csv(tmp_path / "test.csv", index=False)
+    written = label_volumes_stage(_GivenMasks(masks), {}, {}, decision_json=tmp_path / "d.json",
+                                  test_csv=tmp_path / "test.csv", index_json=tmp_path / "v.json",
+                                  out_dir=tmp_path / "out", volume_summary_json=tmp_path / "s.json")
+    image = nib.load(written[0])
+    expected = np.zeros(shape, np.uint8)
+    expected[1:4, 1:3, 1:4] = 1
+    expected[2, 2, 2] = 2
+    np.testing.assert_array_equal(np.asarray(image.dataobj), expected)  # the lone outer voxel is gone
+    np.testing.assert_array_equal(image.affine, AFFINE)
+    assert written[0].endswith("t01.nii.gz")
