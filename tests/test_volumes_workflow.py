@@ -155,6 +155,24 @@ def test_the_minimum_volume_is_tuned_on_the_cases_and_cross_fitted(volumes_run):
     assert set(table["name"]) == {"labels", "main", "rater2"}
 
 
+def test_a_new_test_case_reruns_only_the_test_side_and_predict_says_so(volumes_run):
+    from plexus.study.apply import StudyError, load_study
+
+    with pytest.raises(StudyError, match="a study of 3-D volumes.*test rows"):
+        load_study(volumes_run / "results")
+    sheet_path = volumes_run / "results/raw/volumes/volumes.tsv"
+    before = sheet_path.read_text()
+    vsheet = pd.read_csv(sheet_path, sep="\t", dtype=str, keep_default_na=False)
+    new = vsheet[vsheet["split"] == "test"].iloc[[0]].assign(case="t99")
+    pd.concat([vsheet, new]).to_csv(sheet_path, sep="\t", index=False)
+    try:
+        rules = {rule for rule, _ in planned_jobs(volumes_run, "--cores", "2")}
+    finally:
+        sheet_path.write_text(before)
+    assert {"convert_test", "manifest_test", "label_volumes", "submission"} <= rules
+    assert not rules & {"convert", "manifest", "train", "predict_oof", "tune", "postprocess", "volume_scores"}
+
+
 def test_the_example_plans_the_volume_stages(tmp_path):
     workdir = make_workdir(tmp_path / "plexus", "tiny_volumes.yaml")
     jobs = planned_jobs(workdir, "--cores", "2", "--configfile", "config/examples/volumes.yaml")

@@ -150,6 +150,11 @@ def load_study(results) -> Study:
         config = validate_config(config)  # a default added to the schema since the run: filled in
     except ConfigError as error:
         raise StudyError(f"{path}: not a valid config for this plexus: {one_line(error)}") from None
+    if config["data"]["format"] == "volumes":
+        raise StudyError(f"{results}: a study of 3-D volumes (data.format volumes); plexus predict applies a study to "
+                         "2-D images. Add the new cases to the study's volume sheet as test rows (split test) and "
+                         "rerun snakemake: only the test side reruns (convert_test, the test predictions, the "
+                         "submission and results/volumes/{ensemble}/test)")
     summary_path = results / "manifest" / "summary.json"
     if not summary_path.is_file():
         raise StudyError(f"{summary_path}: missing (the study's manifest); finish the study first")
