@@ -360,7 +360,8 @@ def slice_stage(vsheet: pd.DataFrame, *, channels, axis="auto", slices: str = "t
                     path = out_dir / key / case["case"] / f"{image_id}.png"
                     write_png(path, labels[key][k])
                     row[key] = str(path.resolve())
-            rows.append({**row, "case": case["case"], "slice": str(int(k)), "train_slice": "yes" if train_slice else "no"})
+            rows.append({**row, "case": case["case"], "slice": str(int(k)),
+                         "train_slice": "yes" if train_slice else "no"})
         index[case["case"]] = {
             "split": case["split"], "axis": case_axis, "shape": list(first.shape3), "n_slices": int(n),
             "slices": [int(k) for k in kept], "image_ids": ids,
