@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -381,3 +382,30 @@ def test_label_volumes_drop_small_3d_components_and_keep_the_scan_grid(tmp_path)
     np.testing.assert_array_equal(np.asarray(image.dataobj), expected)  # the lone outer voxel is gone
     np.testing.assert_array_equal(image.affine, AFFINE)
     assert written[0].endswith("t01.nii.gz")
+
+
+def test_mha_cases_are_sliced_and_their_label_volumes_keep_spacing_origin_and_direction(tmp_path):
+    import SimpleITK as sitk
+    from volume_replicas import MHA_DIRECTION, MHA_ORIGIN, MHA_SPACING, write_mha_cases
+
+    raw = tmp_path / "raw"
+    cases = write_mha_cases(raw, ("case_001", "case_002"), shape=(16, 16, 8))
+    pd.DataFrame([{"case": c, "split": "train", "ct": Path(f["image"]).name, "mask": Path(f["label"]).name}
+                  for c, f in cases.items()]).to_csv(raw / "volumes.csv", index=False)
+    frame = vol.volume_sheet(raw, "sheet", channels=["ct"], sheet="volumes.csv")
+    out = tmp_path / "c"
+    sheet2d = vol.slice_stage(frame, channels=["ct"], slices="all", out_dir=out, sheet_tsv=out / "s.tsv",
+                              index_json=out / "v.json")
+    index = json.loads((out / "v.json").read_text())["cases"]["case_001"]
+    label = sitk.GetArrayFromImage(sitk.ReadImage(cases["case_001"]["label"])).transpose(2, 1, 0)  # x, y, z
+    axis = index["axis"]
+    masks = [read_image(p) for p in sheet2d.loc[sheet2d["case"] == "case_001", "mask"]]
+    np.testing.assert_array_equal(from_slices(np.stack(masks), axis), label)  # the slices put back: exact
+    np.testing.assert_allclose(index["spacing"], MHA_SPACING)
+    like = read_volume(cases["case_001"]["image"])
+    write_label_volume(tmp_path / "back.mha", label.astype(np.uint8), like)
+    back = sitk.ReadImage(str(tmp_path / "back.mha"))
+    np.testing.assert_allclose(back.GetSpacing(), MHA_SPACING)
+    np.testing.assert_allclose(back.GetOrigin(), MHA_ORIGIN)
+    np.testing.assert_allclose(back.GetDirection(), MHA_DIRECTION)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back).transpose(2, 1, 0), label)
