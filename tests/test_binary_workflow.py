@@ -159,6 +159,7 @@ def test_the_missing_channel_study_of_a_binary_multichannel_study(tmp_path):
     workdir = make_workdir(tmp_path / "plexus", "tiny_multichannel.yaml")
     config = read_config(workdir)
     config["task"] = "binary"
+    config["tuning"]["min_areas"] = config["tuning"].pop("min_sizes")  # binary's minimum is the whole mask's
     write_config(workdir, config)
     snakemake(workdir, "--cores", "2", "results/robustness/missing_channel/scores.csv",
               "results/figures/robustness/missing_channel.png")

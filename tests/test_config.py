@@ -146,6 +146,18 @@ def _generic(**edits) -> dict:
      "robustness.missing_channel.enabled: task 'instances' has no missing_channel study"),
     ("tests/configs/tiny_multiclass.yaml", lambda c: c.update(task="binary"),
      "classes: task 'binary' reads masks of one foreground class"),
+    # the two minimum sizes: the whole-mask area (binary) and the component size (classes, regions)
+    ("tests/configs/tiny_regions.yaml", lambda c: c["tuning"].update(min_areas={"start": 0, "stop": 20, "num": 3}),
+     "tuning.min_areas: the whole-mask area of a binary study (a smaller predicted mask is emptied); task 'regions' "
+     "does not read it: tune each region's component size in tuning.min_sizes"),
+    ("config/config.yaml", lambda c: c["tuning"].update(min_sizes={"start": 0, "stop": 20, "num": 3}),
+     "tuning.min_sizes: the component size of a classes or regions study (each class's or region's smaller "
+     "components are removed); task 'binary' does not read it: tune the whole-mask area in tuning.min_areas; "
+     "small components of the mask are the remove_small candidate (postprocess.component_sizes)"),
+    ("tests/configs/tiny_nuclei.yaml", lambda c: c["tuning"].update(min_sizes={"start": 0, "stop": 20, "num": 3}),
+     "task 'instances' does not read it: the nuclei's minimum size is instances.min_sizes"),
+    ("tests/configs/tiny_volumes.yaml", lambda c: c["tuning"].update(min_volumes={"start": 50, "stop": 0, "num": 3}),
+     "tuning.min_volumes: start 50 is above stop 0"),
     ("tests/configs/tiny_nuclei.yaml", lambda c: c.update(task="classes"),
      "task: 'classes' does not read data.format 'dsb2018' (it reads folders, sheet, volumes)"),
     ("config/config.yaml", lambda c: c["robustness"]["missing_channel"].update(enabled=True),

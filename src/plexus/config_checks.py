@@ -32,10 +32,11 @@ def config_errors(config: dict) -> list[str]:
                    for member in members if member not in models]
         if name in models:
             errors.append(f"ensembles.{name}: a model has the same name; names of models and ensembles must differ")
-    for key in ("cutoffs", "min_areas", "presence_thresholds"):
+    for key in ("cutoffs", "min_areas", "min_sizes", "presence_thresholds", "min_volumes"):
         spec = config["tuning"][key]
         if spec["start"] > spec["stop"]:
             errors.append(f"tuning.{key}: start {spec['start']} is above stop {spec['stop']}")
+    errors += _minimum_size_errors(config)
     for name, settings in models.items():
         try:  # the cross-field checks of one model entry (patch_size, presence head)
             TrainSettings.from_config(settings)
@@ -73,6 +74,35 @@ def config_errors(config: dict) -> list[str]:
             import pydensecrf.densecrf  # noqa: F401
         except ImportError as error:
             errors.append(f"postprocess.candidates: 'crf' needs the pydensecrf2 package ({error})")
+    return errors
+
+
+#: the two minimum sizes: each task reads one (or neither), a grid in the other is a config error
+MINIMUM_SIZE_KEYS = {"binary": "min_areas", "classes": "min_sizes", "regions": "min_sizes", "instances": None}
+_MINIMUM_SIZE_MEANING = {
+    "min_areas": "the whole-mask area of a binary study (a smaller predicted mask is emptied)",
+    "min_sizes": "the component size of a classes or regions study (each class's or region's smaller "
+                 "components are removed)",
+}
+_MINIMUM_SIZE_INSTEAD = {
+    "binary": "tune the whole-mask area in tuning.min_areas; small components of the mask are the remove_small "
+              "candidate (postprocess.component_sizes)",
+    "classes": "tune each class's component size in tuning.min_sizes",
+    "regions": "tune each region's component size in tuning.min_sizes",
+    "instances": "the nuclei's minimum size is instances.min_sizes",
+}
+_NO_GRID = {"start": 0, "stop": 0, "num": 1}
+
+
+def _minimum_size_errors(config: dict) -> list[str]:
+    """A grid in the minimum size the study's task does not read (``tuning.min_areas`` is binary's
+    whole-mask area, ``tuning.min_sizes`` the component size of classes and regions)."""
+    task = task_of(config)
+    errors = []
+    for key, meaning in _MINIMUM_SIZE_MEANING.items():
+        if key != MINIMUM_SIZE_KEYS.get(task) and config["tuning"][key] != _NO_GRID:
+            errors.append(f"tuning.{key}: {meaning}; task {task!r} does not read it: "
+                          f"{_MINIMUM_SIZE_INSTEAD.get(task, 'remove it')}")
     return errors
 
 

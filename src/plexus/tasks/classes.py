@@ -342,9 +342,9 @@ class ClassesTask(Task):
         classes, ignore, summary = learnt_classes(config), ignored_classes(config), config["summary"]
         return {
             "tune": lambda: {"classes": classes, "ignore": ignore,
-                             "grid": grid_values(config["tuning"]["min_areas"], integer=True)},
+                             "grid": grid_values(config["tuning"]["min_sizes"], integer=True)},
             "postprocess": lambda: {"classes": classes, "ignore": ignore,
-                                    "grid": grid_values(config["tuning"]["min_areas"], integer=True),
+                                    "grid": grid_values(config["tuning"]["min_sizes"], integer=True),
                                     "candidates": [c for c in config["postprocess"]["candidates"]
                                                    if c in CLASS_CANDIDATES],
                                     "n_boot": config["postprocess"]["bootstrap_samples"],

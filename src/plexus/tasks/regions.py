@@ -417,7 +417,7 @@ class RegionsTask(Task):
         modes = {name: model.get("region_training", "labels") for name, model in config["models"].items()}
         common = {"classes": classes, "ignore": ignore, "regions": regions, "modes": modes}
         tune = {**common, "cutoffs": grid_values(tuning["cutoffs"]),
-                "min_areas": grid_values(tuning["min_areas"], integer=True)}
+                "min_areas": grid_values(tuning["min_sizes"], integer=True)}
         boot = {"n_boot": summary["bootstrap_samples"], "seed": summary["seed"]}
         return {
             "tune": lambda: tune,
