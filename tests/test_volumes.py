@@ -409,3 +409,68 @@ def test_mha_cases_are_sliced_and_their_label_volumes_keep_spacing_origin_and_di
     np.testing.assert_allclose(back.GetOrigin(), MHA_ORIGIN)
     np.testing.assert_allclose(back.GetDirection(), MHA_DIRECTION)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(back).transpose(2, 1, 0), label)
+
+
+# --------------------------------------------------------------------------- every task's units
+
+
+def _npz(path, ids, **arrays):
+    np.savez(path, image_id=np.asarray(ids), **arrays)
+    return str(path)
+
+
+def _manifest(ids, h=6, w=8):
+    return pd.DataFrame({"image_id": ids, "height": h, "width": w})
+
+
+def test_binary_units_apply_the_cutoff_and_the_presence_gate(tmp_path):
+    from plexus.tasks import load_task
+
+    task = load_task("binary")
+    settings = {"classes": {"background": 0, "tumour": 255}}
+    assert task.units(settings)[0] == ["tumour"] and task.unit_values(settings) == [255]
+    ids = ["a", "b", "c"]
+    prob = np.stack([np.full((3, 4), 0.7), np.full((3, 4), 0.3), np.full((3, 4), 0.7)]).astype(np.float32)
+    member = _npz(tmp_path / "m.npz", ids, prob=prob, presence=np.array([0.9, 0.9, 0.1]))
+    decision = {"pipeline": {"cutoff": 0.5, "min_area": 0, "presence_threshold": 0.5}}
+    masks = list(task.decided_unit_masks(settings, {"m": [member]}, _manifest(ids), ids, decision))
+    assert [m.shape for m in masks] == [(1, 6, 8)] * 3  # at each image's own size
+    assert masks[0].all() and not masks[1].any()  # 0.7 > 0.5; 0.3 is not
+    assert not masks[2].any()  # gated: presence 0.1 < 0.5
+
+
+def test_classes_units_are_each_class_of_the_decided_label_map(tmp_path):
+    from plexus.tasks import load_task
+
+    task = load_task("classes")
+    settings = {"classes": {"background": 0, "nerve": 128, "artery": 255}, "ignore": {}}
+    names, matrix = task.units(settings)
+    assert names == ["nerve", "artery"] and matrix.tolist() == [[False, True, False], [False, False, True]]
+    assert task.unit_values(settings) == [128, 255]
+    ids = ["a", "b"]
+    prob = np.zeros((2, 3, 3, 4), np.float32)
+    prob[0, 1], prob[1, 2] = 0.8, 0.8  # a: nerve everywhere, b: artery
+    prob[:, 0] = 0.1
+    prob[0, 2] = prob[1, 1] = 0.1
+    member = _npz(tmp_path / "m.npz", ids, prob=prob)
+    decision = {"pipeline": {"classes": {"nerve": {"min_area": 0}, "artery": {"min_area": 0}}}}
+    a, b = task.decided_unit_masks(settings, {"m": [member]}, _manifest(ids), ids, decision)
+    assert a[0].all() and not a[1].any() and b[1].all() and not b[0].any()
+
+
+def test_regions_units_are_each_regions_decided_mask(tmp_path):
+    from plexus.tasks import load_task
+
+    task = load_task("regions")
+    classes = {"background": 0, "edema": 2, "enhancing": 4}
+    settings = {"classes": classes, "regions": {"whole": ["edema", "enhancing"], "enhancing": ["enhancing"]},
+                "modes": {"m": "labels"}}
+    assert task.units(settings)[0] == ["whole", "enhancing"] and task.unit_values(settings) == [1, 2]
+    ids = ["a"]
+    prob = np.zeros((1, 3, 3, 4), np.float32)
+    prob[0, 0], prob[0, 1], prob[0, 2] = 0.3, 0.4, 0.3  # whole 0.7, enhancing 0.3
+    member = _npz(tmp_path / "m.npz", ids, prob=prob)
+    decision = {"pipeline": {"regions": {"whole": {"cutoff": 0.5, "min_area": 0},
+                                         "enhancing": {"cutoff": 0.5, "min_area": 0}}}}
+    (mask,) = task.decided_unit_masks(settings, {"m": [member]}, _manifest(ids), ids, decision)
+    assert mask[0].all() and not mask[1].any()
