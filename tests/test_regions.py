@@ -316,3 +316,17 @@ def test_member_arrays_names_the_members_that_lack_a_key(tmp_path):
     with pytest.raises(ValueError, match=r"no 'prob_tta' array in the OOF files of \['a', 'b'\]: rerun their "
                                          r"prediction with predict.tta set"):
         member_arrays({"a": [tmp_path / "a.npz"], "b": [tmp_path / "b.npz"]}, ["x"], "prob_tta")
+
+
+def test_the_otsu_step_thresholds_each_region_at_its_own_otsu_level():
+    from plexus.tasks.regions import final_mask, final_masks
+
+    prob = np.full((8, 10), 0.2, np.float32)
+    prob[2:6, 3:8] = 0.6  # bimodal: Otsu falls between 0.2 and 0.6, whatever the tuned cutoff
+    assert not final_mask(prob, 0.7, 0).any()
+    np.testing.assert_array_equal(final_mask(prob, 0.7, 0, otsu=True), prob > 0.5)
+    # with the minimum area still applied after it, and per region through a decision's pipeline
+    assert not final_mask(prob, 0.7, 21, otsu=True).any()
+    stacked = final_masks(np.stack([prob, prob]), [0.7, 0.1], [0, 0], {"otsu": True})
+    np.testing.assert_array_equal(stacked[0], prob > 0.5)
+    np.testing.assert_array_equal(stacked[1], prob > 0.5)

@@ -91,7 +91,8 @@ def test_decision_record_and_studies(regions_run):
     decision = json.loads((results / "postprocess/main.json").read_text())
     assert set(decision["pipeline"]["regions"]) == set(REGIONS)
     # flip TTA, then each region's largest component and filled holes, each under the keep rule
-    assert [d["candidate"] for d in decision["decisions"]] == ["tta", "largest_component", "fill_holes"]
+    assert [d["candidate"] for d in decision["decisions"]] == ["tta", "otsu", "largest_component", "fill_holes"]
+    assert decision["pipeline"].get("otsu", False) == {d["candidate"]: d["kept"] for d in decision["decisions"]}["otsu"]
     kept = {d["candidate"]: d["kept"] for d in decision["decisions"]}
     assert decision["pipeline"]["largest_only"] == kept["largest_component"]
     assert decision["pipeline"]["fill_holes"] == kept["fill_holes"]

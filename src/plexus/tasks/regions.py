@@ -55,9 +55,12 @@ from plexus.tasks.base import (
 )
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
-#: the post-processing candidates a region map tries: flip TTA, then each region's map steps
-#: (:data:`plexus.postprocess.components.MAP_STEPS`; the tuned minimum area is remove_small's part)
-REGION_CANDIDATES = ("tta", "largest_component", "fill_holes")
+#: the post-processing candidates a region map tries: flip TTA, then each region's own Otsu
+#: threshold instead of its tuned cutoff (one-vs-rest on the region's map, per image), then its map
+#: steps (:data:`plexus.postprocess.components.MAP_STEPS`; the tuned minimum area is remove_small's part)
+REGION_CANDIDATES = ("tta", "otsu", "largest_component", "fill_holes")
+#: each step candidate and its key in a decision's pipeline
+REGION_STEPS = {"otsu": "otsu", "largest_component": "largest_only", "fill_holes": "fill_holes"}
 
 
 # --------------------------------------------------------------------------- regions of a label map
@@ -126,12 +129,18 @@ def region_counts(prob: np.ndarray, truth: np.ndarray, valid: np.ndarray, cutoff
 
 
 def final_mask(prob: np.ndarray, cutoff: float, min_area: int, *, largest_only: bool = False,
-               fill_holes: bool = False) -> np.ndarray:
-    """One region's decided mask: ``prob > cutoff`` without its 8-connected components below ``min_area``
-    (:func:`plexus.postprocess.components.remove_small_components`), then the kept map steps: only
-    its largest component, its holes filled (:func:`plexus.postprocess.candidates.fill_holes`)."""
+               fill_holes: bool = False, otsu: bool = False) -> np.ndarray:
+    """One region's decided mask: ``prob > cutoff`` (``otsu``: above the map's own Otsu threshold,
+    :func:`plexus.postprocess.candidates.otsu_threshold`, instead) without its 8-connected components
+    below ``min_area`` (:func:`plexus.postprocess.components.remove_small_components`), then the kept
+    map steps: only its largest component, its holes filled
+    (:func:`plexus.postprocess.candidates.fill_holes`)."""
     from plexus.postprocess.components import remove_small_components
 
+    if otsu:
+        from plexus.postprocess.candidates import otsu_threshold
+
+        cutoff = otsu_threshold(prob)
     mask = remove_small_components(prob > cutoff, int(min_area), largest_only=largest_only)
     if fill_holes:
         from plexus.postprocess.candidates import fill_holes as fill
@@ -141,11 +150,9 @@ def final_mask(prob: np.ndarray, cutoff: float, min_area: int, *, largest_only: 
 
 
 def final_masks(prob: np.ndarray, cutoffs, areas, pipeline: dict | None = None) -> np.ndarray:
-    """``(R, H, W)``: every region's :func:`final_mask` at its cutoff and minimum area, with the map
-    steps a decision's ``pipeline`` kept (``largest_only``, ``fill_holes``)."""
-    from plexus.postprocess.components import MAP_STEPS
-
-    steps = {key: bool((pipeline or {}).get(key)) for key in MAP_STEPS.values()}
+    """``(R, H, W)``: every region's :func:`final_mask` at its cutoff and minimum area, with the steps
+    a decision's ``pipeline`` kept (``otsu``, ``largest_only``, ``fill_holes``)."""
+    steps = {key: bool((pipeline or {}).get(key)) for key in REGION_STEPS.values()}
     return np.stack([final_mask(prob[r], cutoffs[r], areas[r], **steps) for r in range(len(cutoffs))])
 
 
@@ -470,16 +477,15 @@ class RegionsTask(Task):
         return errors
 
     def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
-        """Each region's largest component and filled holes (``postprocess.candidates``
-        ``largest_component``, ``fill_holes``) after its tuned cutoff and minimum area
-        (:func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the cutoffs and areas tuned
-        on the other folds, as the tuning's cross-fitted score has them."""
+        """Each region's own Otsu threshold instead of its tuned cutoff, its largest component and its
+        filled holes (``postprocess.candidates`` ``otsu``, ``largest_component``, ``fill_holes``), with
+        its tuned minimum area (:func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the
+        cutoffs and areas tuned on the other folds, as the tuning's cross-fitted score has them."""
         from plexus.evaluation.crossfit import choose_per_fold
         from plexus.evaluation.multiclass import class_counts, scores_from_counts
-        from plexus.postprocess.components import MAP_STEPS
 
         s = job.params.settings
-        candidates = [c for c in s["candidates"] if c in MAP_STEPS]
+        candidates = [c for c in s["candidates"] if c in REGION_STEPS]
         if not candidates:
             return per_image, pipeline
         names, matrix = list(s["regions"]), region_matrix(s["regions"], s["classes"])
@@ -500,7 +506,7 @@ class RegionsTask(Task):
             return maps[tta]
 
         def scores(tta: bool, setting, steps: list[str], rows) -> np.ndarray:
-            kept = {MAP_STEPS[c]: True for c in steps}
+            kept = {REGION_STEPS[c]: True for c in steps}
             out = np.full(len(ids), np.nan)
             for i in rows:
                 (truth, valid), masks = truths[i], final_masks(maps_of(tta)[i], *setting, kept)
@@ -522,7 +528,7 @@ class RegionsTask(Task):
                                                [points[choice[g]][1] for g in best]) for k, best in chosen.items()}
             return fold_settings[tta][fold]
 
-        return choose_map_steps(per_image, pipeline, decisions, fold_tta, candidates=candidates, step_keys=MAP_STEPS,
+        return choose_map_steps(per_image, pipeline, decisions, fold_tta, candidates=candidates, step_keys=REGION_STEPS,
                                 scores=scores, final_setting=pipeline_settings(pipeline, names),
                                 fold_setting=fold_setting, subjects=folds["subject"].to_numpy(),
                                 fold_of=folds["fold"].to_numpy(),
