@@ -474,3 +474,54 @@ def test_regions_units_are_each_regions_decided_mask(tmp_path):
                                          "enhancing": {"cutoff": 0.5, "min_area": 0}}}}
     (mask,) = task.decided_unit_masks(settings, {"m": [member]}, _manifest(ids), ids, decision)
     assert mask[0].all() and not mask[1].any()
+
+
+# --------------------------------------------------------------------------- more layouts
+
+
+def _nifti(path, shape=(12, 6, 10), value=None, seed=0, dtype=np.float32):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.random.default_rng(seed).uniform(1, 9, shape) if value is None else np.full(shape, value)
+    nib.save(nib.Nifti1Image(data.astype(dtype), AFFINE), path)
+    return path
+
+
+def test_nnunet_raw_format_one_file_per_case_and_channel(tmp_path):
+    raw = tmp_path / "Dataset005_Prostate"
+    (raw / "dataset.json").parent.mkdir(parents=True)
+    (raw / "dataset.json").write_text(json.dumps({"channel_names": {"0": "T2", "1": "ADC"},
+                                                  "labels": {"background": 0, "PZ": 1, "TZ": 2},
+                                                  "numTraining": 2, "file_ending": ".nii.gz"}))
+    for case in ("prostate_00", "prostate_01"):
+        for index in (0, 1):
+            _nifti(raw / "imagesTr" / f"{case}_{index:04d}.nii.gz", seed=index)
+        _nifti(raw / "labelsTr" / f"{case}.nii.gz", value=1, dtype=np.uint8)
+    _nifti(raw / "imagesTs" / "prostate_09_0000.nii.gz")
+    _nifti(raw / "imagesTs" / "prostate_09_0001.nii.gz", seed=1)
+    frame = vol.volume_sheet(raw, "nnunet", channels=["adc", "t2"])
+    assert frame["case"].tolist() == ["prostate_00", "prostate_01", "prostate_09"]
+    assert frame["split"].tolist() == ["train", "train", "test"]
+    # each channel column is the file of its 4-digit index, by dataset.json's channel_names
+    assert frame.loc[0, "adc"].endswith("imagesTr/prostate_00_0001.nii.gz")
+    assert frame.loc[0, "t2"].endswith("imagesTr/prostate_00_0000.nii.gz")
+    assert frame.loc[1, "mask"].endswith("labelsTr/prostate_01.nii.gz") and frame.loc[2, "mask"] == ""
+    (raw / "labelsTr/prostate_01.nii.gz").unlink()
+    with pytest.raises(vol.VolumeSheetError, match=r"prostate_01\.nii\.gz: missing, the label of training case"):
+        vol.volume_sheet(raw, "nnunet", channels=["adc", "t2"])
+    with pytest.raises(vol.VolumeSheetError, match=r"data.channels \['dwi'\] are not channel_names"):
+        vol.volume_sheet(raw, "nnunet", channels=["dwi"])
+
+
+def test_brats_2023_names_with_hyphens(tmp_path):
+    raw = tmp_path / "BraTS2023"
+    case = "BraTS-GLI-00000-000"
+    for modality in ("t1c", "t1n", "t2f", "t2w"):
+        _nifti(raw / case / f"{case}-{modality}.nii.gz")
+    _nifti(raw / case / f"{case}-seg.nii.gz", value=3, dtype=np.uint8)
+    frame = vol.volume_sheet(raw, "brats", channels=["t1c", "t1n", "t2f", "t2w"])
+    assert frame.loc[0, "case"] == case and frame.loc[0, "split"] == "train"
+    assert frame.loc[0, "t2f"].endswith(f"{case}-t2f.nii.gz") and frame.loc[0, "mask"].endswith(f"{case}-seg.nii.gz")
+    assert vol.volume_sheet(raw, "brats", channels=["t1c", "t2f"]).columns.tolist()[2:4] == ["t1c", "t2f"]
+    with pytest.raises(vol.VolumeSheetError, match=r"data.channels 't1ce': no case has a \{case\}_t1ce volume "
+                                                   r"\(the cases' modalities: t1c, t1n, t2f, t2w\)"):
+        vol.volume_sheet(raw, "brats", channels=["t1ce", "t2f"])

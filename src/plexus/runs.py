@@ -258,7 +258,7 @@ def raw_parts(config: dict) -> dict[str, dict]:
     sheet = sheet_path(config)
     if data["format"] == "volumes":
         layout = data["volumes"]["layout"]
-        if layout == "decathlon":  # dataset.json and the training folders; imagesTs the test set's
+        if layout in ("decathlon", "nnunet"):  # dataset.json and the training folders; imagesTs the test set's
             return {"train": {"folders": None, "exclude": ["imagesTs"]}, "test": {"folders": ["imagesTs"]}}
         if layout == "brats":  # a case's folder says its set by its seg file: the whole tree for both
             return {part: {"folders": None} for part in PARTS}

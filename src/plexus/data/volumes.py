@@ -4,8 +4,9 @@ A *volume sheet* has one row per case: ``case, split``, one column per modality 
 holding a ``.nii``/``.nii.gz``/``.mha``/``.mhd`` file, ``mask`` (the label volume; empty for test
 cases) and, optionally, ``mask_rater2``. A cell ``file.nii.gz#2`` takes channel 2 of a 4-D file
 (the Medical Segmentation Decathlon stacks its modalities in a 4th axis). :func:`volume_sheet`
-builds it from a layout (:data:`LAYOUTS`): the user's sheet, BraTS's one folder per case, or the
-Decathlon's ``imagesTr/``, ``labelsTr/``, ``imagesTs/`` with ``dataset.json``.
+builds it from a layout (:data:`LAYOUTS`): the user's sheet, BraTS's one folder per case, the
+Decathlon's ``imagesTr/``, ``labelsTr/``, ``imagesTs/`` with ``dataset.json``, or nnU-Net's raw
+format (one file per case and modality, ``{case}_{0000}.nii.gz``).
 
 :func:`slice_stage` (the ``convert`` rule, one job per image set) then cuts every case along one
 voxel axis (``volumes.axis``: by default the axial one, from the header's orientation) into 2-D
@@ -51,7 +52,7 @@ from plexus.io.volumes import VOLUME_SUFFIXES, VolumeError, axial_axis, read_hea
 __all__ = ["LAYOUTS", "Z_RANGE", "VolumeSheetError", "normalise", "read_volume_sheet", "slice_stage", "volume_sheet"]
 
 #: the folder layouts :func:`volume_sheet` reads
-LAYOUTS = ("sheet", "brats", "decathlon")
+LAYOUTS = ("sheet", "brats", "decathlon", "nnunet")
 #: z-scores beyond +-Z_RANGE are clipped before the 16-bit mapping (a step of 2 Z / 65534 = 0.00015 SD)
 Z_RANGE = 5.0
 SLICE_SELECTIONS = ("all", "tissue", "foreground")
@@ -118,6 +119,8 @@ def volume_sheet(raw_dir, layout: str, *, channels, sheet: str | None = None, pa
         frame = _brats_sheet(raw, channels)
     elif layout == "decathlon":
         frame = _decathlon_sheet(raw, channels)
+    elif layout == "nnunet":
+        frame = _nnunet_sheet(raw, channels)
     else:
         raise ValueError(f"data.volumes.layout: unknown layout {layout!r} (layouts: {', '.join(LAYOUTS)})")
     problems = _sheet_problems(frame, channels)
@@ -169,7 +172,7 @@ def _brats_sheet(raw: Path, channels) -> pd.DataFrame:
     ``-t2f``, ``-t1c``, ``-seg``); a case without ``seg`` is a test case."""
     if not raw.is_dir():
         raise VolumeSheetError([f"no such folder: {raw}"], raw)
-    rows, problems = [], []
+    rows, problems, found = [], [], set()
     for folder in sorted(p for p in raw.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = {}
         for path in _volume_files(folder):
@@ -178,14 +181,14 @@ def _brats_sheet(raw: Path, channels) -> pd.DataFrame:
                 files[stem[len(folder.name) + 1:].lower()] = str(path)
         if not files:
             continue
-        unknown = sorted(set(files) - set(channels) - {"seg"})
-        if unknown:
-            problems.append(f"case {folder.name}: files of modalities {unknown} that data.channels "
-                            f"({list(channels)}) does not name")
+        found.update(set(files) - {"seg"})
         rows.append({"case": folder.name, "split": "train" if "seg" in files else "test",
                      **{c: files.get(c, "") for c in channels}, "mask": files.get("seg", ""), "mask_rater2": ""})
     if not rows:
         problems.append(f"no case folder holding {{case}}_{{modality}} volumes ({', '.join(VOLUME_SUFFIXES)})")
+    # a modality the study leaves out is fine; one it names that no case has is a typo
+    problems += [f"data.channels {c!r}: no case has a {{case}}_{c} volume (the cases' modalities: "
+                 f"{', '.join(sorted(found))})" for c in channels if rows and c not in found]
     if problems:
         raise VolumeSheetError(problems, raw)
     return pd.DataFrame(rows, columns=["case", "split", *channels, "mask", "mask_rater2"])
@@ -218,6 +221,44 @@ def _decathlon_sheet(raw: Path, channels) -> pd.DataFrame:
         rows.append({"case": _stem(image), "split": "test", **cells(image), "mask": "", "mask_rater2": ""})
     if not rows:
         problems.append(f"{meta_path}: no training or test entry")
+    if problems:
+        raise VolumeSheetError(problems, raw)
+    return pd.DataFrame(rows, columns=["case", "split", *channels, "mask", "mask_rater2"])
+
+
+def _nnunet_sheet(raw: Path, channels) -> pd.DataFrame:
+    """nnU-Net's raw format: ``imagesTr/{case}_{XXXX}{file_ending}`` (one file per case and modality,
+    the 4-digit index named by ``dataset.json``'s ``channel_names``), ``labelsTr/{case}{file_ending}``,
+    ``imagesTs/`` without labels."""
+    meta_path = raw / "dataset.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as error:
+        raise VolumeSheetError([f"{meta_path}: unreadable ({error})"], raw) from None
+    names = {str(name).lower(): int(index) for index, name in (meta.get("channel_names") or {}).items()}
+    missing = [c for c in channels if c.lower() not in names]
+    if missing:
+        raise VolumeSheetError([f"data.channels {missing} are not channel_names of {meta_path} "
+                                f"({', '.join(names)}; names compared in lower case)"], raw)
+    ending = meta.get("file_ending", ".nii.gz")
+    rows, problems = [], []
+    for split, folder in (("train", "imagesTr"), ("test", "imagesTs")):
+        cases: dict[str, dict[int, str]] = {}
+        for path in sorted((raw / folder).glob(f"*{ending}")) if (raw / folder).is_dir() else []:
+            stem = path.name[: -len(ending)]
+            case, _, index = stem.rpartition("_")
+            if not case or not (len(index) == 4 and index.isdigit()):
+                problems.append(f"{path}: not {{case}}_{{XXXX}}{ending} (a 4-digit channel index)")
+                continue
+            cases.setdefault(case, {})[int(index)] = str(path)
+        for case, files in cases.items():
+            label = raw / "labelsTr" / f"{case}{ending}"
+            if split == "train" and not label.is_file():
+                problems.append(f"{label}: missing, the label of training case {case}")
+            rows.append({"case": case, "split": split, **{c: files.get(names[c.lower()], "") for c in channels},
+                         "mask": str(label) if split == "train" else "", "mask_rater2": ""})
+    if not rows:
+        problems.append(f"no imagesTr/{{case}}_{{XXXX}}{ending} files")
     if problems:
         raise VolumeSheetError(problems, raw)
     return pd.DataFrame(rows, columns=["case", "split", *channels, "mask", "mask_rater2"])
