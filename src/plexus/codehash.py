@@ -30,10 +30,22 @@ def module_path(src: Path, name: str) -> Path | None:
     return None
 
 
+def _statements(node: ast.AST):
+    """Every statement in ``node`` (itself included), at any depth: an import is a statement, so the
+    expressions, which make most of a tree, need no visit."""
+    todo = [node]
+    while todo:
+        node = todo.pop()
+        yield node
+        for _, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                todo.extend(item for item in value if isinstance(item, (ast.stmt, ast.excepthandler, ast.match_case)))
+
+
 def _imported_names(tree: ast.AST, current: str, is_package: bool) -> set[str]:
     """Every module name an import statement in ``tree`` may load (maybe not plexus)."""
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -54,17 +66,47 @@ def _with_parents(name: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+# One workflow start reads and parses the same modules for many rules (a code version each): each
+# file's bytes, tree and imports are kept per (path, size, mtime), so an edited file is read again.
+def _stamp(path: str) -> tuple[str, int, int]:
+    stat = Path(path).stat()
+    return path, stat.st_size, stat.st_mtime_ns
+
+
 @cache
-def _direct_imports(src: str, name: str) -> frozenset[str]:
-    path = module_path(Path(src), name)
-    tree = ast.parse(path.read_bytes(), filename=str(path))
-    found = _imported_names(tree, name, path.name == "__init__.py")
+def _stamped_source(stamp: tuple[str, int, int]) -> bytes:
+    return Path(stamp[0]).read_bytes()
+
+
+@cache
+def _stamped_tree(stamp: tuple[str, int, int]) -> ast.Module:
+    return ast.parse(_stamped_source(stamp), filename=stamp[0])
+
+
+def _source(path: str) -> bytes:
+    return _stamped_source(_stamp(path))
+
+
+def _tree(path: str) -> ast.Module:
+    return _stamped_tree(_stamp(path))
+
+
+@cache
+def _stamped_imports(stamp: tuple[str, int, int], src: str, name: str) -> frozenset[str]:
+    found = _imported_names(_stamped_tree(stamp), name, Path(stamp[0]).name == "__init__.py")
     return frozenset(m for m in found if m.split(".")[0] == PACKAGE and module_path(Path(src), m))
+
+
+def _direct_imports(src: str, name: str) -> frozenset[str]:
+    return _stamped_imports(_stamp(str(module_path(Path(src), name))), src, name)
 
 
 def closure(src: str | Path, roots) -> list[str]:
     """Sorted plexus modules reachable from ``roots`` (module names), parents included."""
-    src = str(Path(src).resolve())
+    return list(_closure(str(Path(src).resolve()), tuple(roots)))
+
+
+def _closure(src: str, roots: tuple[str, ...]) -> tuple[str, ...]:
     seen: set[str] = set()
     todo = [parent for root in roots for parent in _with_parents(root)]
     while todo:
@@ -74,13 +116,12 @@ def closure(src: str | Path, roots) -> list[str]:
         seen.add(name)
         for imported in _direct_imports(src, name):
             todo.extend(_with_parents(imported))
-    return sorted(seen)
+    return tuple(sorted(seen))
 
 
 def script_modules(script: str | Path, src: str | Path) -> list[str]:
     """The plexus modules a workflow script imports itself."""
-    tree = ast.parse(Path(script).read_bytes(), filename=str(script))
-    found = _imported_names(tree, "__main__", False)
+    found = _imported_names(_tree(str(script)), "__main__", False)
     return sorted(m for m in found if m.split(".")[0] == PACKAGE and module_path(Path(src), m))
 
 
@@ -93,7 +134,7 @@ def code_version(script: str | Path, src: str | Path) -> str:
     digest = hashlib.sha256()
     for name in script_closure(script, src):
         digest.update(name.encode() + b"\0")
-        digest.update(module_path(Path(src), name).read_bytes())
+        digest.update(_source(str(module_path(Path(src), name))))
     return digest.hexdigest()[:16]
 
 
@@ -134,11 +175,11 @@ def task_closure(src: str | Path, task_module: str, stage: str) -> list[str]:
     """The plexus modules one stage of a task can run (see :func:`_function_imports`), the task's
     own module excluded (:func:`task_code_version` hashes its bytes)."""
     path = module_path(Path(src), task_module)
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+    tree = _tree(str(path))
     # a stage the task inherits (figure_noise -> figure_study): the names the base's method calls
     entries = [stage]
     base = module_path(Path(src), TASK_BASE)
-    for node in ast.walk(ast.parse(base.read_bytes(), filename=str(base))):
+    for node in ast.walk(_tree(str(base))):
         if isinstance(node, ast.FunctionDef) and node.name == stage:
             entries += [sub.attr for sub in ast.walk(node) if isinstance(sub, ast.Attribute)]
     found = {m for m in _function_imports(tree, task_module, entries)
@@ -154,5 +195,5 @@ def task_code_version(script: str | Path, src: str | Path, task_module: str, sta
     names = sorted(set(script_closure(script, src)) | set(task_closure(src, task_module, stage)) | {task_module})
     for name in names:
         digest.update(name.encode() + b"\0")
-        digest.update(module_path(Path(src), name).read_bytes())
+        digest.update(_source(str(module_path(Path(src), name))))
     return digest.hexdigest()[:16]
