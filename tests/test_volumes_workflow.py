@@ -22,7 +22,7 @@ from volume_replicas import write_brats2021, write_decathlon_brain
 
 from plexus.io.images import read_image
 from plexus.io.rle import decode
-from workflow_helpers import make_workdir, planned_jobs, snakemake
+from workflow_helpers import REPO, make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -173,14 +173,6 @@ def test_a_new_test_case_reruns_only_the_test_side_and_predict_says_so(volumes_r
     assert not rules & {"convert", "manifest", "train", "predict_oof", "tune", "postprocess", "volume_scores"}
 
 
-def test_the_example_plans_the_volume_stages(tmp_path):
-    workdir = make_workdir(tmp_path / "plexus", "tiny_volumes.yaml")
-    jobs = planned_jobs(workdir, "--cores", "2", "--configfile", "config/examples/volumes.yaml")
-    rules = {rule for rule, _ in jobs}
-    assert {"convert", "convert_test", "volume_scores", "label_volumes", "train"} <= rules
-    assert {w["name"] for rule, w in jobs if rule == "volume_scores"} == {"labels", "main"}
-
-
 # --------------------------------------------------------------------------- the README's layouts
 
 BRATS = {"format": "volumes", "channels": ["flair", "t1", "t1ce", "t2"], "volumes": {"layout": "brats"}}
@@ -194,14 +186,33 @@ DECATHLON_REGIONS = {"whole": ["edema", "non_enhancing", "enhancing"], "core": [
 
 
 def _layout_run(tmp_path, raw, data: dict, classes: dict, regions: dict):
-    workdir = make_workdir(tmp_path / "plexus", "tiny_volumes.yaml")
-    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    """The README row's config on a replica, through the stages of the convert, convert_test, manifest,
+    manifest_test, folds and preprocess jobs (called here as those jobs call them)."""
+    from plexus import runs
+    from plexus.config import validate_config
+    from plexus.data.volumes import convert_stage
+    from plexus.stages.data import folds_stage, manifest_stage, preprocess_stage
+
+    config = yaml.safe_load((REPO / "tests/configs/tiny_volumes.yaml").read_text())
     config.update(task="regions", classes=classes, regions=regions,
                   data={**data, "raw_dir": str(raw), "synthetic": {"enabled": False}})
-    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
-    snakemake(workdir, "--cores", "2", "results/splits/folds.csv", "results/manifest/test.csv",
-              "results/preprocessed/32x32/train.npz")
-    return workdir / "results"
+    config = validate_config(config)
+    results = tmp_path / "results"
+    files = {part: {k: str(tmp_path / v) for k, v in runs.CONVERTED_FILES["volumes"][part].items()}
+             for part in ("train", "test")}
+    for part, out in files.items():
+        settings = runs.conversion_settings(config, part)
+        convert_stage(settings["data"], part, sheet_tsv=out["sheet"], images_dir=out["images"],
+                      index_json=out["index"], background=settings["background"])
+    manifest = {k: str(results / "manifest" / f"{k}.{ext}")
+                for k, ext in (("train", "csv"), ("test", "csv"), ("summary", "json"), ("sheet", "tsv"))}
+    manifest_stage(config["data"], classes, manifest, part="train", inputs=[files["train"]["sheet"]])
+    manifest_stage(config["data"], classes, manifest, part="test", inputs=[files["test"]["sheet"]],
+                   train_csv=manifest["train"], summary_json=manifest["summary"])
+    folds_stage(manifest["train"], results / "splits/folds.csv", 2, 42)
+    preprocess_stage("volumes", "train", manifest["train"], manifest["summary"], "32x32",
+                     results / "preprocessed/32x32/train.npz", classes=classes, regions=regions)
+    return results
 
 
 def test_brats_folders_read_as_they_come(tmp_path):

@@ -46,7 +46,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from plexus.data.resize import upsample
 from plexus.evaluation.crossfit import choose_per_fold, first_best
 from plexus.evaluation.multiclass import MAX_CLASSES, class_counts, from_class_index
 from plexus.io.atomic import atomic_path
@@ -88,6 +87,8 @@ def upsample_probs(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if prob.ndim != 3:
         raise ValueError(f"expected probabilities (K, h, w), got shape {prob.shape}")
     shape = (int(shape[0]), int(shape[1]))
+    from plexus.data.resize import upsample  # torch: only the jobs that upsample import it (seconds)
+
     out = upsample(prob, shape).numpy()
     if np.shares_memory(out, prob):  # already float32 at ``shape``: upsample returns a view
         out = out.copy()
