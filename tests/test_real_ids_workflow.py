@@ -115,6 +115,7 @@ def test_folder_layouts_through_the_workflow_to_the_arrays(tmp_path, layout):
     config = read_config(workdir)
     config["data"] = {"format": "folders", "raw_dir": "results/raw/ids", "folders": folders}
     config["classes"], config["ignore"] = {"background": 0, "lesion": 255}, []
+    config["tuning"]["min_areas"] = config["tuning"].pop("min_sizes")  # two classes: a binary study's minimum
     config["cv"]["stratify"] = "category" if layout == "busi" else None
     write_config(workdir, config)
     snakemake(workdir, "--cores", "2", "results/splits/folds.csv", "results/preprocessed/16x16/train.npz")
