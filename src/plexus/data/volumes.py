@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plexus.errors import DataError
+from plexus.data.importers import LayoutError
 from plexus.io import atomic
 from plexus.io.volumes import VOLUME_SUFFIXES, VolumeError, axial_axis, read_header, read_volume, same_grid, to_slices
 
@@ -58,18 +58,11 @@ Z_RANGE = 5.0
 SLICE_SELECTIONS = ("all", "tissue", "foreground")
 _CHANNEL = re.compile(r"^(?P<path>.*?)(?:#(?P<index>\d+))?$")
 _CASE = re.compile(r"^[^\W_][\w.\-]{0,99}$")
-MAX_LISTED = 20
 
 
-class VolumeSheetError(DataError):
-    """Problems of a volume dataset, one line each naming the case, the file and the problem."""
-
-    def __init__(self, problems: list[str], where):
-        self.problems = list(problems)
-        lines = [f"{len(self.problems)} problem(s) in {where}:"] + [f"  - {p}" for p in self.problems[:MAX_LISTED]]
-        if len(self.problems) > MAX_LISTED:
-            lines.append(f"  ... and {len(self.problems) - MAX_LISTED} more")
-        super().__init__("\n".join(lines))
+class VolumeSheetError(LayoutError):
+    """Problems of a volume dataset, one line each naming the case, the file and the problem (the
+    importers' :class:`~plexus.data.importers.LayoutError`, for volumes)."""
 
 
 # --------------------------------------------------------------------------- the volume sheet
@@ -194,19 +187,27 @@ def _brats_sheet(raw: Path, channels) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["case", "split", *channels, "mask", "mask_rater2"])
 
 
-def _decathlon_sheet(raw: Path, channels) -> pd.DataFrame:
-    """The Medical Segmentation Decathlon: ``imagesTr/{case}`` 4-D (modalities in the 4th axis, named by
-    ``dataset.json``'s ``modality``), ``labelsTr/{case}``, ``imagesTs/{case}`` without labels."""
+def _dataset_json(raw: Path, key: str, noun: str, channels) -> tuple[dict, dict[str, int]]:
+    """``raw/dataset.json`` and its channel indices by lower-case name (``key``: the Decathlon's
+    ``modality``, nnU-Net's ``channel_names``); a ``data.channels`` name it lacks is an error."""
     meta_path = raw / "dataset.json"
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as error:
         raise VolumeSheetError([f"{meta_path}: unreadable ({error})"], raw) from None
-    modality = {str(name).lower(): int(index) for index, name in (meta.get("modality") or {}).items()}
-    missing = [c for c in channels if c.lower() not in modality]
+    index = {str(name).lower(): int(i) for i, name in (meta.get(key) or {}).items()}
+    missing = [c for c in channels if c.lower() not in index]
     if missing:
-        raise VolumeSheetError([f"data.channels {missing} are not modalities of {meta_path} "
-                                f"({', '.join(modality)}; names compared in lower case)"], raw)
+        raise VolumeSheetError([f"data.channels {missing} are not {noun} of {meta_path} "
+                                f"({', '.join(index)}; names compared in lower case)"], raw)
+    return meta, index
+
+
+def _decathlon_sheet(raw: Path, channels) -> pd.DataFrame:
+    """The Medical Segmentation Decathlon: ``imagesTr/{case}`` 4-D (modalities in the 4th axis, named by
+    ``dataset.json``'s ``modality``), ``labelsTr/{case}``, ``imagesTs/{case}`` without labels."""
+    meta, modality = _dataset_json(raw, "modality", "modalities", channels)
+    meta_path = raw / "dataset.json"
     many = len(modality) > 1
 
     def cells(image: Path) -> dict:
@@ -230,16 +231,7 @@ def _nnunet_sheet(raw: Path, channels) -> pd.DataFrame:
     """nnU-Net's raw format: ``imagesTr/{case}_{XXXX}{file_ending}`` (one file per case and modality,
     the 4-digit index named by ``dataset.json``'s ``channel_names``), ``labelsTr/{case}{file_ending}``,
     ``imagesTs/`` without labels."""
-    meta_path = raw / "dataset.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as error:
-        raise VolumeSheetError([f"{meta_path}: unreadable ({error})"], raw) from None
-    names = {str(name).lower(): int(index) for index, name in (meta.get("channel_names") or {}).items()}
-    missing = [c for c in channels if c.lower() not in names]
-    if missing:
-        raise VolumeSheetError([f"data.channels {missing} are not channel_names of {meta_path} "
-                                f"({', '.join(names)}; names compared in lower case)"], raw)
+    meta, names = _dataset_json(raw, "channel_names", "channel_names", channels)
     ending = meta.get("file_ending", ".nii.gz")
     rows, problems = [], []
     for split, folder in (("train", "imagesTr"), ("test", "imagesTs")):
