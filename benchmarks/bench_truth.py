@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from timing import best_of
 
-from plexus.data.ingest import KAGGLE_CLASSES, KAGGLE_SHAPE, load_masks, mask_rles
+from plexus.config import KAGGLE_CLASSES
+from plexus.data.ingest import KAGGLE_SHAPE, load_masks, mask_rles
 from plexus.data.truth import ForegroundMasks
 from plexus.io.rle import encode
 from plexus.io.tiff import write_tiff
@@ -40,7 +41,7 @@ def write_masks(folder: Path, n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.D
             mask[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = 255
         path = folder / f"1_{k + 1}_mask.tif"
         write_tiff(path, mask)
-        rows.append({"image_id": f"1_{k + 1}", "mask_path": str(path), "height": KAGGLE_SHAPE[0],
+        rows.append({"image_id": f"1_{k + 1}", "mask": str(path), "height": KAGGLE_SHAPE[0],
                      "width": KAGGLE_SHAPE[1]})
         rles.append({"subject": 1, "img": k + 1, "pixels": encode(mask)})
     return pd.DataFrame(rows), pd.DataFrame(rles)

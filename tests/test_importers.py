@@ -38,17 +38,19 @@ def nerve(tmp_path):
 
 # --- kaggle_nerve ------------------------------------------------------------------------------
 
-def test_kaggle_nerve_matches_ingest_scan(nerve):
+def test_kaggle_nerve_sheet_by_hand_and_in_the_run_length_tables_order(nerve):
     sheet = kaggle_nerve(nerve)
-    train, test, _ = ingest.scan(nerve, shape=SHAPE, threads=1)
+    train_masks = ingest.check_layout(nerve, shape=SHAPE, threads=1)
     rows = sheet[sheet["split"] == "train"]
-    assert rows["image_id"].tolist() == train["image_id"].tolist() == ["1_1", "1_2", "2_1", "2_10", "10_3"]
-    assert rows["subject"].tolist() == train["subject"].astype(str).tolist()
-    assert rows["image"].tolist() == train["image_path"].tolist()
-    assert rows["mask"].tolist() == train["mask_path"].tolist()
+    assert rows["image_id"].tolist() == ["1_1", "1_2", "2_1", "2_10", "10_3"]  # by (subject, image) number
+    assert (train_masks["subject"].astype(str) + "_" + train_masks["img"].astype(str)).tolist() == \
+        rows["image_id"].tolist()
+    assert rows["subject"].tolist() == ["1", "1", "2", "2", "10"]
+    assert rows["image"].tolist() == [str(nerve.absolute() / "train" / f"{i}.tif") for i in rows["image_id"]]
+    assert rows["mask"].tolist() == [str(nerve.absolute() / "train" / f"{i}_mask.tif") for i in rows["image_id"]]
     tests = sheet[sheet["split"] == "test"]
-    assert tests["image_id"].tolist() == test["image_id"].tolist() == ["1", "2", "10"]
-    assert tests["image"].tolist() == test["image_path"].tolist()
+    assert tests["image_id"].tolist() == ["1", "2", "10"]
+    assert tests["image"].tolist() == [str(nerve.absolute() / "test" / f"{i}.tif") for i in tests["image_id"]]
     assert set(tests["subject"]) == {""} and set(tests["mask"]) == {""}
     assert list(sheet.columns) == ["image_id", "subject", "split", "image", "mask"]
 
@@ -61,7 +63,7 @@ def test_kaggle_nerve_naming_problems_as_ingest(nerve):
     with pytest.raises(LayoutError) as mine:
         kaggle_nerve(nerve)
     with pytest.raises(ingest.IngestError) as theirs:
-        ingest.scan(nerve, shape=SHAPE, threads=1)
+        ingest.check_layout(nerve, shape=SHAPE, threads=1)
     assert len(mine.value.problems) == 4
     assert sorted(mine.value.problems) == sorted(theirs.value.problems)
     assert any("1_2.tif: image without a mask (expected" in p for p in mine.value.problems)

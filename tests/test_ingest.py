@@ -39,25 +39,88 @@ def _digest(folder: Path):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_valid_folder(raw):
-    before = _digest(raw)
-    train, test, train_masks = ingest.scan(raw)
-    assert list(train.columns) == [
-        "image_id", "subject", "image", "image_path", "mask_path", "height", "width", "mask_area"]
+def _data(raw) -> dict:
+    """The config's data section of a Kaggle-layout folder (the keys the manifest reads)."""
+    return {"raw_dir": str(raw), "format": "kaggle_nerve", "channels": ["image"], "allow_missing_channels": False,
+            "color": "auto", "max_snapped_share": 0.05}
+
+
+def _manifests(raw, out):
+    """The manifest jobs of both image sets, as the workflow runs them; their files read back."""
+    from plexus.config import KAGGLE_CLASSES
+    from plexus.io.contracts import read_manifest, read_table
+    from plexus.stages.data import manifest_stage
+
+    files = {"train": out / "train.csv", "test": out / "test.csv", "summary": out / "summary.json",
+             "sheet": out / "sheet.tsv", "masks": out / "train_masks.csv"}
+    manifest_stage(_data(raw), KAGGLE_CLASSES, files, part="train", threads=1)
+    manifest_stage(_data(raw), KAGGLE_CLASSES, files, part="test", threads=1, train_csv=files["train"],
+                   summary_json=files["summary"])
+    return read_manifest(files["train"]), read_manifest(files["test"]), read_table(files["masks"]), files
+
+
+def test_valid_folder_gets_the_manifest_every_format_has(raw, tmp_path):
+    import json
+
+    before = {part: _digest(raw / part) for part in ("train", "test")}
+    train, test, train_masks, files = _manifests(raw, tmp_path / "manifest")
+    # the one manifest schema (plexus.data.dataset), as a folders or sheet dataset's
+    assert list(train.columns) == ["image_id", "subject", "split", "image", "mask", "height", "width",
+                                   "present_image", "mask_area", "mask_classes"]
+    assert list(test.columns) == list(train.columns)
     assert train["image_id"].tolist() == ["1_1", "1_2", "2_1", "10_3"]
+    assert train["subject"].tolist() == ["1", "1", "2", "10"]
     assert train["mask_area"].tolist() == [50 * 60, 0, 40 * 60, 0]
-    assert test["image_id"].tolist() == ["1", "2", "10"]
-    assert list(test.columns) == ["image_id", "image_path", "height", "width"]
+    assert train["mask_classes"].tolist() == ["nerve", "", "nerve", ""]
+    assert train["image"].tolist() == [str((raw / "train" / f"{i}.tif").absolute()) for i in train["image_id"]]
+    assert test["image_id"].tolist() == ["1", "2", "10"]  # by number, as Kaggle numbers its test images
+    assert test["mask"].tolist() == ["", "", ""]
     assert set(train["height"]) == {420} and set(train["width"]) == {580}
-    decoded = rle.decode(train_masks["pixels"].iloc[0], SHAPE)
-    np.testing.assert_array_equal(decoded, _mask(50) != 0)
+    summary = json.loads(files["summary"].read_text())
+    assert summary["classes"] == ["background", "nerve"] and summary["input_channels"] == ["image"]
+    assert summary["sizes"] == ["420x580"] and summary["images_with_class"] == {"nerve": 2}
+    # Kaggle's run-length table of the training masks, beside it
+    assert train_masks.columns.tolist() == ["subject", "img", "pixels"]
+    assert (train_masks["subject"] + "_" + train_masks["img"]).tolist() == train["image_id"].tolist()
+    np.testing.assert_array_equal(rle.decode(train_masks["pixels"].iloc[0], SHAPE), _mask(50) != 0)
     np.testing.assert_array_equal(ingest.load_masks(train_masks, ["2_1"])[0], _mask(40) != 0)
-    assert _digest(raw) == before  # raw data untouched
+    assert train_masks["pixels"].iloc[1] == ""
+    assert {part: _digest(raw / part) for part in ("train", "test")} == before  # raw data untouched
+
+
+def test_the_arrays_are_every_formats_arrays_and_equal_resizing_by_hand(raw, tmp_path):
+    """Images ``(N, 1, h, w)`` resized by the one resize, masks the class indices of the resized
+    one-hot maps: with two classes, the foreground where its antialiased bilinear map is above 0.5
+    (computed here with torch directly)."""
+    import torch
+    import torch.nn.functional as F
+
+    from plexus.config import KAGGLE_CLASSES
+    from plexus.io.contracts import read_npz
+    from plexus.io.tiff import read_tiff
+    from plexus.stages.data import preprocess_stage
+
+    train, _, _, files = _manifests(raw, tmp_path / "manifest")
+    for part in ("train", "test"):
+        preprocess_stage(part, files[part], files["summary"], "16x24", tmp_path / f"{part}.npz",
+                         classes=KAGGLE_CLASSES if part == "train" else None, threads=1)
+    arrays = read_npz(tmp_path / "train.npz")
+    stack = np.stack([read_tiff(p) for p in train["image"]])
+    expected = F.interpolate(torch.from_numpy(stack.astype(np.float32))[:, None], size=(16, 24), mode="bilinear",
+                             align_corners=False, antialias=True).round().clamp(0, 255).to(torch.uint8).numpy()
+    assert arrays["images"].dtype == np.uint8 and arrays["images"].shape == (4, 1, 16, 24)
+    np.testing.assert_array_equal(arrays["images"], expected)
+    masks = np.stack([read_tiff(p) for p in train["mask"]]) > 0
+    foreground = F.interpolate(torch.from_numpy(masks.astype(np.float32))[:, None], size=(16, 24), mode="bilinear",
+                               align_corners=False, antialias=True)[:, 0].numpy() > 0.5
+    np.testing.assert_array_equal(arrays["masks"], foreground.astype(np.uint8))
+    assert arrays["masks"].any() and arrays["classes"].tolist() == ["background", "nerve"]
+    assert read_npz(tmp_path / "test.npz")["images"].shape == (3, 1, 16, 24)
 
 
 def _expect_problem(raw, fragment, name):
     with pytest.raises(ingest.IngestError) as info:
-        ingest.scan(raw)
+        ingest.check_layout(raw)
     message = str(info.value)
     assert name in message and fragment in message, message
 
@@ -119,26 +182,12 @@ def test_malformed_name(raw, folder, name):
 
 def test_missing_folder(tmp_path):
     with pytest.raises(ingest.IngestError, match="folder not found"):
-        ingest.scan(tmp_path)
+        ingest.check_layout(tmp_path)
 
 
 def test_all_problems_reported_together(raw):
     (raw / "train" / "1_1.tif").write_bytes(b"junk")
     (raw / "train" / "2_1_mask.tif").unlink()
     with pytest.raises(ingest.IngestError) as info:
-        ingest.scan(raw)
+        ingest.check_layout(raw)
     assert len(info.value.problems) == 2
-
-
-@pytest.mark.parametrize("chunk", [1, 3, 1000])
-def test_read_resized_in_chunks_equals_resizing_the_whole_stack(tmp_path, chunk):
-    from plexus.data.resize import resize_images, resize_masks
-
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(7):
-        paths.append(tmp_path / f"{i}.tif")
-        write_tiff(paths[-1], rng.integers(0, 256, (42, 58), dtype=np.uint8))
-    for resize in (lambda s: resize_images(s, (16, 24)), lambda s: resize_masks(s > 128, (16, 24))):
-        np.testing.assert_array_equal(ingest.read_resized(paths, resize, threads=2, chunk=chunk),
-                                      resize(ingest.read_stack(paths, threads=2)))

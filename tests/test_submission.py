@@ -117,8 +117,8 @@ def test_submission_stage_reads_the_maps_and_images_the_decided_pipeline_needs(t
         paths.append(str(tmp_path / f"{ids[i]}.tif"))
         write_tiff(paths[-1], rng.integers(0, 256, shape, dtype=np.uint8))
     manifest = tmp_path / "test.csv"
-    manifest.write_text("image_id,image_path,height,width\n"
-                        + "".join(f"{i},{p},420,580\n" for i, p in zip(ids, paths)))
+    manifest.write_text("image_id,image,height,width,present_image\n"
+                        + "".join(f"{i},{p},420,580,1\n" for i, p in zip(ids, paths)))
     pipeline = PostProcess(cutoff=0.2, min_area=10, presence_threshold=0.3, tta=True, crf=crf)
     atomic.write_json(tmp_path / "pp.json", {"pipeline": pipeline.to_dict(), "members": ["m"],
                                               "crf_settings": {"scale": 4, "iterations": 2} if crf else None})

@@ -210,7 +210,7 @@ def _layout_run(tmp_path, raw, data: dict, classes: dict, regions: dict):
     manifest_stage(config["data"], classes, manifest, part="test", inputs=[files["test"]["sheet"]],
                    train_csv=manifest["train"], summary_json=manifest["summary"])
     folds_stage(manifest["train"], results / "splits/folds.csv", 2, 42)
-    preprocess_stage("volumes", "train", manifest["train"], manifest["summary"], "32x32",
+    preprocess_stage("train", manifest["train"], manifest["summary"], "32x32",
                      results / "preprocessed/32x32/train.npz", classes=classes, regions=regions)
     return results
 

@@ -56,6 +56,8 @@ def validate_config(config: dict) -> dict:
 
 # --- what the schema cannot say: classes and the checks across keys -------------------------------
 
+#: the mask values of the Kaggle nerve layout (data.format kaggle_nerve), fixed by the layout
+KAGGLE_CLASSES = {"background": 0, "nerve": 255}
 #: the classes of the nuclei targets (data.format dsb2018), with and without the boundary class
 NUCLEI_CLASSES = {True: {"background": 0, "nucleus": 1, "boundary": 2}, False: {"background": 0, "nucleus": 1}}
 #: which data.format each embedded synthetic dataset is written in
@@ -80,5 +82,7 @@ def learnt_classes(config: dict) -> dict:
     """The classes the network learns, name -> mask value, in order (the background first)."""
     if config["data"]["format"] == "dsb2018":
         return dict(NUCLEI_CLASSES[bool(config["instances"]["boundary"])])
+    if config["data"]["format"] == "kaggle_nerve":
+        return dict(KAGGLE_CLASSES)
     ignored = ignored_classes(config)
     return {name: value for name, value in config["classes"].items() if name not in ignored}

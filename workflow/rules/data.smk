@@ -159,7 +159,6 @@ rule preprocess:
         runtime=light_runtime,
         mem_mb=light_mem_mb,
     params:
-        format=FORMAT,
         classes=lambda wildcards: CLASSES if wildcards.part == "train" else None,
         ignore=lambda wildcards: IGNORE if wildcards.part == "train" else None,
         regions=lambda wildcards: (

@@ -6,5 +6,5 @@ from plexus.stages.data import preprocess_stage
 
 with logged(snakemake.log[0]):
     p, i, w = snakemake.params, snakemake.input, snakemake.wildcards
-    preprocess_stage(p.format, w.part, i.manifest, i.summary, w.size, snakemake.output[0], classes=p.classes,
+    preprocess_stage(w.part, i.manifest, i.summary, w.size, snakemake.output[0], classes=p.classes,
                      ignore=p.ignore, regions=p.regions, threads=snakemake.threads)

@@ -63,7 +63,7 @@ def kaggle_nerve(raw_dir: str | os.PathLike, parts=("train", "test")) -> pd.Data
     :mod:`plexus.data.ingest`), with ingest's naming rules and messages.
 
     Train rows ``image_id = S_I`` and ``subject = S`` (integers as written by
-    :func:`plexus.data.ingest.scan`, e.g. ``"10_3"``), sorted by (subject, image);
+    Kaggle's ``train_masks.csv``, e.g. ``"10_3"``), sorted by (subject, image);
     then test rows ``image_id = N``, sorted by number, with an empty subject and mask.
     Like ingest, files other than ``*.tif``/``*.tiff`` and hidden files are ignored.
     Sizes, dtypes and mask values are not checked here (ingest does, and

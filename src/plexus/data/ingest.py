@@ -1,10 +1,12 @@
-"""Read and validate a raw folder in the Kaggle layout; build the manifests.
+"""Check a raw folder in the Kaggle layout: the layout's own checks, and its run-length table.
 
 Layout: ``train/{subject}_{image}.tif`` with ``train/{subject}_{image}_mask.tif``
 and ``test/{n}.tif``; every file a 420x580 uint8 grayscale TIFF, masks in {0, 255}.
-Every file is read once. All problems are collected and raised together in one
-:class:`IngestError` whose message names each file and what is wrong with it, so a
-user fixes the folder in one go, before any training starts. Nothing is ever
+The layout is one importer among the others: its sheet (:func:`plexus.data.importers.kaggle_nerve`)
+becomes the manifest and arrays every format has (:mod:`plexus.data.dataset`); this module adds
+the layout's own checks, before that, and Kaggle's ``train_masks.csv``. All problems are
+collected and raised together in one :class:`IngestError` whose message names each file and
+what is wrong with it, so a user fixes the folder in one go, before any training starts. Nothing is ever
 written into the raw folder.
 """
 
@@ -29,8 +31,6 @@ MAX_LISTED = 25
 #: Shape (rows, columns) of every image and mask of the Kaggle layout (checked, not assumed:
 #: every later stage reads each image's size from the manifest)
 KAGGLE_SHAPE = (420, 580)
-#: the mask values of the Kaggle layout, as the config's ``classes`` would name them
-KAGGLE_CLASSES = {"background": 0, "nerve": 255}
 
 
 class IngestError(DataError):
@@ -53,8 +53,8 @@ def _tiffs(folder: Path, problems: list[str]) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in TIFF_SUFFIXES and not p.name.startswith("."))
 
 
-def _summarise(path: Path, is_mask: bool, shape: tuple[int, int]) -> tuple[str | None, tuple[int, str] | None]:
-    """Check one file and keep only what the manifest needs: a mask's area and RLE.
+def _summarise(path: Path, is_mask: bool, shape: tuple[int, int]) -> tuple[str | None, str | None]:
+    """Check one file and keep only what the layout's table needs: a mask's RLE.
 
     The arrays themselves are dropped here, in the worker: holding them would put the
     whole dataset in memory (about 4 GB at Kaggle scale).
@@ -62,7 +62,7 @@ def _summarise(path: Path, is_mask: bool, shape: tuple[int, int]) -> tuple[str |
     error, array = _check_file(path, is_mask, shape)
     if error or not is_mask:
         return error, None
-    return None, (int(np.count_nonzero(array)), encode(array))
+    return None, encode(array)
 
 
 def _check_file(path: Path, is_mask: bool, shape: tuple[int, int]) -> tuple[str | None, np.ndarray | None]:
@@ -116,17 +116,17 @@ def find_files(raw_dir: Path, problems: list[str], parts=("train", "test")) -> t
     return images, masks, tests
 
 
-def scan(
+def check_layout(
     raw_dir: str | Path, *, shape=KAGGLE_SHAPE, threads: int = 4, parts=("train", "test")
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Validate ``raw_dir`` and return ``(train, test, train_masks)`` frames.
+) -> pd.DataFrame:
+    """Check every file of ``raw_dir`` in the Kaggle layout and return its ``train_masks`` table.
 
-    ``parts``: the image sets read (:func:`find_files`); a set left out gives empty frames.
-
-    ``train``: image_id, subject, image, image_path, mask_path, height, width, mask_area.
-    ``test``: image_id, image_path, height, width.
-    ``train_masks``: subject, img, pixels (Kaggle's train_masks.csv layout, RLE).
-    Raises :class:`IngestError` listing every problem found.
+    These are the layout's own checks, made before the manifest that every format shares
+    (:func:`plexus.data.dataset.part_manifest` of :func:`plexus.data.importers.kaggle_nerve`'s
+    sheet): names, 420x580, uint8, one page, masks in {0, 255}. ``parts``: the image sets read
+    (:func:`find_files`). ``train_masks``: subject, img, pixels (Kaggle's train_masks.csv layout,
+    RLE), a row per training image sorted by (subject, image); no rows when ``train`` is not read.
+    Raises :class:`IngestError` listing every problem.
     """
     raw_dir = Path(raw_dir)
     problems: list[str] = []
@@ -140,41 +140,18 @@ def scan(
     problems += [err for err, _ in results if err]
     if problems:
         raise IngestError(problems)
-
-    mask_summaries = [summary for (_, is_mask), (_, summary) in zip(jobs, results) if is_mask]
-    train = pd.DataFrame({
-        "image_id": [f"{s}_{i}" for s, i in pairs],
-        "subject": [s for s, _ in pairs],
-        "image": [i for _, i in pairs],
-        "image_path": [str(images[k]) for k in pairs],
-        "mask_path": [str(masks[k]) for k in pairs],
-        "height": shape[0],
-        "width": shape[1],
-        "mask_area": [area for area, _ in mask_summaries],
-    })
-    test = pd.DataFrame({
-        "image_id": [str(n) for n in sorted(tests)],
-        "image_path": [str(tests[n]) for n in sorted(tests)],
-        "height": shape[0],
-        "width": shape[1],
-    })
-    train_masks = pd.DataFrame({
-        "subject": train["subject"], "img": train["image"], "pixels": [rle for _, rle in mask_summaries],
-    })
-    return train, test, train_masks
+    rles = [rle for (_, is_mask), (_, rle) in zip(jobs, results) if is_mask]
+    return pd.DataFrame({"subject": [s for s, _ in pairs], "img": [i for _, i in pairs], "pixels": rles},
+                        columns=["subject", "img", "pixels"])
 
 
-def scan_test(paths: dict[int, Path], *, shape=KAGGLE_SHAPE, threads: int = 4) -> pd.DataFrame:
-    """The test manifest (``image_id, image_path, height, width``, sorted by number) of test images
-    given by number, each checked as :func:`scan` checks it; :class:`IngestError` lists every problem.
-    ``plexus predict`` builds the manifest of new images with it."""
-    numbers = sorted(paths)
+def check_test_images(paths, *, shape=KAGGLE_SHAPE, threads: int = 4) -> None:
+    """Check test images as :func:`check_layout` checks them (``plexus predict``'s new images);
+    :class:`IngestError` lists every problem."""
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        problems = [err for err, _ in pool.map(lambda n: _summarise(Path(paths[n]), False, shape), numbers) if err]
+        problems = [err for err, _ in pool.map(lambda p: _summarise(Path(p), False, shape), list(paths)) if err]
     if problems:
         raise IngestError(problems)
-    return pd.DataFrame({"image_id": [str(n) for n in numbers], "image_path": [str(paths[n]) for n in numbers],
-                         "height": shape[0], "width": shape[1]})
 
 
 def mask_rles(train_masks: pd.DataFrame) -> dict[str, str]:
@@ -192,19 +169,3 @@ def load_masks(train_masks: pd.DataFrame | dict, image_ids, shape=KAGGLE_SHAPE) 
     for row, image_id in enumerate(image_ids):
         out[row] = decode(by_id[image_id], shape)
     return out
-
-
-def read_stack(paths, threads: int = 4) -> np.ndarray:
-    """Read TIFFs into one (N, H, W) uint8 array."""
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        return np.stack(list(pool.map(read_tiff, paths)))
-
-
-def read_resized(paths, resize, threads: int = 4, chunk: int = 256) -> np.ndarray:
-    """``resize(read_stack(paths))``, ``chunk`` files at a time: the full-size stack of a
-    whole dataset (1.4 GB of 420x580 images at Kaggle scale) is never in memory."""
-    paths = list(paths)
-    parts = [resize(read_stack(paths[lo:lo + chunk], threads)) for lo in range(0, len(paths), chunk)]
-    if not parts:
-        raise ValueError("no files to read")
-    return np.concatenate(parts)

@@ -49,15 +49,6 @@ def resize_images(images: np.ndarray, size) -> np.ndarray:
     return out.round_().clamp_(0, np.iinfo(images.dtype).max).numpy().astype(images.dtype)
 
 
-def resize_masks(masks: np.ndarray, size) -> np.ndarray:
-    """Resize binary masks (N, H, W; nonzero = foreground) to ``size``; returns {0, 1} uint8."""
-    size = parse_size(size)
-    binary = (np.asarray(masks) != 0).astype(np.float32)
-    if binary.shape[1:] == size:
-        return binary.astype(np.uint8)
-    return (_interpolate(binary, size, antialias=True) > 0.5).to(torch.uint8).numpy()
-
-
 def upsample(prob: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
     """Upsample probabilities (N, h, w) to ``shape``; returns a float32 tensor (N, *shape)."""
     if prob.shape[1:] == tuple(shape):

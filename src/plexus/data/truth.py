@@ -2,10 +2,9 @@
 its mask file at the image's own size (the manifest's ``height`` and ``width``), for every data
 format alike.
 
-The manifest names the mask file (``mask``: formats folders and sheet; ``mask_path``: the
-Kaggle layout) and the config's ``classes`` its values (the Kaggle layout's are fixed,
-:data:`plexus.data.ingest.KAGGLE_CLASSES`); the foreground is the one class after the
-background. Masks are read only when sliced, a batch at a time, so a Kaggle-scale study
+The manifest names the mask file (``mask``, every format) and the config's ``classes`` its values
+(the Kaggle layout's are fixed, :data:`plexus.config.KAGGLE_CLASSES`); the foreground is the one
+class after the background. Masks are read only when sliced, a batch at a time, so a Kaggle-scale study
 (5,635 masks, 1.3 GB decoded) is never in memory at once.
 """
 
@@ -14,30 +13,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["ForegroundMasks", "image_paths", "mask_column", "read_gray"]
-
-#: the manifest column of the mask file, by layout (the first one present is read)
-MASK_COLUMNS = ("mask", "mask_path")
-
-
-def mask_column(manifest: pd.DataFrame) -> str:
-    for column in MASK_COLUMNS:
-        if column in manifest:
-            return column
-    raise ValueError(f"the training manifest has no mask column ({' or '.join(MASK_COLUMNS)}); "
-                     f"its columns: {', '.join(manifest.columns)}")
+__all__ = ["ForegroundMasks", "image_paths", "read_gray"]
 
 
 def image_paths(manifest: pd.DataFrame, image_ids) -> list[str]:
-    """The image file of each of ``image_ids``: the Kaggle layout's ``image_path``, else the first
-    channel column of the sheet (the one a ``present_{column}`` flag names)."""
-    if "image_path" in manifest:
-        column = "image_path"
-    else:
-        channels = [c[len("present_"):] for c in manifest.columns if c.startswith("present_")]
-        if not channels:
-            raise ValueError("the manifest names no image column (image_path, or present_{channel})")
-        column = channels[0]
+    """The image file of each of ``image_ids``: the first channel column of the sheet (the one a
+    ``present_{column}`` flag names)."""
+    channels = [c[len("present_"):] for c in manifest.columns if c.startswith("present_")]
+    if not channels:
+        raise ValueError("the manifest names no image column (no present_{channel} column)")
+    column = channels[0]
     return manifest.set_index("image_id").loc[list(image_ids), column].astype(str).tolist()
 
 
@@ -64,7 +49,9 @@ class ForegroundMasks:
             raise ValueError(f"a binary truth needs two classes (background, foreground), got {list(classes)}")
         self.ids = [str(i) for i in image_ids]
         rows = manifest.set_index("image_id").loc[self.ids]
-        self.paths = rows[mask_column(manifest)].astype(str).tolist()
+        if "mask" not in rows:
+            raise ValueError(f"the training manifest has no mask column; its columns: {', '.join(manifest.columns)}")
+        self.paths = rows["mask"].astype(str).tolist()
         self.shapes = rows[["height", "width"]].to_numpy(np.int64)
         self.classes = dict(classes)
 

@@ -31,7 +31,7 @@ def read_json(path) -> dict:
 #: Columns that are text in every table plexus writes or reads.
 TEXT_COLUMNS = frozenset({
     "image_id", "subject", "split", "class", "name", "model", "run", "member", "removed", "condition",
-    "candidate", "mask_classes", "image", "mask", "image_path", "mask_path", "EncodedPixels", "ImageId",
+    "candidate", "mask_classes", "image", "mask", "image_path", "EncodedPixels", "ImageId",
     "pixels", "img", "size",
 })
 #: cells of a number column read as missing

@@ -1,16 +1,16 @@
 """Data stages, for every data format: raw folder -> manifest -> subject-grouped folds -> arrays.
 
-A data format is an importer (:mod:`plexus.data.importers`) plus what its manifest checks:
+A data format is an importer (:mod:`plexus.data.importers`) that writes a sample sheet; every
+format's sheet then becomes the same manifest (:func:`plexus.data.dataset.part_manifest`: every
+file named checked, one schema) and the same arrays (:func:`plexus.data.dataset.load_arrays`).
+What a layout adds:
 
-* ``kaggle_nerve``: the Kaggle layout, scanned and checked by :mod:`plexus.data.ingest` (420x580,
-  LZW, binary masks, names, multi-page refused); its manifest also holds the run-length masks
-  table (``train_masks.csv``) that the binary task scores against, and its arrays are gray
-  ``(N, H, W)`` images with ``{0, 1}`` masks;
-* ``folders``, ``sheet``: a sample sheet (built from the folders, or the user's) validated by
-  :mod:`plexus.data.sheet` and :func:`plexus.data.dataset.build_manifest`; arrays of any-size,
-  any-channel images with class-index masks (:func:`plexus.data.dataset.load_arrays`);
-* ``dsb2018``: the DSB2018 folders, converted to such a sheet first (the ``convert`` rule,
-  :func:`plexus.data.dsb2018.nuclei_sheet_stage`).
+* ``kaggle_nerve``: the layout's own checks, before the manifest's (:mod:`plexus.data.ingest`:
+  names, 420x580, uint8, one page, masks in {0, 255}), and Kaggle's run-length table of the
+  training masks (``train_masks.csv``); its classes are fixed (:data:`plexus.config.KAGGLE_CLASSES`);
+* ``folders``, ``sheet``: the sheet built from the folders, or the user's (:mod:`plexus.data.sheet`);
+* ``dsb2018``, ``volumes``: the raw folder converted to such a sheet first (the ``convert`` rule,
+  :func:`plexus.data.dsb2018.nuclei_sheet_stage`, :mod:`plexus.data.volumes`).
 
 Every format writes ``train.csv``, ``test.csv`` and ``summary.json``; :data:`plexus.runs.MANIFEST_FILES`
 names what one writes beyond them.
@@ -37,68 +37,39 @@ TRAIN_SLICE = "train_slice"
 
 def manifest_stage(data: dict, classes: dict, outputs, *, part: str | None = None, inputs=(), threads: int = 2,
                    ignore: dict | None = None, train_csv=None, summary_json=None) -> None:
-    """The manifest of ``data`` (the config's data section) by its format.
+    """The manifest of ``data`` (the config's data section), for every format alike.
 
     ``part`` ``None``: both image sets, ``outputs`` has ``train``, ``test``, ``summary`` and the
     format's :data:`plexus.runs.MANIFEST_FILES`. The workflow runs one job per image set, each
     reading that set's files only: ``train`` writes all but ``test`` (the summary describes the
     training images alone); ``test`` writes ``test`` and checks it against the training side
     (``train_csv``: no id of both; ``summary_json``: each channel column's depth). ``inputs``: the
-    rule's dataset inputs (format dsb2018: that set's converted sheet first).
+    rule's dataset inputs (formats dsb2018, volumes: that set's converted sheet first).
     """
+    written = list(inputs)[0] if data["format"] in CONVERTED_FORMATS else None
     if part is None:
-        if data["format"] == "kaggle_nerve":
-            _kaggle_manifest(data["raw_dir"], outputs, threads)
-        else:
-            written = list(inputs)[0] if data["format"] in CONVERTED_FORMATS else None
-            sheet_manifest(data, classes, outputs["sheet"], outputs["train"], outputs["test"], outputs["summary"],
-                           threads=threads, ignore=ignore, written_sheet=written)
+        layout_checks(data, ("train", "test"), outputs, threads)
+        sheet_manifest(data, classes, outputs["sheet"], outputs["train"], outputs["test"], outputs["summary"],
+                       threads=threads, ignore=ignore, written_sheet=written)
         return
     if part not in ("train", "test"):
         raise ValueError(f"part must be train or test, got {part!r}")
     if part == "test" and (train_csv is None or summary_json is None):
         raise ValueError("the test manifest is checked against the training side: give train_csv and summary_json")
-    if data["format"] == "kaggle_nerve":
-        _kaggle_part(data["raw_dir"], part, outputs, threads, train_csv)
-    else:
-        written = list(inputs)[0] if data["format"] in CONVERTED_FORMATS else None
-        sheet_part_manifest(data, classes, part, outputs, threads=threads, ignore=ignore, written_sheet=written,
-                            train_csv=train_csv, summary_json=summary_json)
+    layout_checks(data, (part,), outputs, threads)
+    sheet_part_manifest(data, classes, part, outputs, threads=threads, ignore=ignore, written_sheet=written,
+                        train_csv=train_csv, summary_json=summary_json)
 
 
-def _kaggle_manifest(raw_dir, outputs, threads: int) -> None:
-    raw = Path(raw_dir.rstrip("/"))
-    write_sheet(import_dataset("kaggle_nerve", raw), outputs["sheet"])  # the layout as a sample sheet
-    train, test, train_masks = ingest.scan(raw, threads=threads)
-    atomic.write_csv(outputs["train"], train)
-    atomic.write_csv(outputs["test"], test)
-    atomic.write_csv(outputs["masks"], train_masks)
-    atomic.write_json(outputs["summary"], {**_kaggle_summary(train), "n_test": len(test)})
-    print(f"{len(train)} training images from {train['subject'].nunique()} subjects "
-          f"({(train['mask_area'] > 0).mean():.1%} with a nerve), {len(test)} test images")
-
-
-def _kaggle_summary(train) -> dict:
-    return {"format": "kaggle_nerve", "n_train": len(train), "n_subjects": int(train["subject"].nunique()),
-            "share_with_mask": float((train["mask_area"] > 0).mean()),
-            "channels": ["image"], "depths": {"image": 1}, "input_channels": ["image"]}
-
-
-def _kaggle_part(raw_dir, part: str, outputs, threads: int, train_csv=None) -> None:
-    """One image set of the Kaggle layout: ``train/`` (train.csv, train_masks.csv, the training
-    rows as a sample sheet, summary.json) or ``test/`` (test.csv)."""
-    raw = Path(raw_dir.rstrip("/"))
-    train, test, train_masks = ingest.scan(raw, threads=threads, parts=(part,))
-    if part == "test":
-        atomic.write_csv(outputs["test"], test)
-        print(f"{len(test)} test images")
+def layout_checks(data: dict, parts, outputs, threads: int = 2) -> None:
+    """What a layout checks before the manifest that every format shares, and the files it adds
+    (:data:`plexus.runs.MANIFEST_FILES`): the Kaggle layout's :func:`plexus.data.ingest.check_layout`
+    and its ``train_masks.csv`` (``outputs["masks"]``, with the training images)."""
+    if data["format"] != "kaggle_nerve":
         return
-    write_sheet(import_dataset("kaggle_nerve", raw, parts=("train",)), outputs["sheet"])
-    atomic.write_csv(outputs["train"], train)
-    atomic.write_csv(outputs["masks"], train_masks)
-    atomic.write_json(outputs["summary"], _kaggle_summary(train))
-    print(f"{len(train)} training images from {train['subject'].nunique()} subjects "
-          f"({(train['mask_area'] > 0).mean():.1%} with a nerve)")
+    train_masks = ingest.check_layout(Path(data["raw_dir"].rstrip("/")), threads=threads, parts=tuple(parts))
+    if "train" in parts:
+        atomic.write_csv(outputs["masks"], train_masks)
 
 
 def folds_stage(train_csv, folds_csv, n_folds: int, seed: int, stratify: str | None = None) -> None:
@@ -110,27 +81,16 @@ def folds_stage(train_csv, folds_csv, n_folds: int, seed: int, stratify: str | N
     print(summary.to_string())
 
 
-def preprocess_stage(data_format: str, part: str, manifest_csv, summary_json, size, out_npz, *,
-                     classes: dict | None = None, ignore: dict | None = None, regions: dict | None = None,
-                     threads: int = 2) -> None:
+def preprocess_stage(part: str, manifest_csv, summary_json, size, out_npz, *, classes: dict | None = None,
+                     ignore: dict | None = None, regions: dict | None = None, threads: int = 2) -> None:
     """Arrays of one image set (``train``: images and masks; ``test``: images) at ``size`` (``HxW``),
-    by the data format: the workflow's ``preprocess`` job of that set."""
+    the same for every data format (:func:`plexus.data.dataset.load_arrays`): the workflow's
+    ``preprocess`` job of that set."""
     from plexus.data.resize import parse_size
 
     if part not in ("train", "test"):
         raise ValueError(f"part must be train or test, got {part!r}")
     manifest = read_manifest(manifest_csv)
-    if data_format == "kaggle_nerve":
-        from plexus.data.resize import resize_images, resize_masks
-
-        shape = parse_size(size)
-        images = ingest.read_resized(manifest["image_path"], lambda stack: resize_images(stack, shape), threads)
-        arrays = {"image_id": manifest["image_id"].to_numpy(str), "images": images}
-        if part == "train":
-            arrays["masks"] = ingest.read_resized(manifest["mask_path"], lambda stack: resize_masks(stack, shape),
-                                                  threads)
-        atomic.write_npz(out_npz, **arrays)
-        return
     summary = json.loads(Path(summary_json).read_text())
     depths = {column: summary["depths"][column] for column in summary["channels"]}  # the sheet's order
     if part == "test":
@@ -147,26 +107,19 @@ def preprocess_stage(data_format: str, part: str, manifest_csv, summary_json, si
     atomic.write_npz(out_npz, **arrays)
 
 
-def kaggle_arrays(train_csv, test_csv, size, train_npz, test_npz, threads: int = 2) -> None:
-    # imported here: resizing needs torch (seconds to import), which ingest and folds do not
-    from plexus.data.resize import parse_size, resize_images, resize_masks
-
-    size = parse_size(size)
-    train, test = read_manifest(train_csv), read_manifest(test_csv)
-    images = ingest.read_resized(train["image_path"], lambda stack: resize_images(stack, size), threads)
-    masks = ingest.read_resized(train["mask_path"], lambda stack: resize_masks(stack, size), threads)
-    atomic.write_npz(train_npz, image_id=train["image_id"].to_numpy(str), images=images, masks=masks)
-    test_images = ingest.read_resized(test["image_path"], lambda stack: resize_images(stack, size), threads)
-    atomic.write_npz(test_npz, image_id=test["image_id"].to_numpy(str), images=test_images)
-
-
-def read_dataset(data: dict, written_sheet=None):
+def read_dataset(data: dict, written_sheet=None, part: str | None = None):
     """The sheet frame of ``data`` (the config's data section) by ``data.format``.
 
+    ``part``: the image set the caller reads (``train``, ``test``; None: both); the Kaggle layout then
+    lists only that set's folder, so a problem in the other set's names fails only its own job.
     ``written_sheet``: format dsb2018, the sheet of merged instance masks and targets that the
     ``convert`` rule wrote (:func:`plexus.data.dsb2018.nuclei_sheet_stage`; the rule's input).
     """
     raw = Path(data["raw_dir"])
+    if data["format"] == "kaggle_nerve":
+        sheet = import_dataset("kaggle_nerve", raw, parts=("train", "test") if part is None else (part,))
+        sheet.attrs["sheet"] = f"built from {raw} (data.format kaggle_nerve)"
+        return sheet
     if data["format"] == "folders":
         # the test masks folder is read only for a labelled test set (data.test_masks)
         options = {**data["folders"], "test_masks": data["folders"].get("test_masks", "test_masks")
@@ -183,7 +136,7 @@ def read_dataset(data: dict, written_sheet=None):
                              "none given")
         return import_dataset("sheet", written_sheet,
                               channels=["image"] if data["format"] == "dsb2018" else data["channels"])
-    raise ValueError(f"data.format {data['format']!r} is the nerve workflow's, not the generic one")
+    raise ValueError(f"data.format {data['format']!r}: no importer reads it")
 
 
 def sheet_manifest(data: dict, classes: dict, sheet_out, train_csv, test_csv, summary_json, threads: int = 2,
@@ -195,7 +148,7 @@ def sheet_manifest(data: dict, classes: dict, sheet_out, train_csv, test_csv, su
     """
 
     sheet = _read_dataset_saying_warnings(data, written_sheet)
-    channels = data["channels"] if data["format"] in ("sheet", "volumes") else ["image"]  # folders, dsb2018: one
+    channels = data["channels"] if data["format"] in ("sheet", "volumes") else ["image"]  # the layouts': one
     train, test, summary = dataset.build_manifest(
         sheet, channels=channels, classes=classes, allow_missing_channels=data["allow_missing_channels"],
         threads=threads, ignore=ignore, color=data["color"], max_snapped=data["max_snapped_share"])
@@ -206,13 +159,13 @@ def sheet_manifest(data: dict, classes: dict, sheet_out, train_csv, test_csv, su
     print(json.dumps(summary, indent=1))
 
 
-def _read_dataset_saying_warnings(data: dict, written_sheet=None):
+def _read_dataset_saying_warnings(data: dict, written_sheet=None, part: str | None = None):
     """:func:`read_dataset`, its warnings (a filled-in subject column...) printed to the job's log."""
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sheet = read_dataset(data, written_sheet)
+        sheet = read_dataset(data, written_sheet, part)
     for warning in caught:
         print(f"warning: {warning.message}")
     return sheet
@@ -220,7 +173,7 @@ def _read_dataset_saying_warnings(data: dict, written_sheet=None):
 
 def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: int = 2,
                         ignore: dict | None = None, written_sheet=None, train_csv=None, summary_json=None) -> None:
-    """One image set of a sheet dataset (formats folders, sheet, dsb2018): :func:`sheet_manifest`
+    """One image set of a dataset (every format's sheet): :func:`sheet_manifest`
     for the workflow's per-set jobs. The sheet (or folder listing) is read whole, so its own checks
     (one id per image across both sets) hold; only the set's files are read and written.
 
@@ -235,8 +188,8 @@ def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: 
         atomic.write_csv(outputs["test"], read_manifest(train_csv).iloc[:0])
         print("no test images")
         return
-    sheet = _read_dataset_saying_warnings(data, written_sheet)
-    channels = data["channels"] if data["format"] in ("sheet", "volumes") else ["image"]  # folders, dsb2018: one
+    sheet = _read_dataset_saying_warnings(data, written_sheet, part)
+    channels = data["channels"] if data["format"] in ("sheet", "volumes") else ["image"]  # the layouts': one
     options = {"channels": channels, "classes": classes, "allow_missing_channels": data["allow_missing_channels"],
                "threads": threads, "ignore": ignore, "color": data["color"], "max_snapped": data["max_snapped_share"]}
     if part == "train":

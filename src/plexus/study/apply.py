@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 
 from plexus.io import atomic
@@ -334,21 +335,23 @@ def check_channels(study: Study, sheet: pd.DataFrame) -> None:
 
 def test_manifest(study: Study, sheet: pd.DataFrame, work: Path, *, threads: int = 2) -> pd.DataFrame:
     """The test manifest of ``sheet``'s rows, checked as the study's ``manifest`` job checks test images."""
-    if study.format == "kaggle_nerve":
-        from plexus.data.ingest import TEST_IMAGE, scan_test
+    if study.format == "kaggle_nerve":  # the layout's own checks first, as its manifest job makes them
+        from plexus.data.ingest import TEST_IMAGE, check_test_images
 
-        paths, problems = {}, []
+        problems, numbers = [], set()
         for image_id, path in zip(sheet["image_id"].astype(str), sheet["image"].astype(str)):
             if not TEST_IMAGE.match(f"{image_id}.tif"):
                 problems.append(f"{path}: image_id {image_id!r} is not a positive integer (the binary task's "
                                 "submission numbers its images: name them N.tif)")
-            elif int(image_id) in paths:
+                continue
+            if int(image_id) in numbers:
                 problems.append(f"{path}: image number {int(image_id)} twice")
-            else:
-                paths[int(image_id)] = Path(path)
+            numbers.add(int(image_id))
         if problems:
             raise StudyError(f"{len(problems)} image(s) cannot be named in the submission: {'; '.join(problems[:5])}")
-        return scan_test(paths, threads=threads)
+        check_test_images(sheet["image"].astype(str), threads=threads)
+        order = np.argsort(sheet["image_id"].astype(int).to_numpy(), kind="stable")  # by number, as the layout's
+        sheet = sheet.iloc[order].reset_index(drop=True)
     from plexus.config import ignored_classes, learnt_classes
     from plexus.data.dataset import part_manifest
 
@@ -374,7 +377,7 @@ def test_arrays(study: Study, test_csv, size: tuple[int, int], work: Path, *, th
 
     name = f"{size[0]}x{size[1]}"
     out_npz = work / "preprocessed" / name / "test.npz"
-    preprocess_stage(study.format, "test", test_csv, study.results / "manifest" / "summary.json", name, out_npz,
+    preprocess_stage("test", test_csv, study.results / "manifest" / "summary.json", name, out_npz,
                      threads=threads)
     return read_npz(out_npz)
 

@@ -51,10 +51,10 @@ from plexus.tasks.base import (
 
 def binary_classes(config: dict) -> dict:
     """The mask values of the study's two classes (background first): the Kaggle layout's fixed
-    {0, 255}, else the config's ``classes``."""
-    from plexus.data.ingest import KAGGLE_CLASSES
+    {0, 255}, else the config's ``classes`` (:func:`plexus.config.learnt_classes`)."""
+    from plexus.config import learnt_classes
 
-    return dict(KAGGLE_CLASSES) if config["data"]["format"] == "kaggle_nerve" else dict(config["classes"])
+    return learnt_classes(config)
 
 
 def truth_of(train_csv, image_ids, classes: dict):
