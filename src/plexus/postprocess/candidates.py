@@ -124,9 +124,17 @@ def hysteresis(prob: np.ndarray, low: float, high: float, grown: Components | No
     grown = grown_components(prob, low) if grown is None else grown
     if grown is None:
         return np.zeros(prob.shape, dtype=bool)
-    seeded = np.bincount(grown.labels[prob[grown.box] > high], minlength=len(grown.sizes)) > 0
-    seeded[0] = False  # seeds above ``low`` lie in the box; those not above it belong to no component
-    return mask_of(grown, seeded, prob.shape)
+    return seeded_components(prob, high, grown)
+
+
+def seeded_components(prob: np.ndarray, high: float, components: Components) -> np.ndarray:
+    """The bool mask (``prob``'s shape) of the ``components`` (of any mask: :func:`grown_components`
+    for :func:`hysteresis`, a class's pixels of a label map for the ``classes`` task's hysteresis)
+    that hold at least one pixel of ``prob > high``."""
+    prob = np.asarray(prob)
+    seeded = np.bincount(components.labels[prob[components.box] > high], minlength=len(components.sizes)) > 0
+    seeded[0] = False  # seeds outside every component (background, in the box or not) seed nothing
+    return mask_of(components, seeded, prob.shape)
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

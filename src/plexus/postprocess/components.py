@@ -144,8 +144,3 @@ def remove_small_components(array: np.ndarray, min_size: int, *, largest_only: b
     out = array.copy()
     out[box] = np.where(keep[labels], labels, 0)
     return out
-
-
-#: the map candidates (``postprocess.candidates``) that change a decided mask, and their keys in a
-#: decision's pipeline (the binary task's names): every task that has them applies them per unit
-MAP_STEPS = {"largest_component": "largest_only", "fill_holes": "fill_holes"}

@@ -31,6 +31,11 @@ area). Removing the components below ``m`` pixels then leaves ``pred_area`` = th
 (the latter gives an honest estimate: each fold's images scored with minimum areas tuned on the
 other folds). Ties between grid values (equal mean Dice up to 1e-12) go to the smallest minimum area.
 
+The map candidates of a decision work on each foreground class against the rest:
+:func:`class_thresholds` (the class's Otsu threshold or hysteresis seed level on its own probability
+map: only the class's pixels of the argmax map can turn to background) and :func:`class_steps` (the
+class's largest component, its filled holes).
+
 :func:`write_label_map` writes a label map as the mask values of the config (PNG or TIFF) and
 :func:`rle_rows` as one Kaggle run-length row per foreground class.
 """
@@ -57,6 +62,8 @@ __all__ = [
     "CrossFit",
     "ImageRecords",
     "argmax_labels",
+    "class_steps",
+    "class_thresholds",
     "cross_fitted_min_areas",
     "dice_from_records",
     "image_records",
@@ -146,6 +153,43 @@ def remove_small(label: np.ndarray, min_areas: Sequence[int]) -> np.ndarray:
     return out
 
 
+def class_thresholds(label: np.ndarray, prob: np.ndarray, *, otsu: bool = False,
+                     hysteresis_high: float | None = None) -> np.ndarray:
+    """``label`` (an argmax map of ``prob``, ``(K, H, W)`` at the same size) thresholded one class
+    against the rest, each foreground class ``c`` on its own probability map ``prob[c]``: only
+    class-``c`` pixels become background (0), none changes to another class.
+
+    * ``otsu``: a pixel of class ``c`` stays ``c`` only where ``prob[c]`` is above the image's Otsu
+      threshold of ``prob[c]`` (:func:`plexus.postprocess.candidates.otsu_threshold`).
+    * ``hysteresis_high``: an 8-connected component of class ``c`` stays only when one of its
+      pixels has ``prob[c] > hysteresis_high`` (the seeds of
+      :func:`plexus.postprocess.candidates.hysteresis`, grown to the class's pixels of the argmax
+      map: :func:`~plexus.postprocess.candidates.seeded_components`).
+
+    The two are alternatives (both replace the argmax's own cut between a class and the rest);
+    neither given: a copy of ``label``. Returns a new array.
+    """
+    from plexus.postprocess.candidates import otsu_threshold, seeded_components
+
+    if otsu and hysteresis_high is not None:
+        raise ValueError("otsu and hysteresis are alternatives: give one of them")
+    prob = np.asarray(prob)
+    label = _check_label(label, prob.shape[0])
+    if prob.ndim != 3 or prob.shape[1:] != label.shape:
+        raise ValueError(f"expected probabilities (K, {label.shape[0]}, {label.shape[1]}), got shape {prob.shape}")
+    out = label.copy()
+    if not otsu and hysteresis_high is None:
+        return out
+    present = np.bincount(label.ravel(), minlength=prob.shape[0]) > 0
+    for c in range(1, prob.shape[0]):
+        if not present[c]:
+            continue
+        mask = label == c
+        if otsu:
+            out[mask & ~(prob[c] > otsu_threshold(prob[c]))] = 0
+        else:
+            out[mask & ~seeded_components(prob[c], float(hysteresis_high), label_components(mask))] = 0
+    return out
 
 
 def class_steps(label: np.ndarray, n_classes: int, *, largest_only: bool = False,

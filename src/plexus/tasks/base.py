@@ -220,51 +220,98 @@ class Task:
         self.figure_study("missing_channel", job)
 
 
-def choose_map_steps(per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool], *, candidates,
-                     step_keys: dict[str, str], scores, final_setting, fold_setting, subjects, fold_of,
-                     boot: dict):
-    """The map candidates of a task (steps applied to each unit's decided mask: the largest
-    component, filled holes), tried in turn after flip TTA under the one keep rule
-    (:func:`plexus.evaluation.crossfit.keep_candidate`), and cross-fitted: each fold starts from the
-    setting and TTA choice made on the other folds and keeps the steps those folds keep.
+#: the map candidates of the ``classes`` and ``regions`` tasks (``postprocess.candidates``), each with
+#: its key in a decision's pipeline and that key's value when it is not kept (the binary task's names,
+#: :class:`plexus.postprocess.candidates.PostProcess`): each unit's (class's, region's) Otsu threshold or
+#: hysteresis seed level in place of its plain cut, its largest component, its filled holes
+UNIT_STEPS = {"otsu": ("otsu", False), "hysteresis": ("hysteresis_high", None),
+              "largest_component": ("largest_only", False), "fill_holes": ("fill_holes", False)}
+#: the candidates that replace a unit's plain cut (a tuned cutoff, the argmax): one of them at most
+THRESHOLD_STEPS = ("otsu", "hysteresis")
 
-    ``scores(tta, setting, steps, rows)``: per image (NaN outside ``rows``) the task's score at a
-    tuned ``setting`` with ``steps`` (candidate names) applied; ``final_setting``: the decision's
-    setting; ``fold_setting(tta, fold)``: the setting tuned on the other folds; ``step_keys``:
-    candidate -> its key in the decision's pipeline. ``per_image`` rows are the folds' images in
-    order (``subjects``, ``fold_of``). Returns ``(per_image, pipeline)``; appends a decision record
-    per candidate to ``decisions``.
+
+def step_variants(candidate: str, steps: dict, levels=()) -> list[dict]:
+    """The pipeline changes that add ``candidate`` to the kept ``steps`` (pipeline key -> value), as
+    the binary task's :func:`plexus.postprocess.selection.variants` makes them: hysteresis one per
+    seed level of ``levels`` (the caller's, those that change something at its setting), the others
+    one; none when the candidate is kept already, and none for otsu or hysteresis once the other is
+    (both replace the plain cut)."""
+    key, off = UNIT_STEPS[candidate]
+    if steps.get(key, off) != off:
+        return []
+    if candidate in THRESHOLD_STEPS:
+        if any(steps.get(UNIT_STEPS[c][0], UNIT_STEPS[c][1]) != UNIT_STEPS[c][1] for c in THRESHOLD_STEPS):
+            return []
+        if candidate == "hysteresis":
+            return [{key: float(level)} for level in levels]
+    return [{key: True}]
+
+
+def choose_map_steps(per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool], *, candidates,
+                     variants, scores, final_setting, fold_setting, subjects, fold_of, boot: dict):
+    """The map candidates of a task (:data:`UNIT_STEPS`: changes of each unit's decided mask), tried
+    in turn after flip TTA under the one keep rule (:func:`plexus.evaluation.crossfit.keep_candidate`),
+    and cross-fitted: each fold starts from the setting and TTA choice made on the other folds and
+    keeps the steps those folds keep.
+
+    ``variants(candidate, setting, steps)``: the pipeline changes that add ``candidate`` to the kept
+    ``steps`` (pipeline key -> value) at a tuned ``setting`` (:func:`step_variants`), ``[]`` when none
+    applies (then the candidate is not tried and gets no record). A candidate of several variants
+    (hysteresis's seed levels) takes the one of the best mean score on the images it decides on (all
+    of them for the decision, the other folds for a fold's; the first on ties), as the binary task's
+    selection does, and that one faces the rule. ``scores(tta, setting, steps, rows)``: per image
+    (NaN outside ``rows``) the task's score at a tuned ``setting`` with ``steps`` applied;
+    ``final_setting``: the decision's setting; ``fold_setting(tta, fold)``: the setting tuned on the
+    other folds. ``per_image`` rows are the folds' images in order (``subjects``, ``fold_of``).
+    Returns ``(per_image, pipeline)``; appends a decision record per tried candidate to ``decisions``.
     """
     from plexus.evaluation.crossfit import decision, keep_candidate
 
-    every = np.arange(len(per_image))
-    tta, steps = bool(pipeline.get("tta")), []
-    current = scores(tta, final_setting, steps, every)
-    if not np.allclose(current, per_image["postprocessed"].to_numpy(np.float64), rtol=0, atol=1e-9):
+    n = len(per_image)
+    memo: dict[tuple, np.ndarray] = {}
+
+    def scored(tta: bool, setting, steps: dict, rows: np.ndarray) -> np.ndarray:
+        # each image's score of a (tta, setting, steps) once, whichever selections read it
+        out = memo.setdefault((bool(tta), repr(setting), repr(sorted(steps.items()))), np.full(n, np.nan))
+        todo = rows[np.isnan(out[rows])]
+        if len(todo):
+            out[todo] = scores(tta, setting, steps, todo)[todo]
+        return out
+
+    def select(tta: bool, setting, rows: np.ndarray, records: list | None) -> tuple[dict, np.ndarray]:
+        steps, current = {}, scored(tta, setting, {}, rows)
+        for candidate in candidates:
+            tried = variants(candidate, setting, steps)
+            if not tried:
+                continue
+            with_steps = [scored(tta, setting, {**steps, **change}, rows) for change in tried]
+            best = max(range(len(tried)), key=lambda k: with_steps[k][rows].mean())
+            kept, ci = keep_candidate(with_steps[best][rows], current[rows], subjects[rows], **boot)
+            if records is not None:
+                records.append(decision(candidate, tried[best], current[rows].mean(), with_steps[best][rows].mean(),
+                                        kept, ci))
+            if kept:
+                steps, current = {**steps, **tried[best]}, with_steps[best]
+        return steps, current
+
+    every = np.arange(n)
+    tta = bool(pipeline.get("tta"))
+    plain = scored(tta, final_setting, {}, every)
+    if not np.allclose(plain, per_image["postprocessed"].to_numpy(np.float64), rtol=0, atol=1e-9):
         # the task's scorer must reproduce its decision before it judges a step on top of it
         raise ValueError("the map candidates' scores of the decided setting differ from the tuning's per-image "
                          "scores: a task's scores() and tune disagree")
-    for candidate in candidates:
-        with_step = scores(tta, final_setting, steps + [candidate], every)
-        kept, ci = keep_candidate(with_step, current, subjects, **boot)
-        decisions.append(decision(candidate, {step_keys[candidate]: True}, current.mean(), with_step.mean(), kept,
-                                  ci))
-        if kept:
-            steps, current = steps + [candidate], with_step
+    steps, current = select(tta, final_setting, every, decisions)
     crossfit = per_image["cross_fitted"].to_numpy(np.float64).copy()
     for fold, choice in fold_tta.items():
         inside, others = fold_of == fold, np.flatnonzero(fold_of != fold)
-        setting, fold_steps = fold_setting(choice, fold), []
-        held = scores(choice, setting, fold_steps, others)
-        for candidate in candidates:
-            with_step = scores(choice, setting, fold_steps + [candidate], others)
-            if keep_candidate(with_step[others], held[others], subjects[others], **boot)[0]:
-                fold_steps, held = fold_steps + [candidate], with_step
+        setting = fold_setting(choice, fold)
+        fold_steps, _ = select(choice, setting, others, None)
         if fold_steps:
-            crossfit[inside] = scores(choice, setting, fold_steps, np.flatnonzero(inside))[inside]
-    pipeline = {**pipeline, **{step_keys[c]: c in steps for c in candidates}}
+            crossfit[inside] = scored(choice, setting, fold_steps, np.flatnonzero(inside))[inside]
+    pipeline = {**pipeline, **{UNIT_STEPS[c][0]: UNIT_STEPS[c][1] for c in candidates}, **steps}
     if steps:  # else the tuned column as it was (its mean over the units was summed in another order)
-        per_image = per_image.assign(postprocessed=current)
+        per_image = per_image.assign(postprocessed=current.copy())
     return per_image.assign(cross_fitted=crossfit), pipeline
 
 

@@ -11,7 +11,10 @@ components smaller than that class's minimum area (pixels of the original image)
 background. The minimum area of each class is tuned on the OOF predictions to maximise the
 mean per-image Dice of that class (classes are independent: removing pixels of one class
 only changes that class's Dice), ties to the smallest area. The honest estimate is
-cross-fitted: each fold's images are scored with the areas tuned on the other folds.
+cross-fitted: each fold's images are scored with the areas tuned on the other folds. The map
+candidates (flip TTA, each class's Otsu threshold or hysteresis seed level on its own probability
+map, its largest component, its filled holes) are then tried under the keep rule
+(:meth:`ClassesTask.map_candidates`).
 """
 
 from __future__ import annotations
@@ -35,19 +38,25 @@ from plexus.io.contracts import (
     read_table,
 )
 from plexus.tasks.base import (
+    THRESHOLD_STEPS,
+    UNIT_STEPS,
     Figure,
     Task,
     as_members,
     choose_map_steps,
     figure_paths,
     member_oofs,
+    step_variants,
     write_submission_summary,
 )
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
 #: the post-processing candidates a class map tries: flip TTA, then the map steps of
-#: :data:`plexus.postprocess.components.MAP_STEPS` (the tuned minimum areas are remove_small's part)
-CLASS_CANDIDATES = ("tta", "largest_component", "fill_holes")
+#: :data:`plexus.tasks.base.UNIT_STEPS`, one class against the rest (the tuned minimum areas are
+#: remove_small's part): otsu and hysteresis on each class's probability map
+#: (:func:`plexus.postprocess.multiclass.class_thresholds`), largest_component and fill_holes on its
+#: pixels of the label map (:func:`plexus.postprocess.multiclass.class_steps`)
+CLASS_CANDIDATES = ("tta", "otsu", "hysteresis", "largest_component", "fill_holes")
 
 
 def _appearance(values) -> list:
@@ -63,15 +72,33 @@ def _truths(train: pd.DataFrame, image_ids, classes: dict, ignore: dict | None =
         yield dataset.read_class_mask(path, classes, ignore=ignore)
 
 
-def member_labels(member_probs: list[np.ndarray], manifest: pd.DataFrame, image_ids):
-    """Per image of ``image_ids``, the class map (argmax) of the members' probabilities (rows in
-    ``image_ids`` order) averaged at the image's own size, which ``manifest`` holds."""
-    from plexus.postprocess.multiclass import argmax_labels, upsample_probs
+def member_means(member_probs: list[np.ndarray], manifest: pd.DataFrame, image_ids):
+    """Per image of ``image_ids``, the members' probabilities (rows in ``image_ids`` order) averaged
+    at the image's own size, which ``manifest`` holds: float32 ``(K, H, W)``."""
+    from plexus.postprocess.multiclass import upsample_probs
 
     sizes = manifest.set_index("image_id").loc[list(image_ids), ["height", "width"]].astype(int)
     for i, (h, w) in enumerate(zip(sizes["height"], sizes["width"])):
-        mean = sum(upsample_probs(m[i], (h, w)) for m in member_probs) / len(member_probs)
+        yield sum(upsample_probs(m[i], (h, w)) for m in member_probs) / len(member_probs)
+
+
+def member_labels(member_probs: list[np.ndarray], manifest: pd.DataFrame, image_ids):
+    """Per image of ``image_ids``, the class map (argmax) of the members' probabilities averaged at
+    the image's own size (:func:`member_means`)."""
+    from plexus.postprocess.multiclass import argmax_labels
+
+    for mean in member_means(member_probs, manifest, image_ids):
         yield argmax_labels(mean)
+
+
+def decided_labels(member_probs: list[np.ndarray], manifest: pd.DataFrame, image_ids, pipeline: dict,
+                   classes: dict):
+    """Per image of ``image_ids``, the class map of a decision's ``pipeline`` (:func:`decided_label`)
+    made from the members' averaged probabilities (:func:`member_means`)."""
+    from plexus.postprocess.multiclass import argmax_labels
+
+    for mean in member_means(member_probs, manifest, image_ids):
+        yield decided_label(argmax_labels(mean), pipeline, classes, mean)
 
 
 def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, grid, *, grid_csv, best_json,
@@ -127,14 +154,22 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     print(json.dumps(summary, indent=1))
 
 
-def decided_label(label: np.ndarray, pipeline: dict, classes: dict) -> np.ndarray:
-    """A class map at a decision's ``pipeline``: the tuned minimum areas, then its kept map steps
-    (:data:`plexus.postprocess.components.MAP_STEPS`: the largest component, filled holes)."""
-    from plexus.postprocess.components import MAP_STEPS
-    from plexus.postprocess.multiclass import class_steps, remove_small
+def decided_label(label: np.ndarray, pipeline: dict, classes: dict, prob: np.ndarray | None = None) -> np.ndarray:
+    """A class map (the argmax of ``prob``, the averaged probabilities ``(K, H, W)`` at its size) at
+    a decision's ``pipeline``: each class's kept Otsu threshold or hysteresis seed level on its own
+    probability map (``otsu``, ``hysteresis_high``: :func:`plexus.postprocess.multiclass.class_thresholds`;
+    only they read ``prob``), the tuned minimum areas, then its kept largest component and filled holes
+    (``largest_only``, ``fill_holes``: :func:`plexus.postprocess.multiclass.class_steps`)."""
+    from plexus.postprocess.multiclass import class_steps, class_thresholds, remove_small
 
+    otsu, high = bool(pipeline.get("otsu")), pipeline.get("hysteresis_high")
+    if otsu or high is not None:
+        if prob is None:
+            raise ValueError("a decision with otsu or hysteresis_high needs the class probabilities of each map")
+        label = class_thresholds(label, prob, otsu=otsu, hysteresis_high=None if high is None else float(high))
     label = remove_small(label, min_areas_of(pipeline, classes))
-    return class_steps(label, len(classes), **{key: bool(pipeline.get(key)) for key in MAP_STEPS.values()})
+    return class_steps(label, len(classes), largest_only=bool(pipeline.get("largest_only")),
+                       fill_holes=bool(pipeline.get("fill_holes")))
 
 
 def min_areas_of(best, classes: dict) -> list[int]:
@@ -160,9 +195,7 @@ def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    labels = member_labels([r[key] for r in runs], test, ids)
-    for image_id, label in zip(ids, labels):
-        label = decided_label(label, pipeline, classes)
+    for image_id, label in zip(ids, decided_labels([r[key] for r in runs], test, ids, pipeline, classes)):
         write_label_map(out_dir / f"{image_id}{suffix}", label, values)
         rows += rle_rows(image_id, label, list(classes))
     atomic.write_csv(submission_csv, pd.DataFrame(rows, columns=["image_id", "class", "EncodedPixels"]))
@@ -286,8 +319,8 @@ def qualitative_stage(per_image_csv, decision_json, train_npz, oof_npzs, train_c
                       style=None, ignore: dict | None = None) -> None:
     """Best, median and worst OOF images of one model by the mean Dice over the classes of its final
     decision (``results/postprocess/{name}_per_image.csv``), each shown with the label map that
-    decision makes (argmax of the plain or flip-averaged maps, then the tuned minimum areas and the
-    kept map steps) at the image's own size."""
+    decision makes (argmax of the plain or flip-averaged maps, then the kept threshold step, the tuned
+    minimum areas and the kept map steps: :func:`decided_label`) at the image's own size."""
     from plexus.report import class_figures
     from plexus.report.figures import save
 
@@ -301,7 +334,7 @@ def qualitative_stage(per_image_csv, decision_json, train_npz, oof_npzs, train_c
     train = read_manifest(train_csv)
     pipeline = read_json(decision_json)["pipeline"]
     probs = member_arrays(as_members(name, oof_npzs), ids, "prob_tta" if pipeline.get("tta") else "prob")
-    preds = [decided_label(label, pipeline, classes) for label in member_labels(probs, train, ids)]
+    preds = list(decided_labels(probs, train, ids, pipeline, classes))
     truths = list(_truths(train, ids, classes, ignore))
     images = [np.moveaxis(data["images"][row_of[i]], 0, -1) for i in ids]
     fig = class_figures.label_panel(images, truths, preds, ids, [float(scores[i]) for i in ids], list(picks),
@@ -330,8 +363,8 @@ class ClassesTask(Task):
         pipeline = decision["pipeline"]
         probs = member_arrays(members, list(image_ids), "prob_tta" if pipeline.get("tta") else "prob")
         matrix = self.units(settings)[1]
-        for label in member_labels(probs, manifest, image_ids):
-            yield matrix[:, decided_label(label, pipeline, settings["classes"])]
+        for label in decided_labels(probs, manifest, image_ids, pipeline, settings["classes"]):
+            yield matrix[:, label]
 
     def unit_values(self, settings: dict) -> list[int]:
         return list(settings["classes"].values())[1:]
@@ -347,6 +380,7 @@ class ClassesTask(Task):
                                     "grid": grid_values(config["tuning"]["min_sizes"], integer=True),
                                     "candidates": [c for c in config["postprocess"]["candidates"]
                                                    if c in CLASS_CANDIDATES],
+                                    "hysteresis_highs": [float(h) for h in config["postprocess"]["hysteresis_highs"]],
                                     "n_boot": config["postprocess"]["bootstrap_samples"],
                                     "seed": config["postprocess"]["seed"],
                                     "min_gain": config["postprocess"]["min_gain"]},
@@ -363,51 +397,63 @@ class ClassesTask(Task):
         }.get(stage, dict)()
 
     def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
-        """Each class's largest component and filled holes (``postprocess.candidates``
-        ``largest_component``, ``fill_holes``) after the tuned minimum areas
-        (:func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the minimum areas tuned on
-        the other folds, as the tuning's cross-fitted score has them."""
+        """Each class against the rest (``postprocess.candidates``): its Otsu threshold (``otsu``) or a
+        hysteresis seed level (``hysteresis``, each of ``postprocess.hysteresis_highs`` above 1/K, the
+        best kept) on its own probability map, then its largest component and filled holes
+        (``largest_component``, ``fill_holes``), with the tuned minimum areas
+        (:func:`decided_label`, :func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the
+        minimum areas tuned on the other folds, as the tuning's cross-fitted score has them."""
         from plexus.evaluation.multiclass import class_scores
-        from plexus.postprocess.components import MAP_STEPS
-        from plexus.postprocess.multiclass import cross_fitted_min_areas, image_records
+        from plexus.postprocess.multiclass import argmax_labels, cross_fitted_min_areas, image_records
 
         s = job.params.settings
-        candidates = [c for c in s["candidates"] if c in MAP_STEPS]
+        candidates = [c for c in s["candidates"] if c in UNIT_STEPS]
         if not candidates:
             return per_image, pipeline
         classes, n_classes = s["classes"], len(s["classes"])
+        # a pixel of class c >= 1 has p_c > 1/K (the argmax; ties go to the lower class): a level at or
+        # below 1/K seeds every component, so it is not tried
+        levels = [float(h) for h in s.get("hysteresis_highs", ()) if h > 1 / n_classes]
         folds, train = read_folds(job.input.folds), read_manifest(job.input.train)
         ids = folds["image_id"].astype(str).tolist()
         if per_image["image_id"].astype(str).tolist() != ids:
             raise ValueError(f"{job.input.per_image}: its images are not the folds' in their order")
         truths = list(_truths(train, ids, classes, s["ignore"]))
-        labels: dict[bool, list] = {}
+        keep_probs = any(c in THRESHOLD_STEPS for c in candidates)  # only they read the probabilities
+        maps: dict[bool, tuple[list, list]] = {}
         fold_areas: dict[bool, dict] = {}
 
-        def labels_of(tta: bool) -> list:
-            if tta not in labels:
-                probs = member_arrays(member_oofs(job), ids, "prob_tta" if tta else "prob")
-                labels[tta] = list(member_labels(probs, train, ids))
-            return labels[tta]
+        def maps_of(tta: bool) -> tuple[list, list]:
+            """Each image's label map and (when a step reads them) its averaged probabilities."""
+            if tta not in maps:
+                means = member_means(member_arrays(member_oofs(job), ids, "prob_tta" if tta else "prob"), train, ids)
+                if keep_probs:
+                    probs = list(means)
+                    maps[tta] = [argmax_labels(p) for p in probs], probs
+                else:
+                    maps[tta] = [argmax_labels(p) for p in means], [None] * len(ids)
+            return maps[tta]
 
-        def scores(tta: bool, areas: list[int], steps: list[str], rows) -> np.ndarray:
+        def scores(tta: bool, areas: list[int], steps: dict, rows) -> np.ndarray:
             setting = {"classes": {name: {"min_area": int(a)} for name, a in zip(list(classes)[1:], areas[1:])},
-                       **{MAP_STEPS[c]: True for c in steps}}
+                       **steps}
+            labels, probs = maps_of(tta)
             out = np.full(len(ids), np.nan)
             for i in rows:
-                out[i] = np.mean(class_scores(decided_label(labels_of(tta)[i], setting, classes), truths[i],
+                out[i] = np.mean(class_scores(decided_label(labels[i], setting, classes, probs[i]), truths[i],
                                               n_classes)["dice"])
             return out
 
         def fold_setting(tta: bool, fold: int) -> list[int]:
             if tta not in fold_areas:
-                records = [image_records(pred, true, n_classes) for pred, true in zip(labels_of(tta), truths)]
+                records = [image_records(pred, true, n_classes) for pred, true in zip(maps_of(tta)[0], truths)]
                 grid = sorted({int(a) for a in s["grid"]} | {0})
                 fold_areas[tta] = cross_fitted_min_areas(records, folds["fold"].tolist(), grid).min_areas
             return fold_areas[tta][fold]
 
         return choose_map_steps(per_image, pipeline, decisions, fold_tta, candidates=candidates,
-                                step_keys=MAP_STEPS, scores=scores, final_setting=min_areas_of(pipeline, classes),
+                                variants=lambda candidate, areas, steps: step_variants(candidate, steps, levels),
+                                scores=scores, final_setting=min_areas_of(pipeline, classes),
                                 fold_setting=fold_setting, subjects=folds["subject"].to_numpy(),
                                 fold_of=folds["fold"].to_numpy(),
                                 boot={"n_boot": s["n_boot"], "seed": s["seed"],

@@ -13,7 +13,9 @@ nest or overlap (complete = every tumour label, core = all but edema, enhancing)
   8-connected) tuned on the OOF predictions to maximise the mean per-image Dice of that region
   (empty prediction on empty truth: 1), ties to the first grid point; the cross-fitted score
   scores each fold at the setting chosen on the other folds (:func:`plexus.evaluation.crossfit.
-  choose_per_fold`); flip TTA is a candidate under the bootstrap rule (the base task's).
+  choose_per_fold`); flip TTA is a candidate under the bootstrap rule (the base task's), then each
+  region's Otsu threshold or hysteresis seed level in place of its cutoff, its largest component and
+  its filled holes (:meth:`RegionsTask.map_candidates`).
 * **Outputs.** A label map per test image keeps the nesting: a pixel takes the *innermost* region
   (the one uniting the fewest labels; ties: the later in ``regions:``) whose final mask holds it,
   written as that region's 1-based index in ``regions:`` (0: none). The submission has one
@@ -45,22 +47,23 @@ from plexus.io.contracts import (
 )
 from plexus.labels import region_matrix
 from plexus.tasks.base import (
+    UNIT_STEPS,
     Figure,
     Task,
     choose_map_steps,
     figure_paths,
     member_oofs,
     noise_files,
+    step_variants,
     write_submission_summary,
 )
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
-#: the post-processing candidates a region map tries: flip TTA, then each region's own Otsu
-#: threshold instead of its tuned cutoff (one-vs-rest on the region's map, per image), then its map
-#: steps (:data:`plexus.postprocess.components.MAP_STEPS`; the tuned minimum area is remove_small's part)
-REGION_CANDIDATES = ("tta", "otsu", "largest_component", "fill_holes")
-#: each step candidate and its key in a decision's pipeline
-REGION_STEPS = {"otsu": "otsu", "largest_component": "largest_only", "fill_holes": "fill_holes"}
+#: the post-processing candidates a region map tries: flip TTA, then the map steps of
+#: :data:`plexus.tasks.base.UNIT_STEPS` on each region's own map (one-vs-rest, per image): its Otsu
+#: threshold instead of its tuned cutoff, or hysteresis (seeds above a level grown to its tuned
+#: cutoff), then its largest component and filled holes (the tuned minimum area is remove_small's part)
+REGION_CANDIDATES = ("tta", "otsu", "hysteresis", "largest_component", "fill_holes")
 
 
 # --------------------------------------------------------------------------- regions of a label map
@@ -129,19 +132,29 @@ def region_counts(prob: np.ndarray, truth: np.ndarray, valid: np.ndarray, cutoff
 
 
 def final_mask(prob: np.ndarray, cutoff: float, min_area: int, *, largest_only: bool = False,
-               fill_holes: bool = False, otsu: bool = False) -> np.ndarray:
+               fill_holes: bool = False, otsu: bool = False, hysteresis_high: float | None = None) -> np.ndarray:
     """One region's decided mask: ``prob > cutoff`` (``otsu``: above the map's own Otsu threshold,
-    :func:`plexus.postprocess.candidates.otsu_threshold`, instead) without its 8-connected components
-    below ``min_area`` (:func:`plexus.postprocess.components.remove_small_components`), then the kept
-    map steps: only its largest component, its holes filled
-    (:func:`plexus.postprocess.candidates.fill_holes`)."""
+    :func:`plexus.postprocess.candidates.otsu_threshold`, instead; ``hysteresis_high`` above
+    ``cutoff``: the components of ``prob > cutoff`` holding a pixel above it,
+    :func:`plexus.postprocess.candidates.hysteresis`; at or below ``cutoff`` it changes nothing)
+    without its 8-connected components below ``min_area``
+    (:func:`plexus.postprocess.components.remove_small_components`), then the kept map steps: only
+    its largest component, its holes filled (:func:`plexus.postprocess.candidates.fill_holes`)."""
     from plexus.postprocess.components import remove_small_components
 
+    if otsu and hysteresis_high is not None:
+        raise ValueError("otsu and hysteresis are alternatives: give one of them")
     if otsu:
         from plexus.postprocess.candidates import otsu_threshold
 
-        cutoff = otsu_threshold(prob)
-    mask = remove_small_components(prob > cutoff, int(min_area), largest_only=largest_only)
+        mask = prob > otsu_threshold(prob)
+    elif hysteresis_high is not None and hysteresis_high > cutoff:
+        from plexus.postprocess.candidates import hysteresis
+
+        mask = hysteresis(prob, cutoff, float(hysteresis_high))
+    else:
+        mask = prob > cutoff
+    mask = remove_small_components(mask, int(min_area), largest_only=largest_only)
     if fill_holes:
         from plexus.postprocess.candidates import fill_holes as fill
 
@@ -151,8 +164,12 @@ def final_mask(prob: np.ndarray, cutoff: float, min_area: int, *, largest_only: 
 
 def final_masks(prob: np.ndarray, cutoffs, areas, pipeline: dict | None = None) -> np.ndarray:
     """``(R, H, W)``: every region's :func:`final_mask` at its cutoff and minimum area, with the steps
-    a decision's ``pipeline`` kept (``otsu``, ``largest_only``, ``fill_holes``)."""
-    steps = {key: bool((pipeline or {}).get(key)) for key in REGION_STEPS.values()}
+    a decision's ``pipeline`` kept (``otsu``, ``hysteresis_high``, ``largest_only``, ``fill_holes``:
+    :data:`plexus.tasks.base.UNIT_STEPS`; a seed level applies to the regions whose cutoff is below it)."""
+    pipeline = pipeline or {}
+    high = pipeline.get("hysteresis_high")
+    steps = {"otsu": bool(pipeline.get("otsu")), "hysteresis_high": None if high is None else float(high),
+             "largest_only": bool(pipeline.get("largest_only")), "fill_holes": bool(pipeline.get("fill_holes"))}
     return np.stack([final_mask(prob[r], cutoffs[r], areas[r], **steps) for r in range(len(cutoffs))])
 
 
@@ -430,6 +447,7 @@ class RegionsTask(Task):
             "tune": lambda: tune,
             "postprocess": lambda: {**tune, "candidates": [c for c in postprocess["candidates"]
                                                            if c in REGION_CANDIDATES],
+                                    "hysteresis_highs": [float(h) for h in postprocess["hysteresis_highs"]],
                                     "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"],
                                     "min_gain": postprocess["min_gain"]},
             "submission": lambda: common,
@@ -477,15 +495,19 @@ class RegionsTask(Task):
         return errors
 
     def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
-        """Each region's own Otsu threshold instead of its tuned cutoff, its largest component and its
-        filled holes (``postprocess.candidates`` ``otsu``, ``largest_component``, ``fill_holes``), with
-        its tuned minimum area (:func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the
-        cutoffs and areas tuned on the other folds, as the tuning's cross-fitted score has them."""
+        """Each region's own Otsu threshold instead of its tuned cutoff (``otsu``) or hysteresis seeded
+        above a level and grown to its tuned cutoff (``hysteresis``: each of
+        ``postprocess.hysteresis_highs`` above at least one region's cutoff, the best kept; it applies to
+        the regions whose cutoff is below it), then its largest component and its filled holes
+        (``largest_component``, ``fill_holes``), with its tuned minimum area (:func:`final_masks`,
+        :func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the cutoffs and areas tuned on
+        the other folds, as the tuning's cross-fitted score has them."""
         from plexus.evaluation.crossfit import choose_per_fold
         from plexus.evaluation.multiclass import class_counts, scores_from_counts
 
         s = job.params.settings
-        candidates = [c for c in s["candidates"] if c in REGION_STEPS]
+        candidates = [c for c in s["candidates"] if c in UNIT_STEPS]
+        levels = [float(h) for h in s.get("hysteresis_highs", ())]
         if not candidates:
             return per_image, pipeline
         names, matrix = list(s["regions"]), region_matrix(s["regions"], s["classes"])
@@ -505,11 +527,10 @@ class RegionsTask(Task):
                 maps[tta] = list(member_region_maps(probs, modes, matrix, train, ids))
             return maps[tta]
 
-        def scores(tta: bool, setting, steps: list[str], rows) -> np.ndarray:
-            kept = {REGION_STEPS[c]: True for c in steps}
+        def scores(tta: bool, setting, steps: dict, rows) -> np.ndarray:
             out = np.full(len(ids), np.nan)
             for i in rows:
-                (truth, valid), masks = truths[i], final_masks(maps_of(tta)[i], *setting, kept)
+                (truth, valid), masks = truths[i], final_masks(maps_of(tta)[i], *setting, steps)
                 counts = [class_counts((masks[r] & valid).astype(np.uint8), truth[r].astype(np.uint8), 2)[0]
                           for r in range(len(names))]
                 out[i] = float(np.mean(scores_from_counts(np.asarray(counts))["dice"]))
@@ -528,7 +549,11 @@ class RegionsTask(Task):
                                                [points[choice[g]][1] for g in best]) for k, best in chosen.items()}
             return fold_settings[tta][fold]
 
-        return choose_map_steps(per_image, pipeline, decisions, fold_tta, candidates=candidates, step_keys=REGION_STEPS,
+        def variants(candidate: str, setting, steps: dict) -> list[dict]:
+            # a level at or below every region's cutoff would change no mask: not tried
+            return step_variants(candidate, steps, [h for h in levels if h > min(setting[0])])
+
+        return choose_map_steps(per_image, pipeline, decisions, fold_tta, candidates=candidates, variants=variants,
                                 scores=scores, final_setting=pipeline_settings(pipeline, names),
                                 fold_setting=fold_setting, subjects=folds["subject"].to_numpy(),
                                 fold_of=folds["fold"].to_numpy(),
