@@ -94,6 +94,87 @@ def test_tuning_heatmap_star_marks_the_best_cell():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0.70", "0.50", "0.30"]
 
 
+def _mesh(ax):
+    from matplotlib.collections import QuadMesh
+
+    [mesh] = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    return mesh
+
+
+def test_tuning_heatmap_draws_the_table_first_row_on_top():
+    """Cell (i, j) is the table's row i (cutoffs falling) and column j (areas rising), NaN blank; the
+    ticks sit at the cell centres and name the rows and columns; row 0 is at the top."""
+    cutoffs, areas = (0.3, 0.5, 0.7), (0, 1000, 2000, 3000)
+    grid = pd.DataFrame([{"cutoff": c, "min_area": a, "score": np.nan if (c, a) == (0.5, 2000) else c + a / 1e4}
+                         for c in cutoffs for a in areas])
+    fig = figures.tuning_heatmap(grid, {"cutoff": 0.7, "min_area": 3000, "score": 1.0}, "unet")
+    ax = fig.axes[0]
+    drawn = _mesh(ax).get_array()
+    expected = np.array([[c + a / 1e4 for a in areas] for c in cutoffs[::-1]])
+    assert drawn.shape == (3, 4)
+    assert drawn.mask.tolist() == [[False] * 4, [False, False, True, False], [False] * 4]
+    np.testing.assert_allclose(drawn.filled(np.nan), np.where(drawn.mask, np.nan, expected))
+    assert list(ax.get_xticks()) == [0.5, 1.5, 2.5, 3.5] and list(ax.get_yticks()) == [0.5, 1.5, 2.5]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1000", "2000", "3000"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.70", "0.50", "0.30"]
+    assert ax.get_ylim() == (3.0, 0.0) and ax.get_xlim() == (0.0, 4.0)  # the first row at the top
+    [star] = [line for line in ax.lines if line.get_marker() == "*"]
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (3.5, 0.5)  # cutoff 0.7 (top row), 3000 px (last column)
+    [colorbar] = [a for a in fig.axes if a.get_label() == "<colorbar>"]
+    assert colorbar.get_ylabel() == "mean Kaggle Dice"
+    matplotlib.pyplot.close(fig)
+
+
+def test_pairwise_figure_cells_notes_and_labels():
+    pairwise = _comparison()[1]
+    fig = figures.pairwise_figure(pairwise)
+    ax = fig.axes[0]
+    names = list(dict.fromkeys([*pairwise["a"], *pairwise["b"]]))
+    drawn = _mesh(ax).get_array()
+    assert drawn.mask.tolist() == [[i == j for j in range(len(names))] for i in range(len(names))]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    assert [t.get_text() for t in ax.get_yticklabels()] == names
+    notes = {(t.get_position()[1], t.get_position()[0]): t.get_text() for t in ax.texts}
+    assert len(notes) == len(pairwise) * 2  # every off-diagonal cell, none on the diagonal
+    for row in pairwise.itertuples():
+        i, j = names.index(row.a), names.index(row.b)
+        assert drawn[i, j] == pytest.approx(row.difference) and drawn[j, i] == pytest.approx(-row.difference)
+        star = "*" if row.significant else ""
+        assert notes[(i + 0.5, j + 0.5)] == f"{row.difference:+.3f}{star}"
+        assert notes[(j + 0.5, i + 0.5)] == f"{-row.difference:+.3f}{star}"
+    limit = np.nanmax(np.abs(drawn.filled(np.nan)))
+    assert _mesh(ax).get_clim() == pytest.approx((-limit, limit))  # centred on 0
+    assert _mesh(ax).get_cmap().name == "RdBu"
+    [colorbar] = [a for a in fig.axes if a.get_label() == "<colorbar>"]
+    assert colorbar.get_ylabel() == "mean per-image difference"
+    matplotlib.pyplot.close(fig)
+
+
+def test_colorblind_palette_is_wong_and_cycles():
+    hexes = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133",
+             "#56b4e9"]
+    assert [matplotlib.colors.to_hex(c) for c in figures.COLORBLIND] == hexes
+    assert [matplotlib.colors.to_hex(c) for c in figures.colorblind(12)] == hexes + hexes[:2]
+    assert figures.colorblind(0) == []
+
+
+def test_figure_modules_import_neither_seaborn_nor_scipy_stats():
+    """Each figure job is a fresh process: importing the figure modules and drawing a heatmap stays light."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pandas as pd\n"
+        "import plexus.report.figures as figures, plexus.report.class_figures\n"
+        "heavy = lambda: sorted(m for m in ('seaborn', 'scipy.stats') if m in sys.modules)\n"
+        "assert not heavy(), heavy()\n"
+        "grid = pd.DataFrame([{'cutoff': c, 'min_area': a, 'score': c} for c in (0.3, 0.5) for a in (0, 9)])\n"
+        "figures.tuning_heatmap(grid, {'cutoff': 0.5, 'min_area': 0, 'score': 0.5}, 'unet')\n"
+        "assert not heavy(), heavy()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def _all_figures():
     images, truths, probs = _qualitative_inputs()
     grid = pd.DataFrame([{"cutoff": c, "min_area": a, "score": 0.5 + c / 10 - a / 1e5}

@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from plexus.report.figures import CONDITION_LABELS, apply_style  # noqa: E402
+from plexus.report.figures import CONDITION_LABELS, apply_style, colorblind  # noqa: E402
 from plexus.report.run_summary import BASELINE_NAME  # noqa: E402
 
 METRIC_ORDER = ("dice", "iou", "sensitivity", "precision")
@@ -60,9 +60,8 @@ def _appearance(values) -> list:
 
 
 def _palette(n: int) -> list:
-    import seaborn as sns
-
-    return list(sns.color_palette("colorblind", max(n, 1)))[:n]
+    """``n`` colours of the colour-blind-safe palette (:data:`plexus.report.figures.COLORBLIND`), cycling."""
+    return colorblind(n)
 
 
 def _run_stats(frame: pd.DataFrame, by: list[str], runs: list[str], value: str) -> pd.DataFrame:

@@ -14,10 +14,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
 
 from plexus.io.atomic import atomic_path  # noqa: E402
 
 DEFAULT_STYLE = {"dpi": 150, "font_size": 9, "cmap": "viridis"}
+
+#: the colour-blind-safe qualitative palette of Wong (2011, Nature Methods 8:441), in the order and
+#: shades of seaborn 0.13.2's ``"colorblind"`` palette (which these figures drew with before), as RGB
+COLORBLIND = tuple(to_rgb(c) for c in (
+    "#0173B2", "#DE8F05", "#029E73", "#D55E00", "#CC78BC", "#CA9161", "#FBAFE4", "#949494", "#ECE133", "#56B4E9"))
+
+
+def colorblind(n: int) -> list[tuple[float, float, float]]:
+    """The first ``n`` colours of :data:`COLORBLIND`, cycling past its 10."""
+    return [COLORBLIND[i % len(COLORBLIND)] for i in range(n)]
 
 
 def apply_style(style: dict | None = None) -> dict:
@@ -52,14 +63,12 @@ def _metadata(path):
 
 def tuning_heatmap(grid: pd.DataFrame, best: dict, title: str, style: dict | None = None):
     """Mean OOF Kaggle Dice over probability cutoff (rows, rising upwards) x minimum area (columns)."""
-    import seaborn as sns
-
     style = apply_style(style)
     table = grid.pivot(index="cutoff", columns="min_area", values="score").sort_index(ascending=False)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sns.heatmap(table, ax=ax, cmap=style["cmap"], cbar_kws={"label": "mean Kaggle Dice"},
-                xticklabels=_every(table.columns, "{:.0f}"), yticklabels=_every(table.index, "{:.2f}"))
-    # cell centres sit at index + 0.5 in a seaborn heatmap
+    _heatmap(ax, table, style["cmap"], "mean Kaggle Dice",
+             xticklabels=_every(table.columns, "{:.0f}"), yticklabels=_every(table.index, "{:.2f}"))
+    # cell (row i, column j) spans [j, j + 1] x [i, i + 1]: its centre is at index + 0.5
     col = int(np.argmin(np.abs(table.columns.to_numpy(np.float64) - best["min_area"])))
     row = int(np.argmin(np.abs(table.index.to_numpy(np.float64) - best["cutoff"])))
     ax.plot(col + 0.5, row + 0.5, marker="*", color="white", markersize=12, markeredgecolor="black",
@@ -69,6 +78,44 @@ def tuning_heatmap(grid: pd.DataFrame, best: dict, title: str, style: dict | Non
     ax.set_title(f"{title}: OOF score over cutoff × minimum area")
     ax.legend(loc="upper right", frameon=True)
     return fig
+
+
+def _heatmap(ax, table: pd.DataFrame, cmap, label: str, *, vmin=None, vmax=None, notes: pd.DataFrame | None = None,
+             linewidths: float = 0.0, xticklabels=None, yticklabels=None):
+    """``table`` as a grid of cells, row 0 at the top: cell (i, j) spans [j, j + 1] x [i, i + 1].
+
+    NaN cells stay blank. Tick labels (default: the table's columns and index as text) sit at the
+    cell centres; a colorbar labelled ``label`` sits beside ``ax``. ``notes`` (text per cell, the
+    table's shape) are written in each non-blank cell, dark on light colours and white on dark ones.
+    Returns the QuadMesh."""
+    values = np.ma.masked_invalid(table.to_numpy(np.float64))
+    n_rows, n_cols = values.shape
+    mesh = ax.pcolormesh(np.arange(n_cols + 1), np.arange(n_rows + 1), values, cmap=cmap, vmin=vmin, vmax=vmax,
+                         edgecolors="white", linewidth=linewidths)
+    ax.set_xlim(0, n_cols)
+    ax.set_ylim(n_rows, 0)  # the first row at the top
+    xticklabels = [str(c) for c in table.columns] if xticklabels is None else xticklabels
+    yticklabels = [str(i) for i in table.index] if yticklabels is None else yticklabels
+    ax.set_xticks(np.arange(n_cols) + 0.5, xticklabels)
+    ax.set_yticks(np.arange(n_rows) + 0.5, yticklabels)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    colorbar = ax.figure.colorbar(mesh, ax=ax, label=label)
+    colorbar.outline.set_linewidth(0)
+    if notes is not None:
+        colors = mesh.cmap(mesh.norm(values))
+        for (i, j), text in np.ndenumerate(notes.to_numpy(object)):
+            if not values.mask[i, j] and text:
+                ax.text(j + 0.5, i + 0.5, str(text), ha="center", va="center",
+                        color=".15" if _luminance(colors[i, j]) > 0.408 else "white")
+    return mesh
+
+
+def _luminance(color) -> float:
+    """Relative luminance of an RGB(A) colour (WCAG 2), which picks dark or light annotation text."""
+    rgb = np.asarray(color, dtype=np.float64)[:3]
+    rgb = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return float(rgb @ [0.2126, 0.7152, 0.0722])
 
 
 def _every(values, fmt: str, most: int = 8) -> list[str]:
@@ -98,49 +145,53 @@ def comparison_figure(table: pd.DataFrame, style: dict | None = None, metrics: d
     Every panel shares one x axis (the same score scale throughout). ``baselines``: column -> the
     all-background prediction's score on the same images (:func:`plexus.report.comparison.empty_baselines`),
     drawn as a dashed grey vertical line labelled ``baseline_label`` in each panel whose metric has one."""
-    import seaborn as sns
     apply_style(style)
     metrics = COMPARISON_METRICS if metrics is None else metrics
     baselines = {m: float(v) for m, v in (baselines or {}).items() if m in metrics and np.isfinite(v)}
-    long = pd.concat([
-        pd.DataFrame({"name": table["name"], "kind": table["kind"], "metric": label, "value": table[m],
-                      "low": table[f"{m}_low"], "high": table[f"{m}_high"], "column": m})
-        for m, label in metrics.items()], ignore_index=True)
     names = list(table["name"])
-    palette = dict(zip(names, sns.color_palette("colorblind", len(names))))
-    grid = sns.FacetGrid(long, col="metric", col_wrap=min(3, len(metrics)), sharex=True, height=1.9, aspect=1.6)
-
-    def intervals(data, **_):
-        ax = plt.gca()
-        for y, row in enumerate(data.itertuples()):
-            if np.isfinite(row.value):
-                ax.errorbar(row.value, y, xerr=[[row.value - row.low], [row.high - row.value]], fmt="o",
-                            color=palette[row.name], capsize=3, markersize=4)
-        column = data["column"].iloc[0]
+    palette = dict(zip(names, colorblind(len(names))))
+    # one panel per metric, wrapped into rows of at most 3, each 1.9 in high and 1.6 times as wide
+    n_cols = min(3, len(metrics))
+    n_rows = int(np.ceil(len(metrics) / n_cols))
+    fig, grid = plt.subplots(n_rows, n_cols, figsize=(n_cols * 1.9 * 1.6, n_rows * 1.9), sharex=True, sharey=True,
+                             squeeze=False)
+    for ax in grid.flat[len(metrics):]:
+        fig.delaxes(ax)
+    axes = list(grid.flat[:len(metrics)])
+    for ax, (column, label) in zip(axes, metrics.items()):
+        rows = zip(names, *(table[c].to_numpy(np.float64) for c in (column, f"{column}_low", f"{column}_high")))
+        for y, (name, value, low, high) in enumerate(rows):
+            if np.isfinite(value):
+                ax.errorbar(value, y, xerr=[[value - low], [high - value]], fmt="o", color=palette[name],
+                            capsize=3, markersize=4)
         if column in baselines:
             ax.axvline(baselines[column], color="0.35", ls="--", lw=1.0, zorder=0,
                        label=f"{baseline_label}: {baselines[column]:.3f}")
-        ax.set_yticks(range(len(data)), data["name"])
-        ax.set_ylim(len(data) - 0.5, -0.5)
-
-    grid.map_dataframe(intervals)
-    grid.set_titles("{col_name}")
-    values = long[["value", "low", "high"]].to_numpy(np.float64)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.set_title(label)
+    columns = [c for m in metrics for c in (m, f"{m}_low", f"{m}_high")]
+    values = table[columns].to_numpy(np.float64)
     finite = [*values[np.isfinite(values)], *baselines.values()]
     low, high = (min(0.0, *finite), max(1.0, *finite)) if finite else (0.0, 1.0)
     pad = 0.03 * (high - low)
-    for ax in grid.axes.flat:
+    for i, ax in enumerate(axes):
         ax.set_xlim(low - pad, high + pad)  # one scale for every panel (the axes are shared)
         ax.tick_params(labelbottom=True)
         ax.set_xlabel("score (95% CI)")
         ax.set_ylabel("model / ensemble")
-    for ax in grid.axes.flat:
+        # as a wrapped facet grid: the x label only under a panel with none below it, the y label
+        # (and the shared model names) only in the first column
+        ax.xaxis.label.set_visible(i + n_cols >= len(axes))
+        ax.yaxis.label.set_visible(i % n_cols == 0)
+        ax.tick_params(labelleft=i % n_cols == 0)
         if ax.get_legend_handles_labels()[0]:  # the panel's baseline line, named with its score
             ax.legend(loc="best", fontsize="x-small", frameon=False, handlelength=1.5)
-    grid.figure.subplots_adjust(hspace=0.75, wspace=0.25)  # room for each panel's x label and title
+    fig.tight_layout()
+    fig.subplots_adjust(hspace=0.75, wspace=0.25)  # room for each panel's x label and title
     note = f" (dashed: the {baseline_label})" if baselines else ""
-    grid.figure.suptitle(f"Models and ensembles on the same out-of-fold images{note}", y=1.02)
-    return grid.figure
+    fig.suptitle(f"Models and ensembles on the same out-of-fold images{note}", y=1.02)
+    return fig
 
 
 def per_image_figure(per_image: dict[str, pd.DataFrame], style: dict | None = None, score: str = "Kaggle Dice",
@@ -187,8 +238,6 @@ def per_image_figure(per_image: dict[str, pd.DataFrame], style: dict | None = No
 
 def pairwise_figure(pairwise: pd.DataFrame, style: dict | None = None, score: str = "Kaggle Dice"):
     """Mean per-image difference (row minus column) of every pair, significant cells starred."""
-    import seaborn as sns
-
     style = apply_style(style)
     names = list(dict.fromkeys([*pairwise["a"], *pairwise["b"]]))
     if not names:  # a single model or ensemble: nothing to compare
@@ -205,8 +254,7 @@ def pairwise_figure(pairwise: pd.DataFrame, style: dict | None = None, score: st
             notes.loc[a, b] = f"{sign * row.difference:+.3f}" + ("*" if row.significant else "")
     limit = max(float(np.nanmax(np.abs(diff.to_numpy()))) if len(pairwise) else 0.0, 1e-3)
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.4, 0.9 * len(names) + 1.4))
-    sns.heatmap(diff, ax=ax, annot=notes, fmt="", cmap="RdBu", vmin=-limit, vmax=limit, center=0,
-                cbar_kws={"label": "mean per-image difference"}, linewidths=0.5)
+    _heatmap(ax, diff, "RdBu", "mean per-image difference", vmin=-limit, vmax=limit, notes=notes, linewidths=0.5)
     column = pairwise["score"].iloc[0] if len(pairwise) else "score"
     ax.set_title(f"Paired differences of the {column.replace('_', '-')} {score} (* 95% CI excludes 0)")
     ax.set_xlabel("compared with")
