@@ -190,3 +190,9 @@ def test_example_configs_plan_their_whole_dag(tmp_path):
                         ("multichannel", {"synthesize", "submission", "missing_channel_scores"})):
         jobs = planned_jobs(workdir, "--cores", "2", "--configfile", f"config/examples/{name}.yaml")
         assert rules <= {rule for rule, _ in jobs}
+
+
+def test_every_tuning_and_decision_record_has_the_one_schema(multiclass_run):
+    from workflow_helpers import assert_one_record_schema
+
+    assert assert_one_record_schema(multiclass_run / "results", "classes") >= 2

@@ -249,13 +249,15 @@ def test_tune_stage_equals_tune_instances_and_cross_fitting_without_boundary(tmp
     np.testing.assert_allclose(grid["mean_ap"], table["mean_ap"], atol=1e-9)
     assert not grid["boundary"].any()
     assert InstanceSettings.from_dict(best["settings"]) == chosen and best["boundary"] is False
-    assert best["mean_ap"] == pytest.approx(table["mean_ap"].max())
+    assert best["score"] == pytest.approx(table["mean_ap"].max()) and best["score_name"] == "mean AP"
+    assert best["task"] == "instances" and best["n_images"] == len(truths)
 
     crossfit, _ = cross_fitted_instances(foregrounds, truths, folds["fold"], settings)
     np.testing.assert_allclose(per_image["ap_cross_fitted"], crossfit["mean_ap"], atol=1e-9)
     baseline = [average_precision(t, label_instances(f))[0] for f, t in zip(foregrounds, truths)]
     np.testing.assert_allclose(per_image["ap_baseline"], baseline, atol=1e-9)
-    assert best["mean_ap"] >= best["mean_ap_baseline"]
+    assert best["untuned_score"] == pytest.approx(np.mean(baseline)) and best["score"] >= best["untuned_score"]
+    assert best["cross_fitted_score"] == pytest.approx(crossfit["mean_ap"].mean())
 
     preds = [chosen.apply(f) for f in foregrounds]
     metrics = per_image_instance_metrics(truths, preds, list(train["image_id"]))
@@ -284,7 +286,7 @@ def test_tune_stage_with_the_boundary_class(tmp_path):
         direct = np.mean([average_precision(t, label_instances(1 - m[0], boundary=m[2], **settings.to_dict()))[0]
                           for m, t in zip(maps, truths)])
         assert score == pytest.approx(direct)
-    assert grid["mean_ap"].max() == pytest.approx(best["mean_ap"])
+    assert grid["mean_ap"].max() == pytest.approx(best["score"])
     assert grid.loc[grid["chosen"], "setting"].item() == best["setting"]
     assert grid.loc[grid["baseline"], "mean_ap"].item() == pytest.approx(per_image["ap_baseline"].mean())
     assert best["has_boundary_class"] is True

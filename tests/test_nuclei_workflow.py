@@ -150,7 +150,7 @@ def test_table_relations_and_the_tuning_grid(nuclei_run):
         base = grid[grid["baseline"]]
         assert len(base) == 1 and base["method"].item() == "cutoff" and base["cutoff"].item() == 0.5
         assert not base["watershed"].item() and not base["boundary"].item() and base["min_size"].item() == 0
-        assert grid["mean_ap"].max() == pytest.approx(best["mean_ap"]) == pytest.approx(row["ap"])
+        assert grid["mean_ap"].max() == pytest.approx(best["score"]) == pytest.approx(row["ap"])
         assert grid["boundary"].any()  # the boundary class is on in tiny_nuclei.yaml
         assert row["n_groups"] == 4
 
@@ -192,3 +192,9 @@ def test_the_example_and_the_real_config_plan_their_whole_dag(tmp_path):
     rules = {rule for rule, _ in jobs}
     assert "synthesize" not in rules and {"convert", "tune", "submission"} <= rules
     assert sum(rule == "train" for rule, _ in jobs) == 2 * 5
+
+
+def test_every_tuning_and_decision_record_has_the_one_schema(nuclei_run):
+    from workflow_helpers import assert_one_record_schema
+
+    assert assert_one_record_schema(nuclei_run / "results", "instances") >= 2

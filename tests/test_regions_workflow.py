@@ -123,3 +123,9 @@ def test_the_example_plans_its_whole_dag(tmp_path):
             "noise_scores", "train_size_scores", "missing_channel_scores", "figure_robustness"} <= rules
     # a panel per model and per ensemble (an ensemble's on its members' averaged maps)
     assert {w["model"] for rule, w in jobs if rule == "figure_qualitative"} == {"labels", "regions", *ENSEMBLES}
+
+
+def test_every_tuning_and_decision_record_has_the_one_schema(regions_run):
+    from workflow_helpers import assert_one_record_schema
+
+    assert assert_one_record_schema(regions_run / "results", "regions") >= 2

@@ -200,3 +200,21 @@ def test_tta_below_min_gain_is_refused_with_a_note_and_in_every_fold(tmp_path):
     assert decision["pipeline"]["tta"] is False and "at least 0.001" in decision["rule"]
     np.testing.assert_allclose(per_image["cross_fitted"], plain["cross_fitted"])  # no fold keeps it either
     assert list(pd.read_csv(tmp_path / "d.csv").columns)[-1] == "note"
+
+
+def test_a_record_missing_a_common_key_or_repeating_one_is_refused():
+    from plexus.tasks.base import TUNING_KEYS, decision_record, tuned_setting, tuning_record
+
+    common = {"task": "binary", "members": ["unet"], "score_name": "Kaggle Dice", "untuned_score": 0.5,
+              "score": 0.6, "cross_fitted_score": 0.55, "n_images": 4}
+    record = tuning_record(common, {"cutoff": 0.4, "min_area": 10})
+    assert list(record)[:len(TUNING_KEYS)] == list(TUNING_KEYS)
+    assert tuned_setting(record) == {"cutoff": 0.4, "min_area": 10}
+    with pytest.raises(ValueError, match="missing: n_images"):
+        tuning_record({k: v for k, v in common.items() if k != "n_images"}, {})
+    with pytest.raises(ValueError, match="repeat score"):
+        tuning_record(common, {"score": 1.0})
+    with pytest.raises(ValueError, match="unknown: mean_dice"):
+        tuning_record({**common, "mean_dice": 0.6}, {})
+    with pytest.raises(ValueError, match="missing: .*pipeline"):
+        decision_record(common)

@@ -236,3 +236,9 @@ def test_synthetic_never_overwrites_foreign_raw_data(tmp_path):
     assert result.returncode != 0
     assert "data.synthetic.enabled" in result.stdout + result.stderr
     assert (real / "train" / "1_1.tif").read_bytes() == b"someone's real data"
+
+
+def test_every_tuning_and_decision_record_has_the_one_schema(tiny_run):
+    from workflow_helpers import assert_one_record_schema
+
+    assert assert_one_record_schema(tiny_run / "results", "binary") >= 2

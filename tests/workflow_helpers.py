@@ -204,3 +204,32 @@ def binary_folders_study(target: Path) -> Path:
     snakemake(workdir, "--cores", "2")
     return workdir
 
+
+
+def assert_one_record_schema(results: Path, task: str) -> int:
+    """Every tuning record (``tuning/*/best.json``) and decision record (``postprocess/*.json``) of a
+    finished run has the keys every task's has (``plexus.tasks.base``), names ``task`` and holds its
+    scores as the per-image tables say; returns how many records were checked."""
+    import json
+
+    import pandas as pd
+
+    from plexus.tasks.base import DECISION_KEYS, TUNING_KEYS
+
+    checked = 0
+    for best_json in sorted(results.glob("tuning/*/best.json")):
+        best = json.loads(best_json.read_text())
+        assert set(TUNING_KEYS) <= set(best), (best_json, sorted(set(TUNING_KEYS) - set(best)))
+        assert best["task"] == task and best["members"] and best["n_images"] > 0, best_json
+        checked += 1
+    for decision_json in sorted(p for p in results.glob("postprocess/*.json")):
+        decision = json.loads(decision_json.read_text())
+        assert set(DECISION_KEYS) <= set(decision), (decision_json, sorted(set(DECISION_KEYS) - set(decision)))
+        assert decision["task"] == task and not set(TUNING_KEYS[:3]) & set(decision["pipeline"]), decision_json
+        per_image = pd.read_csv(decision_json.with_name(f"{decision_json.stem}_per_image.csv"))
+        for key, column in (("untuned_score", "untuned"), ("tuned_score", "tuned"), ("score", "postprocessed"),
+                            ("cross_fitted_score", "cross_fitted")):
+            assert abs(decision[key] - per_image[column].mean()) < 1e-9, (decision_json, key)
+        checked += 1
+    assert checked, f"no tuning or decision record under {results}"
+    return checked

@@ -138,7 +138,8 @@ class Task:
         settings = job.params.settings
         min_gain = float(settings.get("min_gain", 0.0))
         plain, best = self.image_level(job.input.per_image), _read_json(job.input.best)
-        per_image, pipeline, decisions = plain.assign(postprocessed=plain["tuned"]), {**best, "tta": False}, []
+        per_image, decisions = plain.assign(postprocessed=plain["tuned"]), []
+        pipeline = {**tuned_setting(best), "tta": False}
         fold_tta = {int(k): False for k in np.unique(plain["fold"])}  # each fold's choice, made on the others
         if self.tta and "tta" in settings["candidates"]:
             with tempfile.TemporaryDirectory() as tmp:
@@ -157,10 +158,10 @@ class Task:
             per_image = chosen.assign(untuned=plain["untuned"], postprocessed=chosen["tuned"], tuned=plain["tuned"],
                                       cross_fitted=crossfit)
             if kept:
-                pipeline = {**tta_best, "tta": True}
+                pipeline = {**tuned_setting(tta_best), "tta": True}
         per_image, pipeline = self.map_candidates(job, per_image, pipeline, decisions, fold_tta)
         write_decision(job, per_image, pipeline, self.score, n_boot=settings["n_boot"], seed=settings["seed"],
-                       decisions=decisions, min_gain=min_gain)
+                       decisions=decisions, min_gain=min_gain, task=self.name)
 
     def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
         """The candidates that change the decided maps (a task's own), tried after flip TTA under the
@@ -351,6 +352,44 @@ def train_infos_by_model(job) -> dict[str, list[str]]:
 
 #: a tuning's files (``results/tuning/{name}/``): output key and suffix
 TUNING_FILES = (("grid", "csv"), ("best", "json"), ("per_image", "csv"))
+#: what every task's tuning record (``results/tuning/{name}/best.json``) holds: the task, the members whose
+#: averaged OOF maps were tuned, the score's name, its per-image mean untuned (the plain output), tuned
+#: and cross-fitted (each fold at the setting tuned on the others), and the images; every other key is
+#: the task's tuned setting (:func:`tuned_setting`)
+TUNING_KEYS = ("task", "members", "score_name", "untuned_score", "score", "cross_fitted_score", "n_images")
+#: what every task's decision record (``results/postprocess/{name}.json``) holds: the tuning record's
+#: first keys, the decided ``pipeline`` (the tuned setting and the kept candidates), the per-image means
+#: untuned, tuned, post-processed (``score``) and cross-fitted with its subject-bootstrap CI, the keep
+#: rule and one record per candidate tried; a task may add keys of its own
+DECISION_KEYS = ("task", "members", "score_name", "pipeline", "untuned_score", "tuned_score", "score",
+                 "cross_fitted_score", "cross_fitted_ci", "rule", "decisions")
+
+
+def _record(kind: str, keys: tuple, common: dict, own: dict) -> dict:
+    missing = [k for k in keys if k not in common]
+    unknown = [k for k in common if k not in keys]
+    clashes = [k for k in own if k in keys]
+    if missing or unknown or clashes:
+        raise ValueError(f"a {kind} record needs exactly the keys {', '.join(keys)} besides its task's own"
+                         + (f"; missing: {', '.join(missing)}" if missing else "")
+                         + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                         + (f"; the task's keys repeat {', '.join(clashes)}" if clashes else ""))
+    return {**{k: common[k] for k in keys}, **own}
+
+
+def tuning_record(common: dict, setting: dict) -> dict:
+    """The tuning record of every task: :data:`TUNING_KEYS` (``common``) and the task's tuned ``setting``."""
+    return _record("tuning", TUNING_KEYS, common, setting)
+
+
+def decision_record(common: dict, own: dict | None = None) -> dict:
+    """The decision record of every task: :data:`DECISION_KEYS` (``common``) and the task's ``own`` keys."""
+    return _record("decision", DECISION_KEYS, common, own or {})
+
+
+def tuned_setting(best: dict) -> dict:
+    """The task's tuned setting of a tuning record: every key but :data:`TUNING_KEYS`."""
+    return {key: value for key, value in best.items() if key not in TUNING_KEYS}
 
 
 def mean_over_units(per_image_csv):
@@ -372,7 +411,7 @@ DECISION_COLUMNS = ("untuned", "tuned", "postprocessed", "cross_fitted")
 
 
 def write_decision(job, per_image, best: dict, score: str, *, n_boot: int, seed: int, decisions=(),
-                   min_gain: float = 0.0) -> dict:
+                   min_gain: float = 0.0, task: str) -> dict:
     """``results/postprocess/{name}.json``, its decisions table and its per-image table, for a task
     whose decision is its tuned setting (``best``) and ``decisions`` its kept or refused candidates.
 
@@ -384,17 +423,18 @@ def write_decision(job, per_image, best: dict, score: str, *, n_boot: int, seed:
     from plexus.io import atomic
 
     ci = bootstrap_ci(per_image, value="cross_fitted", n_boot=n_boot, seed=seed)
-    result = {
+    result = decision_record({
+        "task": task,
         "members": list(job.params.members),
-        "pipeline": {key: value for key, value in best.items() if key != "members"},
         "score_name": score,
+        "pipeline": tuned_setting(best),
         "untuned_score": float(per_image["untuned"].mean()),
         "tuned_score": float(per_image["tuned"].mean()),
         "score": float(per_image["postprocessed"].mean()),
         "cross_fitted_score": ci["mean"], "cross_fitted_ci": [ci["low"], ci["high"]],
         "rule": keep_rule(min_gain),
         "decisions": list(decisions),
-    }
+    })
     atomic.write_json(job.output.json, result)
     atomic.write_csv(job.output.decisions, decisions_table(decisions))
     atomic.write_csv(job.output.per_image, per_image)

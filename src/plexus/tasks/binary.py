@@ -41,11 +41,13 @@ from plexus.tasks.base import (
     Figure,
     Task,
     as_members,
+    decision_record,
     figure_paths,
     member_oofs,
     noise_files,
     train_infos_by_model,
     train_size_files,
+    tuning_record,
 )
 
 
@@ -84,9 +86,15 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     arrays = load_members(member_oofs, ids, ("prob", "presence"))
     members, presences = arrays["prob"], arrays["presence"]
     presence = np.mean(presences, axis=0) if presences else None
-    grid, best, per_image = tune(members, truth, cutoffs, min_areas, folds["fold"].to_numpy(), presence=presence,
-                                 presence_thresholds=presence_thresholds)
-    best["members"] = list(member_oofs)
+    fold_of = folds["fold"].to_numpy()
+    grid, tuned, per_image = tune(members, truth, cutoffs, min_areas, fold_of, presence=presence,
+                                  presence_thresholds=presence_thresholds)
+    fold_sizes = {int(k): int((fold_of == k).sum()) for k in np.unique(fold_of)}
+    best = tuning_record({
+        "task": "binary", "members": list(member_oofs), "score_name": TASK.score,
+        "untuned_score": tuned.pop("untuned_score"), "score": tuned.pop("score"),
+        "cross_fitted_score": cross_fitted_grid_score(grid, fold_sizes), "n_images": tuned.pop("n_images"),
+    }, tuned)  # cutoff, min_area, presence_threshold (two-head members), empty_score
     per_image.insert(0, "fold", folds["fold"].to_numpy())
     per_image.insert(0, "subject", folds["subject"].to_numpy())
     per_image.insert(0, "image_id", ids)
@@ -222,21 +230,25 @@ def postprocess_stage(member_oofs: dict[str, list], folds_csv, train_csv, classe
                               "true_area": counts[:, 2], "pred_area": counts[:, 1],
                               "presence_score": presence_score(arrays, final.current.tta)})
     ci = bootstrap_ci(per_image, value="cross_fitted", n_boot=n_boot, seed=seed)
-    result = {
+    result = decision_record({
+        "task": "binary",
         "members": list(member_oofs),
+        "score_name": TASK.score,
         "pipeline": final.current.to_dict(),
-        "needs_components": final.current.needs_components,
+        "untuned_score": float(per_image["untuned"].mean()),
         "tuned_score": float(per_image["tuned"].mean()),
         "score": float(per_image["postprocessed"].mean()),
         "cross_fitted_score": ci["mean"], "cross_fitted_ci": [ci["low"], ci["high"]],
-        "cross_fitted_grid_score": cross_fitted_grid_score(grid, fold_sizes),
         "rule": keep_rule(float(options.get("min_gain", 0.0))),
         "decisions": final.decisions,
+    }, {
+        "needs_components": final.current.needs_components,
+        "cross_fitted_grid_score": cross_fitted_grid_score(grid, fold_sizes),
         "folds": {str(k): {"pipeline": s.current.to_dict(), "score": float(honest[fold_of == k].mean())}
                   for k, s in held_out.items()},
         "crf_settings": {**CRF_DEFAULTS, **(options.get("crf") or {})} if final.current.crf else None,
         "passes": cache.passes,
-    }
+    })
     atomic.write_json(out_json, result)
     atomic.write_csv(decisions_csv, decisions_table(final.decisions))
     atomic.write_csv(per_image_csv, per_image)
@@ -696,6 +708,7 @@ TASK = BinaryTask(
     name="binary",
     formats=("kaggle_nerve", "folders", "sheet", "volumes"),
     output="sigmoid",
+    score="Kaggle Dice",
     figures={
         "figure_tuning": (
             Figure("heatmap", "tuning/{name}_heatmap", "tuning_heatmap.rst", "Tuning"),

@@ -47,6 +47,7 @@ from plexus.tasks.base import (
     figure_paths,
     member_oofs,
     step_variants,
+    tuning_record,
     write_submission_summary,
 )
 
@@ -140,14 +141,12 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     per_image = pd.DataFrame(rows)
     grid_frame = pd.DataFrame([{"class": names[c + 1], "min_area": a, "dice": float(means[c, g])}
                                for c in range(n_classes - 1) for g, a in enumerate(grid)])
-    summary = {
-        "classes": {names[c + 1]: {"min_area": int(best[c + 1]), "dice": float(means[c, grid.index(best[c + 1])]),
-                                   "dice_at_0": float(means[c, 0])} for c in range(n_classes - 1)},
-        "mean_dice": float(per_image["dice"].mean()),
-        "mean_dice_untuned": float(per_image["dice_untuned"].mean()),
-        "mean_dice_cross_fitted": float(per_image["dice_cross_fitted"].mean()),
-        "n_images": len(ids),
-    }
+    summary = tuning_record({
+        "task": "classes", "members": list(member_oofs), "score_name": TASK.score,
+        "untuned_score": float(per_image["dice_untuned"].mean()), "score": float(per_image["dice"].mean()),
+        "cross_fitted_score": float(per_image["dice_cross_fitted"].mean()), "n_images": len(ids),
+    }, {"classes": {names[c + 1]: {"min_area": int(best[c + 1]), "dice": float(means[c, grid.index(best[c + 1])]),
+                                   "dice_at_0": float(means[c, 0])} for c in range(n_classes - 1)}})
     atomic.write_csv(grid_csv, grid_frame)
     atomic.write_csv(per_image_csv, per_image)
     atomic.write_json(best_json, summary)

@@ -50,6 +50,7 @@ from plexus.tasks.base import (
     figure_paths,
     member_oofs,
     noise_files,
+    tuning_record,
     write_submission_summary,
 )
 
@@ -253,16 +254,18 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     grid["mean_ap"] = means
     grid["chosen"] = grid["setting"] == best
     grid["baseline"] = grid["setting"] == base
-    summary = {
+    summary = tuning_record({
+        "task": "instances", "members": list(member_oofs), "score_name": TASK.score,
+        "untuned_score": float(means[base]), "score": float(means[best]),
+        "cross_fitted_score": float(per_image["ap_cross_fitted"].mean()), "n_images": len(ids),
+    }, {
         "settings": candidates[best][0].to_dict(), "boundary": bool(candidates[best][1]), "setting": best,
         "threshold": threshold_label(grid.iloc[best]), "split": split_label(grid.iloc[best]),
-        "mean_ap": float(means[best]), "mean_ap_baseline": float(means[base]),
-        "mean_ap_cross_fitted": float(per_image["ap_cross_fitted"].mean()),
         "mean_f1": float(per_image["f1"].mean()), "mean_pixel_dice": float(per_image["pixel_dice"].mean()),
         "cross_fitted": {str(int(f)): {"setting": k, **candidate_record(*candidates[k])}
                          for f, k in sorted(chosen.items())},
-        "n_candidates": len(candidates), "n_images": len(ids), "has_boundary_class": has_boundary,
-    }
+        "n_candidates": len(candidates), "has_boundary_class": has_boundary,
+    })
     atomic.write_csv(grid_csv, grid)
     atomic.write_csv(per_image_csv, per_image)
     atomic.write_json(best_json, summary)

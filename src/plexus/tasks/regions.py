@@ -55,6 +55,7 @@ from plexus.tasks.base import (
     member_oofs,
     noise_files,
     step_variants,
+    tuning_record,
     write_submission_summary,
 )
 
@@ -255,16 +256,14 @@ def tune_stage(member_oofs: dict[str, list], modes: dict[str, str], folds_csv, t
     grid = pd.DataFrame([{"region": name, "cutoff": setting[g][0], "min_area": setting[g][1],
                           "dice": float(means[r, g])}
                          for r, name in enumerate(names) for g in choice])
-    summary = {
-        "regions": {name: {"cutoff": setting[best_index[r]][0], "min_area": setting[best_index[r]][1],
+    summary = tuning_record({
+        "task": "regions", "members": list(member_oofs), "score_name": TASK.score,
+        "untuned_score": float(per_image["dice_untuned"].mean()), "score": float(per_image["dice"].mean()),
+        "cross_fitted_score": float(per_image["dice_cross_fitted"].mean()), "n_images": n,
+    }, {"regions": {name: {"cutoff": setting[best_index[r]][0], "min_area": setting[best_index[r]][1],
                            "dice": float(means[r, best_index[r]]), "dice_untuned": float(means[r, untuned_index])}
                     for r, name in enumerate(names)},
-        "modes": {m: modes[m] for m in member_oofs},
-        "mean_dice": float(per_image["dice"].mean()),
-        "mean_dice_untuned": float(per_image["dice_untuned"].mean()),
-        "mean_dice_cross_fitted": float(per_image["dice_cross_fitted"].mean()),
-        "n_images": n,
-    }
+        "modes": {m: modes[m] for m in member_oofs}})
     atomic.write_csv(grid_csv, grid)
     atomic.write_csv(per_image_csv, per_image)
     atomic.write_json(best_json, summary)
