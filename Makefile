@@ -32,13 +32,15 @@ lint: install
 	$(BIN)/snakefmt --check Snakefile workflow/
 	$(BIN)/snakemake --lint
 
+# The unit tests on both cores (pytest-xdist, each file on one worker); the workflow tests one at a
+# time, as each snakemake run already uses both.
 unit: install
-	$(BIN)/pytest -q -m "not workflow and not slurm"
+	$(BIN)/pytest -q -ra -n $(CORES) --dist loadfile -m "not workflow and not slurm"
 
 # The real-SLURM tests run last: once Debian's slurm-client is installed, every snakemake
 # start asks the controller (via the slurm plugin) and waits ~9 s when it is stopped.
-test: lint
-	$(BIN)/pytest -q -ra --durations=25 -m "not slurm"
+test: lint unit
+	$(BIN)/pytest -q -ra --durations=25 -m "workflow and not slurm"
 	$(BIN)/pytest -q -ra -m slurm
 
 clean:

@@ -294,6 +294,7 @@ def labelled_run(folders_run, tmp_path_factory):
     return workdir, before
 
 
+@pytest.mark.workflow
 def test_a_labelled_test_set_is_scored_and_nothing_decided_changes(labelled_run):
     workdir, before = labelled_run
     results = workdir / "results"
@@ -319,6 +320,7 @@ def test_a_labelled_test_set_is_scored_and_nothing_decided_changes(labelled_run)
     assert (results / "figures/heldout/estimate_vs_heldout.png").stat().st_size > 0
 
 
+@pytest.mark.workflow
 def test_a_poisoned_test_mask_reruns_only_the_test_side(labelled_run, tmp_path):
     workdir = copy_workdir(labelled_run[0], tmp_path / "plexus")
     for stem in TEST_STEMS:
@@ -326,6 +328,7 @@ def test_a_poisoned_test_mask_reruns_only_the_test_side(labelled_run, tmp_path):
     assert sorted({rule for rule, _ in planned_jobs(workdir)}) == HELDOUT_JOBS
 
 
+@pytest.mark.workflow
 def test_plexus_predict_masks_gives_the_numbers_of_heldout_csv(labelled_run, tmp_path):
     workdir = copy_workdir(labelled_run[0], tmp_path / "plexus")
     plexus = str(Path(sys.executable).with_name("plexus"))
