@@ -30,6 +30,17 @@ class _Inputs(dict):
         return self[name]
 
 
+def _fold_oofs(tmp_path, probs, folds) -> list[str]:
+    """One OOF file per fold (``oof{k}.npz``) of the images ``im{i}`` whose fold is ``folds[i]``."""
+    paths = []
+    for fold in range(3):
+        rows_k = [i for i in range(len(folds)) if folds[i] == fold]
+        np.savez(tmp_path / f"oof{fold}.npz", image_id=np.array([f"im{i}" for i in rows_k]),
+                 prob=np.stack([probs[i] for i in rows_k]).astype(np.float16))
+        paths.append(str(tmp_path / f"oof{fold}.npz"))
+    return paths
+
+
 # --------------------------------------------------------------------------- classes, by hand
 
 
@@ -259,13 +270,7 @@ def _classes_study(tmp_path, n=12):
     order = np.argsort(folds, kind="stable")
     pd.DataFrame({"image_id": train["image_id"][order], "subject": train["subject"][order],
                   "fold": np.asarray(folds)[order]}).to_csv(tmp_path / "folds.csv", index=False)
-    paths = []
-    for fold in range(3):
-        rows_k = [i for i in range(n) if folds[i] == fold]
-        np.savez(tmp_path / f"oof{fold}.npz", image_id=np.array([f"im{i}" for i in rows_k]),
-                 prob=np.stack([probs[i] for i in rows_k]).astype(np.float16))
-        paths.append(str(tmp_path / f"oof{fold}.npz"))
-    return paths
+    return _fold_oofs(tmp_path, probs, folds)
 
 
 def _decide(task, tmp_path, paths, settings):
@@ -353,13 +358,7 @@ def _regions_study(tmp_path, n=12):
     folds = [i // 4 for i in range(n)]
     pd.DataFrame({"image_id": train["image_id"], "subject": train["subject"], "fold": folds}).to_csv(
         tmp_path / "folds.csv", index=False)
-    paths = []
-    for fold in range(3):
-        rows_k = [i for i in range(n) if folds[i] == fold]
-        np.savez(tmp_path / f"oof{fold}.npz", image_id=np.array([f"im{i}" for i in rows_k]),
-                 prob=np.stack([probs[i] for i in rows_k]).astype(np.float16))
-        paths.append(str(tmp_path / f"oof{fold}.npz"))
-    return paths
+    return _fold_oofs(tmp_path, probs, folds)
 
 
 def _region_settings(**changes):
