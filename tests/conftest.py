@@ -1,8 +1,22 @@
+import os
 import shutil
+import tempfile
 
 import pytest
 
 from workflow_helpers import binary_folders_study, folders_study, make_workdir, snakemake
+
+
+def pytest_configure(config):
+    """The code versions plexus.codehash keeps on disk: one folder for this session (its snakemake
+    runs share it), never the user's ~/.cache."""
+    if "PLEXUS_CACHE_DIR" not in os.environ:
+        os.environ["PLEXUS_CACHE_DIR"] = config._plexus_cache = tempfile.mkdtemp(prefix="plexus-cache-")
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_plexus_cache", None):
+        shutil.rmtree(config._plexus_cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,20 @@ its script can import: the import closure read from the source with :mod:`ast`
 (imports inside functions included, so lazily imported modules count too, and the
 ``__init__`` of every package on the way). Editing a module reruns exactly the
 rules whose closure holds it; there is no hand-kept table to drift.
+
+Every ``snakemake`` start (a dry run, a run, each job of a cluster run) computes some thirty of
+these versions, and parsing the package takes most of a second. So the versions are also kept on
+disk (:func:`cached_version`), keyed by the digest of every byte of the package and of the script:
+they are a pure function of those bytes, so a kept value is served only for exactly the code it was
+computed from.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
+import os
 from functools import cache
 from pathlib import Path
 
@@ -131,6 +139,10 @@ def script_closure(script: str | Path, src: str | Path) -> list[str]:
 
 def code_version(script: str | Path, src: str | Path) -> str:
     """16 hex digits of SHA-256 over the names and bytes of the script's plexus closure."""
+    return cached_version(script, src, "", "", lambda: _code_version(script, src))
+
+
+def _code_version(script: str | Path, src: str | Path) -> str:
     digest = hashlib.sha256()
     for name in script_closure(script, src):
         digest.update(name.encode() + b"\0")
@@ -191,9 +203,98 @@ def task_closure(src: str | Path, task_module: str, stage: str) -> list[str]:
 def task_code_version(script: str | Path, src: str | Path, task_module: str, stage: str) -> str:
     """The code version of a stage rule that runs ``stage`` of a task: its script's closure, the
     task module's bytes and the closure of what that stage of the task can run."""
+    return cached_version(script, src, task_module, stage,
+                          lambda: _task_code_version(script, src, task_module, stage))
+
+
+def _task_code_version(script: str | Path, src: str | Path, task_module: str, stage: str) -> str:
     digest = hashlib.sha256()
     names = sorted(set(script_closure(script, src)) | set(task_closure(src, task_module, stage)) | {task_module})
     for name in names:
         digest.update(name.encode() + b"\0")
         digest.update(_source(str(module_path(Path(src), name))))
     return digest.hexdigest()[:16]
+
+
+# --- the versions kept on disk -------------------------------------------------------------------
+
+#: the environment variable naming the folder of kept versions; empty: keep none
+CACHE_ENV = "PLEXUS_CACHE_DIR"
+#: at most this many package states are kept (the oldest file goes first)
+CACHE_STATES = 64
+
+
+def cache_dir() -> Path | None:
+    """Where the versions are kept: ``$PLEXUS_CACHE_DIR``, else ``$XDG_CACHE_HOME/plexus`` (default
+    ``~/.cache/plexus``); None where ``$PLEXUS_CACHE_DIR`` is empty (compute every time)."""
+    if CACHE_ENV in os.environ:
+        return Path(os.environ[CACHE_ENV]) if os.environ[CACHE_ENV] else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base, "plexus")
+
+
+@cache
+def _stamped_package_digest(stamps: tuple[tuple[str, int, int], ...], src: str) -> str:
+    digest = hashlib.sha256()
+    for path, _, _ in stamps:
+        digest.update(Path(path).relative_to(src).as_posix().encode() + b"\0")
+        digest.update(_stamped_source((path, *_stat(path))) + b"\0")
+    return digest.hexdigest()
+
+
+def _stat(path: str) -> tuple[int, int]:
+    stat = Path(path).stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def package_digest(src: str | Path) -> str:
+    """SHA-256 over the relative path and bytes of every ``.py`` file of the package under ``src``
+    (what any code version can read: a file added, removed, renamed or edited changes it)."""
+    src = str(Path(src).resolve())
+    paths = sorted(str(p) for p in Path(src, PACKAGE).rglob("*.py") if "__pycache__" not in p.parts)
+    return _stamped_package_digest(tuple(_stamp(p) for p in paths), src)
+
+
+@cache
+def _kept(path: str) -> dict:
+    """The kept versions of one package state, read once per process (a later miss adds to it)."""
+    try:
+        kept = json.loads(Path(path).read_text())
+        return kept if isinstance(kept, dict) else {}
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: compute
+
+
+def cached_version(script, src, task_module: str, stage: str, compute) -> str:
+    """The code version of (script, task module, stage), from the disk where this exact code's was
+    kept before, else ``compute()`` (kept for the next start; a folder that cannot be written is
+    only not used)."""
+    folder = cache_dir()
+    if folder is None:
+        return compute()
+    key = f"{hashlib.sha256(_source(str(script))).hexdigest()}:{task_module}:{stage}"
+    path = folder / "code_versions" / f"{package_digest(src)}.json"
+    kept = _kept(str(path))
+    if key not in kept:
+        kept[key] = compute()
+        _keep(path, kept)
+    return kept[key]
+
+
+def _keep(path: Path, kept: dict) -> None:
+    try:
+        fresh = not path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # another start may have kept other entries meanwhile: keep theirs too
+            kept.update({k: v for k, v in json.loads(path.read_text()).items() if k not in kept})
+        except (OSError, ValueError, AttributeError):
+            pass
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(kept, sort_keys=True, indent=0))
+        os.replace(tmp, path)
+        if fresh:
+            states = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+            for old in states[:-CACHE_STATES]:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only home, a full disk: the versions are computed again next time
