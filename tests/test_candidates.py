@@ -227,3 +227,99 @@ def test_one_size_rule_for_masks_and_instance_maps():
     assert (remove_small_components(labels, 5, objects="labels") == 0).all()
     with pytest.raises(ValueError, match="objects"):
         remove_small_components(mask, 2, objects="pixels")
+
+
+def _dense_crf_two_labels_before_k_labels(prob, image, *, scale=4, iterations=5, gaussian_sxy=1.0, gaussian_compat=3.0,
+                                          bilateral_sxy=10.0, bilateral_srgb=13.0, bilateral_compat=5.0):
+    """``dense_crf`` as it was before it took K labels (the binary task's two-label CRF), frozen here
+    as the reference that the generalised function must reproduce bit for bit on ``(H, W)`` maps."""
+    import pydensecrf.densecrf as dcrf
+
+    from plexus.postprocess.candidates import _block_mean
+
+    prob = np.asarray(prob, dtype=np.float32)
+    image = np.asarray(image)
+    small, grey = _block_mean(prob, scale), _block_mean(image.astype(np.float32), scale)
+    h, w = small.shape
+    p = np.clip(small, 1e-5, 1 - 1e-5)
+    unary = np.ascontiguousarray(-np.log(np.stack([1 - p, p]).reshape(2, -1)), dtype=np.float32)
+    crf = dcrf.DenseCRF2D(w, h, 2)
+    crf.setUnaryEnergy(unary)
+    crf.addPairwiseGaussian(sxy=gaussian_sxy, compat=gaussian_compat)
+    rgb = np.ascontiguousarray(np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=2))
+    crf.addPairwiseBilateral(sxy=bilateral_sxy, srgb=bilateral_srgb, rgbim=rgb, compat=bilateral_compat)
+    marginal = np.asarray(crf.inference(int(iterations)), dtype=np.float32)[1].reshape(h, w)
+    if scale == 1:
+        return marginal
+    zoom = (prob.shape[0] / h, prob.shape[1] / w)
+    return np.clip(ndimage.zoom(marginal, zoom, order=1, grid_mode=True, mode="nearest"), 0, 1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dense_crf_of_one_map_is_the_two_label_crf_of_before_bit_for_bit(seed):
+    """The binary task's call (an ``(H, W)`` map) gives exactly the numbers of the two-label function
+    that ``dense_crf`` generalised to K labels: odd sizes, every scale, float and 8-bit images."""
+    from plexus.postprocess.candidates import CRF_DEFAULTS, PostProcess, dense_crf
+
+    rng = np.random.default_rng(seed)
+    h, w = (23 + 7 * seed, 31 + 5 * seed)
+    prob = ndimage.gaussian_filter(rng.random((h, w)), 1.5) if seed % 2 else rng.random((h, w))
+    prob[:6], prob[-6:] = 0.0, 1.0  # sure rows: the unary's clipping at 1e-5 counts
+    image = rng.random((h, w)) * 300 if seed == 3 else (rng.random((h, w)) * 255).astype(np.uint8)
+    for settings in ({}, {"scale": 1, "iterations": 2}, {"scale": 2, "bilateral_srgb": 20.0}, {"scale": 3}):
+        keywords = {**CRF_DEFAULTS, **settings}
+        new, old = dense_crf(prob, image, **keywords), _dense_crf_two_labels_before_k_labels(prob, image, **keywords)
+        assert new.shape == old.shape == (h, w) and new.dtype == old.dtype == np.float32
+        assert np.array_equal(new, old), settings
+        # and the binary pipeline's crf step thresholds those very marginals
+        mask = PostProcess(cutoff=0.5, crf=True).apply(prob, None, image, settings)
+        np.testing.assert_array_equal(mask, old > 0.5)
+
+
+def test_dense_crf_of_k_labels_on_a_two_label_stack_is_the_two_label_crf():
+    """K labels of which the maps are ``1 - p`` and ``p``: the same unary as the two-label case, so the
+    same marginals (exactly at scale 1; block means of ``1 - p`` and of ``p`` round apart above it)."""
+    from plexus.postprocess.candidates import dense_crf
+
+    rng = np.random.default_rng(7)
+    p = np.clip(ndimage.gaussian_filter(rng.random((30, 36)), 2) * 1.5 - 0.2, 0.01, 0.99).astype(np.float32)
+    image = (rng.random((30, 36)) * 255).astype(np.uint8)
+    stack = np.stack([1 - p, p])
+    both = dense_crf(stack, image, scale=1)
+    assert both.shape == (2, 30, 36) and both.dtype == np.float32
+    assert np.array_equal(both[1], dense_crf(p, image, scale=1))
+    np.testing.assert_allclose(both.sum(axis=0), 1, atol=1e-5)
+    np.testing.assert_allclose(dense_crf(stack, image, scale=2)[1], dense_crf(p, image, scale=2), atol=1e-4)
+    with pytest.raises(ValueError, match="expected \\(H, W\\) or \\(K >= 2, H, W\\)"):
+        dense_crf(p[None], image)
+    with pytest.raises(ValueError, match="image is"):
+        dense_crf(stack, image[:, :10])
+
+
+def _three_bands():
+    """Three vertical bands, classes 0, 1, 2, drawn 40, 130 and 220 in the image; softmax 0.8 on the
+    true class. Pixel (6, 7), in the middle of band 1, is where the tests put a confident class 2."""
+    label = np.repeat(np.arange(3), 5)[None, :].repeat(12, axis=0)
+    image = np.array([40, 130, 220], np.uint8)[label]
+    prob = np.where(np.arange(3)[:, None, None] == label[None], 0.8, 0.1).astype(np.float32)
+    prob[:, 6, 7] = 0.05, 0.05, 0.9
+    return label, image, prob
+
+
+def test_k_label_crf_flips_an_isolated_pixel_only_where_the_image_matches_its_surroundings():
+    """An isolated pixel that the softmax puts in class 2 (0.9) inside band 1: when the image shows it
+    in band 1's colour the CRF gives it back to class 1; when the image shows class 2's colour (a
+    real small object) it stays class 2. No other pixel changes, and the marginals sum to 1."""
+    from plexus.postprocess.candidates import dense_crf
+
+    label, image, prob = _three_bands()
+    assert prob.argmax(axis=0)[6, 7] == 2
+    out = dense_crf(prob, image, scale=1)
+    assert out.shape == prob.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out.sum(axis=0), 1, atol=1e-5)
+    np.testing.assert_array_equal(out.argmax(axis=0), label)  # the noisy pixel flipped, nothing else
+    shown = image.copy()
+    shown[6, 7] = 220
+    expected = label.copy()
+    expected[6, 7] = 2
+    np.testing.assert_array_equal(dense_crf(prob, shown, scale=1).argmax(axis=0), expected)

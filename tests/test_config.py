@@ -245,3 +245,15 @@ def test_every_schema_key_has_a_config_readme_entry():
     missing = [key for key in leaves
                if key not in documented and not any(d.startswith(f"{key}.") for d in documented)]
     assert missing == [], f"config/README.md has no entry for: {missing}"
+
+
+def test_the_schemas_read_by_libyaml_equal_pyyamls_own_reading():
+    import yaml
+
+    from plexus.data.sheet import SCHEMA_PATH as SHEET_SCHEMA
+    from plexus.schema import SCHEMA_PATH, safe_load
+
+    assert getattr(yaml, "__with_libyaml__", False)  # the pinned PyYAML wheel has it: the fast path is used
+    for path in (SCHEMA_PATH, SHEET_SCHEMA):
+        text = path.read_text()
+        assert safe_load(text) == yaml.safe_load(text), path

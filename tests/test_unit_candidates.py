@@ -1,7 +1,9 @@
 """The map candidates of the classes and regions tasks, one unit (class, region) at a time: Otsu and
-hysteresis next to the largest component and filled holes (issue #27), hand-computed; the shared
-selection of a candidate's best variant (plexus.tasks.base.choose_map_steps); and the decided
-steps applied where the decision is applied (label maps of test images, the volumes' unit masks)."""
+hysteresis next to the largest component and filled holes (issue #27), hand-computed; the dense CRF
+of the map and its image (classes: one K-label CRF of the softmax before the argmax; regions: the
+binary task's two-label CRF of each region's map before its cutoff); the shared selection of a
+candidate's best variant (plexus.tasks.base.choose_map_steps); and the decided steps applied where
+the decision is applied (label maps of test images, the volumes' unit masks, the qualitative panels)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from plexus.postprocess.candidates import hysteresis, otsu_threshold
 from plexus.postprocess.multiclass import class_thresholds
 from plexus.tasks import classes as classes_task
 from plexus.tasks import regions as regions_task
-from plexus.tasks.base import choose_map_steps, step_variants
+from plexus.tasks.base import choose_map_steps, map_step_candidates, step_variants
 
 CLASSES = {"background": 0, "a": 1, "b": 2}
 REGIONS = {"whole": ["a", "b"], "core": ["b"]}
@@ -397,3 +399,274 @@ def test_regions_levels_at_or_below_every_cutoff_are_not_tried(tmp_path):
     assert decision["pipeline"]["hysteresis_high"] is None
     # largest_component alone drops the false blobs: kept, and recorded as such
     assert decision["decisions"][1]["kept"] and decision["pipeline"]["largest_only"] is True
+
+
+# --------------------------------------------------------------------------- the dense CRF
+
+
+GREY = np.array([40, 130, 220], np.uint8)  # the image's colour of the background, class a, class b
+
+
+def test_crf_is_tried_first_among_the_map_steps_and_added_once():
+    assert map_step_candidates(["tta", "otsu", "crf", "remove_small", "fill_holes"]) == ["crf", "otsu", "fill_holes"]
+    assert map_step_candidates(["hysteresis", "largest_component"]) == ["hysteresis", "largest_component"]
+    assert step_variants("crf", {}) == [{"crf": True}]
+    assert step_variants("crf", {"crf": True}) == []
+    # the crf replaces the map, not the cut: the thresholds are still tried on top of it
+    assert step_variants("otsu", {"crf": True}) == [{"otsu": True}]
+    assert step_variants("hysteresis", {"crf": True}, [0.8]) == [{"hysteresis_high": 0.8}]
+
+
+def test_decided_label_with_crf_is_the_argmax_of_the_k_label_crf_then_the_other_steps():
+    """Three bands (background, a, b) drawn in their colours; the softmax puts an isolated pixel of
+    band a in class b (0.9). The crf gives it back to class a (its colour is a's); the minimum areas
+    and the thresholds then work on the CRF's label map and marginals."""
+    from plexus.postprocess.multiclass import argmax_labels, class_crf
+
+    label = np.repeat(np.arange(3), 5)[None, :].repeat(12, axis=0).astype(np.uint8)
+    image = GREY[label]
+    prob = np.where(np.arange(3)[:, None, None] == label[None], 0.8, 0.1).astype(np.float32)
+    prob[:, 6, 7] = 0.05, 0.05, 0.9
+    plain = argmax_labels(prob)
+    assert plain[6, 7] == 2 and (plain != label).sum() == 1
+    pipeline = {"classes": {"a": {"min_area": 0}, "b": {"min_area": 0}}, "crf": True}
+    settings = {"scale": 1}
+    out = classes_task.decided_label(plain, pipeline, CLASSES, prob, image, settings)
+    np.testing.assert_array_equal(out, label)
+    np.testing.assert_array_equal(out, argmax_labels(class_crf(prob, image, settings)))
+    # without the crf the pixel stays class b; a minimum area of 2 then removes it (background), with the
+    # crf there is nothing to remove
+    no_crf = {**pipeline, "crf": False, "classes": {"a": {"min_area": 0}, "b": {"min_area": 2}}}
+    expected = label.copy()
+    expected[6, 7] = 0
+    np.testing.assert_array_equal(classes_task.decided_label(plain, no_crf, CLASSES, prob, image, settings), expected)
+    np.testing.assert_array_equal(classes_task.decided_label(plain, {**no_crf, "crf": True}, CLASSES, prob, image,
+                                                             settings), label)
+    with pytest.raises(ValueError, match="crf needs the class probabilities and the image"):
+        classes_task.decided_label(plain, pipeline, CLASSES, prob)
+
+
+def test_region_crf_is_the_binary_crf_of_each_region_map_before_its_cutoff():
+    """Each region's map is a two-label problem: its CRF marginals are the binary task's dense_crf of
+    that map, and its decided mask the binary pipeline with crf at the region's cutoff, its minimum
+    area as remove_below and the other kept steps."""
+    from scipy import ndimage
+
+    from plexus.postprocess.candidates import CRF_DEFAULTS, PostProcess, dense_crf
+
+    rng = np.random.default_rng(5)
+    prob = np.stack([ndimage.gaussian_filter(rng.random((20, 26)), 2) for _ in range(2)]).astype(np.float32)
+    prob = (prob - prob.min()) / (prob.max() - prob.min())
+    image = (rng.random((20, 26)) * 255).astype(np.uint8)
+    settings = {"scale": 2, "iterations": 3}
+    marginals = regions_task.region_crf(prob, image, settings)
+    for r in range(2):
+        assert np.array_equal(marginals[r], dense_crf(prob[r], image, **{**CRF_DEFAULTS, **settings}))
+    cutoffs, areas = [0.4, 0.6], [0, 5]
+    for steps in ({"crf": True}, {"crf": True, "largest_only": True, "fill_holes": True}, {"crf": True, "otsu": True}):
+        masks = regions_task.final_masks(prob, cutoffs, areas, steps, image, settings)
+        for r in range(2):
+            binary = PostProcess(cutoff=cutoffs[r], remove_below=areas[r], crf=True, otsu=bool(steps.get("otsu")),
+                                 largest_only=bool(steps.get("largest_only")), fill_holes=bool(steps.get("fill_holes")))
+            np.testing.assert_array_equal(masks[r], binary.apply(prob[r], None, image, settings), err_msg=str(steps))
+    # without crf the image is not read; with it, it is needed
+    np.testing.assert_array_equal(regions_task.final_masks(prob, cutoffs, [0, 0], {"crf": False}), prob > [[[0.4]],
+                                                                                                            [[0.6]]])
+    with pytest.raises(ValueError, match="crf needs the image"):
+        regions_task.final_masks(prob, cutoffs, areas, {"crf": True})
+
+
+def test_the_postprocess_settings_of_classes_and_regions_carry_crf_and_its_settings():
+    """A config that lists crf (as config/kaggle.yaml does for binary) makes classes and regions try
+    it, at postprocess.crf."""
+    from pathlib import Path
+
+    import yaml
+
+    from plexus.config import validate_config
+
+    repo = Path(__file__).resolve().parents[1]
+    for task, example in ((classes_task.TASK, "multiclass.yaml"), (regions_task.TASK, "regions.yaml")):
+        config = yaml.safe_load((repo / "config" / "examples" / example).read_text())
+        config.setdefault("postprocess", {}).update(candidates=["tta", "crf", "otsu", "remove_small"],
+                                                    crf={"scale": 2})
+        settings = task.settings("postprocess", validate_config(config))
+        assert settings["candidates"] == ["tta", "crf", "otsu"]  # remove_small is binary's (tuned min sizes here)
+        assert settings["crf"]["scale"] == 2 and settings["crf"]["iterations"] == 5
+
+
+def _crf_class_image(rng, noisy: bool):
+    """A 12x14 truth of class a (a 5x5 square) and class b (a 3x5 bar) drawn in their colours
+    (:data:`GREY`), and softmax maps of 0.9 on the true class. ``noisy``: an isolated pixel of the
+    square in class b and one of the background in class a (both 0.9; the image shows their true
+    class: the CRF fixes them). Else: a true 1 px object of class b that the image does not show,
+    predicted right (0.9; the CRF erases it)."""
+    label = np.zeros((12, 14), np.uint8)
+    y, x = rng.integers(1, 4), rng.integers(1, 4)
+    label[y:y + 5, x:x + 5] = 1
+    label[8:11, 8:13] = 2
+    image = GREY[label]
+    prob = np.where(np.arange(3)[:, None, None] == label[None], 0.9, 0.05).astype(np.float32)
+    if noisy:
+        prob[:, y + 2, x + 2] = 0.05, 0.05, 0.9
+        prob[:, 1, 12] = 0.05, 0.9, 0.05
+    else:
+        label[1, 12] = 2
+        prob[:, 1, 12] = 0.05, 0.05, 0.9
+    return label, image, prob
+
+
+def _crf_region_image(rng, noisy: bool):
+    """A 12x14 label map (a 7x7 square of a around a 3x3 core of b) drawn in its colours, and region
+    maps (whole, core) of 0.9 inside and 0.05 outside. ``noisy``: a false whole pixel in the background
+    and a hole in the core (the image shows their truth: the CRF fixes them). Else: a true 1 px whole
+    object that the image does not show, predicted right (the CRF erases it)."""
+    label = np.zeros((12, 14), np.uint8)
+    y, x = rng.integers(1, 4), rng.integers(1, 4)
+    label[y:y + 7, x:x + 7] = 1
+    label[y + 2:y + 5, x + 2:x + 5] = 2
+    image = GREY[label]
+    if not noisy:
+        label[1, 12] = 1
+    prob = np.stack([np.where(label > 0, 0.9, 0.05), np.where(label == 2, 0.9, 0.05)]).astype(np.float32)
+    if noisy:
+        prob[0, 1, 12] = 0.9
+        prob[1, y + 3, x + 3] = 0.1
+    return label, image, prob
+
+
+def _crf_study(tmp_path, make, noisy: bool, folds, n=12):
+    """Images, masks, a training manifest naming both (the image column the crf reads), folds and OOF files."""
+    rng = np.random.default_rng(2)
+    rows, probs = [], []
+    for i in range(n):
+        label, image, prob = make(rng, noisy)
+        _write(tmp_path / f"m{i}.png", label)
+        _write(tmp_path / f"i{i}.png", image)
+        probs.append(prob)
+        rows.append({"image_id": f"im{i}", "subject": f"s{i}", "split": "train", "image": str(tmp_path / f"i{i}.png"),
+                     "present_image": 1, "mask": str(tmp_path / f"m{i}.png"), "height": 12, "width": 14})
+    train = pd.DataFrame(rows)
+    train.to_csv(tmp_path / "train.csv", index=False)
+    order = np.argsort(folds, kind="stable")
+    pd.DataFrame({"image_id": train["image_id"][order], "subject": train["subject"][order],
+                  "fold": np.asarray(folds)[order]}).to_csv(tmp_path / "folds.csv", index=False)
+    return _fold_oofs(tmp_path, probs, folds), train
+
+
+def _test_image(tmp_path, make, seed: int):
+    """One test image ``t1``: its mean.npz, its image file and a test manifest naming it."""
+    label, image, prob = make(np.random.default_rng(seed), True)
+    _write(tmp_path / "t1.png", image)
+    np.savez(tmp_path / "mean.npz", image_id=np.array(["t1"]), prob=prob[None].astype(np.float16))
+    test = pd.DataFrame([{"image_id": "t1", "image": str(tmp_path / "t1.png"), "present_image": 1, "height": 12,
+                          "width": 14}])
+    test.to_csv(tmp_path / "test.csv", index=False)
+    return label, prob, test
+
+
+def _class_settings(**changes):
+    return {"classes": CLASSES, "ignore": {}, "grid": [0], "n_boot": 200, "seed": 0, "min_gain": 0.0,
+            "candidates": ["otsu", "crf"], "hysteresis_highs": [], "crf": {"scale": 1}, **changes}
+
+
+def test_classes_keep_the_crf_where_it_helps_and_apply_it_everywhere_the_decision_is_applied(tmp_path, monkeypatch):
+    from plexus.postprocess.candidates import CRF_DEFAULTS
+    from plexus.postprocess.multiclass import argmax_labels
+    from plexus.report import class_figures, figures
+
+    paths, _ = _crf_study(tmp_path, _crf_class_image, True, [i % 3 for i in range(12)])
+    decision, per_image = _decide(classes_task.TASK, tmp_path, paths, _class_settings())
+    # crf is tried first although listed after otsu, and kept: the CRF fixes every noisy pixel
+    assert [(d["candidate"], d["kept"]) for d in decision["decisions"]] == [("crf", True), ("otsu", False)]
+    assert decision["decisions"][0]["setting"] == {"crf": True}
+    assert decision["pipeline"]["crf"] is True and decision["pipeline"]["otsu"] is False
+    assert decision["crf_settings"] == {**CRF_DEFAULTS, "scale": 1}
+    assert decision["tuned_score"] < 0.97 and decision["score"] == pytest.approx(1.0)
+    np.testing.assert_allclose(per_image["cross_fitted"], 1.0)  # every fold keeps it on the other two
+    assert pd.read_csv(tmp_path / "d.csv")["candidate"].tolist() == ["crf", "otsu"]
+    # the test label maps (submission, and so plexus predict) read the test image and apply it
+    label, prob, test = _test_image(tmp_path, _crf_class_image, 5)
+    assert (argmax_labels(prob) != label).sum() == 2
+    sub = SimpleNamespace(input=SimpleNamespace(means=[tmp_path / "mean.npz"], test=tmp_path / "test.csv",
+                                                decision=tmp_path / "d.json"),
+                          output=SimpleNamespace(labelmaps=tmp_path / "maps", csv=tmp_path / "sub.csv",
+                                                 summary=tmp_path / "sub.json"),
+                          params=SimpleNamespace(settings={"classes": CLASSES}))
+    classes_task.TASK.submission(sub)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "maps" / "t1.png")), label)
+    assert json.loads((tmp_path / "sub.json").read_text())["pipeline"]["crf"] is True
+    # the volumes' unit masks
+    [masks] = classes_task.TASK.decided_unit_masks({"classes": CLASSES}, {"m": [tmp_path / "mean.npz"]}, test, ["t1"],
+                                                  decision)
+    np.testing.assert_array_equal(masks, np.stack([label == 1, label == 2]))
+    # the qualitative panel shows the CRF's label maps, which equal the truth here
+    shown = {}
+    monkeypatch.setattr(class_figures, "label_panel", lambda images, truths, preds, *a, **k: shown.update(
+        truths=truths, preds=preds))
+    monkeypatch.setattr(figures, "save", lambda fig, paths: None)
+    np.savez(tmp_path / "train.npz", image_id=np.array([f"im{i}" for i in range(12)]),
+             images=np.zeros((12, 1, 12, 14), np.uint8))
+    classes_task.qualitative_stage(tmp_path / "dp.csv", tmp_path / "d.json", tmp_path / "train.npz", paths,
+                                   tmp_path / "train.csv", CLASSES, "m", [tmp_path / "q.png"])
+    assert len(shown["preds"]) == 3
+    for pred, truth in zip(shown["preds"], shown["truths"]):
+        np.testing.assert_array_equal(pred, truth)
+
+
+def test_regions_keep_the_crf_where_it_helps_and_apply_it_per_region_everywhere(tmp_path, monkeypatch):
+    from plexus.report import figures
+
+    paths, _ = _crf_study(tmp_path, _crf_region_image, True, [i // 4 for i in range(12)])
+    settings = _region_settings(candidates=["largest_component", "crf"], crf={"scale": 1})
+    decision, per_image = _decide(regions_task.TASK, tmp_path, paths, settings)
+    assert [(d["candidate"], d["kept"]) for d in decision["decisions"]] == [("crf", True), ("largest_component", False)]
+    assert decision["pipeline"]["crf"] is True and decision["crf_settings"]["scale"] == 1
+    assert decision["tuned_score"] < 0.97 and decision["score"] == pytest.approx(1.0)
+    np.testing.assert_allclose(per_image["cross_fitted"], 1.0)
+    # the test label maps: each region's map through its CRF, then its cutoff
+    label, prob, test = _test_image(tmp_path, _crf_region_image, 7)
+    plain = regions_task.final_masks(prob, [0.5, 0.5], [0, 0])
+    assert not np.array_equal(plain, np.stack([label > 0, label == 2]))
+    sub = SimpleNamespace(input=SimpleNamespace(means=[tmp_path / "mean.npz"], test=tmp_path / "test.csv",
+                                                decision=tmp_path / "d.json"),
+                          output=SimpleNamespace(labelmaps=tmp_path / "maps", csv=tmp_path / "sub.csv",
+                                                 summary=tmp_path / "sub.json"),
+                          params=SimpleNamespace(settings=settings))
+    regions_task.TASK.submission(sub)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "maps" / "t1.png")), label)
+    [masks] = regions_task.TASK.decided_unit_masks(settings, {"m": [tmp_path / "mean.npz"]}, test, ["t1"], decision)
+    np.testing.assert_array_equal(masks, np.stack([label > 0, label == 2]))
+    # the qualitative panel's final maps are the CRF's (equal to the truth here)
+    shown = {}
+    monkeypatch.setattr(regions_task, "panel_figure", lambda images, truths, finals, *a, **k: shown.update(
+        truths=truths, finals=finals))
+    monkeypatch.setattr(figures, "save", lambda fig, paths: None)
+    np.savez(tmp_path / "train.npz", image_id=np.array([f"im{i}" for i in range(12)]),
+             images=np.zeros((12, 1, 12, 14), np.uint8))
+    job = SimpleNamespace(
+        input=_Inputs({"oof_m": paths, "train": tmp_path / "train.csv", "decision": tmp_path / "d.json",
+                       "decision_per_image": tmp_path / "dp.csv", "data": tmp_path / "train.npz"}),
+        output=_Inputs({"panel": tmp_path / "q.png", "panel_pdf": tmp_path / "q.pdf"}),
+        params=SimpleNamespace(members=["m"], settings=settings, style=None), wildcards=SimpleNamespace(model="m"))
+    regions_task.TASK.figure_qualitative(job)
+    assert len(shown["finals"]) == 3
+    for final, truth in zip(shown["finals"], shown["truths"]):
+        np.testing.assert_array_equal(final, truth)
+
+
+@pytest.mark.parametrize("task", ["classes", "regions"])
+def test_the_crf_is_not_kept_where_it_does_not_help(tmp_path, task):
+    """Right predictions of 1 px true objects that the image does not show: the CRF erases them, the
+    score drops, the rule refuses it, and the decision records no crf settings."""
+    if task == "classes":
+        paths, _ = _crf_study(tmp_path, _crf_class_image, False, [i % 3 for i in range(12)])
+        decision, _ = _decide(classes_task.TASK, tmp_path, paths, _class_settings())
+    else:
+        paths, _ = _crf_study(tmp_path, _crf_region_image, False, [i // 4 for i in range(12)])
+        decision, _ = _decide(regions_task.TASK, tmp_path, paths,
+                              _region_settings(candidates=["crf"], crf={"scale": 1}))
+    [record] = [d for d in decision["decisions"] if d["candidate"] == "crf"]
+    assert not record["kept"] and record["score_with"] < record["score_without"] == pytest.approx(1.0)
+    assert decision["pipeline"]["crf"] is False and decision["crf_settings"] is None
+    assert decision["score"] == pytest.approx(1.0)

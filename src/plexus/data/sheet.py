@@ -49,11 +49,11 @@ from pathlib import Path
 
 import jsonschema
 import pandas as pd
-import yaml
 
 from plexus.errors import DataError
 from plexus.io.atomic import atomic_path
 from plexus.io.images import ImageError, image_info, read_image
+from plexus.schema import safe_load
 
 __all__ = [
     "DEFAULT_CHANNELS", "NO_SUBJECT_WARNING", "SCHEMA_PATH", "SheetError", "SheetWarning",
@@ -94,7 +94,7 @@ class SheetWarning(UserWarning):
 
 @lru_cache(maxsize=1)
 def _base_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return safe_load(SCHEMA_PATH.read_text())
 
 
 def _channels(channels: Iterable[str]) -> tuple[str, ...]:

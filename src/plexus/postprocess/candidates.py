@@ -43,34 +43,48 @@ CRF_DEFAULTS = {"scale": 4, "iterations": 5, "gaussian_sxy": 1.0, "gaussian_comp
 def dense_crf(prob: np.ndarray, image: np.ndarray, *, scale: int = 4, iterations: int = 5,
               gaussian_sxy: float = 1.0, gaussian_compat: float = 3.0, bilateral_sxy: float = 10.0,
               bilateral_srgb: float = 13.0, bilateral_compat: float = 5.0) -> np.ndarray:
-    """Foreground marginals of a two-label fully connected CRF (pydensecrf2's mean field).
+    """Marginals of a fully connected CRF (pydensecrf2's mean field) of a map and its image.
 
-    The unary is -log of the network's probabilities; a smoothness kernel and an
-    appearance kernel on the grey image pull pixels that are close, and alike, to the
-    same label. Map and image are block-averaged by ``scale`` first (the CRF's cost
-    grows with the pixels: about 2 s at 420x580 on one CPU core, 0.1 s at scale 4)
-    and the result is upsampled back bilinearly.
+    ``prob`` ``(H, W)``: a foreground probability, a two-label CRF (background ``1 - p``; the
+    binary task, each region of the regions task); returns the foreground marginals ``(H, W)``.
+    ``prob`` ``(K, H, W)``: the probabilities of ``K >= 2`` labels (a softmax: the classes task);
+    returns the ``K`` marginals ``(K, H, W)`` (their argmax is the CRF's label map).
+
+    The unary is -log of the network's probabilities (clipped at 1e-5); a smoothness kernel and an
+    appearance kernel on the grey image pull pixels that are close, and alike, to the same label
+    (Potts: every pair of labels alike). Map and image are block-averaged by ``scale`` first (the
+    CRF's cost grows with the pixels and the labels: about 2 s at 420x580 on one CPU core for two
+    labels, 0.1 s at scale 4) and the marginals are upsampled back bilinearly.
     """
     import pydensecrf.densecrf as dcrf  # compiled extension: imported only where a CRF runs
 
     prob = np.asarray(prob, dtype=np.float32)
     image = np.asarray(image)
-    if image.shape != prob.shape:
-        raise ValueError(f"the CRF's image is {image.shape}, its probability map {prob.shape}")
-    small, grey = _block_mean(prob, scale), _block_mean(image.astype(np.float32), scale)
-    h, w = small.shape
-    p = np.clip(small, 1e-5, 1 - 1e-5)
-    unary = np.ascontiguousarray(-np.log(np.stack([1 - p, p]).reshape(2, -1)), dtype=np.float32)
-    crf = dcrf.DenseCRF2D(w, h, 2)
+    if prob.ndim not in (2, 3) or (prob.ndim == 3 and prob.shape[0] < 2):
+        raise ValueError(f"the CRF's probability map is {prob.shape}: expected (H, W) or (K >= 2, H, W)")
+    if image.shape != prob.shape[-2:]:
+        raise ValueError(f"the CRF's image is {image.shape}, its probability map {prob.shape[-2:]}")
+    grey = _block_mean(image.astype(np.float32), scale)
+    if prob.ndim == 2:  # two labels: background 1 - p, foreground p
+        p = np.clip(_block_mean(prob, scale), 1e-5, 1 - 1e-5)
+        labels = np.stack([1 - p, p])
+    else:
+        labels = np.clip(np.stack([_block_mean(channel, scale) for channel in prob]), 1e-5, 1)
+    n, h, w = labels.shape
+    unary = np.ascontiguousarray(-np.log(labels.reshape(n, -1)), dtype=np.float32)
+    crf = dcrf.DenseCRF2D(w, h, n)
     crf.setUnaryEnergy(unary)
     crf.addPairwiseGaussian(sxy=gaussian_sxy, compat=gaussian_compat)
     rgb = np.ascontiguousarray(np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=2))
     crf.addPairwiseBilateral(sxy=bilateral_sxy, srgb=bilateral_srgb, rgbim=rgb, compat=bilateral_compat)
-    marginal = np.asarray(crf.inference(int(iterations)), dtype=np.float32)[1].reshape(h, w)
-    if scale == 1:
-        return marginal
-    zoom = (prob.shape[0] / h, prob.shape[1] / w)
-    return np.clip(ndimage.zoom(marginal, zoom, order=1, grid_mode=True, mode="nearest"), 0, 1)
+    marginals = np.asarray(crf.inference(int(iterations)), dtype=np.float32).reshape(n, h, w)
+    if prob.ndim == 2:
+        marginals = marginals[1:]  # the foreground's
+    if scale != 1:
+        zoom = (prob.shape[-2] / h, prob.shape[-1] / w)
+        marginals = np.stack([np.clip(ndimage.zoom(m, zoom, order=1, grid_mode=True, mode="nearest"), 0, 1)
+                              for m in marginals])
+    return marginals[0] if prob.ndim == 2 else marginals
 
 
 def _block_mean(array: np.ndarray, scale: int) -> np.ndarray:

@@ -31,10 +31,11 @@ area). Removing the components below ``m`` pixels then leaves ``pred_area`` = th
 (the latter gives an honest estimate: each fold's images scored with minimum areas tuned on the
 other folds). Ties between grid values (equal mean Dice up to 1e-12) go to the smallest minimum area.
 
-The map candidates of a decision work on each foreground class against the rest:
-:func:`class_thresholds` (the class's Otsu threshold or hysteresis seed level on its own probability
-map: only the class's pixels of the argmax map can turn to background) and :func:`class_steps` (the
-class's largest component, its filled holes).
+The map candidates of a decision: :func:`class_crf` replaces the softmax by the marginals of a
+K-label dense CRF with the image (its argmax is then the label map); the others work on each
+foreground class against the rest: :func:`class_thresholds` (the class's Otsu threshold or
+hysteresis seed level on its own probability map: only the class's pixels of the argmax map can
+turn to background) and :func:`class_steps` (the class's largest component, its filled holes).
 
 :func:`write_label_map` writes a label map as the mask values of the config (PNG or TIFF) and
 :func:`rle_rows` as one Kaggle run-length row per foreground class.
@@ -62,6 +63,7 @@ __all__ = [
     "CrossFit",
     "ImageRecords",
     "argmax_labels",
+    "class_crf",
     "class_steps",
     "class_thresholds",
     "cross_fitted_min_areas",
@@ -110,6 +112,19 @@ def argmax_labels(prob: np.ndarray) -> np.ndarray:
     if not 1 <= prob.shape[0] <= MAX_CLASSES:
         raise ValueError(f"expected 1..{MAX_CLASSES} classes, got {prob.shape[0]}")
     return np.argmax(prob, axis=0).astype(np.uint8)
+
+
+def class_crf(prob: np.ndarray, image: np.ndarray, crf_settings: dict | None = None) -> np.ndarray:
+    """float32 ``(K, H, W)``: the marginals of a K-label fully connected CRF of the probabilities
+    ``prob`` ``(K, H, W)`` and the grey ``image`` ``(H, W)``: the binary task's
+    :func:`plexus.postprocess.candidates.dense_crf` with ``K`` labels, at ``crf_settings``
+    (``postprocess.crf``; :data:`~plexus.postprocess.candidates.CRF_DEFAULTS` for those not given)."""
+    from plexus.postprocess.candidates import CRF_DEFAULTS, dense_crf
+
+    prob = np.asarray(prob)
+    if prob.ndim != 3:
+        raise ValueError(f"expected probabilities (K, H, W), got shape {prob.shape}")
+    return dense_crf(prob, image, **{**CRF_DEFAULTS, **(crf_settings or {})})
 
 
 def _check_label(label: np.ndarray, n_classes: int, what: str = "label map") -> np.ndarray:

@@ -160,8 +160,13 @@ class Task:
             if kept:
                 pipeline = {**tuned_setting(tta_best), "tta": True}
         per_image, pipeline = self.map_candidates(job, per_image, pipeline, decisions, fold_tta)
+        own = {}
+        if "crf" in pipeline:  # the crf map candidate was tried: its settings when kept, as binary records them
+            from plexus.postprocess.candidates import CRF_DEFAULTS
+
+            own["crf_settings"] = {**CRF_DEFAULTS, **(settings.get("crf") or {})} if pipeline["crf"] else None
         write_decision(job, per_image, pipeline, self.score, n_boot=settings["n_boot"], seed=settings["seed"],
-                       decisions=decisions, min_gain=min_gain, task=self.name)
+                       decisions=decisions, min_gain=min_gain, task=self.name, own=own)
 
     def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
         """The candidates that change the decided maps (a task's own), tried after flip TTA under the
@@ -223,12 +228,22 @@ class Task:
 
 #: the map candidates of the ``classes`` and ``regions`` tasks (``postprocess.candidates``), each with
 #: its key in a decision's pipeline and that key's value when it is not kept (the binary task's names,
-#: :class:`plexus.postprocess.candidates.PostProcess`): each unit's (class's, region's) Otsu threshold or
-#: hysteresis seed level in place of its plain cut, its largest component, its filled holes
-UNIT_STEPS = {"otsu": ("otsu", False), "hysteresis": ("hysteresis_high", None),
+#: :class:`plexus.postprocess.candidates.PostProcess`): the dense-CRF marginals of the map and its image in
+#: place of the map (classes: one K-label CRF of the softmax, then the argmax; regions: a two-label CRF
+#: of each region's map, as binary's, before its cutoff), each unit's (class's, region's) Otsu threshold
+#: or hysteresis seed level in place of its plain cut, its largest component, its filled holes
+UNIT_STEPS = {"crf": ("crf", False), "otsu": ("otsu", False), "hysteresis": ("hysteresis_high", None),
               "largest_component": ("largest_only", False), "fill_holes": ("fill_holes", False)}
 #: the candidates that replace a unit's plain cut (a tuned cutoff, the argmax): one of them at most
 THRESHOLD_STEPS = ("otsu", "hysteresis")
+
+
+def map_step_candidates(candidates) -> list[str]:
+    """The map candidates (:data:`UNIT_STEPS`) of ``candidates`` (``postprocess.candidates``) in the
+    order they are tried: ``crf`` first, as in the binary task's
+    :data:`plexus.postprocess.selection.CANDIDATES` (it changes the map that the other steps cut), the
+    others in the given order."""
+    return sorted((c for c in candidates if c in UNIT_STEPS), key=lambda c: c != "crf")
 
 
 def step_variants(candidate: str, steps: dict, levels=()) -> list[dict]:
@@ -250,10 +265,11 @@ def step_variants(candidate: str, steps: dict, levels=()) -> list[dict]:
 
 def choose_map_steps(per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool], *, candidates,
                      variants, scores, final_setting, fold_setting, subjects, fold_of, boot: dict):
-    """The map candidates of a task (:data:`UNIT_STEPS`: changes of each unit's decided mask), tried
-    in turn after flip TTA under the one keep rule (:func:`plexus.evaluation.crossfit.keep_candidate`),
-    and cross-fitted: each fold starts from the setting and TTA choice made on the other folds and
-    keeps the steps those folds keep.
+    """The map candidates of a task (:data:`UNIT_STEPS`: changes of the map each unit's decided mask is
+    cut from, or of that mask; in :func:`map_step_candidates` order), tried in turn after flip TTA
+    under the one keep rule (:func:`plexus.evaluation.crossfit.keep_candidate`), and cross-fitted:
+    each fold starts from the setting and TTA choice made on the other folds and keeps the steps those
+    folds keep.
 
     ``variants(candidate, setting, steps)``: the pipeline changes that add ``candidate`` to the kept
     ``steps`` (pipeline key -> value) at a tuned ``setting`` (:func:`step_variants`), ``[]`` when none
@@ -411,12 +427,13 @@ DECISION_COLUMNS = ("untuned", "tuned", "postprocessed", "cross_fitted")
 
 
 def write_decision(job, per_image, best: dict, score: str, *, n_boot: int, seed: int, decisions=(),
-                   min_gain: float = 0.0, task: str) -> dict:
+                   min_gain: float = 0.0, task: str, own: dict | None = None) -> dict:
     """``results/postprocess/{name}.json``, its decisions table and its per-image table, for a task
     whose decision is its tuned setting (``best``) and ``decisions`` its kept or refused candidates.
 
     ``per_image``: image_id, subject, fold and :data:`DECISION_COLUMNS` (of the task's per-image
-    ``score``), and any metric columns. ``min_gain``: the keep rule's (``rule``).
+    ``score``), and any metric columns. ``min_gain``: the keep rule's (``rule``). ``own``: the task's
+    own keys of the record (:func:`decision_record`; ``crf_settings`` when the crf candidate was tried).
     """
     from plexus.evaluation.bootstrap import bootstrap_ci
     from plexus.evaluation.crossfit import decisions_table, keep_rule
@@ -434,7 +451,7 @@ def write_decision(job, per_image, best: dict, score: str, *, n_boot: int, seed:
         "cross_fitted_score": ci["mean"], "cross_fitted_ci": [ci["low"], ci["high"]],
         "rule": keep_rule(min_gain),
         "decisions": list(decisions),
-    })
+    }, own)
     atomic.write_json(job.output.json, result)
     atomic.write_csv(job.output.decisions, decisions_table(decisions))
     atomic.write_csv(job.output.per_image, per_image)

@@ -12,9 +12,9 @@ background. The minimum area of each class is tuned on the OOF predictions to ma
 mean per-image Dice of that class (classes are independent: removing pixels of one class
 only changes that class's Dice), ties to the smallest area. The honest estimate is
 cross-fitted: each fold's images are scored with the areas tuned on the other folds. The map
-candidates (flip TTA, each class's Otsu threshold or hysteresis seed level on its own probability
-map, its largest component, its filled holes) are then tried under the keep rule
-(:meth:`ClassesTask.map_candidates`).
+candidates (flip TTA, a K-label dense CRF of the softmax and the image before the argmax, each
+class's Otsu threshold or hysteresis seed level on its own probability map, its largest component,
+its filled holes) are then tried under the keep rule (:meth:`ClassesTask.map_candidates`).
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ from plexus.io.contracts import (
 )
 from plexus.tasks.base import (
     THRESHOLD_STEPS,
-    UNIT_STEPS,
     Figure,
     Task,
     as_members,
     choose_map_steps,
     figure_paths,
+    map_step_candidates,
     member_oofs,
     step_variants,
     tuning_record,
@@ -53,11 +53,12 @@ from plexus.tasks.base import (
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
 #: the post-processing candidates a class map tries: flip TTA, then the map steps of
-#: :data:`plexus.tasks.base.UNIT_STEPS`, one class against the rest (the tuned minimum areas are
-#: remove_small's part): otsu and hysteresis on each class's probability map
-#: (:func:`plexus.postprocess.multiclass.class_thresholds`), largest_component and fill_holes on its
-#: pixels of the label map (:func:`plexus.postprocess.multiclass.class_steps`)
-CLASS_CANDIDATES = ("tta", "otsu", "hysteresis", "largest_component", "fill_holes")
+#: :data:`plexus.tasks.base.UNIT_STEPS`: crf, the marginals of a K-label dense CRF of the softmax and
+#: the image in place of the softmax (:func:`plexus.postprocess.multiclass.class_crf`), then one class
+#: against the rest (the tuned minimum areas are remove_small's part): otsu and hysteresis on each
+#: class's probability map (:func:`plexus.postprocess.multiclass.class_thresholds`), largest_component
+#: and fill_holes on its pixels of the label map (:func:`plexus.postprocess.multiclass.class_steps`)
+CLASS_CANDIDATES = ("tta", "crf", "otsu", "hysteresis", "largest_component", "fill_holes")
 
 
 def _appearance(values) -> list:
@@ -93,13 +94,26 @@ def member_labels(member_probs: list[np.ndarray], manifest: pd.DataFrame, image_
 
 
 def decided_labels(member_probs: list[np.ndarray], manifest: pd.DataFrame, image_ids, pipeline: dict,
-                   classes: dict):
+                   classes: dict, crf_settings: dict | None = None):
     """Per image of ``image_ids``, the class map of a decision's ``pipeline`` (:func:`decided_label`)
-    made from the members' averaged probabilities (:func:`member_means`)."""
+    made from the members' averaged probabilities (:func:`member_means`); a ``crf`` pipeline reads each
+    image's file named in ``manifest`` (its first channel column, gray: as the binary task's crf) and
+    runs the CRF at ``crf_settings`` (the decision's)."""
     from plexus.postprocess.multiclass import argmax_labels
 
-    for mean in member_means(member_probs, manifest, image_ids):
-        yield decided_label(argmax_labels(mean), pipeline, classes, mean)
+    images = _crf_images(manifest, image_ids) if pipeline.get("crf") else None
+    for k, mean in enumerate(member_means(member_probs, manifest, image_ids)):
+        image = None if images is None else images(k)
+        yield decided_label(argmax_labels(mean), pipeline, classes, mean, image, crf_settings)
+
+
+def _crf_images(manifest: pd.DataFrame, image_ids):
+    """``k -> the gray image of image_ids[k]`` (read when asked), from ``manifest``'s image column: the
+    image the crf candidate reads, as the binary task's (:func:`plexus.data.truth.image_paths`)."""
+    from plexus.data.truth import image_paths, read_gray
+
+    paths = image_paths(manifest, list(image_ids))
+    return lambda k: read_gray(paths[k])
 
 
 def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict, grid, *, grid_csv, best_json,
@@ -153,14 +167,23 @@ def tune_stage(member_oofs: dict[str, list], folds_csv, train_csv, classes: dict
     print(json.dumps(summary, indent=1))
 
 
-def decided_label(label: np.ndarray, pipeline: dict, classes: dict, prob: np.ndarray | None = None) -> np.ndarray:
+def decided_label(label: np.ndarray, pipeline: dict, classes: dict, prob: np.ndarray | None = None,
+                  image: np.ndarray | None = None, crf_settings: dict | None = None) -> np.ndarray:
     """A class map (the argmax of ``prob``, the averaged probabilities ``(K, H, W)`` at its size) at
-    a decision's ``pipeline``: each class's kept Otsu threshold or hysteresis seed level on its own
-    probability map (``otsu``, ``hysteresis_high``: :func:`plexus.postprocess.multiclass.class_thresholds`;
-    only they read ``prob``), the tuned minimum areas, then its kept largest component and filled holes
-    (``largest_only``, ``fill_holes``: :func:`plexus.postprocess.multiclass.class_steps`)."""
-    from plexus.postprocess.multiclass import class_steps, class_thresholds, remove_small
+    a decision's ``pipeline``: with ``crf``, ``prob`` replaced by the marginals of a K-label dense CRF
+    of ``prob`` and the gray ``image`` ``(H, W)`` at ``crf_settings``
+    (:func:`plexus.postprocess.multiclass.class_crf`) and ``label`` by their argmax; each class's kept
+    Otsu threshold or hysteresis seed level on its own probability map (``otsu``, ``hysteresis_high``:
+    :func:`plexus.postprocess.multiclass.class_thresholds`; only they and the crf read ``prob``), the
+    tuned minimum areas, then its kept largest component and filled holes (``largest_only``,
+    ``fill_holes``: :func:`plexus.postprocess.multiclass.class_steps`)."""
+    from plexus.postprocess.multiclass import argmax_labels, class_crf, class_steps, class_thresholds, remove_small
 
+    if pipeline.get("crf"):
+        if prob is None or image is None:
+            raise ValueError("a decision with crf needs the class probabilities and the image of each map")
+        prob = class_crf(prob, image, crf_settings)
+        label = argmax_labels(prob)
     otsu, high = bool(pipeline.get("otsu")), pipeline.get("hysteresis_high")
     if otsu or high is not None:
         if prob is None:
@@ -179,8 +202,9 @@ def min_areas_of(best, classes: dict) -> list[int]:
 
 
 def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_dir, submission_csv,
-                    suffix: str = ".png", key: str = "prob") -> None:
-    """Test label maps at each image's size (mask values of ``classes``) and the per-class run-length table."""
+                    suffix: str = ".png", key: str = "prob", crf_settings: dict | None = None) -> None:
+    """Test label maps at each image's size (mask values of ``classes``) and the per-class run-length
+    table; a ``crf`` decision reads the test images of ``test_csv`` (at ``crf_settings``)."""
     from plexus.evaluation.multiclass import class_table
     from plexus.postprocess.multiclass import rle_rows, write_label_map
 
@@ -194,7 +218,8 @@ def labelmaps_stage(member_means: list, test_csv, best_json, classes: dict, out_
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for image_id, label in zip(ids, decided_labels([r[key] for r in runs], test, ids, pipeline, classes)):
+    for image_id, label in zip(ids, decided_labels([r[key] for r in runs], test, ids, pipeline, classes,
+                                                   crf_settings)):
         write_label_map(out_dir / f"{image_id}{suffix}", label, values)
         rows += rle_rows(image_id, label, list(classes))
     atomic.write_csv(submission_csv, pd.DataFrame(rows, columns=["image_id", "class", "EncodedPixels"]))
@@ -331,9 +356,10 @@ def qualitative_stage(per_image_csv, decision_json, train_npz, oof_npzs, train_c
     data = read_npz(train_npz)
     row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
     train = read_manifest(train_csv)
-    pipeline = read_json(decision_json)["pipeline"]
+    decided = read_json(decision_json)
+    pipeline = decided["pipeline"]
     probs = member_arrays(as_members(name, oof_npzs), ids, "prob_tta" if pipeline.get("tta") else "prob")
-    preds = list(decided_labels(probs, train, ids, pipeline, classes))
+    preds = list(decided_labels(probs, train, ids, pipeline, classes, decided.get("crf_settings")))
     truths = list(_truths(train, ids, classes, ignore))
     images = [np.moveaxis(data["images"][row_of[i]], 0, -1) for i in ids]
     fig = class_figures.label_panel(images, truths, preds, ids, [float(scores[i]) for i in ids], list(picks),
@@ -362,7 +388,8 @@ class ClassesTask(Task):
         pipeline = decision["pipeline"]
         probs = member_arrays(members, list(image_ids), "prob_tta" if pipeline.get("tta") else "prob")
         matrix = self.units(settings)[1]
-        for label in decided_labels(probs, manifest, image_ids, pipeline, settings["classes"]):
+        for label in decided_labels(probs, manifest, image_ids, pipeline, settings["classes"],
+                                    decision.get("crf_settings")):
             yield matrix[:, label]
 
     def unit_values(self, settings: dict) -> list[int]:
@@ -380,6 +407,7 @@ class ClassesTask(Task):
                                     "candidates": [c for c in config["postprocess"]["candidates"]
                                                    if c in CLASS_CANDIDATES],
                                     "hysteresis_highs": [float(h) for h in config["postprocess"]["hysteresis_highs"]],
+                                    "crf": config["postprocess"]["crf"],
                                     "n_boot": config["postprocess"]["bootstrap_samples"],
                                     "seed": config["postprocess"]["seed"],
                                     "min_gain": config["postprocess"]["min_gain"]},
@@ -396,17 +424,20 @@ class ClassesTask(Task):
         }.get(stage, dict)()
 
     def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
-        """Each class against the rest (``postprocess.candidates``): its Otsu threshold (``otsu``) or a
-        hysteresis seed level (``hysteresis``, each of ``postprocess.hysteresis_highs`` above 1/K, the
-        best kept) on its own probability map, then its largest component and filled holes
-        (``largest_component``, ``fill_holes``), with the tuned minimum areas
-        (:func:`decided_label`, :func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the
-        minimum areas tuned on the other folds, as the tuning's cross-fitted score has them."""
+        """The softmax replaced by the marginals of a K-label dense CRF with the image (``crf``, first:
+        :func:`plexus.postprocess.multiclass.class_crf` at ``postprocess.crf``, on each image's file of
+        the training manifest, as the binary task's), then each class against the rest
+        (``postprocess.candidates``): its Otsu threshold (``otsu``) or a hysteresis seed level
+        (``hysteresis``, each of ``postprocess.hysteresis_highs`` above 1/K, the best kept) on its own
+        probability map, then its largest component and filled holes (``largest_component``,
+        ``fill_holes``), with the tuned minimum areas (:func:`decided_label`,
+        :func:`plexus.tasks.base.choose_map_steps`); a fold's setting is the minimum areas tuned on the
+        other folds, as the tuning's cross-fitted score has them."""
         from plexus.evaluation.multiclass import class_scores
-        from plexus.postprocess.multiclass import argmax_labels, cross_fitted_min_areas, image_records
+        from plexus.postprocess.multiclass import argmax_labels, class_crf, cross_fitted_min_areas, image_records
 
         s = job.params.settings
-        candidates = [c for c in s["candidates"] if c in UNIT_STEPS]
+        candidates = map_step_candidates(s["candidates"])
         if not candidates:
             return per_image, pipeline
         classes, n_classes = s["classes"], len(s["classes"])
@@ -418,25 +449,34 @@ class ClassesTask(Task):
         if per_image["image_id"].astype(str).tolist() != ids:
             raise ValueError(f"{job.input.per_image}: its images are not the folds' in their order")
         truths = list(_truths(train, ids, classes, s["ignore"]))
-        keep_probs = any(c in THRESHOLD_STEPS for c in candidates)  # only they read the probabilities
-        maps: dict[bool, tuple[list, list]] = {}
+        # only they read the probabilities (the crf the plain ones, the thresholds the map they cut)
+        keep_probs = any(c in THRESHOLD_STEPS or c == "crf" for c in candidates)
+        maps: dict[tuple[bool, bool], tuple[list, list]] = {}
         fold_areas: dict[bool, dict] = {}
 
-        def maps_of(tta: bool) -> tuple[list, list]:
-            """Each image's label map and (when a step reads them) its averaged probabilities."""
-            if tta not in maps:
-                means = member_means(member_arrays(member_oofs(job), ids, "prob_tta" if tta else "prob"), train, ids)
-                if keep_probs:
-                    probs = list(means)
-                    maps[tta] = [argmax_labels(p) for p in probs], probs
+        def maps_of(tta: bool, crf: bool = False) -> tuple[list, list]:
+            """Each image's label map and (when a step reads them) its averaged probabilities, or with
+            ``crf`` their CRF marginals and the argmax of those (computed once, on every image)."""
+            if (tta, crf) not in maps:
+                if crf:
+                    images = _crf_images(train, ids)
+                    marginals = [class_crf(p, images(k), s.get("crf")) for k, p in enumerate(maps_of(tta)[1])]
+                    maps[tta, crf] = [argmax_labels(m) for m in marginals], marginals
                 else:
-                    maps[tta] = [argmax_labels(p) for p in means], [None] * len(ids)
-            return maps[tta]
+                    means = member_means(member_arrays(member_oofs(job), ids, "prob_tta" if tta else "prob"), train,
+                                         ids)
+                    if keep_probs:
+                        probs = list(means)
+                        maps[tta, crf] = [argmax_labels(p) for p in probs], probs
+                    else:
+                        maps[tta, crf] = [argmax_labels(p) for p in means], [None] * len(ids)
+            return maps[tta, crf]
 
         def scores(tta: bool, areas: list[int], steps: dict, rows) -> np.ndarray:
+            # the crf is applied here once per image (maps_of): decided_label gets its marginals
             setting = {"classes": {name: {"min_area": int(a)} for name, a in zip(list(classes)[1:], areas[1:])},
-                       **steps}
-            labels, probs = maps_of(tta)
+                       **{k: v for k, v in steps.items() if k != "crf"}}
+            labels, probs = maps_of(tta, bool(steps.get("crf")))
             out = np.full(len(ids), np.nan)
             for i in rows:
                 out[i] = np.mean(class_scores(decided_label(labels[i], setting, classes, probs[i]), truths[i],
@@ -467,7 +507,7 @@ class ClassesTask(Task):
         i, o, decision = job.input, job.output, read_json(job.input.decision)
         pipeline = decision["pipeline"]
         labelmaps_stage(list(i.means), i.test, pipeline, job.params.settings["classes"], o.labelmaps, o.csv,
-                        key="prob_tta" if pipeline.get("tta") else "prob")
+                        key="prob_tta" if pipeline.get("tta") else "prob", crf_settings=decision.get("crf_settings"))
         write_submission_summary(o.csv, o.summary, decision)
 
     def summary_table(self, job) -> None:

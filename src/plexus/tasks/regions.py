@@ -14,8 +14,9 @@ nest or overlap (complete = every tumour label, core = all but edema, enhancing)
   (empty prediction on empty truth: 1), ties to the first grid point; the cross-fitted score
   scores each fold at the setting chosen on the other folds (:func:`plexus.evaluation.crossfit.
   choose_per_fold`); flip TTA is a candidate under the bootstrap rule (the base task's), then each
-  region's Otsu threshold or hysteresis seed level in place of its cutoff, its largest component and
-  its filled holes (:meth:`RegionsTask.map_candidates`).
+  region's map replaced by a two-label dense CRF of it and the image (as the binary task's), its Otsu
+  threshold or hysteresis seed level in place of its cutoff, its largest component and its filled
+  holes (:meth:`RegionsTask.map_candidates`).
 * **Outputs.** A label map per test image keeps the nesting: a pixel takes the *innermost* region
   (the one uniting the fewest labels; ties: the later in ``regions:``) whose final mask holds it,
   written as that region's 1-based index in ``regions:`` (0: none). The submission has one
@@ -47,11 +48,11 @@ from plexus.io.contracts import (
 )
 from plexus.labels import region_matrix
 from plexus.tasks.base import (
-    UNIT_STEPS,
     Figure,
     Task,
     choose_map_steps,
     figure_paths,
+    map_step_candidates,
     member_oofs,
     noise_files,
     step_variants,
@@ -61,10 +62,11 @@ from plexus.tasks.base import (
 
 METRICS = ("dice", "iou", "sensitivity", "precision")
 #: the post-processing candidates a region map tries: flip TTA, then the map steps of
-#: :data:`plexus.tasks.base.UNIT_STEPS` on each region's own map (one-vs-rest, per image): its Otsu
+#: :data:`plexus.tasks.base.UNIT_STEPS` on each region's own map (one-vs-rest, per image): the map
+#: replaced by its two-label dense-CRF marginals with the image (crf, :func:`region_crf`), its Otsu
 #: threshold instead of its tuned cutoff, or hysteresis (seeds above a level grown to its tuned
 #: cutoff), then its largest component and filled holes (the tuned minimum area is remove_small's part)
-REGION_CANDIDATES = ("tta", "otsu", "hysteresis", "largest_component", "fill_holes")
+REGION_CANDIDATES = ("tta", "crf", "otsu", "hysteresis", "largest_component", "fill_holes")
 
 
 # --------------------------------------------------------------------------- regions of a label map
@@ -163,11 +165,29 @@ def final_mask(prob: np.ndarray, cutoff: float, min_area: int, *, largest_only: 
     return mask
 
 
-def final_masks(prob: np.ndarray, cutoffs, areas, pipeline: dict | None = None) -> np.ndarray:
+def region_crf(prob: np.ndarray, image: np.ndarray, crf_settings: dict | None = None) -> np.ndarray:
+    """float32 ``(R, H, W)``: each region's map of ``prob`` ``(R, H, W)`` replaced by the foreground
+    marginals of its own two-label dense CRF with the gray ``image`` ``(H, W)``, exactly the binary
+    task's (:func:`plexus.postprocess.candidates.dense_crf` of one map) at ``crf_settings``
+    (``postprocess.crf``; :data:`~plexus.postprocess.candidates.CRF_DEFAULTS` for those not given)."""
+    from plexus.postprocess.candidates import CRF_DEFAULTS, dense_crf
+
+    settings = {**CRF_DEFAULTS, **(crf_settings or {})}
+    return np.stack([dense_crf(region, image, **settings) for region in np.asarray(prob)])
+
+
+def final_masks(prob: np.ndarray, cutoffs, areas, pipeline: dict | None = None, image: np.ndarray | None = None,
+                crf_settings: dict | None = None) -> np.ndarray:
     """``(R, H, W)``: every region's :func:`final_mask` at its cutoff and minimum area, with the steps
-    a decision's ``pipeline`` kept (``otsu``, ``hysteresis_high``, ``largest_only``, ``fill_holes``:
-    :data:`plexus.tasks.base.UNIT_STEPS`; a seed level applies to the regions whose cutoff is below it)."""
+    a decision's ``pipeline`` kept (``crf``: each region's map replaced by its CRF marginals with the
+    gray ``image`` at ``crf_settings`` first, :func:`region_crf`; ``otsu``, ``hysteresis_high``,
+    ``largest_only``, ``fill_holes``: :data:`plexus.tasks.base.UNIT_STEPS`; a seed level applies to the
+    regions whose cutoff is below it)."""
     pipeline = pipeline or {}
+    if pipeline.get("crf"):
+        if image is None:
+            raise ValueError("a decision with crf needs the image of each map")
+        prob = region_crf(prob, image, crf_settings)
     high = pipeline.get("hysteresis_high")
     steps = {"otsu": bool(pipeline.get("otsu")), "hysteresis_high": None if high is None else float(high),
              "largest_only": bool(pipeline.get("largest_only")), "fill_holes": bool(pipeline.get("fill_holes"))}
@@ -180,6 +200,15 @@ def nested_label_map(masks: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     for r in nesting_order(matrix):
         out[masks[r]] = r + 1
     return out
+
+
+def crf_images(manifest: pd.DataFrame, image_ids):
+    """``k -> the gray image of image_ids[k]`` (read when asked), from ``manifest``'s image column: the
+    image the crf candidate reads, as the binary task's (:func:`plexus.data.truth.image_paths`)."""
+    from plexus.data.truth import image_paths, read_gray
+
+    paths = image_paths(manifest, list(image_ids))
+    return lambda k: read_gray(paths[k])
 
 
 def pipeline_settings(best: dict, names) -> tuple[list[float], list[int]]:
@@ -287,9 +316,9 @@ def rater2_frame(train_csv, classes: dict, regions: dict, ignore: dict | None = 
 
 
 def labelmaps_stage(member_means: list, modes: list[str], test_csv, pipeline: dict, classes: dict, regions: dict,
-                    out_dir, submission_csv, key: str = "prob") -> None:
+                    out_dir, submission_csv, key: str = "prob", crf_settings: dict | None = None) -> None:
     """Test label maps (the innermost region per pixel, at each image's size) and one run-length row
-    per image and region."""
+    per image and region; a ``crf`` decision reads the test images of ``test_csv`` (at ``crf_settings``)."""
     from plexus.io.rle import encode
     from plexus.postprocess.multiclass import write_label_map
 
@@ -302,9 +331,11 @@ def labelmaps_stage(member_means: list, modes: list[str], test_csv, pipeline: di
     cutoffs, areas = pipeline_settings(pipeline, names)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    images = crf_images(test, ids) if pipeline.get("crf") else None
     rows = []
-    for image_id, prob in zip(ids, member_region_maps([r[key] for r in runs], modes, matrix, test, ids)):
-        masks = final_masks(prob, cutoffs, areas, pipeline)
+    for k, (image_id, prob) in enumerate(zip(ids, member_region_maps([r[key] for r in runs], modes, matrix, test,
+                                                                     ids))):
+        masks = final_masks(prob, cutoffs, areas, pipeline, None if images is None else images(k), crf_settings)
         write_label_map(out_dir / f"{image_id}.png", nested_label_map(masks, matrix), list(range(len(names) + 1)))
         rows += [{"image_id": image_id, "region": name, "EncodedPixels": encode(masks[r])}
                  for r, name in enumerate(names)]
@@ -447,6 +478,7 @@ class RegionsTask(Task):
             "postprocess": lambda: {**tune, "candidates": [c for c in postprocess["candidates"]
                                                            if c in REGION_CANDIDATES],
                                     "hysteresis_highs": [float(h) for h in postprocess["hysteresis_highs"]],
+                                    "crf": postprocess["crf"],
                                     "n_boot": postprocess["bootstrap_samples"], "seed": postprocess["seed"],
                                     "min_gain": postprocess["min_gain"]},
             "submission": lambda: common,
@@ -468,8 +500,10 @@ class RegionsTask(Task):
         cutoffs, areas = pipeline_settings(pipeline, names)
         probs = member_arrays(members, list(image_ids), "prob_tta" if pipeline.get("tta") else "prob")
         modes = [settings["modes"][m] for m in members]
-        for prob in member_region_maps(probs, modes, matrix, manifest, image_ids):
-            yield final_masks(prob, cutoffs, areas, pipeline)
+        images = crf_images(manifest, image_ids) if pipeline.get("crf") else None
+        for k, prob in enumerate(member_region_maps(probs, modes, matrix, manifest, image_ids)):
+            yield final_masks(prob, cutoffs, areas, pipeline, None if images is None else images(k),
+                              decision.get("crf_settings"))
 
     def unit_values(self, settings: dict) -> list[int]:
         """Each region's 1-based index, painted from the outermost to the innermost as the 2-D label
@@ -494,7 +528,10 @@ class RegionsTask(Task):
         return errors
 
     def map_candidates(self, job, per_image, pipeline: dict, decisions: list, fold_tta: dict[int, bool]):
-        """Each region's own Otsu threshold instead of its tuned cutoff (``otsu``) or hysteresis seeded
+        """Each region's map replaced by the marginals of its two-label dense CRF with the image
+        (``crf``, first: :func:`region_crf` at ``postprocess.crf``, on each image's file of the training
+        manifest, as the binary task's), each region's own Otsu threshold instead of its tuned cutoff
+        (``otsu``) or hysteresis seeded
         above a level and grown to its tuned cutoff (``hysteresis``: each of
         ``postprocess.hysteresis_highs`` above at least one region's cutoff, the best kept; it applies to
         the regions whose cutoff is below it), then its largest component and its filled holes
@@ -505,7 +542,7 @@ class RegionsTask(Task):
         from plexus.evaluation.multiclass import class_counts, scores_from_counts
 
         s = job.params.settings
-        candidates = [c for c in s["candidates"] if c in UNIT_STEPS]
+        candidates = map_step_candidates(s["candidates"])
         levels = [float(h) for h in s.get("hysteresis_highs", ())]
         if not candidates:
             return per_image, pipeline
@@ -517,19 +554,26 @@ class RegionsTask(Task):
         labels = list(_label_truths(train, ids, s["classes"], s["ignore"]))
         truths = [region_truths(label, matrix) for label in labels]
         modes = [s["modes"][m] for m in member_oofs(job)]
-        maps: dict[bool, list] = {}
+        maps: dict[tuple[bool, bool], list] = {}
         fold_settings: dict[bool, dict] = {}
 
-        def maps_of(tta: bool) -> list:
-            if tta not in maps:
-                probs = member_arrays(member_oofs(job), ids, "prob_tta" if tta else "prob")
-                maps[tta] = list(member_region_maps(probs, modes, matrix, train, ids))
-            return maps[tta]
+        def maps_of(tta: bool, crf: bool = False) -> list:
+            """Each image's region maps, or with ``crf`` their CRF marginals (computed once, on every image)."""
+            if (tta, crf) not in maps:
+                if crf:
+                    images = crf_images(train, ids)
+                    maps[tta, crf] = [region_crf(p, images(k), s.get("crf")) for k, p in enumerate(maps_of(tta))]
+                else:
+                    probs = member_arrays(member_oofs(job), ids, "prob_tta" if tta else "prob")
+                    maps[tta, crf] = list(member_region_maps(probs, modes, matrix, train, ids))
+            return maps[tta, crf]
 
         def scores(tta: bool, setting, steps: dict, rows) -> np.ndarray:
+            # the crf is applied here once per image (maps_of): final_masks gets its marginals
+            crf, steps = bool(steps.get("crf")), {k: v for k, v in steps.items() if k != "crf"}
             out = np.full(len(ids), np.nan)
             for i in rows:
-                (truth, valid), masks = truths[i], final_masks(maps_of(tta)[i], *setting, steps)
+                (truth, valid), masks = truths[i], final_masks(maps_of(tta, crf)[i], *setting, steps)
                 counts = [class_counts((masks[r] & valid).astype(np.uint8), truth[r].astype(np.uint8), 2)[0]
                           for r in range(len(names))]
                 out[i] = float(np.mean(scores_from_counts(np.asarray(counts))["dice"]))
@@ -571,7 +615,7 @@ class RegionsTask(Task):
         pipeline = decision["pipeline"]
         modes = [s["modes"][m] for m in decision["members"]]
         labelmaps_stage(list(i.means), modes, i.test, pipeline, s["classes"], s["regions"], o.labelmaps, o.csv,
-                        key="prob_tta" if pipeline.get("tta") else "prob")
+                        key="prob_tta" if pipeline.get("tta") else "prob", crf_settings=decision.get("crf_settings"))
         write_submission_summary(o.csv, o.summary, decision)
 
     def summary_table(self, job) -> None:
@@ -681,14 +725,17 @@ class RegionsTask(Task):
         ordered = scores.index.astype(str).tolist()
         picks = dict(zip(("best", "median", "worst"), [ordered[0], ordered[len(ordered) // 2], ordered[-1]]))
         ids = list(picks.values())
-        pipeline = read_json(i.decision)["pipeline"]
+        decided = read_json(i.decision)
+        pipeline = decided["pipeline"]
         names = list(s["regions"])
         model = job.wildcards.model
         members = member_oofs(job)  # one model's, or an ensemble's members (their maps averaged)
         probs = member_arrays(members, ids, "prob_tta" if pipeline.get("tta") else "prob")
         maps, truths, matrix = self._study_maps(job, probs, ids, [s["modes"][m] for m in members])
         cutoffs, areas = pipeline_settings(pipeline, names)
-        finals = [nested_label_map(final_masks(p, cutoffs, areas, pipeline), matrix) for p in maps]
+        images = crf_images(read_manifest(i.train), ids) if pipeline.get("crf") else None
+        finals = [nested_label_map(final_masks(p, cutoffs, areas, pipeline, None if images is None else images(k),
+                                               decided.get("crf_settings")), matrix) for k, p in enumerate(maps)]
         true_maps = [nested_label_map(region_truths(t, matrix)[0], matrix) for t in truths]
         data = read_npz(i.data)
         row_of = {image_id: row for row, image_id in enumerate(data["image_id"].astype(str))}
