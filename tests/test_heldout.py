@@ -20,7 +20,7 @@ from plexus.data.importers import LayoutError, folders
 from plexus.data.sheet import SheetError
 from plexus.evaluation import heldout
 from plexus.evaluation.bootstrap import bootstrap_ci
-from plexus.stages.data import sheet_part_manifest
+from plexus.stages.data import manifest_stage
 from plexus.study import heldout as study_heldout
 from workflow_helpers import FOLDERS_TEST_STEMS as TEST_STEMS
 from workflow_helpers import copy_workdir, planned_jobs, read_config, snakemake, write_config
@@ -172,12 +172,20 @@ def _sheet_dataset(tmp_path: Path, test_mask: np.ndarray | None) -> dict:
 
 
 def _manifests(tmp_path: Path, data: dict, labelled: bool) -> dict:
-    data = {**data, "test_masks": labelled}
+    """The jobs of the workflow: the manifest of each image set (which never read the test masks),
+    then, for a labelled test set, the test_masks job."""
     out = {k: tmp_path / "m" / f"{k}.{ext}" for k, ext in
            (("sheet", "tsv"), ("train", "csv"), ("summary", "json"), ("test", "csv"), ("test_masks", "csv"))}
-    sheet_part_manifest(data, CLASSES, "train", out)
-    sheet_part_manifest(data, CLASSES, "test", out, train_csv=out["train"], summary_json=out["summary"])
+    manifest_stage(data, CLASSES, out, part="train")
+    manifest_stage(data, CLASSES, out, part="test", train_csv=out["train"], summary_json=out["summary"])
+    if labelled:
+        manifest_stage({**data, "test_masks": True}, CLASSES, out, part="test_masks", test_csv=out["test"],
+                       summary_json=out["summary"])
     return out
+
+
+def _config(data: dict, labelled: bool) -> dict:
+    return {"data": {**data, "test_masks": labelled, "synthetic": {"enabled": False}}}
 
 
 def test_a_labelled_test_set_writes_its_masks_apart_and_test_csv_as_without_them(tmp_path):
@@ -195,15 +203,35 @@ def test_a_labelled_test_set_writes_its_masks_apart_and_test_csv_as_without_them
     assert with_masks == plain["test"].read_text().replace(str(tmp_path / "without"), "")
 
 
-def test_a_test_mask_without_data_test_masks_is_an_error(tmp_path):
+def test_a_test_mask_without_data_test_masks_is_an_error_at_the_start(tmp_path):
     data = _sheet_dataset(tmp_path, np.zeros((4, 6)))
     with pytest.raises(SheetError, match=r"row 4 \(t\), column mask: a test row has a mask, but data.test_masks"):
-        _manifests(tmp_path, data, False)
+        heldout.check_test_mask_cells(_config(data, False))
+    heldout.check_test_mask_cells(_config(data, True))  # fits
 
 
 def test_data_test_masks_needs_a_mask_on_every_test_row(tmp_path):
+    data = _sheet_dataset(tmp_path, None)
     with pytest.raises(SheetError, match=r"row 4 \(t\), column mask: data.test_masks is set, so every test row"):
-        _manifests(tmp_path, _sheet_dataset(tmp_path, None), True)
+        heldout.check_test_mask_cells(_config(data, True))
+    heldout.check_test_mask_cells(_config(data, False))
+    with pytest.raises(SheetError, match=r"row 4 \(t\), column mask: data.test_masks is set, so every test row"):
+        _manifests(tmp_path, data, True)  # the test_masks job says it too
+
+
+def test_the_start_check_numbers_rows_as_the_sheet_does_and_leaves_other_problems_to_the_manifest(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "sheet.csv").write_text("image_id,split,image,mask\na,train,a.png,am.png\n\nb,test,b.png,bm.png\n"
+                                   "c,test,c.png,\nd,test,d.png,dm.png,\n")
+    config = {"data": {"format": "sheet", "raw_dir": str(raw), "sheet": "sheet.csv", "test_masks": False}}
+    with pytest.raises(SheetError) as error:
+        heldout.check_test_mask_cells(config)
+    assert [p.split(",")[0] for p in error.value.problems] == ["row 4 (b)", "row 6 (d)"]
+    (raw / "sheet.csv").write_text("no,header,here\n")
+    heldout.check_test_mask_cells(config)  # the manifest job names a bad header
+    config["data"]["format"] = "folders"
+    heldout.check_test_mask_cells(config)  # a folders layout has no cells
 
 
 @pytest.mark.parametrize("mask,problem", [
@@ -232,19 +260,47 @@ def test_the_folders_layout_reads_a_test_masks_folder(tmp_path):
     assert [Path(m).name for m in test["mask"]] == ["q1_1_mask.png", "q1_2.png"]
 
 
-def test_the_switch_adds_the_files_and_keeps_the_test_masks_out_of_the_training_fingerprint():
+def test_the_switch_adds_the_files_and_keeps_the_test_masks_in_a_record_of_their_own():
     config = {"data": {"format": "folders", "raw_dir": "raw", "sheet": "sheet.tsv", "test_masks": True,
                        "synthetic": {"enabled": False},
                        "folders": {"images": "images", "masks": "masks", "test": "test", "test_masks": "tm"}}}
-    assert runs.manifest_outputs(config, "test") == {"test": "results/manifest/test.csv",
-                                                     "test_masks": runs.TEST_MASKS}
-    assert "test_masks" not in runs.manifest_outputs(config, "train")
-    assert runs.raw_parts(config)["train"]["exclude"] == ["sheet.tsv", "test", "tm"]
-    assert runs.raw_parts(config)["test"]["folders"] == ["test", "tm"]
+    assert runs.manifest_outputs(config, "test") == {"test": "results/manifest/test.csv"}
+    assert runs.raw_parts(config) == {"train": {"folders": None, "exclude": ["sheet.tsv", "test", "tm"]},
+                                      "test": {"folders": ["test"]}}
+    assert runs.test_masks_part(config) == {"folders": ["tm"]}
     assert "results/tables/heldout.md" in runs.heldout_targets(config)
+    labelled = runs.raw_parts(config)
     config["data"]["test_masks"] = False
-    assert runs.heldout_targets(config) == [] and "test_masks" not in runs.manifest_outputs(config)
-    assert runs.raw_parts(config)["train"]["exclude"] == ["sheet.tsv", "test", "tm"]
+    assert runs.heldout_targets(config) == [] and runs.test_masks_part(config) is None
+    assert runs.raw_parts(config) == labelled  # the switch changes neither image set's record
+    assert runs.manifest_data(config) == runs.manifest_data({"data": {**config["data"], "test_masks": True}})
+
+
+def test_a_sheets_test_masks_are_in_their_own_record_and_not_the_test_images(tmp_path):
+    from plexus.data.fingerprint import part_fingerprint
+
+    mask = np.zeros((4, 6), np.uint8)
+    data = _sheet_dataset(tmp_path, mask)
+    config = _config(data, True)
+    parts, masks = runs.raw_parts(config), runs.test_masks_part(config)
+    raw = data["raw_dir"]
+    before = {name: part_fingerprint(raw, "test" if name != "train" else "train", spec)["sha256"]
+              for name, spec in (("train", parts["train"]), ("test", parts["test"]), ("masks", masks))}
+
+    def after():
+        return {name: part_fingerprint(raw, "test" if name != "train" else "train", spec)["sha256"]
+                for name, spec in (("train", parts["train"]), ("test", parts["test"]), ("masks", masks))}
+
+    _png(Path(raw) / "tm.png", np.full((4, 6), 255))  # a test mask rewritten
+    changed = after()
+    assert [k for k in before if before[k] != changed[k]] == ["masks"]
+    _png(Path(raw) / "t.png", np.full((4, 6), 9))  # a test image rewritten
+    assert [k for k in before if changed[k] != after()[k]] == ["test"]
+    # an unlabelled sheet's test record is the same as it was before the masks had their own
+    plain = _sheet_dataset(tmp_path / "plain", None)
+    spec = runs.raw_parts(_config(plain, False))["test"]
+    assert part_fingerprint(plain["raw_dir"], "test", spec) == part_fingerprint(plain["raw_dir"], "test",
+                                                                                {"sheet": spec["sheet"]})
 
 
 def test_a_task_without_a_held_out_score_is_a_config_error():
@@ -259,8 +315,9 @@ def test_a_task_without_a_held_out_score_is_a_config_error():
 
 # -- the workflow: a finished folders study gets test masks ------------------------------------------
 
-#: what labelling the test set (or editing a test mask) plans: the test side and heldout, nothing trained or decided
-HELDOUT_JOBS = sorted(["manifest_test", "preprocess", "predict", "average_folds", "submission", "heldout", "all"])
+#: what labelling the test set (or editing a test mask) plans: the test masks job and heldout; no prediction,
+#: nothing trained or decided
+HELDOUT_JOBS = sorted(["test_masks", "heldout", "all"])
 README_COMMAND = ("plexus predict --results results --ensemble main --images results/raw/folders "
                   "--masks results/raw/folders/test_masks --out applied")
 

@@ -215,17 +215,21 @@ CONVERTED_FILES = {
 }
 #: the folders written by the conversion (Snakemake directory outputs)
 CONVERTED_FOLDERS = ("labels", "targets", "images")
-#: a labelled test set's masks (``data.test_masks``), written apart by the ``manifest_test`` job: read by the
-#: ``heldout`` rule alone, never by a training, tuning or decision job
+#: a labelled test set's masks (``data.test_masks``), checked and written by a job of their own
+#: (``test_masks``): read by the ``heldout`` rule alone, never by a prediction, training, tuning or
+#: decision job; so labelling a test set, or editing a test mask, reruns no prediction
 TEST_MASKS = "results/manifest/test_masks.csv"
+#: the raw fingerprint of the test masks (:func:`test_masks_part`)
+TEST_MASKS_FINGERPRINT = "results/manifest/raw_fingerprint/test_masks.json"
 #: the raw folders of each image set, by the formats that keep them apart by folder
 PART_FOLDERS = {"kaggle_nerve": {"train": "train", "test": "test"},
                 "dsb2018": {"train": "stage1_train", "test": "stage1_test"}}
 
 
-def train_data(config: dict) -> dict:
-    """The data section as the training manifest reads it: without the test masks' keys, so that
-    labelling the test set (``data.test_masks``) never reruns the training side."""
+def manifest_data(config: dict) -> dict:
+    """The data section as the manifest jobs of both image sets read it: without the test masks'
+    keys, so that labelling the test set (``data.test_masks``) reruns neither (only the
+    ``test_masks`` job reads them)."""
     data = {k: v for k, v in config["data"].items() if k != "test_masks"}
     return data | {"folders": {k: v for k, v in data["folders"].items() if k != "test_masks"}}
 
@@ -248,7 +252,8 @@ def raw_parts(config: dict) -> dict[str, dict]:
     ``kaggle_nerve``, ``dsb2018``: its folder (``train/``, ``test/``; ``stage1_train/``,
     ``stage1_test/``). ``folders``: the test folder, and for training everything else under
     ``raw_dir`` (images, masks, class or case folders; a sheet lying there is left out). ``sheet``:
-    the sheet's rows of the set and the files they name.
+    the sheet's rows of the set and the files they name. A test mask is in neither: the test masks'
+    own record covers it (:func:`test_masks_part`).
     """
     from pathlib import Path
 
@@ -263,18 +268,37 @@ def raw_parts(config: dict) -> dict[str, dict]:
         if layout == "brats":  # a case's folder says its set by its seg file: the whole tree for both
             return {part: {"folders": None} for part in PARTS}
         return {part: {"sheet": sheet} for part in PARTS}
-    if data["format"] == "sheet":
-        return {part: {"sheet": sheet} for part in PARTS}
-    test = data["folders"]["test"]
-    test = Path(test).as_posix().strip("/") if test else None
-    # the test masks folder (data.test_masks) is the test set's: never in the training fingerprint
-    masks = data["folders"].get("test_masks")
-    masks = Path(masks).as_posix().strip("/") if masks and test else None
+    if data["format"] == "sheet":  # the test rows' mask cells are the test masks' record's
+        return {"train": {"sheet": sheet}, "test": {"sheet": sheet, "blank": ["mask"]}}
+    test, masks = _test_folders(config)
     raw = Path(raw_dir(config))
     in_raw = [Path(sheet).relative_to(raw).as_posix()] if Path(sheet).is_relative_to(raw) else []
     tests = [test] if test else []
+    # the test masks folder (data.test_masks) is in neither set's record: in its own
     return {"train": {"folders": None, "exclude": in_raw + tests + ([masks] if masks else [])},
-            "test": {"folders": tests + ([masks] if masks and data.get("test_masks") else [])}}
+            "test": {"folders": tests}}
+
+
+def _test_folders(config: dict) -> tuple[str | None, str | None]:
+    """A ``folders`` layout's test images folder and test masks folder (relative, or None)."""
+    from pathlib import Path
+
+    folders = config["data"]["folders"]
+    test = Path(folders["test"]).as_posix().strip("/") if folders["test"] else None
+    masks = folders.get("test_masks")
+    return test, (Path(masks).as_posix().strip("/") if masks and test else None)
+
+
+def test_masks_part(config: dict) -> dict | None:
+    """What the test masks' raw fingerprint covers (:data:`TEST_MASKS_FINGERPRINT`) for a labelled
+    test set (``data.test_masks``), else None: format ``folders``, the test masks folder; ``sheet``,
+    the ids and mask cells of the test rows and the masks they name."""
+    data = config["data"]
+    if not data.get("test_masks"):
+        return None
+    if data["format"] == "sheet":
+        return {"sheet": sheet_path(config), "split": "test", "only": ["image_id", "mask"]}
+    return {"folders": [_test_folders(config)[1]]}
 
 
 def manifest_outputs(config: dict, part: str | None = None) -> dict[str, str]:
@@ -282,8 +306,6 @@ def manifest_outputs(config: dict, part: str | None = None) -> dict[str, str]:
     what the manifest job of that image set writes (``test``: test.csv; ``train``: the rest)."""
     files = {"train": "results/manifest/train.csv", "test": "results/manifest/test.csv",
              "summary": "results/manifest/summary.json", **MANIFEST_FILES[config["data"]["format"]]}
-    if config["data"].get("test_masks"):
-        files["test_masks"] = TEST_MASKS
     if part is None:
         return files
     return {k: v for k, v in files.items() if k.startswith("test") == (part == "test")}
@@ -320,7 +342,7 @@ def conversion_settings(config: dict, part: str) -> dict:
     and the background class's label value."""
     if config["data"]["format"] == "dsb2018":
         return {k: config["instances"][k] for k in ("group", "boundary")}
-    data = train_data(config) if part == "train" else config["data"]
+    data = manifest_data(config) if part == "train" else config["data"]
     return {"data": data, "background": next(iter(config["classes"].values()))}
 
 

@@ -13,6 +13,7 @@ from plexus.codehash import code_version, task_code_version
 from plexus.config import ignored_classes, learnt_classes, validate_config
 from plexus.config_checks import check_config
 from plexus.data.fingerprint import refresh_part as refresh_fingerprint
+from plexus.evaluation.heldout import check_test_mask_cells
 from plexus.tasks import load_task, task_module, task_of
 
 validate_config(config)
@@ -100,6 +101,12 @@ RAW_PARTS = runs.raw_parts(config)
 if workflow.is_main_process:
     for _part, _record in runs.RAW_FINGERPRINTS.items():
         refresh_fingerprint(RAW, _part, RAW_PARTS[_part], _record)
+    if runs.test_masks_part(config):
+        refresh_fingerprint(
+            RAW, "test_masks", runs.test_masks_part(config), runs.TEST_MASKS_FINGERPRINT
+        )
+    # a sheet's test rows have masks exactly when data.test_masks says so: checked before any job
+    check_test_mask_cells(config)
 
 
 def synthetic_settings():

@@ -1,7 +1,8 @@
 # Raw data -> validated manifest -> arrays at each input size, for every data format
 # (plexus.stages.data); the subject-grouped folds are in folds.smk. Each image set (train,
 # test) has its own raw fingerprint, manifest job and arrays: a change to the test images
-# reruns manifest_test and preprocess of part test only, never what the training side reads.
+# reruns manifest_test and preprocess of part test only, never what the training side reads;
+# a labelled test set's masks have their own too (test_masks), read by the heldout rule alone.
 
 
 if config["data"]["synthetic"]["enabled"]:
@@ -104,7 +105,7 @@ rule manifest:
         mem_mb=light_mem_mb,
     params:
         part="train",
-        data=runs.train_data(config),
+        data=runs.manifest_data(config),
         classes=CLASSES,
         ignore=IGNORE,
         code=script_code("manifest"),
@@ -133,12 +134,44 @@ rule manifest_test:
         mem_mb=light_mem_mb,
     params:
         part="test",
-        data=config["data"],
+        data=runs.manifest_data(config),
         classes=CLASSES,
         ignore=IGNORE,
         code=script_code("manifest"),
     script:
         "../scripts/manifest.py"
+
+
+if config["data"]["test_masks"]:
+
+    # a labelled test set's masks, checked and written apart; their own raw fingerprint, so labelling
+    # the test set or editing a test mask reruns this job and heldout, never a prediction
+    rule test_masks:
+        input:
+            dataset=runs.dataset_inputs(config, "test"),
+            fingerprint=runs.TEST_MASKS_FINGERPRINT,
+            test="results/manifest/test.csv",
+            summary="results/manifest/summary.json",
+        output:
+            test_masks=runs.TEST_MASKS,
+        log:
+            "results/logs/test_masks.log",
+        benchmark:
+            "results/benchmarks/test_masks.tsv"
+        conda:
+            "../../envs/plexus.yaml"
+        threads: 2
+        resources:
+            runtime=light_runtime,
+            mem_mb=light_mem_mb,
+        params:
+            part="test_masks",
+            data=config["data"],
+            classes=CLASSES,
+            ignore=IGNORE,
+            code=script_code("manifest"),
+        script:
+            "../scripts/manifest.py"
 
 
 # one image set's arrays at one input size (the test images: no masks, no class settings)

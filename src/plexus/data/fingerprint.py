@@ -116,8 +116,12 @@ def tree_listing(raw_dir: str | os.PathLike, folders: list[str] | None = None,
     return sorted(rows)
 
 
-def sheet_listing(sheet: str | os.PathLike, split: str) -> list[list]:
+def sheet_listing(sheet: str | os.PathLike, split: str, blank: tuple[str, ...] = (),
+                  only: tuple[str, ...] | None = None) -> list[list]:
     """The rows of a sample sheet that belong to the image set ``split`` and the files they name.
+
+    ``blank``: columns whose cells count as empty (the test rows' masks, which a labelled test set's
+    own record covers); ``only``: the columns that count, every other cell blank.
 
     ``split`` ``test``: the header and the rows whose ``split`` cell is ``test``; ``train``: the
     header and every other row (a row with a wrong split is the training side's error). Then
@@ -145,7 +149,8 @@ def sheet_listing(sheet: str | os.PathLike, split: str) -> list[list]:
         is_test = len(record) > column and record[column] == "test"
         return is_test == (split == "test")
 
-    rows = [r for r in body if in_part(r)]
+    dropped = {i for i, name in enumerate(header) if name in blank or (only is not None and name not in only)}
+    rows = [[("" if i in dropped else cell) for i, cell in enumerate(r)] for r in body if in_part(r)]
     files = set()
     for record in rows:
         for name, cell in zip(header, record):
@@ -169,10 +174,12 @@ def sheet_listing(sheet: str | os.PathLike, split: str) -> list[list]:
 
 def part_fingerprint(raw_dir: str | os.PathLike, part: str, spec: dict) -> dict:
     """``{"raw_dir", "part", "files", "sha256"}`` of one image set, by its ``spec``
-    (:func:`plexus.runs.raw_parts`): ``{"sheet": path}`` (its rows of ``part``) or
+    (:func:`plexus.runs.raw_parts`): ``{"sheet": path}`` (its rows of ``part``, or of ``split``; the
+    cells of ``blank`` columns, or of all but the ``only`` ones, left out: :func:`sheet_listing`) or
     ``{"folders": [...] | None, "exclude": [...]}`` (files under ``raw_dir``)."""
     if "sheet" in spec:
-        rows = sheet_listing(spec["sheet"], part)
+        rows = sheet_listing(spec["sheet"], spec.get("split", part), tuple(spec.get("blank", ())),
+                             None if spec.get("only") is None else tuple(spec["only"]))
         files = sum(1 for row in rows if len(row) == 3)
     else:
         rows = tree_listing(raw_dir, spec.get("folders"), tuple(spec.get("exclude", ())))

@@ -1,10 +1,13 @@
 """A labelled test set scored: each model's and ensemble's held-out score beside its cross-fitted estimate.
 
-The test masks (``data.test_masks``) are checked by the ``manifest_test`` job like training masks
-(size against the image, values in ``classes``) and written apart, to
-``results/manifest/test_masks.csv`` (:func:`split_test_masks`): ``test.csv`` stays as it is without
-masks, so the test arrays, predictions and submission never see them, and no training, tuning or
-decision job reads that file. Only the ``heldout`` rule (and ``plexus predict --masks``) does.
+The test masks (``data.test_masks``) are checked by a job of their own, ``test_masks``, like training
+masks (size against the image, values in ``classes``) and written apart, to
+``results/manifest/test_masks.csv`` (:func:`split_test_masks`); their raw fingerprint is their own
+too. ``test.csv`` is the same with or without them, so the test arrays, predictions and submission
+never see them, labelling a test set (or editing a test mask) reruns no prediction, and no training,
+tuning or decision job reads that file. Only the ``heldout`` rule (and ``plexus predict --masks``)
+does. A sheet's test rows have mask cells exactly when ``data.test_masks`` is set: checked when the
+workflow starts (:func:`check_test_mask_cells`).
 
 A held-out score is the study's own per-image score of what it submits: the label maps (or decided
 masks) that the task's ``submission`` stage writes with the kept decision, against the test masks,
@@ -73,6 +76,39 @@ def test_mask_problems(rows: pd.DataFrame, labels: list[str], labelled: bool) ->
     return [f"{label}, column mask: a test row has a mask, but data.test_masks is false (set data.test_masks: "
             "true to score the test set against its masks, which never enter training or any decision)"
             for label, ok in zip(labels, has) if ok]
+
+
+def check_test_mask_cells(config: dict) -> None:
+    """A ``sheet`` dataset's test rows against ``data.test_masks``, at the workflow's start, before any
+    job: :class:`plexus.data.sheet.SheetError` naming every test row whose mask cell does not fit it
+    (:func:`test_mask_problems`). Only the cells are read; the ``test_masks`` job checks the masks
+    themselves. A sheet that is missing or cannot be read is left to the manifest jobs to report."""
+    from plexus.data.sheet import SheetError, _records, _row_label
+    from plexus.runs import sheet_path
+
+    if config["data"]["format"] != "sheet":
+        return
+    path = Path(sheet_path(config))
+    try:
+        records = _records(path)
+    except (OSError, ValueError):
+        return
+    header = records[0] if records else []
+    if not {"image_id", "split"} <= set(header):
+        return
+    column = {name: i for i, name in enumerate(header)}
+    cell = lambda record, name: record[column[name]] if name in column and column[name] < len(record) else ""  # noqa: E731
+    numbers, ids, masks = [], [], []
+    for number, record in enumerate(records[1:], start=2):  # sheet rows as the sheet's own errors count them
+        if any(record) and cell(record, "split") == "test":
+            numbers.append(number)
+            ids.append(cell(record, "image_id"))
+            masks.append(cell(record, "mask"))
+    rows = pd.DataFrame({"mask": masks}, dtype=str)
+    labels = [_row_label(n, i) for n, i in zip(numbers, ids)]
+    problems = test_mask_problems(rows, labels, bool(config["data"].get("test_masks")))
+    if problems:
+        raise SheetError(problems, path)
 
 
 def split_test_masks(manifest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -36,7 +36,7 @@ TRAIN_SLICE = "train_slice"
 
 
 def manifest_stage(data: dict, classes: dict, outputs, *, part: str | None = None, inputs=(), threads: int = 2,
-                   ignore: dict | None = None, train_csv=None, summary_json=None) -> None:
+                   ignore: dict | None = None, train_csv=None, summary_json=None, test_csv=None) -> None:
     """The manifest of ``data`` (the config's data section), for every format alike.
 
     ``part`` ``None``: both image sets, ``outputs`` has ``train``, ``test``, ``summary`` and the
@@ -44,7 +44,8 @@ def manifest_stage(data: dict, classes: dict, outputs, *, part: str | None = Non
     reading that set's files only: ``train`` writes all but ``test`` (the summary describes the
     training images alone); ``test`` writes ``test`` and checks it against the training side
     (``train_csv``: no id of both; ``summary_json``: each channel column's depth). ``inputs``: the
-    rule's dataset inputs (formats dsb2018, volumes: that set's converted sheet first).
+    rule's dataset inputs (formats dsb2018, volumes: that set's converted sheet first). ``test_masks``:
+    a labelled test set's masks (:func:`test_masks_stage`, for the images of ``test_csv``).
     """
     written = list(inputs)[0] if data["format"] in CONVERTED_FORMATS else None
     if part is None:
@@ -52,8 +53,12 @@ def manifest_stage(data: dict, classes: dict, outputs, *, part: str | None = Non
         sheet_manifest(data, classes, outputs["sheet"], outputs["train"], outputs["test"], outputs["summary"],
                        threads=threads, ignore=ignore, written_sheet=written)
         return
+    if part == "test_masks":
+        test_masks_stage(data, classes, outputs["test_masks"], test_csv=test_csv, summary_json=summary_json,
+                         threads=threads, ignore=ignore)
+        return
     if part not in ("train", "test"):
-        raise ValueError(f"part must be train or test, got {part!r}")
+        raise ValueError(f"part must be train, test or test_masks, got {part!r}")
     if part == "test" and (train_csv is None or summary_json is None):
         raise ValueError("the test manifest is checked against the training side: give train_csv and summary_json")
     layout_checks(data, (part,), outputs, threads)
@@ -199,16 +204,9 @@ def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: 
         atomic.write_json(outputs["summary"], summary)
         print(json.dumps(summary, indent=1))
         return
-    from plexus.data.sheet import _row_labels
-    from plexus.evaluation.heldout import split_test_masks, test_mask_problems
-
-    rows = dataset.part_rows(sheet, "test")
-    labelled = bool(data.get("test_masks"))
-    problems = test_mask_problems(rows, _row_labels(rows), labelled)
-    if problems:
-        raise SheetError(problems, sheet.attrs.get("sheet"))
+    # a sheet's test rows may name masks (a labelled test set): the test_masks job's, never read here
+    sheet.loc[sheet["split"] == "test", "mask"] = ""
     summary = json.loads(Path(summary_json).read_text())
-    # a labelled test set: its masks are checked here as training masks are (size, values)
     test, counts = dataset.part_manifest(sheet, "test", train_depths=summary["depths"], **options)
     train_ids = {i.casefold(): i for i in read_manifest(train_csv)["image_id"]}
     clashes = [f"image_id {i!r}: a test image and the training image {train_ids[i.casefold()]!r}"
@@ -216,12 +214,36 @@ def sheet_part_manifest(data: dict, classes: dict, part: str, outputs, threads: 
     if clashes:
         raise SheetError(clashes + ["(image ids must differ across both sets, also ignoring case)"],
                          sheet.attrs.get("sheet"))
-    if labelled:  # the masks go apart: test.csv is the same as without them, and only heldout reads them
-        test, truth = split_test_masks(test)
-        atomic.write_csv(outputs["test_masks"], truth)
-        print(f"{len(truth)} test masks in {outputs['test_masks']}")
     atomic.write_csv(outputs["test"], test)
     print(json.dumps(counts, indent=1))
+
+
+def test_masks_stage(data: dict, classes: dict, test_masks_csv, *, test_csv, summary_json, threads: int = 2,
+                     ignore: dict | None = None) -> None:
+    """A labelled test set's masks (``data.test_masks``): every test row's mask checked as a training
+    mask is (there, the image's size, values in ``classes``) and written apart, to ``test_masks_csv``
+    (:data:`plexus.evaluation.heldout.TRUTH_COLUMNS`), for the images of ``test_csv`` exactly. Its own
+    job: labelling a test set or editing a test mask reruns no prediction."""
+    from plexus.data.sheet import _row_labels
+    from plexus.evaluation.heldout import split_test_masks, test_mask_problems
+
+    sheet = _read_dataset_saying_warnings({**data, "test_masks": True}, None, "test")
+    rows = dataset.part_rows(sheet, "test")
+    problems = test_mask_problems(rows, _row_labels(rows), True)
+    if problems:
+        raise SheetError(problems, sheet.attrs.get("sheet"))
+    summary = json.loads(Path(summary_json).read_text())
+    channels = data["channels"] if data["format"] == "sheet" else ["image"]
+    labelled, _ = dataset.part_manifest(
+        sheet, "test", channels=channels, classes=classes, allow_missing_channels=data["allow_missing_channels"],
+        threads=threads, ignore=ignore, color=data["color"], max_snapped=data["max_snapped_share"],
+        train_depths=summary["depths"])
+    expected = read_manifest(test_csv)["image_id"].tolist()
+    if labelled["image_id"].tolist() != expected:  # both read the same rows: a change between the two jobs
+        raise ValueError(f"{test_csv}: its images are not the test rows read now; rerun manifest_test")
+    _, truth = split_test_masks(labelled)
+    atomic.write_csv(test_masks_csv, truth)
+    print(f"{len(truth)} test masks in {test_masks_csv}")
 
 
 def sheet_arrays(train_csv, test_csv, summary_json, classes: dict, size, train_npz, test_npz,
