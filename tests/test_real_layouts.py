@@ -26,8 +26,7 @@ from plexus.io.contracts import read_folds, read_manifest, read_npz, read_table
 from plexus.io.images import ImageError, read_image, read_mask
 from plexus.labels import IGNORE_LABEL
 from plexus.postprocess.multiclass import write_label_map
-from plexus.stages.data import folds_stage
-from plexus.stages.data import sheet_arrays as preprocess_stage
+from plexus.stages.data import folds_stage, preprocess_stage
 from plexus.stages.data import sheet_manifest as manifest_stage
 
 RNG = np.random.default_rng(3)
@@ -79,8 +78,10 @@ def _stages(tmp_path, data, classes, *, ignore=None, n_folds=2, stratify=None, s
     manifest_stage(data, classes, out / "sheet.tsv", out / "train.csv", out / "test.csv", out / "summary.json",
                    threads=1, ignore=ignore)
     folds_stage(out / "train.csv", out / "folds.csv", n_folds, 0, stratify)
-    preprocess_stage(out / "train.csv", out / "test.csv", out / "summary.json", classes, size, out / "train.npz",
-                     out / "test.npz", threads=1, ignore=ignore)
+    for part in ("train", "test"):
+        preprocess_stage(part, out / f"{part}.csv", out / "summary.json", size, out / f"{part}.npz",
+                         classes=classes if part == "train" else None, ignore=ignore if part == "train" else None,
+                         threads=1)
     return (read_manifest(out / "train.csv"), read_folds(out / "folds.csv"), read_npz(out / "train.npz"),
             json.loads((out / "summary.json").read_text()))
 

@@ -246,28 +246,6 @@ def test_masks_stage(data: dict, classes: dict, test_masks_csv, *, test_csv, sum
     print(f"{len(truth)} test masks in {test_masks_csv}")
 
 
-def sheet_arrays(train_csv, test_csv, summary_json, classes: dict, size, train_npz, test_npz,
-                 threads: int = 2, ignore: dict | None = None, regions: dict | None = None) -> None:
-    """Arrays of the train and test images at ``size`` (``HxW``): see :func:`plexus.data.dataset.load_arrays`;
-    with ``regions`` (task regions), also ``regions`` ``(R, K)`` bool and ``region_names``, which a
-    model trained on the regions reads (:func:`plexus.labels.region_matrix`)."""
-    from plexus.data.resize import parse_size
-
-    size = parse_size(size)
-    summary = json.loads(Path(summary_json).read_text())
-    depths = {column: summary["depths"][column] for column in summary["channels"]}  # the sheet's order
-    train = read_manifest(train_csv)
-    test = read_manifest(test_csv)
-    arrays = dataset.load_arrays(train, depths=depths, size=size, classes=classes, threads=threads, ignore=ignore)
-    if regions:
-        arrays["regions"] = region_matrix(regions, classes)
-        arrays["region_names"] = np.asarray(list(regions), dtype=str)
-    atomic.write_npz(train_npz, **arrays)
-    atomic.write_npz(test_npz, **dataset.load_arrays(test, depths=depths, size=size, threads=threads))
-
-
-
-
 def synthesize_stage(kind: str, raw_dir, settings: dict, fingerprints: dict, threads: int = 2) -> None:
     """The embedded synthetic dataset of ``kind`` in ``raw_dir`` (in its data format's layout) and
     the raw fingerprint of each image set that its manifest job compares the folder with:
