@@ -108,9 +108,9 @@ def test_class_table_has_the_all_background_baseline_and_tuning_is_per_class(mul
 
 
 def test_the_class_map_candidates_are_tried_and_the_labelmaps_apply_what_was_kept(multiclass_run):
-    """tta, then each class's Otsu threshold or hysteresis (tried when Otsu was refused), largest
-    component and filled holes, each decided under the bootstrap rule; the submitted label maps are
-    the decision's: recomputed here from the test means."""
+    """tta, then the K-label dense CRF, each class's Otsu threshold or hysteresis (tried when Otsu was
+    refused), largest component and filled holes, each decided under the bootstrap rule; the submitted
+    label maps are the decision's: recomputed here from the test means."""
     from plexus.tasks.classes import decided_labels
 
     results = multiclass_run / "results"
@@ -118,7 +118,9 @@ def test_the_class_map_candidates_are_tried_and_the_labelmaps_apply_what_was_kep
     decided = json.loads((results / "postprocess/main.json").read_text())
     kept = dict(zip(decisions["candidate"], decisions["kept"]))
     hysteresis = [] if kept["otsu"] else ["hysteresis"]  # the default levels 0.7, 0.8, 0.9, all above 1/3
-    assert decisions["candidate"].tolist() == ["tta", "otsu", *hysteresis, "largest_component", "fill_holes"]
+    assert decisions["candidate"].tolist() == ["tta", "crf", "otsu", *hysteresis, "largest_component", "fill_holes"]
+    assert decided["pipeline"]["crf"] == kept["crf"]
+    assert (decided["crf_settings"] is not None) == kept["crf"]
     assert decided["pipeline"]["otsu"] == kept["otsu"]
     assert (decided["pipeline"]["hysteresis_high"] is not None) == bool(kept.get("hysteresis"))
     assert decided["pipeline"]["largest_only"] == kept["largest_component"]
@@ -128,7 +130,8 @@ def test_the_class_map_candidates_are_tried_and_the_labelmaps_apply_what_was_kep
     key = "prob_tta" if decided["pipeline"]["tta"] else "prob"
     means = [np.load(results / f"test_probs/{m}/mean.npz") for m in decided["members"]]
     ids = means[0]["image_id"].astype(str)
-    for image_id, label in zip(ids, decided_labels([m[key] for m in means], test, ids, decided["pipeline"], classes)):
+    for image_id, label in zip(ids, decided_labels([m[key] for m in means], test, ids, decided["pipeline"], classes,
+                                                                decided["crf_settings"])):
         expected = np.asarray([0, 128, 255], np.uint8)[label]
         np.testing.assert_array_equal(np.asarray(Image.open(results / f"labelmaps/main/{image_id}.png")), expected)
 

@@ -90,13 +90,15 @@ def test_decision_record_and_studies(regions_run):
     results = regions_run / "results"
     decision = json.loads((results / "postprocess/main.json").read_text())
     assert set(decision["pipeline"]["regions"]) == set(REGIONS)
-    # flip TTA, then each region's Otsu threshold or hysteresis (the default seed levels 0.7, 0.8, 0.9:
-    # tried when Otsu was refused and a level is above a region's cutoff), its largest component and
-    # filled holes, each under the keep rule
+    # flip TTA, then each region's dense CRF, its Otsu threshold or hysteresis (the default seed levels
+    # 0.7, 0.8, 0.9: tried when Otsu was refused and a level is above a region's cutoff), its largest
+    # component and filled holes, each under the keep rule
     kept = {d["candidate"]: d["kept"] for d in decision["decisions"]}
     cutoffs = [region["cutoff"] for region in decision["pipeline"]["regions"].values()]
     hysteresis = ["hysteresis"] if not kept["otsu"] and min(cutoffs) < 0.9 else []
-    assert list(kept) == ["tta", "otsu", *hysteresis, "largest_component", "fill_holes"]
+    assert list(kept) == ["tta", "crf", "otsu", *hysteresis, "largest_component", "fill_holes"]
+    assert decision["pipeline"]["crf"] == kept["crf"]
+    assert (decision["crf_settings"] is not None) == kept["crf"]
     assert decision["pipeline"]["otsu"] == kept["otsu"]
     chosen = {d["candidate"]: d["setting"] for d in decision["decisions"]}.get("hysteresis", {})
     assert decision["pipeline"]["hysteresis_high"] == (chosen["hysteresis_high"] if kept.get("hysteresis") else None)
