@@ -32,15 +32,17 @@ lint: install
 	$(BIN)/snakefmt --check Snakefile workflow/
 	$(BIN)/snakemake --lint
 
-# The unit tests on both cores (pytest-xdist, each file on one worker); the workflow tests one at a
-# time, as each snakemake run already uses both.
+# The unit tests on both cores (pytest-xdist, each file on one worker).
 unit: install
 	$(BIN)/pytest -q -ra -n $(CORES) --dist loadfile -m "not workflow and not slurm"
 
+# The workflow tests on both cores too: a snakemake run leaves a core idle for much of its time
+# (one job at the head of its DAG, a dry run, Python starting); each worker takes whole groups
+# (tests/conftest.py: the modules that share a finished study are one group).
 # The real-SLURM tests run last: once Debian's slurm-client is installed, every snakemake
 # start asks the controller (via the slurm plugin) and waits ~9 s when it is stopped.
 test: lint unit
-	$(BIN)/pytest -q -ra --durations=25 -m "workflow and not slurm"
+	$(BIN)/pytest -q -ra --durations=25 -n $(CORES) --dist loadgroup -m "workflow and not slurm"
 	$(BIN)/pytest -q -ra -m slurm
 
 clean:

@@ -260,11 +260,16 @@ MEM="$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$NODE_LINE")"
 REAL_MEM=$((MEM - MEM / 20 - 256))
 NODE_LINE="$(sed "s/RealMemory=[0-9]*/RealMemory=$REAL_MEM/" <<<"$NODE_LINE")"
 
-# Fake GPU: a char device cloned from /dev/null (a regular file is rejected;
-# without File= the node becomes INVAL).  slurmd hands it to jobs that ask
-# for a GPU and sets CUDA_VISIBLE_DEVICES for them.
-GPU_DEV="$STATE_DIR/nvidia0"
-[[ -c "$GPU_DEV" ]] || { rm -f "$GPU_DEV"; mknod -m 666 "$GPU_DEV" c 1 3; }
+# Fake GPUs: char devices cloned from /dev/null (a regular file is rejected;
+# without File= the node becomes INVAL).  slurmd hands one to each job that asks
+# for a GPU and sets CUDA_VISIBLE_DEVICES for it.  Two, so that two one-CPU GPU
+# jobs (the folds' trainings) run at once on a two-CPU node, as on a real site.
+GPUS=2
+for ((i = 0; i < GPUS; i++)); do
+    dev="$STATE_DIR/nvidia$i"
+    [[ -c "$dev" ]] || { rm -f "$dev"; mknod -m 666 "$dev" c 1 3; }
+done
+GPU_DEV="$STATE_DIR/nvidia[0-$((GPUS - 1))]"
 
 cat >"$CONF_DIR/slurm.conf" <<EOF
 $MARKER
@@ -309,7 +314,7 @@ JobCompType=jobcomp/none
 # Keep the job comment in the accounting DB: the Snakemake slurm plugin puts the
 # rule (and wildcards) there, so sacct -o JobID,Comment tells which rule a job ran.
 AccountingStoreFlags=job_comment
-$NODE_LINE NodeAddr=127.0.0.1 Gres=gpu:1 State=UNKNOWN
+$NODE_LINE NodeAddr=127.0.0.1 Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=cpu Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$NODE Default=NO MaxTime=INFINITE State=UP
 EOF
@@ -415,4 +420,4 @@ while :; do
 done
 wait_for "sacct" timeout 20 sacct -n -X -S now-1hours -o JobID
 
-log "cluster '$CLUSTER' ready: node $NODE ($(sed 's/^NodeName=[^ ]* //' <<<"$NODE_LINE")), partitions cpu (default) and gpu, 1 fake GPU"
+log "cluster '$CLUSTER' ready: node $NODE ($(sed 's/^NodeName=[^ ]* //' <<<"$NODE_LINE")), partitions cpu (default) and gpu, $GPUS fake GPUs"
