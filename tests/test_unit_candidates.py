@@ -46,6 +46,15 @@ def _fold_oofs(tmp_path, probs, folds) -> list[str]:
 # --------------------------------------------------------------------------- classes, by hand
 
 
+
+def _submission_job(tmp_path, settings: dict) -> SimpleNamespace:
+    """The submission job of one decision (``d.json``) on the test means ``mean.npz`` in ``tmp_path``."""
+    return SimpleNamespace(input=SimpleNamespace(means=[tmp_path / "mean.npz"], test=tmp_path / "test.csv",
+                                                 decision=tmp_path / "d.json"),
+                           output=SimpleNamespace(labelmaps=tmp_path / "maps", csv=tmp_path / "sub.csv",
+                                                  summary=tmp_path / "sub.json"),
+                           params=SimpleNamespace(settings=settings))
+
 def test_class_hysteresis_keeps_exactly_the_components_holding_a_seed():
     label = np.zeros((6, 9), np.uint8)
     label[1:3, 1:3] = 1  # class 1, component A: its p_1 reaches 0.9
@@ -308,11 +317,7 @@ def test_classes_keep_the_best_hysteresis_level_and_apply_it_to_the_test_label_m
     label, prob = _class_image(np.random.default_rng(5), fp_level=0.75)
     np.savez(tmp_path / "mean.npz", image_id=np.array(["t1"]), prob=prob[None].astype(np.float16))
     pd.DataFrame([{"image_id": "t1", "height": 12, "width": 14}]).to_csv(tmp_path / "test.csv", index=False)
-    sub = SimpleNamespace(input=SimpleNamespace(means=[tmp_path / "mean.npz"], test=tmp_path / "test.csv",
-                                                decision=tmp_path / "d.json"),
-                          output=SimpleNamespace(labelmaps=tmp_path / "maps", csv=tmp_path / "sub.csv",
-                                                 summary=tmp_path / "sub.json"),
-                          params=SimpleNamespace(settings={"classes": CLASSES}))
+    sub = _submission_job(tmp_path, {"classes": CLASSES})
     classes_task.TASK.submission(sub)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "maps" / "t1.png")), label)
     assert json.loads((tmp_path / "sub.json").read_text())["pipeline"]["hysteresis_high"] == 0.8
@@ -588,11 +593,7 @@ def test_classes_keep_the_crf_where_it_helps_and_apply_it_everywhere_the_decisio
     # the test label maps (submission, and so plexus predict) read the test image and apply it
     label, prob, test = _test_image(tmp_path, _crf_class_image, 5)
     assert (argmax_labels(prob) != label).sum() == 2
-    sub = SimpleNamespace(input=SimpleNamespace(means=[tmp_path / "mean.npz"], test=tmp_path / "test.csv",
-                                                decision=tmp_path / "d.json"),
-                          output=SimpleNamespace(labelmaps=tmp_path / "maps", csv=tmp_path / "sub.csv",
-                                                 summary=tmp_path / "sub.json"),
-                          params=SimpleNamespace(settings={"classes": CLASSES}))
+    sub = _submission_job(tmp_path, {"classes": CLASSES})
     classes_task.TASK.submission(sub)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "maps" / "t1.png")), label)
     assert json.loads((tmp_path / "sub.json").read_text())["pipeline"]["crf"] is True
@@ -628,11 +629,7 @@ def test_regions_keep_the_crf_where_it_helps_and_apply_it_per_region_everywhere(
     label, prob, test = _test_image(tmp_path, _crf_region_image, 7)
     plain = regions_task.final_masks(prob, [0.5, 0.5], [0, 0])
     assert not np.array_equal(plain, np.stack([label > 0, label == 2]))
-    sub = SimpleNamespace(input=SimpleNamespace(means=[tmp_path / "mean.npz"], test=tmp_path / "test.csv",
-                                                decision=tmp_path / "d.json"),
-                          output=SimpleNamespace(labelmaps=tmp_path / "maps", csv=tmp_path / "sub.csv",
-                                                 summary=tmp_path / "sub.json"),
-                          params=SimpleNamespace(settings=settings))
+    sub = _submission_job(tmp_path, settings)
     regions_task.TASK.submission(sub)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "maps" / "t1.png")), label)
     [masks] = regions_task.TASK.decided_unit_masks(settings, {"m": [tmp_path / "mean.npz"]}, test, ["t1"], decision)
