@@ -36,13 +36,12 @@ lint: install
 unit: install
 	$(BIN)/pytest -q -ra -n $(CORES) --dist loadfile -m "not workflow and not slurm"
 
-# The workflow tests on both cores too: a snakemake run leaves a core idle for much of its time
-# (one job at the head of its DAG, a dry run, Python starting); each worker takes whole groups
-# (tests/conftest.py: the modules that share a finished study are one group).
-# The real-SLURM tests run last: once Debian's slurm-client is installed, every snakemake
-# start asks the controller (via the slurm plugin) and waits ~9 s when it is stopped.
+# The workflow tests as two pytest sessions at once (tests/run_workflow_tests.sh: the modules that
+# share a finished study in one). The real-SLURM tests run last: once Debian's slurm-client is
+# installed, every snakemake start asks the controller (via the slurm plugin) and waits ~9 s when
+# it is stopped.
 test: lint unit
-	$(BIN)/pytest -q -ra --durations=25 -n $(CORES) --dist loadgroup -m "workflow and not slurm"
+	bash tests/run_workflow_tests.sh $(BIN)
 	$(BIN)/pytest -q -ra -m slurm
 
 clean:

@@ -14,22 +14,6 @@ def pytest_configure(config):
         os.environ["PLEXUS_CACHE_DIR"] = config._plexus_cache = tempfile.mkdtemp(prefix="plexus-cache-")
 
 
-#: the workflow test modules that share a session fixture (tiny_run, folders_run, multiclass_run,
-#: binary_folders_run): with ``pytest -n 2 --dist loadgroup`` (make test) they run on one worker, so
-#: each finished study is built once; every other module is a group of its own
-SHARED_STUDIES = {"test_workflow", "test_reruns", "test_predict_cli", "test_test_set_reruns", "test_heldout",
-                  "test_binary_workflow", "test_generic_workflow"}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Each workflow test's xdist group (:data:`SHARED_STUDIES`, else its module): a module's
-    module-scoped study runs once, on one worker."""
-    for item in items:
-        if item.get_closest_marker("workflow"):
-            module = item.module.__name__.rpartition(".")[2]
-            item.add_marker(pytest.mark.xdist_group("shared_studies" if module in SHARED_STUDIES else module))
-
-
 def pytest_unconfigure(config):
     if getattr(config, "_plexus_cache", None):
         shutil.rmtree(config._plexus_cache, ignore_errors=True)
