@@ -20,6 +20,7 @@ import ast
 import hashlib
 import json
 import os
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -289,8 +290,10 @@ def _keep(path: Path, kept: dict) -> None:
             kept.update({k: v for k, v in json.loads(path.read_text()).items() if k not in kept})
         except (OSError, ValueError, AttributeError):
             pass
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(kept, sort_keys=True, indent=0))
+        # a unique temporary name: the jobs of a cluster run may share this folder across nodes
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps(kept, sort_keys=True, indent=0))
         os.replace(tmp, path)
         if fresh:
             states = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
