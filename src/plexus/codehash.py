@@ -237,15 +237,10 @@ def cache_dir() -> Path | None:
 @cache
 def _stamped_package_digest(stamps: tuple[tuple[str, int, int], ...], src: str) -> str:
     digest = hashlib.sha256()
-    for path, _, _ in stamps:
-        digest.update(Path(path).relative_to(src).as_posix().encode() + b"\0")
-        digest.update(_stamped_source((path, *_stat(path))) + b"\0")
+    for stamp in stamps:
+        digest.update(Path(stamp[0]).relative_to(src).as_posix().encode() + b"\0")
+        digest.update(_stamped_source(stamp) + b"\0")
     return digest.hexdigest()
-
-
-def _stat(path: str) -> tuple[int, int]:
-    stat = Path(path).stat()
-    return stat.st_size, stat.st_mtime_ns
 
 
 def package_digest(src: str | Path) -> str:
